@@ -1,0 +1,40 @@
+#include "comm/collective_check.hpp"
+
+#include <cstdio>
+#include <limits>
+#include <string>
+
+#include "core/error.hpp"
+
+namespace dpt {
+
+void print_error(int rank, int world_size, const std::string& message) {
+  if (world_size > 1 && rank != 0)
+    std::fprintf(stderr, "dptrain: error: rank %d: %s\n", rank, message.c_str());
+  else
+    std::fprintf(stderr, "dptrain: error: %s\n", message.c_str());
+  std::fflush(stderr);
+}
+
+void run_collectively(Communicator& comm, const std::function<void()>& fn) {
+  std::string message;
+  int64_t code = 0;
+  try {
+    fn();
+  } catch (const InputError& e) {
+    message = e.what();
+    code = 2;
+  } catch (const std::exception& e) {
+    message = e.what();
+    code = 1;
+  }
+  const int64_t none = std::numeric_limits<int64_t>::max();
+  const int64_t first = comm.allreduce_min(code ? comm.rank() : none);
+  if (first == none) return;
+  int64_t worst = code;
+  comm.allreduce(&worst, 1, DataType::I64, ReduceOp::Max);
+  if (comm.rank() == first) print_error(comm.rank(), comm.size(), message);
+  throw JobError(static_cast<int>(worst == 2 ? 2 : 1));
+}
+
+}  // namespace dpt

@@ -1,0 +1,79 @@
+// Communicator: the collectives the trainer needs, behind one interface (MPI now, NCCL later).
+//
+// Collectives are started asynchronously and return a Work handle to wait on, as PyTorch's c10d
+// ProcessGroup does; the synchronous forms are start-then-wait. Every rank must call the same
+// collectives in the same order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dpt {
+
+enum class DataType { F32, F64, I32, I64, U64, Byte };
+enum class ReduceOp { Sum, Avg, Max, Min };
+
+size_t dtype_size(DataType t);
+
+class Work {
+ public:
+  virtual ~Work() = default;
+  virtual void wait() = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual std::string name() const = 0;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Rank and rank count among the processes on this node (shared-memory domain).
+  virtual int local_rank() const = 0;
+  virtual int local_size() const = 0;
+
+  // In place over count elements. Avg is defined for floating types only.
+  virtual std::unique_ptr<Work> allreduce_async(void* data, size_t count, DataType type,
+                                                ReduceOp op) = 0;
+  virtual void broadcast(void* data, size_t count, DataType type, int root) = 0;
+  // recv holds size() * count elements: rank r's contribution at r * count.
+  virtual void allgather(const void* send, void* recv, size_t count, DataType type) = 0;
+  virtual void barrier() = 0;
+  // Ends every rank of the job with this exit code; does not return.
+  [[noreturn]] virtual void abort(int exit_code) = 0;
+
+  void allreduce(void* data, size_t count, DataType type, ReduceOp op) {
+    allreduce_async(data, count, type, op)->wait();
+  }
+  double allreduce_sum(double v) {
+    allreduce(&v, 1, DataType::F64, ReduceOp::Sum);
+    return v;
+  }
+  int64_t allreduce_sum(int64_t v) {
+    allreduce(&v, 1, DataType::I64, ReduceOp::Sum);
+    return v;
+  }
+  int64_t allreduce_min(int64_t v) {
+    allreduce(&v, 1, DataType::I64, ReduceOp::Min);
+    return v;
+  }
+};
+
+// MPI must have been initialised (see MpiSession). Spans the ranks of MPI_COMM_WORLD that pass
+// the same `color` (all of them by default); tests use a color per rank for one-rank references.
+std::unique_ptr<Communicator> make_mpi_communicator(int color = 0);
+
+// Initialises MPI for the life of the object and finalises it on destruction.
+class MpiSession {
+ public:
+  MpiSession(int* argc, char*** argv);
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+  static int world_rank();
+  static std::string library_version();
+};
+
+}  // namespace dpt

@@ -1,0 +1,113 @@
+// Backend: the compute operations the layers, losses and optimizers need, on one device.
+//
+// Pointers passed to a backend point into its own memory (host memory for the CPU backend,
+// device memory for CUDA). Layers never touch that memory directly: they call these ops, so the
+// same layer code runs on every backend. Every op of a backend has a twin on the CPU backend,
+// which is the reference the parity tests compare against.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace dpt {
+
+// Geometry of a 2-D convolution over a batch in NCHW layout; weights are [out_c, in_c, kh, kw].
+struct ConvShape {
+  int n = 0, in_c = 0, in_h = 0, in_w = 0;
+  int out_c = 0, kh = 0, kw = 0, stride = 1, pad = 0;
+  int out_h() const { return (in_h + 2 * pad - kh) / stride + 1; }
+  int out_w() const { return (in_w + 2 * pad - kw) / stride + 1; }
+};
+
+// Geometry of 2-D max pooling (no padding) over a batch in NCHW layout.
+struct PoolShape {
+  int n = 0, c = 0, in_h = 0, in_w = 0, k = 2, stride = 2;
+  int out_h() const { return (in_h - k) / stride + 1; }
+  int out_w() const { return (in_w - k) / stride + 1; }
+};
+
+struct LossResult {
+  double loss_sum = 0;    // sum over the batch of -log softmax(logits)[label]
+  int64_t correct = 0;    // samples whose arg-max logit equals the label
+};
+
+struct SgdParams {
+  float lr = 0.01f, momentum = 0, weight_decay = 0;
+  bool nesterov = false;
+};
+
+struct AdamWParams {
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.01f;
+  int64_t step = 1;  // 1-based count of updates including this one (bias correction)
+};
+
+// Scalars of one AdamW update shared by every backend, so that all compute them alike.
+struct AdamWScalars {
+  float decay;       // 1 - lr * weight_decay
+  float step_size;   // lr / (1 - beta1^step)
+  float bias2_sqrt;  // sqrt(1 - beta2^step)
+};
+AdamWScalars adamw_scalars(const AdamWParams& p);
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // Memory of this backend, in bytes; alloc returns zeroed memory.
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void free(void* p) = 0;
+  virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  virtual void fill(float* p, size_t n, float value) = 0;
+  // Waits for all queued work (a no-op on the CPU).
+  virtual void synchronize() {}
+
+  // Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, with leading dimensions.
+  virtual void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
+                    int lda, const float* b, int ldb, float beta, float* c, int ldc) = 0;
+  // y[o, c, i] += bias[c] for o < outer, c < channels, i < inner.
+  virtual void add_bias(float* y, const float* bias, int outer, int channels, int inner) = 0;
+  // dbias[c] += sum over o, i of dy[o, c, i].
+  virtual void bias_grad(const float* dy, float* dbias, int outer, int channels, int inner) = 0;
+
+  virtual void relu_forward(const float* x, float* y, size_t n) = 0;
+  // dx = dy where y > 0, else 0.
+  virtual void relu_backward(const float* y, const float* dy, float* dx, size_t n) = 0;
+
+  // Inverted dropout: mask[i] = 0 or 1/(1-p) drawn from (seed, i); y = x * mask.
+  virtual void dropout_forward(const float* x, float* y, float* mask, size_t n, float p,
+                               uint64_t seed) = 0;
+  virtual void mul(const float* a, const float* b, float* out, size_t n) = 0;
+
+  virtual void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
+                              float* y) = 0;
+  // Accumulates into dw and db; writes dx when it is not null.
+  virtual void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy,
+                               float* dx, float* dw, float* db) = 0;
+
+  virtual void maxpool2d_forward(const PoolShape& s, const float* x, float* y,
+                                 int32_t* argmax) = 0;
+  virtual void maxpool2d_backward(const PoolShape& s, const float* dy, const int32_t* argmax,
+                                  float* dx) = 0;
+
+  // Softmax cross-entropy over rows of logits [batch, classes]; writes
+  // dlogits = (softmax - onehot) * grad_scale when dlogits is not null.
+  virtual LossResult softmax_cross_entropy(const float* logits, const int32_t* labels, int batch,
+                                           int classes, float grad_scale, float* dlogits) = 0;
+
+  // One optimizer update over flat buffers of n floats, in one pass (PyTorch's semantics).
+  virtual void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n,
+                          const SgdParams& p) = 0;
+  virtual void adamw_update(float* param, const float* grad, float* m, float* v, size_t n,
+                            const AdamWParams& p) = 0;
+  virtual void scale(float* p, size_t n, float factor) = 0;
+};
+
+// The CPU backend (OpenBLAS). `threads` sets the BLAS thread count for this process.
+std::unique_ptr<Backend> make_cpu_backend(int threads);
+
+}  // namespace dpt

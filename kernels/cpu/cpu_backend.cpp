@@ -1,0 +1,239 @@
+// The CPU backend: OpenBLAS for GEMM, im2col + GEMM for convolution, plain loops for the rest.
+// It is the reference every other backend is tested against.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "core/error.hpp"
+#include "kernels/backend.hpp"
+#include "kernels/cpu/im2col.hpp"
+#include "kernels/random.hpp"
+
+extern "C" void openblas_set_num_threads(int num_threads);
+
+namespace dpt {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) { openblas_set_num_threads(std::max(1, threads)); }
+
+  std::string name() const override { return "cpu"; }
+
+  void* alloc(size_t bytes) override {
+    // 64-byte alignment for vector loads; aligned_alloc needs a multiple of the alignment.
+    size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (!p) throw SystemError("out of host memory allocating " + std::to_string(bytes) + " bytes");
+    std::memset(p, 0, rounded);
+    return p;
+  }
+  void free(void* p) override { std::free(p); }
+  void copy_from_host(void* dst, const void* src, size_t bytes) override {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  void copy_to_host(void* dst, const void* src, size_t bytes) override {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    if (bytes) std::memmove(dst, src, bytes);
+  }
+  void fill(float* p, size_t n, float value) override { std::fill(p, p + n, value); }
+
+  void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+            const float* b, int ldb, float beta, float* c, int ldc) override {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+
+  void add_bias(float* y, const float* bias, int outer, int channels, int inner) override {
+    for (int o = 0; o < outer; ++o)
+      for (int c = 0; c < channels; ++c) {
+        float* row = y + (static_cast<size_t>(o) * channels + c) * inner;
+        const float v = bias[c];
+        for (int i = 0; i < inner; ++i) row[i] += v;
+      }
+  }
+
+  void bias_grad(const float* dy, float* dbias, int outer, int channels, int inner) override {
+    for (int c = 0; c < channels; ++c) {
+      float sum = 0;
+      for (int o = 0; o < outer; ++o) {
+        const float* row = dy + (static_cast<size_t>(o) * channels + c) * inner;
+        for (int i = 0; i < inner; ++i) sum += row[i];
+      }
+      dbias[c] += sum;
+    }
+  }
+
+  void relu_forward(const float* x, float* y, size_t n) override {
+    for (size_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : 0.0f;
+  }
+  void relu_backward(const float* y, const float* dy, float* dx, size_t n) override {
+    for (size_t i = 0; i < n; ++i) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+  }
+
+  void dropout_forward(const float* x, float* y, float* mask, size_t n, float p,
+                       uint64_t seed) override {
+    const float keep_scale = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < n; ++i) {
+      mask[i] = uniform_float(seed, i) < p ? 0.0f : keep_scale;
+      y[i] = x[i] * mask[i];
+    }
+  }
+  void mul(const float* a, const float* b, float* out, size_t n) override {
+    for (size_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
+  }
+
+  void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
+                      float* y) override {
+    // Per sample: col [C*kh*kw, OH*OW] = im2col(x_n); y_n [OC, OH*OW] = W [OC, C*kh*kw] * col.
+    const int ckk = s.in_c * s.kh * s.kw, ohw = s.out_h() * s.out_w();
+    col_.resize(static_cast<size_t>(ckk) * ohw);
+    const size_t in_stride = static_cast<size_t>(s.in_c) * s.in_h * s.in_w;
+    const size_t out_stride = static_cast<size_t>(s.out_c) * ohw;
+    for (int n = 0; n < s.n; ++n) {
+      im2col(s, x + n * in_stride, col_.data());
+      gemm(false, false, s.out_c, ohw, ckk, 1.0f, w, ckk, col_.data(), ohw, 0.0f,
+           y + n * out_stride, ohw);
+    }
+    if (b) add_bias(y, b, s.n, s.out_c, ohw);
+  }
+
+  void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy,
+                       float* dx, float* dw, float* db) override {
+    const int ckk = s.in_c * s.kh * s.kw, ohw = s.out_h() * s.out_w();
+    col_.resize(static_cast<size_t>(ckk) * ohw);
+    const size_t in_stride = static_cast<size_t>(s.in_c) * s.in_h * s.in_w;
+    const size_t out_stride = static_cast<size_t>(s.out_c) * ohw;
+    if (dx) std::fill(dx, dx + in_stride * s.n, 0.0f);
+    for (int n = 0; n < s.n; ++n) {
+      const float* dy_n = dy + n * out_stride;
+      im2col(s, x + n * in_stride, col_.data());
+      // dW [OC, CKK] += dy_n [OC, OHW] * col^T
+      gemm(false, true, s.out_c, ckk, ohw, 1.0f, dy_n, ohw, col_.data(), ohw, 1.0f, dw, ckk);
+      if (dx) {
+        // dcol [CKK, OHW] = W^T * dy_n, then scatter-add back into the image.
+        gemm(true, false, ckk, ohw, s.out_c, 1.0f, w, ckk, dy_n, ohw, 0.0f, col_.data(), ohw);
+        col2im(s, col_.data(), dx + n * in_stride);
+      }
+    }
+    if (db) bias_grad(dy, db, s.n, s.out_c, ohw);
+  }
+
+  void maxpool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* argmax) override {
+    const int oh = s.out_h(), ow = s.out_w();
+    for (int plane = 0; plane < s.n * s.c; ++plane) {
+      const float* xp = x + static_cast<size_t>(plane) * s.in_h * s.in_w;
+      float* yp = y + static_cast<size_t>(plane) * oh * ow;
+      int32_t* ap = argmax + static_cast<size_t>(plane) * oh * ow;
+      for (int i = 0; i < oh; ++i)
+        for (int j = 0; j < ow; ++j) {
+          float best = -std::numeric_limits<float>::infinity();
+          int32_t best_idx = (i * s.stride) * s.in_w + j * s.stride;
+          for (int di = 0; di < s.k; ++di)
+            for (int dj = 0; dj < s.k; ++dj) {
+              const int idx = (i * s.stride + di) * s.in_w + (j * s.stride + dj);
+              // NaN propagates like PyTorch: a NaN wins the window.
+              if (xp[idx] > best || std::isnan(xp[idx])) {
+                best = xp[idx];
+                best_idx = idx;
+                if (std::isnan(best)) goto done;
+              }
+            }
+        done:
+          yp[i * ow + j] = best;
+          ap[i * ow + j] = best_idx;
+        }
+    }
+  }
+
+  void maxpool2d_backward(const PoolShape& s, const float* dy, const int32_t* argmax,
+                          float* dx) override {
+    const size_t plane_in = static_cast<size_t>(s.in_h) * s.in_w;
+    const size_t plane_out = static_cast<size_t>(s.out_h()) * s.out_w();
+    std::fill(dx, dx + plane_in * s.n * s.c, 0.0f);
+    for (size_t plane = 0; plane < static_cast<size_t>(s.n) * s.c; ++plane)
+      for (size_t o = 0; o < plane_out; ++o)
+        dx[plane * plane_in + argmax[plane * plane_out + o]] += dy[plane * plane_out + o];
+  }
+
+  LossResult softmax_cross_entropy(const float* logits, const int32_t* labels, int batch,
+                                   int classes, float grad_scale, float* dlogits) override {
+    LossResult r;
+    for (int i = 0; i < batch; ++i) {
+      const float* row = logits + static_cast<size_t>(i) * classes;
+      int arg = 0;
+      for (int c = 1; c < classes; ++c)
+        if (row[c] > row[arg]) arg = c;
+      const float mx = row[arg];
+      double sum = 0;
+      for (int c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(row[c] - mx));
+      const int label = labels[i];
+      r.loss_sum += std::log(sum) - static_cast<double>(row[label] - mx);
+      r.correct += (arg == label);
+      if (dlogits) {
+        float* drow = dlogits + static_cast<size_t>(i) * classes;
+        const double inv = 1.0 / sum;
+        for (int c = 0; c < classes; ++c) {
+          const float prob = static_cast<float>(std::exp(static_cast<double>(row[c] - mx)) * inv);
+          drow[c] = (prob - (c == label ? 1.0f : 0.0f)) * grad_scale;
+        }
+      }
+    }
+    return r;
+  }
+
+  void sgd_update(float* param, const float* grad, float* buf, size_t n,
+                  const SgdParams& p) override {
+    for (size_t i = 0; i < n; ++i) {
+      float g = grad[i];
+      if (p.weight_decay != 0) g += p.weight_decay * param[i];
+      if (p.momentum != 0) {
+        buf[i] = p.momentum * buf[i] + g;
+        g = p.nesterov ? g + p.momentum * buf[i] : buf[i];
+      }
+      param[i] -= p.lr * g;
+    }
+  }
+
+  void adamw_update(float* param, const float* grad, float* m, float* v, size_t n,
+                    const AdamWParams& p) override {
+    const AdamWScalars k = adamw_scalars(p);
+    for (size_t i = 0; i < n; ++i) {
+      const float g = grad[i];
+      param[i] *= k.decay;
+      m[i] += (1.0f - p.beta1) * (g - m[i]);
+      v[i] = p.beta2 * v[i] + (1.0f - p.beta2) * g * g;
+      const float denom = std::sqrt(v[i]) / k.bias2_sqrt + p.eps;
+      param[i] -= k.step_size * m[i] / denom;
+    }
+  }
+
+  void scale(float* p, size_t n, float factor) override {
+    for (size_t i = 0; i < n; ++i) p[i] *= factor;
+  }
+
+ private:
+  std::vector<float> col_;  // im2col scratch, reused across calls
+};
+
+}  // namespace
+
+AdamWScalars adamw_scalars(const AdamWParams& p) {
+  const double bias1 = 1.0 - std::pow(static_cast<double>(p.beta1), static_cast<double>(p.step));
+  const double bias2 = 1.0 - std::pow(static_cast<double>(p.beta2), static_cast<double>(p.step));
+  return {static_cast<float>(1.0 - static_cast<double>(p.lr) * p.weight_decay),
+          static_cast<float>(p.lr / bias1), static_cast<float>(std::sqrt(bias2))};
+}
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  return std::make_unique<CpuBackend>(threads);
+}
+
+}  // namespace dpt

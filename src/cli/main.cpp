@@ -1,0 +1,219 @@
+// dptrain's command line: a thin layer over the library (Model, data readers, Communicator).
+#include <sched.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/options.hpp"
+#include "comm/collective_check.hpp"
+#include "comm/communicator.hpp"
+#include "core/error.hpp"
+#include "data/dataset.hpp"
+#include "kernels/backend.hpp"
+#include "train/callbacks.hpp"
+#include "train/model.hpp"
+
+namespace fs = std::filesystem;
+
+namespace dpt {
+namespace {
+
+constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+int usable_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// The file `stem` in `dir`, gzipped or not, whichever exists (gzipped first).
+std::string find_in_folder(const std::string& dir, const std::string& stem) {
+  for (const std::string& name : {stem + ".gz", stem})
+    if (fs::exists(fs::path(dir) / name)) return (fs::path(dir) / name).string();
+  throw InputError("--dataset " + dir + ": no " + stem + "[.gz] in that folder");
+}
+
+struct DataFiles {
+  std::string train_images, train_labels, test_images, test_labels;
+};
+
+DataFiles resolve_data_files(const TrainOptions& o) {
+  DataFiles f{o.train_images, o.train_labels, o.test_images, o.test_labels};
+  if (!f.train_images.empty() && !f.train_labels.empty() && !f.test_images.empty() &&
+      !f.test_labels.empty())
+    return f;
+  std::string dir = o.dataset;
+  if (dir == "fashion-mnist") {
+    dir = kFashionMnistDir;
+    if (!fs::is_directory(dir))
+      throw InputError("--dataset fashion-mnist: " + dir +
+                       " is missing (install Debian's dataset-fashion-mnist package)");
+  } else if (!fs::is_directory(dir)) {
+    throw InputError("--dataset " + dir +
+                     ": neither a known data set (fashion-mnist) nor a folder");
+  }
+  if (f.train_images.empty()) f.train_images = find_in_folder(dir, "train-images-idx3-ubyte");
+  if (f.train_labels.empty()) f.train_labels = find_in_folder(dir, "train-labels-idx1-ubyte");
+  if (f.test_images.empty()) f.test_images = find_in_folder(dir, "t10k-images-idx3-ubyte");
+  if (f.test_labels.empty()) f.test_labels = find_in_folder(dir, "t10k-labels-idx1-ubyte");
+  return f;
+}
+
+std::string default_run_dir() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "runs/%Y%m%d-%H%M%S", std::localtime(&t));
+  std::string dir = buf;
+  for (int i = 2; fs::exists(dir); ++i) dir = std::string(buf) + "-" + std::to_string(i);
+  return dir;
+}
+
+int run_train(const TrainOptions& o, Communicator& comm) {
+  const bool root = comm.rank() == 0;
+  const int threads = o.threads > 0 ? o.threads : std::max(1, usable_cores() / comm.local_size());
+  std::unique_ptr<Backend> backend = make_cpu_backend(threads);
+
+  DataFiles files;
+  Dataset train, test;
+  run_collectively(comm, [&] {
+    files = resolve_data_files(o);
+    train = load_dataset(files.train_images, files.train_labels);
+    test = load_dataset(files.test_images, files.test_labels);
+    if (test.sample_shape != train.sample_shape)
+      throw InputError(files.test_images + ": samples of shape differ from " +
+                       files.train_images + "'s");
+  });
+
+  std::unique_ptr<Model> model;
+  run_collectively(comm, [&] {
+    Shape input(train.sample_shape.begin(), train.sample_shape.end());
+    model = std::make_unique<Model>(Environment{comm, *backend}, o.model, input, o.seed);
+    model->check_labels(train, files.train_labels);
+    model->check_labels(test, files.test_labels);
+    if (!o.init_weights.empty()) model->load_weights(o.init_weights);
+    OptimizerConfig oc;
+    oc.name = o.optimizer;
+    oc.lr = static_cast<float>(o.lr);
+    oc.momentum = static_cast<float>(o.momentum);
+    oc.nesterov = o.nesterov;
+    oc.weight_decay = static_cast<float>(o.weight_decay);
+    model->compile(oc);
+    const int64_t shard = train.count / comm.size();
+    if (o.batch_size > shard)
+      throw InputError("option --batch-size: " + std::to_string(o.batch_size) +
+                       " is larger than a rank's shard of " + files.train_images + " (" +
+                       std::to_string(train.count) + " samples / " +
+                       std::to_string(comm.size()) + " ranks = " + std::to_string(shard) + ")");
+  });
+
+  // Only now, with every input checked, does anything get written.
+  std::string out_dir = o.out;
+  std::unique_ptr<MetricsWriter> metrics;
+  run_collectively(comm, [&] {
+    if (!root) return;
+    if (out_dir.empty()) out_dir = default_run_dir();
+    std::error_code ec;
+    fs::create_directories(out_dir, ec);
+    if (ec || !fs::is_directory(out_dir))
+      throw InputError("--out " + out_dir + ": cannot create: " + ec.message());
+    metrics = std::make_unique<MetricsWriter>(0, (fs::path(out_dir) / "metrics.jsonl").string());
+  });
+
+  if (root) {
+    std::printf("dptrain 0.1.0 | %d rank%s | backend %s, %d thread%s per rank | %s\n",
+                comm.size(), comm.size() > 1 ? "s" : "", backend->name().c_str(), threads,
+                threads > 1 ? "s" : "", MpiSession::library_version().c_str());
+    std::printf("data   %s (%lld samples), test %s (%lld samples)\n", files.train_images.c_str(),
+                static_cast<long long>(train.count), files.test_images.c_str(),
+                static_cast<long long>(test.count));
+    std::printf("model  %s\n%s\n", o.model.c_str(), model->net().summary().c_str());
+    std::printf("train  %s, batch %d per rank (global %d), %d epoch%s%s, seed %llu%s\n",
+                model->optimizer()->describe().c_str(), o.batch_size, o.batch_size * comm.size(),
+                o.epochs, o.epochs > 1 ? "s" : "",
+                o.max_steps >= 0 ? (", at most " + std::to_string(o.max_steps) + " steps").c_str()
+                                 : "",
+                static_cast<unsigned long long>(o.seed), o.no_shuffle ? ", no shuffle" : "");
+    std::printf("out    %s\n", out_dir.c_str());
+    std::fflush(stdout);
+  }
+
+  FitOptions fo;
+  fo.epochs = o.epochs;
+  fo.max_steps = o.max_steps;
+  fo.batch_size = o.batch_size;
+  fo.shuffle = !o.no_shuffle;
+  fo.seed = o.seed;
+  fo.eval_batch_size = o.eval_batch_size;
+  ProgressPrinter progress(comm.rank(), comm.size(), o.batch_size);
+  std::vector<Callback*> callbacks{&progress};
+  if (metrics) callbacks.push_back(metrics.get());
+  const std::vector<EpochMetrics> history = model->fit(train, fo, &test, callbacks);
+
+  run_collectively(comm, [&] {
+    if (root) model->save_weights((fs::path(out_dir) / "model.safetensors").string(),
+                                  {{"model", o.model}, {"format", "pt"}});
+  });
+  if (root && !history.empty()) {
+    double samples = 0, seconds = 0;
+    for (const EpochMetrics& m : history) {
+      samples += m.samples_per_second * m.train_seconds;
+      seconds += m.train_seconds;
+    }
+    const EpochMetrics& last = history.back();
+    std::printf("final test_accuracy=%.4f test_loss=%.4f samples_per_second=%.0f\n",
+                last.test ? last.test->accuracy : 0.0, last.test ? last.test->loss : 0.0,
+                seconds > 0 ? samples / seconds : 0.0);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+int run_info(Communicator& comm) {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  char line[512];
+  std::snprintf(line, sizeof(line), "rank %d/%d  local_rank %d/%d  host %s  device cpu (%d cores)  %s",
+                comm.rank(), comm.size(), comm.local_rank(), comm.local_size(), host,
+                usable_cores(), MpiSession::library_version().c_str());
+  std::vector<char> all(sizeof(line) * comm.size());
+  comm.allgather(line, all.data(), sizeof(line), DataType::Byte);
+  if (comm.rank() == 0)
+    for (int r = 0; r < comm.size(); ++r) std::printf("%s\n", all.data() + r * sizeof(line));
+  return 0;
+}
+
+}  // namespace
+}  // namespace dpt
+
+int main(int argc, char** argv) {
+  using namespace dpt;
+  MpiSession mpi(&argc, &argv);
+  const int world_rank = MpiSession::world_rank();
+  const ParsedCommand cmd = parse_command_line(argc, argv, world_rank == 0);
+  if (cmd.exit_code >= 0) return cmd.exit_code;
+
+  std::unique_ptr<Communicator> comm;
+  try {
+    comm = make_mpi_communicator();
+    switch (cmd.command) {
+      case Command::Train: return run_train(cmd.train, *comm);
+      case Command::Info: return run_info(*comm);
+      case Command::None: return 2;
+    }
+  } catch (const JobError& e) {
+    return e.exit_code();  // already reported by the rank that failed
+  } catch (const std::exception& e) {
+    // A failure on this rank alone: the others may be waiting in a collective, so end the job.
+    const int code = dynamic_cast<const InputError*>(&e) ? 2 : 1;
+    print_error(world_rank, comm ? comm->size() : 1, e.what());
+    if (comm && comm->size() > 1) comm->abort(code);
+    return code;
+  }
+  return 0;
+}

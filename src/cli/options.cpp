@@ -1,0 +1,87 @@
+#include "cli/options.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+namespace dpt {
+
+ParsedCommand parse_command_line(int argc, char** argv, bool print) {
+  ParsedCommand out;
+  TrainOptions& t = out.train;
+  CLI::App app{"dptrain: data-parallel training with MPI ranks (one per GPU, or CPU cores)",
+               "dptrain"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "dptrain 0.1.0");
+
+  CLI::App* train = app.add_subcommand("train", "Train a model on a data set");
+  train->set_config("--config", "", "Read options from a TOML file; flags on the command line win");
+  train->add_option("--dataset", t.dataset,
+                    "Data set: fashion-mnist (the Debian package's files) or a folder holding "
+                    "train/t10k images and labels IDX files")
+      ->capture_default_str();
+  train->add_option("--train-images", t.train_images, "Training images: IDX (gzipped or not) or .npy");
+  train->add_option("--train-labels", t.train_labels, "Training labels: IDX or .npy");
+  train->add_option("--test-images", t.test_images, "Test images: IDX or .npy");
+  train->add_option("--test-labels", t.test_labels, "Test labels: IDX or .npy");
+  train->add_option("--model", t.model,
+                    "Preset (mlp, cnn) or layer spec, e.g. \"conv2d(32,3,pad=1) relu "
+                    "maxpool2d(2) flatten linear(10)\"")
+      ->capture_default_str();
+  train->add_option("--device", t.device, "Where to compute: auto or cpu")
+      ->check(CLI::IsMember({"auto", "cpu"}))
+      ->capture_default_str();
+  train->add_option("--epochs", t.epochs, "Passes over the training data")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  train->add_option("--max-steps", t.max_steps, "Stop after this many optimizer steps (-1: none)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{1} << 50))
+      ->capture_default_str();
+  train->add_option("--batch-size", t.batch_size, "Samples per rank per step")
+      ->check(CLI::Range(1, 1 << 24))
+      ->capture_default_str();
+  train->add_option("--eval-batch-size", t.eval_batch_size, "Samples per evaluation batch")
+      ->check(CLI::Range(1, 1 << 24))
+      ->capture_default_str();
+  train->add_option("--lr", t.lr, "Learning rate")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  train->add_option("--optimizer", t.optimizer, "sgd or adamw")
+      ->check(CLI::IsMember({"sgd", "adamw"}))
+      ->capture_default_str();
+  train->add_option("--momentum", t.momentum, "SGD momentum")
+      ->check(CLI::Range(0.0, 0.999999))
+      ->capture_default_str();
+  train->add_flag("--nesterov", t.nesterov, "Nesterov momentum (SGD)");
+  train->add_option("--weight-decay", t.weight_decay,
+                    "Weight decay (default: 0 for sgd, 0.01 for adamw, as in PyTorch)")
+      ->check(CLI::Range(0.0, 1.0));
+  train->add_flag("--no-shuffle", t.no_shuffle, "Keep the data in file order");
+  train->add_option("--seed", t.seed, "Seed of initial weights, data order and dropout")
+      ->capture_default_str();
+  train->add_option("--threads", t.threads,
+                    "BLAS threads per rank (default: cores / ranks on this node)")
+      ->check(CLI::Range(1, 1024));
+  train->add_option("--init-weights", t.init_weights,
+                    "Start from these weights (safetensors, named as nn.Sequential names them)");
+  train->add_option("--out", t.out, "Run directory (default: runs/<timestamp>)");
+
+  CLI::App* info = app.add_subcommand("info", "Print each rank's host, rank, local rank and versions");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {  // --help, --version
+      if (print) app.exit(e);
+      out.exit_code = 0;
+      return out;
+    }
+    if (print) std::fprintf(stderr, "dptrain: error: %s\n", e.what());
+    out.exit_code = 2;
+    return out;
+  }
+  if (train->parsed()) out.command = Command::Train;
+  if (info->parsed()) out.command = Command::Info;
+  return out;
+}
+
+}  // namespace dpt

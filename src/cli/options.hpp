@@ -1,0 +1,43 @@
+// The command line: options of each subcommand, parsed by CLI11 (flags and TOML config files).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace dpt {
+
+struct TrainOptions {
+  std::string dataset = "fashion-mnist";  // a known name or a folder with the four IDX files
+  std::string train_images, train_labels, test_images, test_labels;
+  std::string model = "mlp";
+  std::string device = "auto";
+  int epochs = 1;
+  int64_t max_steps = -1;
+  int batch_size = 64;
+  int eval_batch_size = 500;
+  double lr = 0.01;
+  std::string optimizer = "sgd";
+  double momentum = 0;
+  bool nesterov = false;
+  double weight_decay = -1;  // < 0: the optimizer's default
+  bool no_shuffle = false;
+  uint64_t seed = 0;
+  int threads = 0;  // 0: cores / ranks on this node
+  std::string init_weights;
+  std::string out;  // default runs/<timestamp>
+  std::string config;
+};
+
+enum class Command { None, Train, Info };
+
+struct ParsedCommand {
+  Command command = Command::None;
+  TrainOptions train;
+  int exit_code = -1;  // >= 0: stop now with this code (help printed, or a parse error)
+};
+
+// Parses argv; on --help prints the help (on rank 0) and sets exit_code 0; on a parse error
+// prints "dptrain: error: ..." (on rank 0) and sets exit_code 2.
+ParsedCommand parse_command_line(int argc, char** argv, bool print);
+
+}  // namespace dpt

@@ -1,0 +1,47 @@
+// Layers without parameters: ReLU, Flatten, Dropout.
+#pragma once
+
+#include "kernels/device_buffer.hpp"
+#include "model/layer.hpp"
+
+namespace dpt {
+
+class ReLU final : public Layer {
+ public:
+  std::string describe() const override { return "ReLU()"; }
+  Shape setup(const Shape& input) override { return in_ = out_ = input; }
+  void forward(Backend& be, const float* x, float* y, int batch,
+               const ForwardContext& ctx) override;
+  void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
+                int batch) override;
+};
+
+class Flatten final : public Layer {
+ public:
+  std::string describe() const override { return "Flatten()"; }
+  Shape setup(const Shape& input) override;
+  bool aliases_input() const override { return true; }
+  void forward(Backend&, const float*, float*, int, const ForwardContext&) override {}
+  void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
+                int batch) override;
+};
+
+// Inverted dropout: in training, zeroes each element with probability p and scales the rest by
+// 1/(1-p); in evaluation it is the identity.
+class Dropout final : public Layer {
+ public:
+  explicit Dropout(float p) : p_(p) {}
+  std::string describe() const override;
+  Shape setup(const Shape& input) override { return in_ = out_ = input; }
+  void forward(Backend& be, const float* x, float* y, int batch,
+               const ForwardContext& ctx) override;
+  void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
+                int batch) override;
+
+ private:
+  float p_;
+  bool masked_ = false;  // whether the last forward applied a mask
+  DeviceBuffer mask_;
+};
+
+}  // namespace dpt

@@ -1,0 +1,58 @@
+#include "model/conv2d.hpp"
+
+#include <cmath>
+
+#include "core/error.hpp"
+
+namespace dpt {
+
+std::string Conv2d::describe() const {
+  return "Conv2d(" + std::to_string(in_c_) + ", " + std::to_string(out_c_) + ", kernel_size=" +
+         std::to_string(k_) + ", stride=" + std::to_string(stride_) +
+         ", padding=" + std::to_string(pad_) + ")";
+}
+
+Shape Conv2d::setup(const Shape& input) {
+  if (input.size() != 3)
+    throw InputError("model: conv2d needs [channels, height, width] input, got " +
+                     shape_str(input));
+  in_ = input;
+  in_c_ = static_cast<int>(input[0]);
+  in_h_ = static_cast<int>(input[1]);
+  in_w_ = static_cast<int>(input[2]);
+  const ConvShape s = shape(1);
+  if (s.out_h() < 1 || s.out_w() < 1)
+    throw InputError("model: conv2d kernel " + std::to_string(k_) + " does not fit input " +
+                     shape_str(input));
+  out_ = {out_c_, s.out_h(), s.out_w()};
+  return out_;
+}
+
+ConvShape Conv2d::shape(int batch) const {
+  ConvShape s;
+  s.n = batch;
+  s.in_c = in_c_;
+  s.in_h = in_h_;
+  s.in_w = in_w_;
+  s.out_c = out_c_;
+  s.kh = s.kw = k_;
+  s.stride = stride_;
+  s.pad = pad_;
+  return s;
+}
+
+std::vector<ParamSpec> Conv2d::param_specs() const {
+  const float bound = 1.0f / std::sqrt(static_cast<float>(in_c_ * k_ * k_));
+  return {{"weight", {out_c_, in_c_, k_, k_}, bound}, {"bias", {out_c_}, bound}};
+}
+
+void Conv2d::forward(Backend& be, const float* x, float* y, int batch, const ForwardContext&) {
+  be.conv2d_forward(shape(batch), x, params_[0], params_[1], y);
+}
+
+void Conv2d::backward(Backend& be, const float* x, const float*, const float* dy, float* dx,
+                      int batch) {
+  be.conv2d_backward(shape(batch), x, params_[0], dy, dx, grads_[0], grads_[1]);
+}
+
+}  // namespace dpt

@@ -1,0 +1,57 @@
+// Layer: one step of a Sequential model. Set-up fixes its shapes from the per-sample input shape;
+// its parameters are views into the model's flat buffers; forward and backward call the Backend.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.hpp"
+
+namespace dpt {
+
+using Shape = std::vector<int64_t>;  // per-sample shape, without the batch dimension
+int64_t shape_numel(const Shape& s);
+std::string shape_str(const Shape& s);
+
+struct ParamSpec {
+  std::string name;  // "weight" or "bias", as PyTorch names them
+  Shape shape;       // as PyTorch shapes them
+  float init_bound;  // initialised uniform in [-bound, bound], like PyTorch's default
+};
+
+struct ForwardContext {
+  bool training = true;
+  uint64_t seed = 0;  // random stream for this layer and step (dropout)
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  // The layer as PyTorch would print it, e.g. "Linear(784, 256)" (after set-up).
+  virtual std::string describe() const = 0;
+  // Fixes the layer's shapes from its per-sample input shape; returns the output shape.
+  // Throws InputError when the input does not fit (e.g. a conv on flat features).
+  virtual Shape setup(const Shape& input) = 0;
+  virtual std::vector<ParamSpec> param_specs() const { return {}; }
+  // Output is the input itself (Flatten): no buffer, no work.
+  virtual bool aliases_input() const { return false; }
+
+  virtual void forward(Backend& be, const float* x, float* y, int batch,
+                       const ForwardContext& ctx) = 0;
+  // Accumulates parameter gradients; writes dx unless it is null (the first layer).
+  virtual void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
+                        int batch) = 0;
+
+  // Views into the flat parameter and gradient buffers, in param_specs() order.
+  void bind(std::vector<float*> params, std::vector<float*> grads) {
+    params_ = std::move(params);
+    grads_ = std::move(grads);
+  }
+
+ protected:
+  Shape in_, out_;
+  std::vector<float*> params_, grads_;
+};
+
+}  // namespace dpt

@@ -1,0 +1,39 @@
+#include "model/linear.hpp"
+
+#include <cmath>
+
+#include "core/error.hpp"
+
+namespace dpt {
+
+std::string Linear::describe() const {
+  return "Linear(" + std::to_string(in_features_) + ", " + std::to_string(out_features_) + ")";
+}
+
+Shape Linear::setup(const Shape& input) {
+  in_ = input;
+  in_features_ = shape_numel(input);
+  out_ = {out_features_};
+  return out_;
+}
+
+std::vector<ParamSpec> Linear::param_specs() const {
+  const float bound = 1.0f / std::sqrt(static_cast<float>(in_features_));
+  return {{"weight", {out_features_, in_features_}, bound}, {"bias", {out_features_}, bound}};
+}
+
+void Linear::forward(Backend& be, const float* x, float* y, int batch, const ForwardContext&) {
+  const int in = static_cast<int>(in_features_), out = static_cast<int>(out_features_);
+  be.gemm(false, true, batch, out, in, 1.0f, x, in, params_[0], in, 0.0f, y, out);
+  be.add_bias(y, params_[1], batch, out, 1);
+}
+
+void Linear::backward(Backend& be, const float* x, const float*, const float* dy, float* dx,
+                      int batch) {
+  const int in = static_cast<int>(in_features_), out = static_cast<int>(out_features_);
+  be.gemm(true, false, out, in, batch, 1.0f, dy, out, x, in, 1.0f, grads_[0], in);
+  be.bias_grad(dy, grads_[1], batch, out, 1);
+  if (dx) be.gemm(false, false, batch, in, out, 1.0f, dy, out, params_[0], in, 0.0f, dx, in);
+}
+
+}  // namespace dpt

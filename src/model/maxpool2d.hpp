@@ -1,0 +1,25 @@
+#pragma once
+
+#include "kernels/device_buffer.hpp"
+#include "model/layer.hpp"
+
+namespace dpt {
+
+// Max pooling over k x k windows with the given stride (no padding), NCHW.
+class MaxPool2d final : public Layer {
+ public:
+  MaxPool2d(int kernel, int stride) : k_(kernel), stride_(stride) {}
+  std::string describe() const override;
+  Shape setup(const Shape& input) override;
+  void forward(Backend& be, const float* x, float* y, int batch,
+               const ForwardContext& ctx) override;
+  void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
+                int batch) override;
+
+ private:
+  PoolShape shape(int batch) const;
+  int k_, stride_;
+  DeviceBuffer argmax_;  // winner of each output window, kept for backward
+};
+
+}  // namespace dpt

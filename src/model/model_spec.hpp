@@ -1,0 +1,20 @@
+// Model spec strings: a preset name ("mlp", "cnn") or layers separated by spaces or commas, e.g.
+//   "conv2d(32,3,pad=1) relu maxpool2d(2) flatten linear(128) relu linear(10)"
+// Layers: linear(out) | conv2d(out, kernel[, stride][, pad]) | maxpool2d(kernel[, stride]) |
+//         relu | flatten | dropout([p]).  Keyword forms: stride=S, pad=P (or padding=P), p=X.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/layer.hpp"
+
+namespace dpt {
+
+// The spec string a preset stands for; the input itself when it is not a preset name.
+std::string expand_preset(const std::string& model);
+// Parses a preset or spec string. Throws InputError naming the spec and the problem.
+std::vector<std::unique_ptr<Layer>> parse_model_spec(const std::string& model);
+
+}  // namespace dpt

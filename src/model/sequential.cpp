@@ -1,0 +1,167 @@
+#include "model/sequential.hpp"
+
+#include <sstream>
+
+#include "core/error.hpp"
+#include "kernels/random.hpp"
+
+namespace dpt {
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+std::string shape_str(const Shape& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+namespace {
+constexpr size_t kAlignFloats = 64;
+size_t align_up(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+}  // namespace
+
+Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& backend,
+                       const Shape& input)
+    : backend_(backend), layers_(std::move(layers)) {
+  shapes_.push_back(input);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    shapes_.push_back(layers_[i]->setup(shapes_.back()));
+    for (const ParamSpec& p : layers_[i]->param_specs()) {
+      ParamInfo info;
+      info.name = std::to_string(i) + "." + p.name;
+      info.shape = p.shape;
+      info.numel = static_cast<size_t>(shape_numel(p.shape));
+      info.offset = flat_size_;
+      info.layer = static_cast<int>(i);
+      info.init_bound = p.init_bound;
+      flat_size_ = align_up(flat_size_ + info.numel);
+      info_.push_back(info);
+    }
+  }
+  if (shapes_.back().size() != 1)
+    throw InputError("model: the last layer must give flat outputs, got " +
+                     shape_str(shapes_.back()) + " (add flatten and linear)");
+  params_.resize(backend_, sizeof(float) * std::max<size_t>(flat_size_, 1));
+  grads_.resize(backend_, sizeof(float) * std::max<size_t>(flat_size_, 1));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    std::vector<float*> p, g;
+    for (const ParamInfo& info : info_)
+      if (info.layer == static_cast<int>(i)) {
+        p.push_back(params_.data() + info.offset);
+        g.push_back(grads_.data() + info.offset);
+      }
+    layers_[i]->bind(std::move(p), std::move(g));
+  }
+}
+
+size_t Sequential::num_params() const {
+  size_t n = 0;
+  for (const ParamInfo& p : info_) n += p.numel;
+  return n;
+}
+
+void Sequential::init_params(uint64_t seed) {
+  std::vector<float> host(flat_size_, 0.0f);
+  for (size_t t = 0; t < info_.size(); ++t) {
+    const ParamInfo& p = info_[t];
+    const uint64_t stream = mix64(seed ^ (0x5851f42d4c957f2dULL * (t + 1)));
+    for (size_t i = 0; i < p.numel; ++i)
+      host[p.offset + i] = (2.0f * uniform_float(stream, i) - 1.0f) * p.init_bound;
+  }
+  params_from_host(host);
+}
+
+void Sequential::reshape(int batch) {
+  if (batch == batch_) return;
+  batch_ = batch;
+  const size_t n = layers_.size();
+  act_store_.resize(n + 1);
+  grad_store_.resize(n + 1);
+  act_.assign(n + 1, nullptr);
+  grad_.assign(n + 1, nullptr);
+  for (size_t i = 1; i <= n; ++i) {
+    const size_t bytes = sizeof(float) * static_cast<size_t>(batch) * shape_numel(shapes_[i]);
+    grad_store_[i].resize(backend_, bytes);
+    grad_[i] = grad_store_[i].data();
+    if (layers_[i - 1]->aliases_input()) continue;
+    act_store_[i].resize(backend_, bytes);
+    act_[i] = act_store_[i].data();
+  }
+  // The first layer's input gradient is never needed; aliased layers share their input's
+  // buffers so that their backward is free.
+  for (size_t i = 1; i <= n; ++i)
+    if (layers_[i - 1]->aliases_input() && i > 1) grad_[i] = grad_[i - 1];
+}
+
+const float* Sequential::forward(const float* x, int batch, bool training, uint64_t dropout_seed) {
+  reshape(batch);
+  input_ = x;
+  act_[0] = const_cast<float*>(x);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (layers_[i]->aliases_input()) {
+      act_[i + 1] = act_[i];
+      continue;
+    }
+    ForwardContext ctx{training, mix64(dropout_seed ^ (0x2545f4914f6cdd1dULL * (i + 1)))};
+    layers_[i]->forward(backend_, act_[i], act_[i + 1], batch, ctx);
+  }
+  return act_.back();
+}
+
+void Sequential::backward(const float* doutput, int batch,
+                          const std::function<void(int)>& on_layer_done) {
+  if (batch != batch_) throw SystemError("Sequential::backward: batch differs from forward");
+  const size_t n = layers_.size();
+  const float* dy = doutput;
+  for (size_t i = n; i-- > 0;) {
+    float* dx = i == 0 ? nullptr : grad_[i];
+    if (layers_[i]->aliases_input()) {
+      // The input's gradient buffer must hold dy: copy unless they are one buffer already.
+      if (dx && dx != dy) backend_.copy(dx, dy, sizeof(float) * batch * shape_numel(shapes_[i]));
+    } else {
+      layers_[i]->backward(backend_, act_[i], act_[i + 1], dy, dx, batch);
+    }
+    if (on_layer_done) on_layer_done(static_cast<int>(i));
+    dy = dx;
+  }
+}
+
+void Sequential::zero_grad() { backend_.fill(grads_.data(), flat_size_, 0.0f); }
+
+std::string Sequential::summary() const {
+  std::ostringstream os;
+  os << "  input " << shape_str(shapes_[0]) << "\n";
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    size_t count = 0;
+    for (const ParamInfo& p : info_)
+      if (p.layer == static_cast<int>(i)) count += p.numel;
+    os << "  (" << i << ") " << layers_[i]->describe() << " -> " << shape_str(shapes_[i + 1]);
+    if (count) os << "  params " << count;
+    os << "\n";
+  }
+  os << "  total parameters " << num_params();
+  return os.str();
+}
+
+std::string Sequential::signature() const {
+  std::string s = shape_str(shapes_[0]);
+  for (const ParamInfo& p : info_) s += ";" + p.name + shape_str(p.shape);
+  return s;
+}
+
+std::vector<float> Sequential::params_to_host() const {
+  std::vector<float> host(flat_size_);
+  backend_.copy_to_host(host.data(), params_.data(), sizeof(float) * flat_size_);
+  return host;
+}
+
+void Sequential::params_from_host(const std::vector<float>& host) {
+  if (host.size() != flat_size_) throw SystemError("params_from_host: size mismatch");
+  backend_.copy_from_host(params_.data(), host.data(), sizeof(float) * flat_size_);
+}
+
+}  // namespace dpt

@@ -1,0 +1,80 @@
+// Sequential: layers applied in order, like PyTorch's nn.Sequential, over flat buffers.
+//
+// All parameters live in one allocation, all gradients in another, laid out in layer order with
+// each tensor starting on a 64-float boundary; layers hold views. Parameter names follow
+// nn.Sequential ("0.weight", "2.bias": every layer counts), so weights map onto PyTorch by index.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/device_buffer.hpp"
+#include "model/layer.hpp"
+
+namespace dpt {
+
+struct ParamInfo {
+  std::string name;  // "0.weight"
+  Shape shape;
+  size_t offset = 0;  // in floats, into the flat buffers
+  size_t numel = 0;
+  int layer = 0;
+  float init_bound = 0;
+};
+
+class Sequential {
+ public:
+  Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& backend, const Shape& input);
+  Sequential(const Sequential&) = delete;
+  Sequential& operator=(const Sequential&) = delete;
+
+  // Uniform(-bound, bound) per tensor from a counter-based stream of `seed`, drawn on the host so
+  // the result does not depend on the backend.
+  void init_params(uint64_t seed);
+
+  // Runs the layers on a batch (x in this backend's memory); returns the output [batch, outputs].
+  const float* forward(const float* x, int batch, bool training, uint64_t dropout_seed);
+  // Back-propagates d(loss)/d(output) and adds the parameter gradients into grads().
+  // `on_layer_done(i)` is called once layer i's parameter gradients are final.
+  void backward(const float* doutput, int batch,
+                const std::function<void(int)>& on_layer_done = nullptr);
+  void zero_grad();
+
+  float* params() const { return params_.data(); }
+  float* grads() const { return grads_.data(); }
+  size_t flat_size() const { return flat_size_; }  // floats in each flat buffer, padding included
+  size_t num_params() const;                       // parameters, padding excluded
+  const std::vector<ParamInfo>& param_info() const { return info_; }
+  const Shape& input_shape() const { return shapes_.front(); }
+  int64_t num_outputs() const { return shape_numel(shapes_.back()); }
+  size_t num_layers() const { return layers_.size(); }
+  const Layer& layer(size_t i) const { return *layers_[i]; }
+  Backend& backend() const { return backend_; }
+
+  // A printable table of the layers with their output shapes and parameter counts.
+  std::string summary() const;
+  // Text that is equal on two ranks exactly when they built the same parameter names and shapes.
+  std::string signature() const;
+
+  std::vector<float> params_to_host() const;
+  void params_from_host(const std::vector<float>& host);
+
+ private:
+  void reshape(int batch);
+
+  Backend& backend_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<Shape> shapes_;  // shapes_[0] input, shapes_[i + 1] output of layer i
+  std::vector<ParamInfo> info_;
+  size_t flat_size_ = 0;
+  DeviceBuffer params_, grads_;
+  int batch_ = 0;
+  // Activations and their gradients; act_[i] is the input of layer i. Aliased layers share.
+  std::vector<DeviceBuffer> act_store_, grad_store_;
+  std::vector<float*> act_, grad_;
+  const float* input_ = nullptr;
+};
+
+}  // namespace dpt

@@ -1,0 +1,117 @@
+#include "train/callbacks.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+
+namespace dpt {
+namespace {
+// Whether a progress line can be redrawn in place. Under mpirun a rank's stdout is a
+// pseudo-terminal even when mpirun's own output goes to a file or pipe, so the launcher's
+// (parent process's) stdout must be a terminal too.
+bool stdout_is_terminal(std::FILE* out) {
+  if (!isatty(fileno(out))) return false;
+  const char* term = std::getenv("TERM");
+  if (!term || std::string(term) == "dumb") return false;
+  if (!std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("PMI_SIZE") &&
+      !std::getenv("PMIX_RANK"))
+    return true;
+  char target[256] = {};
+  const std::string link = "/proc/" + std::to_string(getppid()) + "/fd/1";
+  const ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+  if (n <= 0) return false;
+  const std::string t(target, static_cast<size_t>(n));
+  return t.rfind("/dev/pts/", 0) == 0 || t.rfind("/dev/tty", 0) == 0;
+}
+
+double now_seconds() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+ProgressPrinter::ProgressPrinter(int rank, int world_size, int batch_size, std::FILE* out)
+    : active_(rank == 0),
+      tty_(rank == 0 && stdout_is_terminal(out)),
+      world_(world_size),
+      batch_(batch_size),
+      out_(out) {}
+
+void ProgressPrinter::on_fit_begin(int64_t steps_per_epoch, int epochs) {
+  steps_per_epoch_ = steps_per_epoch;
+  epochs_ = epochs;
+  epoch_start_ = last_draw_ = now_seconds();
+}
+
+void ProgressPrinter::on_step_end(int epoch, int64_t step_in_epoch, int64_t, double loss) {
+  if (!active_) return;
+  if (step_in_epoch == 1) {
+    epoch_start_ = now_seconds();
+    loss_sum_ = 0;
+    loss_count_ = 0;
+  }
+  loss_sum_ += loss;
+  ++loss_count_;
+  if (!tty_) return;
+  const double now = now_seconds();
+  if (now - last_draw_ < 0.2 && step_in_epoch != steps_per_epoch_) return;
+  last_draw_ = now;
+  const double rate = static_cast<double>(step_in_epoch) * batch_ * world_ /
+                      std::max(1e-9, now - epoch_start_);
+  std::fprintf(out_, "\repoch %d/%d  step %lld/%lld  loss %.4f (rank 0)  %.0f samples/s\033[K",
+               epoch, epochs_, static_cast<long long>(step_in_epoch),
+               static_cast<long long>(steps_per_epoch_), loss_sum_ / loss_count_, rate);
+  std::fflush(out_);
+}
+
+void ProgressPrinter::on_epoch_end(const EpochMetrics& m) {
+  if (!active_) return;
+  if (tty_) std::fprintf(out_, "\r\033[K");
+  std::fprintf(out_, "epoch %d/%d  step %lld  train_loss %.4f", m.epoch, epochs_,
+               static_cast<long long>(m.step), m.train_loss);
+  if (m.test)
+    std::fprintf(out_, "  test_loss %.4f  test_accuracy %.4f", m.test->loss, m.test->accuracy);
+  std::fprintf(out_, "  %.0f samples/s  %.1f s\n", m.samples_per_second, m.elapsed_seconds);
+  std::fflush(out_);
+}
+
+std::string metrics_json(const EpochMetrics& m) {
+  nlohmann::json j;
+  j["epoch"] = m.epoch;
+  j["step"] = m.step;
+  j["train_loss"] = m.train_loss;
+  j["test_loss"] = m.test ? nlohmann::json(m.test->loss) : nlohmann::json(nullptr);
+  j["test_accuracy"] = m.test ? nlohmann::json(m.test->accuracy) : nlohmann::json(nullptr);
+  j["samples_per_second"] = m.samples_per_second;
+  j["train_seconds"] = m.train_seconds;
+  j["world_size"] = m.world_size;
+  j["global_batch"] = m.global_batch;
+  j["elapsed_seconds"] = m.elapsed_seconds;
+  return j.dump();
+}
+
+MetricsWriter::MetricsWriter(int rank, const std::string& path) : path_(path) {
+  if (rank != 0) return;
+  file_ = std::fopen(path.c_str(), "a");
+  if (!file_) throw InputError(path + ": cannot write: " + std::strerror(errno));
+}
+
+MetricsWriter::~MetricsWriter() {
+  if (file_) std::fclose(file_);
+}
+
+void MetricsWriter::on_epoch_end(const EpochMetrics& m) {
+  if (!file_) return;
+  const std::string line = metrics_json(m) + "\n";
+  if (std::fputs(line.c_str(), file_) < 0 || std::fflush(file_) != 0)
+    throw SystemError(path_ + ": write failed: " + std::strerror(errno));
+}
+
+}  // namespace dpt

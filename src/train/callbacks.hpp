@@ -1,0 +1,44 @@
+// Callbacks of the CLI's fit: the progress line and the metrics file (rank 0 only).
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+#include "train/model.hpp"
+
+namespace dpt {
+
+// Prints a progress line during each epoch (redrawn in place on a terminal) and one line per
+// epoch. Silent on ranks other than 0.
+class ProgressPrinter final : public Callback {
+ public:
+  ProgressPrinter(int rank, int world_size, int batch_size, std::FILE* out = stdout);
+  void on_fit_begin(int64_t steps_per_epoch, int epochs) override;
+  void on_step_end(int epoch, int64_t step_in_epoch, int64_t global_step, double loss) override;
+  void on_epoch_end(const EpochMetrics& m) override;
+
+ private:
+  bool active_, tty_;
+  int world_, batch_;
+  std::FILE* out_;
+  int64_t steps_per_epoch_ = 0;
+  int epochs_ = 0;
+  double epoch_start_ = 0, last_draw_ = 0, loss_sum_ = 0;
+  int64_t loss_count_ = 0;
+};
+
+// Appends one JSON object per epoch to DIR/metrics.jsonl (rank 0 only), flushed at each line.
+class MetricsWriter final : public Callback {
+ public:
+  MetricsWriter(int rank, const std::string& path);
+  ~MetricsWriter() override;
+  void on_epoch_end(const EpochMetrics& m) override;
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+};
+
+std::string metrics_json(const EpochMetrics& m);
+
+}  // namespace dpt

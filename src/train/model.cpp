@@ -1,0 +1,236 @@
+#include "train/model.hpp"
+
+#include <chrono>
+#include <functional>
+
+#include "core/error.hpp"
+#include "data/sampler.hpp"
+#include "io/safetensors.hpp"
+#include "kernels/random.hpp"
+#include "model/model_spec.hpp"
+
+namespace dpt {
+namespace {
+
+double now_seconds() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
+}
+
+}  // namespace
+
+Model::Model(Environment env, const std::string& spec, const Shape& input_shape, uint64_t seed)
+    : env_(env) {
+  net_ = std::make_unique<Sequential>(parse_model_spec(spec), env_.backend, input_shape);
+  // Every rank must have built the same parameter names and shapes before any collective
+  // over the flat buffers, or the allreduce would silently mix unrelated tensors.
+  Communicator& comm = env_.comm;
+  const uint64_t mine = fnv1a(net_->signature());
+  std::vector<uint64_t> all(static_cast<size_t>(comm.size()));
+  comm.allgather(&mine, all.data(), 1, DataType::U64);
+  for (int r = 0; r < comm.size(); ++r)
+    if (all[r] != all[0])
+      throw InputError("model: rank " + std::to_string(r) +
+                       " built different parameter shapes than rank 0 (check --model and the "
+                       "data each rank reads)");
+  net_->init_params(seed);
+  sync_params_from_rank0();
+}
+
+void Model::sync_params_from_rank0() {
+  env_.comm.broadcast(net_->params(), net_->flat_size(), DataType::F32, 0);
+}
+
+void Model::compile(const OptimizerConfig& optimizer, const std::string& loss,
+                    const std::vector<std::string>& metrics) {
+  if (loss != "softmax_cross_entropy")
+    throw InputError("compile: unknown loss '" + loss + "' (known: softmax_cross_entropy)");
+  for (const std::string& m : metrics)
+    if (m != "accuracy") throw InputError("compile: unknown metric '" + m + "' (known: accuracy)");
+  optimizer_ = std::make_unique<Optimizer>(env_.backend, optimizer, net_->flat_size());
+}
+
+void Model::check_labels(const Dataset& data, const std::string& what) const {
+  const int32_t max_label = data.max_label();
+  if (max_label >= net_->num_outputs())
+    throw InputError(what + ": label " + std::to_string(max_label) +
+                     " is out of range for a model with " + std::to_string(net_->num_outputs()) +
+                     " outputs");
+  Shape sample(data.sample_shape.begin(), data.sample_shape.end());
+  if (shape_numel(sample) != shape_numel(net_->input_shape()))
+    throw InputError(what + ": samples of shape " + shape_str(sample) +
+                     " do not fit a model built for " + shape_str(net_->input_shape()));
+}
+
+std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
+                                     const Dataset* validation,
+                                     const std::vector<Callback*>& callbacks) {
+  if (!optimizer_) throw InputError("fit: call compile() first");
+  Communicator& comm = env_.comm;
+  Backend& be = env_.backend;
+  if (o.batch_size < 1) throw InputError("option --batch-size: must be at least 1");
+  if (o.epochs < 1) throw InputError("option --epochs: must be at least 1");
+  check_labels(train, "training data");
+  if (validation) check_labels(*validation, "test data");
+
+  const int world = comm.size();
+  DistributedSampler sampler(train.count, world, comm.rank(), o.batch_size, o.shuffle, o.seed);
+  if (sampler.steps_per_epoch() == 0)
+    throw InputError("option --batch-size: " + std::to_string(o.batch_size) +
+                     " is larger than a rank's shard (" + std::to_string(train.count) +
+                     " samples / " + std::to_string(world) + " ranks)");
+
+  const int b = o.batch_size;
+  const int64_t numel = train.sample_numel();
+  const int classes = static_cast<int>(net_->num_outputs());
+  std::vector<int64_t> idx(b);
+  std::vector<float> x_host(static_cast<size_t>(b) * numel);
+  std::vector<int32_t> y_host(b);
+  DeviceBuffer x_dev(be, sizeof(float) * x_host.size());
+  DeviceBuffer y_dev(be, sizeof(int32_t) * b);
+  DeviceBuffer dlogits(be, sizeof(float) * b * classes);
+
+  for (Callback* cb : callbacks) cb->on_fit_begin(sampler.steps_per_epoch(), o.epochs);
+  const double fit_start = now_seconds();
+  std::vector<EpochMetrics> history;
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    if (o.max_steps >= 0 && steps_done_ >= o.max_steps) break;
+    const std::vector<int64_t> perm = sampler.permutation(epoch);
+    const double t0 = now_seconds();
+    double loss_sum = 0;
+    int64_t steps = 0;
+    for (int64_t s = 0; s < sampler.steps_per_epoch(); ++s) {
+      if (o.max_steps >= 0 && steps_done_ >= o.max_steps) break;
+      sampler.batch_indices(perm, s, idx.data());
+      train.gather(idx.data(), b, x_host.data(), y_host.data());
+      be.copy_from_host(x_dev.data(), x_host.data(), sizeof(float) * x_host.size());
+      be.copy_from_host(y_dev.data(), y_host.data(), sizeof(int32_t) * b);
+
+      net_->zero_grad();
+      const uint64_t dropout_seed = random_u64(o.seed ^ 0xd1d1d1d1ULL,
+                                               static_cast<uint64_t>(steps_done_) * world +
+                                                   comm.rank());
+      const float* logits = net_->forward(x_dev.data(), b, true, dropout_seed);
+      // The gradient of the mean over this rank's batch; averaging over ranks makes it the mean
+      // over the global batch, since every rank's batch has the same size.
+      const LossResult lr = be.softmax_cross_entropy(logits, y_dev.as<int32_t>(), b, classes,
+                                                     1.0f / static_cast<float>(b), dlogits.data());
+      net_->backward(dlogits.data(), b);
+      comm.allreduce(net_->grads(), net_->flat_size(), DataType::F32, ReduceOp::Avg);
+      optimizer_->step(net_->params(), net_->grads());
+      ++steps_done_;
+      ++steps;
+      loss_sum += lr.loss_sum;
+      for (Callback* cb : callbacks) cb->on_step_end(epoch + 1, s + 1, steps_done_, lr.loss_sum / b);
+    }
+    be.synchronize();
+    const double train_seconds = now_seconds() - t0;
+
+    EpochMetrics m;
+    m.epoch = epoch + 1;
+    m.step = steps_done_;
+    m.world_size = world;
+    m.global_batch = sampler.global_batch();
+    const double reduced[2] = {comm.allreduce_sum(loss_sum),
+                               static_cast<double>(steps * sampler.global_batch())};
+    m.train_loss = reduced[1] > 0 ? reduced[0] / reduced[1] : 0;
+    m.train_seconds = train_seconds;
+    m.samples_per_second = train_seconds > 0 ? reduced[1] / train_seconds : 0;
+    if (validation) m.test = evaluate(*validation, o.eval_batch_size);
+    m.elapsed_seconds = now_seconds() - fit_start;
+    history.push_back(m);
+    for (Callback* cb : callbacks) cb->on_epoch_end(m);
+  }
+  return history;
+}
+
+EvalResult Model::evaluate(const Dataset& data, int batch_size) {
+  Communicator& comm = env_.comm;
+  Backend& be = env_.backend;
+  check_labels(data, "evaluation data");
+  const int classes = static_cast<int>(net_->num_outputs());
+  const int64_t numel = data.sample_numel();
+  const int world = comm.size();
+  // Rank r evaluates samples r, r + P, r + 2P, ...: every sample exactly once over all ranks.
+  std::vector<int64_t> mine;
+  for (int64_t i = comm.rank(); i < data.count; i += world) mine.push_back(i);
+  const int bs = std::max(1, batch_size);
+  std::vector<float> x_host(static_cast<size_t>(bs) * numel);
+  std::vector<int32_t> y_host(bs);
+  DeviceBuffer x_dev(be, sizeof(float) * x_host.size());
+  DeviceBuffer y_dev(be, sizeof(int32_t) * bs);
+  double loss_sum = 0;
+  int64_t correct = 0;
+  for (size_t start = 0; start < mine.size(); start += bs) {
+    const int n = static_cast<int>(std::min<size_t>(bs, mine.size() - start));
+    data.gather(mine.data() + start, n, x_host.data(), y_host.data());
+    be.copy_from_host(x_dev.data(), x_host.data(), sizeof(float) * n * numel);
+    be.copy_from_host(y_dev.data(), y_host.data(), sizeof(int32_t) * n);
+    const float* logits = net_->forward(x_dev.data(), n, false, 0);
+    const LossResult r =
+        be.softmax_cross_entropy(logits, y_dev.as<int32_t>(), n, classes, 0.0f, nullptr);
+    loss_sum += r.loss_sum;
+    correct += r.correct;
+  }
+  EvalResult out;
+  out.count = comm.allreduce_sum(static_cast<int64_t>(mine.size()));
+  const double total_loss = comm.allreduce_sum(loss_sum);
+  const int64_t total_correct = comm.allreduce_sum(correct);
+  if (out.count > 0) {
+    out.loss = total_loss / static_cast<double>(out.count);
+    out.accuracy = static_cast<double>(total_correct) / static_cast<double>(out.count);
+  }
+  return out;
+}
+
+std::vector<float> Model::predict(const float* x, int n) {
+  Backend& be = env_.backend;
+  const int64_t numel = shape_numel(net_->input_shape());
+  const int classes = static_cast<int>(net_->num_outputs());
+  DeviceBuffer x_dev(be, sizeof(float) * n * numel);
+  be.copy_from_host(x_dev.data(), x, sizeof(float) * n * numel);
+  const float* logits = net_->forward(x_dev.data(), n, false, 0);
+  std::vector<float> out(static_cast<size_t>(n) * classes);
+  be.copy_to_host(out.data(), logits, sizeof(float) * out.size());
+  return out;
+}
+
+void Model::load_weights(const std::string& path) {
+  const SafetensorsFile file = read_safetensors(path);
+  std::vector<float> host(net_->flat_size(), 0.0f);
+  for (const ParamInfo& p : net_->param_info()) {
+    const TensorIn* t = file.find(p.name);
+    if (!t)
+      throw InputError(path + ": no tensor '" + p.name + "' (the model has " +
+                       std::to_string(net_->param_info().size()) + " tensors, first '" +
+                       net_->param_info().front().name + "')");
+    if (Shape(t->shape.begin(), t->shape.end()) != p.shape)
+      throw InputError(path + ": tensor '" + p.name + "' has shape " + shape_str(t->shape) +
+                       ", the model needs " + shape_str(p.shape));
+    std::copy(t->data.begin(), t->data.end(), host.begin() + p.offset);
+  }
+  for (const TensorIn& t : file.tensors) {
+    bool known = false;
+    for (const ParamInfo& p : net_->param_info()) known = known || p.name == t.name;
+    if (!known) throw InputError(path + ": tensor '" + t.name + "' is not a parameter of the model");
+  }
+  net_->params_from_host(host);
+}
+
+void Model::save_weights(const std::string& path,
+                         const std::map<std::string, std::string>& metadata) const {
+  if (env_.comm.rank() != 0) return;
+  const std::vector<float> host = net_->params_to_host();
+  std::vector<TensorOut> tensors;
+  for (const ParamInfo& p : net_->param_info())
+    tensors.push_back({p.name, p.shape, host.data() + p.offset});
+  write_safetensors(path, tensors, metadata);
+}
+
+}  // namespace dpt

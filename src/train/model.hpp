@@ -1,0 +1,103 @@
+// Model: the library's training API, shaped like Keras's: build a Sequential model from a spec,
+// compile it with an optimizer and a loss, fit it, evaluate it, predict with it.
+//
+// Every rank of the job constructs the same Model and calls the same methods in the same order;
+// the data-parallel work (sharding, gradient averaging, reducing metrics) happens inside.
+#pragma once
+
+#include <memory>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.hpp"
+#include "data/dataset.hpp"
+#include "model/sequential.hpp"
+#include "train/optimizer.hpp"
+
+namespace dpt {
+
+struct Environment {
+  Communicator& comm;
+  Backend& backend;
+};
+
+struct FitOptions {
+  int epochs = 1;
+  int64_t max_steps = -1;  // stop after this many optimizer steps in all (< 0: no limit)
+  int batch_size = 64;     // per rank
+  bool shuffle = true;
+  uint64_t seed = 0;       // data order and dropout
+  int eval_batch_size = 500;
+};
+
+struct EvalResult {
+  double loss = 0;      // mean softmax cross-entropy
+  double accuracy = 0;  // fraction of arg-max predictions equal to the label
+  int64_t count = 0;    // samples evaluated, over all ranks
+};
+
+struct EpochMetrics {
+  int epoch = 0;             // 1-based
+  int64_t step = 0;          // optimizer steps so far
+  double train_loss = 0;     // mean over the epoch's samples, all ranks
+  std::optional<EvalResult> test;
+  double samples_per_second = 0;  // global samples per second of training time
+  double train_seconds = 0;
+  double elapsed_seconds = 0;     // since fit started
+  int world_size = 1;
+  int64_t global_batch = 0;
+};
+
+// Hooks the fit loop calls; the progress line and the metrics file are callbacks.
+class Callback {
+ public:
+  virtual ~Callback() = default;
+  virtual void on_fit_begin(int64_t steps_per_epoch, int epochs) {}
+  // loss: this rank's mean loss over the step's batch (not reduced across ranks).
+  virtual void on_step_end(int epoch, int64_t step_in_epoch, int64_t global_step, double loss) {}
+  virtual void on_epoch_end(const EpochMetrics& m) {}
+};
+
+class Model {
+ public:
+  // Builds the layers from a preset or spec string for samples of `input_shape`, initialises the
+  // parameters from `seed` and makes every rank hold rank 0's. Throws InputError for a bad spec
+  // or when ranks built different models.
+  Model(Environment env, const std::string& spec, const Shape& input_shape, uint64_t seed = 0);
+
+  // Loss: "softmax_cross_entropy" (the one there is). Metrics: "accuracy".
+  void compile(const OptimizerConfig& optimizer,
+               const std::string& loss = "softmax_cross_entropy",
+               const std::vector<std::string>& metrics = {"accuracy"});
+
+  std::vector<EpochMetrics> fit(const Dataset& train, const FitOptions& options,
+                                const Dataset* validation = nullptr,
+                                const std::vector<Callback*>& callbacks = {});
+  EvalResult evaluate(const Dataset& data, int batch_size = 500);
+  // Logits [n, outputs] for n samples in host memory (this rank only, no communication).
+  std::vector<float> predict(const float* x, int n);
+
+  // Replaces the parameters with a safetensors file's (names and shapes must match exactly).
+  void load_weights(const std::string& path);
+  // Rank 0 writes the parameters as a safetensors file named as nn.Sequential names them.
+  void save_weights(const std::string& path,
+                    const std::map<std::string, std::string>& metadata = {}) const;
+
+  Sequential& net() { return *net_; }
+  const Optimizer* optimizer() const { return optimizer_.get(); }
+  int64_t steps_done() const { return steps_done_; }
+  // Throws InputError when a label does not fit the model's outputs; `what` names the labels.
+  void check_labels(const Dataset& data, const std::string& what) const;
+
+ private:
+  void sync_params_from_rank0();
+
+  Environment env_;
+  std::unique_ptr<Sequential> net_;
+  std::unique_ptr<Optimizer> optimizer_;
+  int64_t steps_done_ = 0;
+};
+
+}  // namespace dpt

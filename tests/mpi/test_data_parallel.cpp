@@ -1,0 +1,171 @@
+// Multi-rank behaviour, run by ctest under mpirun -np 2 and -np 3.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "comm/collective_check.hpp"
+#include "comm/communicator.hpp"
+#include "common/synthetic.hpp"
+#include "core/error.hpp"
+#include "kernels/backend.hpp"
+#include "train/model.hpp"
+
+namespace dpt {
+namespace {
+
+const char* kSmallCnn = "conv2d(3,3,pad=1) relu maxpool2d(2) flatten linear(8) relu linear(4)";
+
+class DataParallel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    world = make_mpi_communicator();
+    alone = make_mpi_communicator(world->rank());  // a one-rank job per rank, for references
+    backend = make_cpu_backend(1);
+  }
+  std::unique_ptr<Communicator> world, alone;
+  std::unique_ptr<Backend> backend;
+};
+
+TEST_F(DataParallel, AllreduceAveragesOddSizes) {
+  const int p = world->size(), r = world->rank();
+  for (size_t n : {size_t{1}, size_t{7}, size_t{1023}, size_t{100003}}) {
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = static_cast<float>((i % 97) * p + r);
+    world->allreduce(v.data(), n, DataType::F32, ReduceOp::Avg);
+    // Sum over ranks of (i%97)*p + r is p*(i%97)*p + p(p-1)/2; averaged: (i%97)*p + (p-1)/2.
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const float want = static_cast<float>((i % 97) * p) + 0.5f * static_cast<float>(p - 1);
+      wrong += std::fabs(v[i] - want) > 1e-5f * std::max(1.0f, std::fabs(want));
+    }
+    EXPECT_EQ(wrong, 0u) << "count " << n;
+  }
+  std::vector<int64_t> ints(5, r + 1);
+  world->allreduce(ints.data(), ints.size(), DataType::I64, ReduceOp::Sum);
+  for (int64_t x : ints) EXPECT_EQ(x, int64_t{p} * (p + 1) / 2);
+}
+
+TEST_F(DataParallel, EveryRankStartsFromRankZerosParameters) {
+  // Each rank asks for a different seed; the broadcast must still leave rank 0's weights.
+  Model model({*world, *backend}, kSmallCnn, {1, 6, 6}, /*seed=*/100 + world->rank());
+  Model rank0_alone({*alone, *backend}, kSmallCnn, {1, 6, 6}, /*seed=*/100);
+  EXPECT_EQ(model.net().params_to_host(), rank0_alone.net().params_to_host());
+}
+
+// The definition of synchronous data parallelism: P ranks with batch b end where one rank with
+// batch P*b ends, on the same samples (no dropout in the model).
+TEST_F(DataParallel, PRanksEqualOneRankWithPTimesTheBatch) {
+  const int p = world->size(), b = 4, steps = 6;
+  const Dataset data = testing::make_synthetic_dataset(97, {1, 6, 6}, 4, 7);
+  for (const char* optimizer : {"sgd", "adamw"}) {
+    OptimizerConfig oc;
+    oc.name = optimizer;
+    oc.lr = optimizer == std::string("sgd") ? 0.1f : 0.01f;
+    oc.momentum = optimizer == std::string("sgd") ? 0.9f : 0.0f;
+    FitOptions fo;
+    fo.epochs = 3;
+    fo.max_steps = steps;
+    fo.seed = 11;
+
+    Model parallel({*world, *backend}, kSmallCnn, {1, 6, 6}, 5);
+    parallel.compile(oc);
+    fo.batch_size = b;
+    parallel.fit(data, fo);
+
+    Model single({*alone, *backend}, kSmallCnn, {1, 6, 6}, 5);
+    single.compile(oc);
+    fo.batch_size = b * p;
+    single.fit(data, fo);
+
+    const std::vector<float> a = parallel.net().params_to_host();
+    const std::vector<float> s = single.net().params_to_host();
+    ASSERT_EQ(a.size(), s.size());
+    // Relative to each tensor's largest magnitude: float sums in another order differ in the
+    // last bits, and an element near zero would turn that into a large ratio of its own.
+    double max_rel = 0;
+    for (const ParamInfo& info : parallel.net().param_info()) {
+      double scale = 0, diff = 0;
+      for (size_t i = info.offset; i < info.offset + info.numel; ++i) {
+        scale = std::max(scale, std::fabs(static_cast<double>(s[i])));
+        diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - s[i]));
+      }
+      max_rel = std::max(max_rel, diff / scale);
+    }
+    EXPECT_LT(max_rel, 1e-5) << optimizer << " with " << p << " ranks";
+    EXPECT_EQ(parallel.steps_done(), steps);
+    // And training moved the weights: the check above compares something that changed.
+    Model untrained({*alone, *backend}, kSmallCnn, {1, 6, 6}, 5);
+    EXPECT_NE(untrained.net().params_to_host(), a);
+  }
+}
+
+TEST_F(DataParallel, ReplicasStayIdenticalWithDropout) {
+  // Dropout draws different masks on each rank; averaged gradients keep the replicas equal.
+  const Dataset data = testing::make_synthetic_dataset(120, {1, 6, 6}, 4, 3);
+  Model model({*world, *backend}, "flatten linear(16) relu dropout(0.3) linear(4)", {1, 6, 6}, 2);
+  model.compile({.name = "sgd", .lr = 0.1f, .momentum = 0.9f});
+  FitOptions fo;
+  fo.batch_size = 5;
+  fo.epochs = 2;
+  model.fit(data, fo);
+  const std::vector<float> mine = model.net().params_to_host();
+  std::vector<float> all(mine.size() * world->size());
+  world->allgather(mine.data(), all.data(), mine.size(), DataType::F32);
+  for (int r = 1; r < world->size(); ++r)
+    EXPECT_TRUE(std::equal(mine.begin(), mine.end(), all.begin() + r * mine.size()))
+        << "rank " << r << " differs from rank 0";
+}
+
+TEST_F(DataParallel, EvaluationCoversEverySampleOnce) {
+  const Dataset data = testing::make_synthetic_dataset(101, {1, 6, 6}, 4, 9);
+  Model model({*world, *backend}, kSmallCnn, {1, 6, 6}, 1);
+  Model reference({*alone, *backend}, kSmallCnn, {1, 6, 6}, 1);
+  const EvalResult a = model.evaluate(data, 8);
+  const EvalResult s = reference.evaluate(data, 8);
+  EXPECT_EQ(a.count, 101);
+  EXPECT_NEAR(a.loss, s.loss, 1e-9);
+  EXPECT_DOUBLE_EQ(a.accuracy, s.accuracy);
+}
+
+TEST_F(DataParallel, RanksThatBuildDifferentModelsAreRefused) {
+  if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  const std::string spec = world->rank() == 1 ? "flatten linear(5) relu linear(4)"
+                                              : "flatten linear(6) relu linear(4)";
+  try {
+    Model model({*world, *backend}, spec, {1, 6, 6}, 1);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 1 built different parameter shapes"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(DataParallel, OneRanksErrorEndsEveryRankWithItsCode) {
+  if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  ::testing::internal::CaptureStderr();
+  int code = -1;
+  try {
+    run_collectively(*world, [&] {
+      if (world->rank() == world->size() - 1) throw InputError("bad.idx: wrong IDX magic");
+    });
+  } catch (const JobError& e) {
+    code = e.exit_code();
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(code, 2);
+  if (world->rank() == world->size() - 1)
+    EXPECT_NE(err.find("dptrain: error: rank " + std::to_string(world->rank()) +
+                       ": bad.idx: wrong IDX magic"),
+              std::string::npos)
+        << err;
+  else
+    EXPECT_EQ(err, "");
+  // And no error at all means no JobError anywhere.
+  EXPECT_NO_THROW(run_collectively(*world, [] {}));
+}
+
+}  // namespace
+}  // namespace dpt
