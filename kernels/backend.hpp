@@ -17,15 +17,16 @@ namespace dpt {
 struct ConvShape {
   int n = 0, in_c = 0, in_h = 0, in_w = 0;
   int out_c = 0, kh = 0, kw = 0, stride = 1, pad = 0;
-  int out_h() const { return (in_h + 2 * pad - kh) / stride + 1; }
-  int out_w() const { return (in_w + 2 * pad - kw) / stride + 1; }
+  // 0 when the kernel does not fit (integer division would round a negative span up to 1).
+  int out_h() const { return in_h + 2 * pad < kh ? 0 : (in_h + 2 * pad - kh) / stride + 1; }
+  int out_w() const { return in_w + 2 * pad < kw ? 0 : (in_w + 2 * pad - kw) / stride + 1; }
 };
 
 // Geometry of 2-D max pooling (no padding) over a batch in NCHW layout.
 struct PoolShape {
   int n = 0, c = 0, in_h = 0, in_w = 0, k = 2, stride = 2;
-  int out_h() const { return (in_h - k) / stride + 1; }
-  int out_w() const { return (in_w - k) / stride + 1; }
+  int out_h() const { return in_h < k ? 0 : (in_h - k) / stride + 1; }
+  int out_w() const { return in_w < k ? 0 : (in_w - k) / stride + 1; }
 };
 
 struct LossResult {

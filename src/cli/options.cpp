@@ -1,9 +1,65 @@
 #include "cli/options.hpp"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
 
 namespace dpt {
+namespace {
+
+// Whether the command line itself gives option `name` (as --name V or --name=V).
+bool given(const std::vector<std::string>& args, const std::string& name) {
+  for (const std::string& a : args)
+    if (a == name || a.rfind(name + "=", 0) == 0) return true;
+  return false;
+}
+
+// CLI11 reads config files for the main app only, so `train --config F` is handled here: each
+// key of F (top level or under [train]) becomes an option of train unless the command line
+// gives it already, so that flags on the command line win.
+void append_config_file_options(CLI::App& train, std::vector<std::string>& args) {
+  std::string path;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) path = args[i + 1];
+    if (args[i].rfind("--config=", 0) == 0) path = args[i].substr(9);
+  }
+  if (path.empty()) return;
+  if (!std::filesystem::is_regular_file(path))
+    throw CLI::ValidationError("--config", path + ": cannot open: no such file");
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigTOML().from_file(path);
+  } catch (const CLI::Error& e) {
+    throw CLI::ValidationError("--config", path + ": " + e.what());
+  }
+  std::vector<std::string> extra;
+  for (const CLI::ConfigItem& item : items) {
+    if (item.name == "++" || item.name == "--") continue;  // section markers
+    if (!item.parents.empty() && !(item.parents.size() == 1 && item.parents[0] == "train"))
+      throw CLI::ValidationError("--config", path + ": unknown section [" +
+                                 item.parents[0] + "]");
+    const std::string flag = "--" + item.name;
+    const CLI::Option* opt = train.get_option_no_throw(flag);
+    if (!opt || item.name == "config")
+      throw CLI::ValidationError("--config", path + ": unknown option '" + item.name + "'");
+    if (given(args, flag)) continue;
+    if (opt->get_expected_min() == 0) {  // a flag: true sets it, false leaves it off
+      if (item.inputs.size() == 1 && (item.inputs[0] == "true" || item.inputs[0] == "1"))
+        extra.push_back(flag);
+      else if (!(item.inputs.size() == 1 && (item.inputs[0] == "false" || item.inputs[0] == "0")))
+        throw CLI::ValidationError("--config", path + ": " + item.name + " must be true or false");
+      continue;
+    }
+    extra.push_back(flag);
+    extra.insert(extra.end(), item.inputs.begin(), item.inputs.end());
+  }
+  args.insert(args.end(), extra.begin(), extra.end());
+}
+
+}  // namespace
 
 ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   ParsedCommand out;
@@ -14,7 +70,9 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   app.set_version_flag("--version", "dptrain 0.1.0");
 
   CLI::App* train = app.add_subcommand("train", "Train a model on a data set");
-  train->set_config("--config", "", "Read options from a TOML file; flags on the command line win");
+  train->add_option("--config", t.config,
+                    "Read options from a TOML file (keys as the long option names, at the top "
+                    "level or under [train]); flags on the command line win");
   train->add_option("--dataset", t.dataset,
                     "Data set: fashion-mnist (the Debian package's files) or a folder holding "
                     "train/t10k images and labels IDX files")
@@ -67,8 +125,11 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
 
   CLI::App* info = app.add_subcommand("info", "Print each rank's host, rank, local rank and versions");
 
+  std::vector<std::string> args(argv + 1, argv + argc);
   try {
-    app.parse(argc, argv);
+    if (!args.empty() && args[0] == "train") append_config_file_options(*train, args);
+    std::reverse(args.begin(), args.end());  // CLI11 takes a vector in reverse order
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) {  // --help, --version
       if (print) app.exit(e);

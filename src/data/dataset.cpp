@@ -30,10 +30,14 @@ int64_t NdArray::numel() const { return checked_numel(shape); }
 
 const char* dtype_name(NdArray::DType t) {
   switch (t) {
-    case NdArray::DType::U8: return "uint8";
-    case NdArray::DType::I32: return "int32";
-    case NdArray::DType::I64: return "int64";
-    case NdArray::DType::F32: return "float32";
+    case NdArray::DType::U8:
+      return "uint8";
+    case NdArray::DType::I32:
+      return "int32";
+    case NdArray::DType::I64:
+      return "int64";
+    case NdArray::DType::F32:
+      return "float32";
   }
   return "unknown";
 }
@@ -65,8 +69,9 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
     if (err == Z_ERRNO) fail(path, std::string("cannot read: ") + std::strerror(sys));
     // zlib prefixes its message with the path; keep only the problem.
     if (msg.starts_with(path + ": ")) msg.erase(0, path.size() + 2);
-    fail(path, (err == Z_DATA_ERROR || err == Z_BUF_ERROR ? "corrupt gzip data: " : "cannot read: ") +
-                   msg);
+    fail(path,
+         (err == Z_DATA_ERROR || err == Z_BUF_ERROR ? "corrupt gzip data: " : "cannot read: ") +
+             msg);
   };
   constexpr unsigned kChunk = 1u << 20;
   std::vector<uint8_t> out;
@@ -96,8 +101,7 @@ NdArray load_array(const std::string& path) {
     fail(path, "not an IDX or .npy file (only " + std::to_string(bytes.size()) + " bytes)");
   }
   char magic[16];
-  std::snprintf(magic, sizeof magic, "%02x %02x %02x %02x", bytes[0], bytes[1], bytes[2],
-                bytes[3]);
+  std::snprintf(magic, sizeof magic, "%02x %02x %02x %02x", bytes[0], bytes[1], bytes[2], bytes[3]);
   fail(path, std::string("not an IDX or .npy file (unrecognised magic bytes ") + magic + ")");
 }
 
@@ -120,8 +124,8 @@ void Dataset::gather(const int64_t* indices, int64_t n, float* x, int32_t* y) co
   for (int64_t i = 0; i < n; ++i) {
     const int64_t k = indices[i];
     if (k < 0 || k >= count) {
-      throw std::out_of_range("Dataset::gather: index " + std::to_string(k) +
-                              " is outside [0, " + std::to_string(count) + ")");
+      throw std::out_of_range("Dataset::gather: index " + std::to_string(k) + " is outside [0, " +
+                              std::to_string(count) + ")");
     }
     float* dst = x + i * f;
     if (!pixels_u8.empty()) {
@@ -145,13 +149,13 @@ Dataset make_dataset(const NdArray& images, const std::string& images_path, cons
     }
   }
   if (images.dtype != DT::U8 && images.dtype != DT::F32) {
-    fail(images_path, std::string("images must be uint8 or float32, not ") +
-                          dtype_name(images.dtype));
+    fail(images_path,
+         std::string("images must be uint8 or float32, not ") + dtype_name(images.dtype));
   }
   const std::vector<int64_t>& s = images.shape;
   if (s.size() < 2 || s.size() > 4) {
-    fail(images_path, "images must have shape (N, F), (N, H, W) or (N, C, H, W), not " +
-                          shape_to_string(s));
+    fail(images_path,
+         "images must have shape (N, F), (N, H, W) or (N, C, H, W), not " + shape_to_string(s));
   }
   if (labels.dtype == DT::F32) fail(labels_path, "labels must be integers, not float32");
   if (labels.shape.size() != 1) {
@@ -200,8 +204,8 @@ Dataset make_dataset(const NdArray& images, const std::string& images_path, cons
       std::memcpy(&v, p + i * 8, 8);
     }
     if (v < 0) {
-      fail(labels_path, "label " + std::to_string(v) + " at index " + std::to_string(i) +
-                            " is negative");
+      fail(labels_path,
+           "label " + std::to_string(v) + " at index " + std::to_string(i) + " is negative");
     }
     if (v > std::numeric_limits<int32_t>::max()) {
       fail(labels_path, "label " + std::to_string(v) + " at index " + std::to_string(i) +

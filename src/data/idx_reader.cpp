@@ -34,8 +34,12 @@ NdArray parse_idx(const std::string& path, std::span<const uint8_t> bytes) {
       a.dtype = NdArray::DType::U8;
       elem = 1;
       break;
-    case 0x0C: a.dtype = NdArray::DType::I32; break;
-    case 0x0D: a.dtype = NdArray::DType::F32; break;
+    case 0x0C:
+      a.dtype = NdArray::DType::I32;
+      break;
+    case 0x0D:
+      a.dtype = NdArray::DType::F32;
+      break;
     default: {
       char code[8];
       std::snprintf(code, sizeof code, "0x%02x", bytes[2]);
@@ -45,8 +49,8 @@ NdArray parse_idx(const std::string& path, std::span<const uint8_t> bytes) {
   }
   const size_t ndim = bytes[3];
   if (ndim < 1 || ndim > 4) {
-    fail(path, std::string(magic) + ": " + std::to_string(ndim) +
-                   " dimensions (supported: 1 to 4)");
+    fail(path,
+         std::string(magic) + ": " + std::to_string(ndim) + " dimensions (supported: 1 to 4)");
   }
   const size_t header = 4 + 4 * ndim;
   if (bytes.size() < header) {

@@ -11,7 +11,8 @@ namespace dpt {
 namespace {
 
 // The data of the supported dtypes is little-endian and is copied as is.
-static_assert(std::endian::native == std::endian::little, "the .npy reader assumes a little-endian host");
+static_assert(std::endian::native == std::endian::little,
+              "the .npy reader assumes a little-endian host");
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   throw InputError(path + ": " + what);
@@ -87,8 +88,8 @@ class HeaderParser {
   }
   bool at_end() const { return pos_ >= s_.size(); }
   void skip_ws() {
-    while (!at_end() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' ||
-                         s_[pos_] == '\r')) {
+    while (!at_end() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) {
       ++pos_;
     }
   }
@@ -200,8 +201,8 @@ NdArray parse_npy(const std::string& path, std::span<const uint8_t> bytes) {
     elem = 4;
   } else {
     const bool big = !h.descr.empty() && h.descr[0] == '>';
-    fail(path, "unsupported dtype '" + printable(h.descr) + "' (" +
-                   (big ? "big-endian; " : "") + "supported: |u1, <i4, <i8, <f4)");
+    fail(path, "unsupported dtype '" + printable(h.descr) + "' (" + (big ? "big-endian; " : "") +
+                   "supported: |u1, <i4, <i8, <f4)");
   }
   if (h.fortran_order) fail(path, "Fortran order is not supported (save the array in C order)");
   a.shape = h.shape;

@@ -20,7 +20,8 @@ namespace dpt {
 namespace {
 
 // Tensor data and the length field are little-endian and are copied as is.
-static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes a little-endian host");
+static_assert(std::endian::native == std::endian::little,
+              "safetensors I/O assumes a little-endian host");
 
 constexpr uint64_t kMaxHeader = 100ull << 20;  // as the reference implementation limits it
 
@@ -28,10 +29,11 @@ constexpr uint64_t kMaxHeader = 100ull << 20;  // as the reference implementatio
   throw InputError(path + ": " + what);
 }
 
-// Names and parser messages go into one-line messages: replace control characters.
-std::string printable(std::string s) {
+// Names (valid UTF-8) and parser messages (possibly not) go into one-line messages.
+std::string printable(std::string s, bool ascii_only = false) {
   for (char& c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || (ascii_only && u > 0x7f)) c = '?';
   }
   return s;
 }
@@ -78,8 +80,8 @@ Entry parse_entry(const std::string& path, const std::string& name, const nlohma
     fail(path, what + " has no \"data_offsets\" array of two numbers");
   }
   if (dtype->get<std::string>() != "F32") {
-    fail(path, what + " has dtype " + printable(dtype->get<std::string>()) +
-                   "; only F32 is supported");
+    fail(path,
+         what + " has dtype " + printable(dtype->get<std::string>()) + "; only F32 is supported");
   }
   Entry e;
   e.name = name;
@@ -98,7 +100,8 @@ Entry parse_entry(const std::string& path, const std::string& name, const nlohma
   if (!as_index((*offsets)[0], data_size, e.begin) || !as_index((*offsets)[1], data_size, e.end) ||
       e.begin > e.end) {
     fail(path, what + " has data_offsets " + printable(offsets->dump()) +
-                   " outside the data section of " + std::to_string(data_size) + " bytes");
+                   " that are not a range within the data section of " + std::to_string(data_size) +
+                   " bytes");
   }
   if (numel > (e.end - e.begin) / 4 || numel * 4 != e.end - e.begin) {
     fail(path, what + " has shape " + printable(shape->dump()) + " (" + std::to_string(numel) +
@@ -128,7 +131,9 @@ nlohmann::json parse_header(const std::string& path, std::string_view text) {
   try {
     return nlohmann::json::parse(text.begin(), text.end(), check);
   } catch (const nlohmann::json::exception& e) {
-    fail(path, "header is not valid JSON: " + printable(e.what()));
+    std::string msg = e.what();  // "[json.exception.parse_error.101] parse error at ..."
+    msg.erase(0, msg.find("] ") == std::string::npos ? 0 : msg.find("] ") + 2);
+    fail(path, "header is not valid JSON: " + printable(msg, true));
   }
 }
 
@@ -218,7 +223,8 @@ SafetensorsFile parse_safetensors(const std::string& path, std::span<const uint8
     if (name == "__metadata__") {
       if (!value.is_object()) fail(path, "\"__metadata__\" is not a JSON object");
       for (const auto& [key, v] : value.items()) {
-        if (!v.is_string()) fail(path, "metadata value for '" + printable(key) + "' is not a string");
+        if (!v.is_string())
+          fail(path, "metadata value for '" + printable(key) + "' is not a string");
         file.metadata[key] = v.get<std::string>();
       }
     } else {

@@ -86,7 +86,7 @@ std::string metrics_json(const EpochMetrics& m) {
   nlohmann::json j;
   j["epoch"] = m.epoch;
   j["step"] = m.step;
-  j["train_loss"] = m.train_loss;
+  j["train_loss"] = m.epoch_steps > 0 ? nlohmann::json(m.train_loss) : nlohmann::json(nullptr);
   j["test_loss"] = m.test ? nlohmann::json(m.test->loss) : nlohmann::json(nullptr);
   j["test_accuracy"] = m.test ? nlohmann::json(m.test->accuracy) : nlohmann::json(nullptr);
   j["samples_per_second"] = m.samples_per_second;

@@ -27,7 +27,16 @@ uint64_t fnv1a(const std::string& s) {
 
 Model::Model(Environment env, const std::string& spec, const Shape& input_shape, uint64_t seed)
     : env_(env) {
-  net_ = std::make_unique<Sequential>(parse_model_spec(spec), env_.backend, input_shape);
+  try {
+    net_ = std::make_unique<Sequential>(parse_model_spec(spec), env_.backend, input_shape);
+  } catch (const InputError& e) {
+    // Shape errors come from the layers, which do not know the spec: name it here.
+    std::string what = e.what();
+    if (what.rfind("model: ", 0) == 0)
+      throw InputError("model spec \"" + expand_preset(spec) + "\": " + what.substr(7) +
+                       " (input " + shape_str(input_shape) + ")");
+    throw;
+  }
   // Every rank must have built the same parameter names and shapes before any collective
   // over the flat buffers, or the allreduce would silently mix unrelated tensors.
   Communicator& comm = env_.comm;
@@ -100,7 +109,6 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   const double fit_start = now_seconds();
   std::vector<EpochMetrics> history;
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
-    if (o.max_steps >= 0 && steps_done_ >= o.max_steps) break;
     const std::vector<int64_t> perm = sampler.permutation(epoch);
     const double t0 = now_seconds();
     double loss_sum = 0;
@@ -135,6 +143,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     EpochMetrics m;
     m.epoch = epoch + 1;
     m.step = steps_done_;
+    m.epoch_steps = steps;
     m.world_size = world;
     m.global_batch = sampler.global_batch();
     const double reduced[2] = {comm.allreduce_sum(loss_sum),
@@ -146,6 +155,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     m.elapsed_seconds = now_seconds() - fit_start;
     history.push_back(m);
     for (Callback* cb : callbacks) cb->on_epoch_end(m);
+    if (o.max_steps >= 0 && steps_done_ >= o.max_steps) break;
   }
   return history;
 }
@@ -206,10 +216,14 @@ void Model::load_weights(const std::string& path) {
   std::vector<float> host(net_->flat_size(), 0.0f);
   for (const ParamInfo& p : net_->param_info()) {
     const TensorIn* t = file.find(p.name);
-    if (!t)
-      throw InputError(path + ": no tensor '" + p.name + "' (the model has " +
-                       std::to_string(net_->param_info().size()) + " tensors, first '" +
-                       net_->param_info().front().name + "')");
+    if (!t) {
+      std::string held;
+      for (size_t i = 0; i < file.tensors.size() && i < 4; ++i)
+        held += (i ? ", '" : "'") + file.tensors[i].name + "'";
+      if (file.tensors.size() > 4) held += ", ...";
+      throw InputError(path + ": no tensor '" + p.name + "', which the model needs (the file has " +
+                       (held.empty() ? std::string("none") : held) + ")");
+    }
     if (Shape(t->shape.begin(), t->shape.end()) != p.shape)
       throw InputError(path + ": tensor '" + p.name + "' has shape " + shape_str(t->shape) +
                        ", the model needs " + shape_str(p.shape));

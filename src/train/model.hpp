@@ -41,7 +41,8 @@ struct EvalResult {
 struct EpochMetrics {
   int epoch = 0;             // 1-based
   int64_t step = 0;          // optimizer steps so far
-  double train_loss = 0;     // mean over the epoch's samples, all ranks
+  int64_t epoch_steps = 0;   // optimizer steps in this epoch
+  double train_loss = 0;     // mean over the epoch's samples, all ranks (0 without steps)
   std::optional<EvalResult> test;
   double samples_per_second = 0;  // global samples per second of training time
   double train_seconds = 0;

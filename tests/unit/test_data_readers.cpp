@@ -56,8 +56,8 @@ class DataReaders : public testing::Test {
   }
   std::string write(const std::string& name, const Bytes& b) {
     const std::string p = (dir_ / name).string();
-    std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(b.data()),
-                                             static_cast<std::streamsize>(b.size()));
+    std::ofstream(p, std::ios::binary)
+        .write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
     return p;
   }
   std::string write_gz(const std::string& name, const Bytes& b) {
@@ -174,8 +174,8 @@ TEST_F(DataReaders, NpyU8Version1) {
 
 TEST_F(DataReaders, NpyF4Version2AnyKeyOrderAndQuotes) {
   const std::vector<float> v = {0.5f, -1.25f, 3.0f};
-  const dpt::NdArray a = dpt::load_array(write(
-      "f4.npy", npy(R"({"shape":(3,),"fortran_order":False,"descr":"<f4"})", raw(v), 2)));
+  const dpt::NdArray a = dpt::load_array(
+      write("f4.npy", npy(R"({"shape":(3,),"fortran_order":False,"descr":"<f4"})", raw(v), 2)));
   EXPECT_EQ(a.dtype, dpt::NdArray::DType::F32);
   EXPECT_EQ(a.shape, (std::vector<int64_t>{3}));
   EXPECT_EQ(values<float>(a), v);
@@ -216,10 +216,16 @@ TEST_F(DataReaders, UnrecognisedMagic) {
 TEST_F(DataReaders, WrongIdxMagic) {
   const std::string p = write("x.idx", idx(0x0A, {1}, {0}));
   expect_input_error([&] { dpt::load_array(p); }, p, "wrong IDX magic 0x00000a01");
-  expect_input_error([&] { dpt::parse_idx(p, Bytes{1, 0, 8, 1, 0, 0, 0, 0}); }, p,
-                     "wrong IDX magic 0x01000801");
-  expect_input_error([&] { dpt::parse_idx(p, idx(0x08, {1, 1, 1, 1, 1}, {0})); }, p,
-                     "5 dimensions");
+  expect_input_error(
+      [&] {
+        dpt::parse_idx(p, Bytes{1, 0, 8, 1, 0, 0, 0, 0});
+      },
+      p, "wrong IDX magic 0x01000801");
+  expect_input_error(
+      [&] {
+        dpt::parse_idx(p, idx(0x08, {1, 1, 1, 1, 1}, {0}));
+      },
+      p, "5 dimensions");
 }
 
 TEST_F(DataReaders, TruncatedIdx) {
@@ -238,10 +244,15 @@ TEST_F(DataReaders, IdxTrailingBytes) {
 TEST_F(DataReaders, HugeDeclaredDimsThrowWithoutAllocating) {
   const std::string p = "huge.idx";
   expect_input_error(
-      [&] { dpt::parse_idx(p, idx(0x08, {0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, {})); },
+      [&] {
+        dpt::parse_idx(p, idx(0x08, {0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, {}));
+      },
       p, "too large");
-  expect_input_error([&] { dpt::parse_idx(p, idx(0x0D, {0xFFFF, 0xFFFF, 0xFFFF}, {1, 2})); }, p,
-                     "truncated");
+  expect_input_error(
+      [&] {
+        dpt::parse_idx(p, idx(0x0D, {0xFFFF, 0xFFFF, 0xFFFF}, {1, 2}));
+      },
+      p, "truncated");
   expect_input_error(
       [&] {
         dpt::parse_npy(p, npy("{'descr': '<f4', 'fortran_order': False, "
@@ -252,26 +263,30 @@ TEST_F(DataReaders, HugeDeclaredDimsThrowWithoutAllocating) {
   expect_input_error(
       [&] {
         dpt::parse_npy(
-            p, npy("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}", {}));
+            p,
+            npy("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}", {}));
       },
       p, "does not fit in 64 bits");
 }
 
 TEST_F(DataReaders, TruncatedNpy) {
   const std::string p = write(
-      "t.npy", npy("{'descr': '|u1', 'fortran_order': False, 'shape': (60000, 28, 28), }",
-                   Bytes(1200)));
+      "t.npy",
+      npy("{'descr': '|u1', 'fortran_order': False, 'shape': (60000, 28, 28), }", Bytes(1200)));
   expect_input_error([&] { dpt::load_array(p); }, p,
                      "truncated: header declares 47040000 bytes of data, file has 1200");
   Bytes cut = npy("{'descr': '|u1', 'fortran_order': False, 'shape': (1,), }", {1});
   cut.resize(30);  // inside the header
   expect_input_error([&] { dpt::parse_npy(p, cut); }, p, "truncated: header length");
-  expect_input_error([&] { dpt::parse_npy(p, Bytes{0x93, 'N', 'U', 'M', 'P', 'Y', 1}); }, p,
-                     "truncated");
   expect_input_error(
       [&] {
-        dpt::parse_npy(p, npy("{'descr': '<i4', 'fortran_order': False, 'shape': (1,), }",
-                              Bytes(5)));
+        dpt::parse_npy(p, Bytes{0x93, 'N', 'U', 'M', 'P', 'Y', 1});
+      },
+      p, "truncated");
+  expect_input_error(
+      [&] {
+        dpt::parse_npy(p,
+                       npy("{'descr': '<i4', 'fortran_order': False, 'shape': (1,), }", Bytes(5)));
       },
       p, "trailing bytes");
 }
@@ -281,20 +296,20 @@ TEST_F(DataReaders, NpyUnsupportedDtypes) {
       "labels.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", Bytes(8)));
   expect_input_error([&] { dpt::load_array(p); }, p,
                      "unsupported dtype '<f8' (supported: |u1, <i4, <i8, <f4)");
-  const std::string q = write(
-      "be.npy", npy("{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", Bytes(4)));
+  const std::string q =
+      write("be.npy", npy("{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", Bytes(4)));
   expect_input_error([&] { dpt::load_array(q); }, q, "unsupported dtype '>f4' (big-endian");
   expect_input_error(
       [&] {
-        dpt::parse_npy(q, npy("{'descr': '|i1', 'fortran_order': False, 'shape': (1,), }",
-                              Bytes(1)));
+        dpt::parse_npy(q,
+                       npy("{'descr': '|i1', 'fortran_order': False, 'shape': (1,), }", Bytes(1)));
       },
       q, "unsupported dtype '|i1'");
 }
 
 TEST_F(DataReaders, NpyFortranOrder) {
-  const std::string p = write(
-      "f.npy", npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", Bytes(16)));
+  const std::string p =
+      write("f.npy", npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", Bytes(16)));
   expect_input_error([&] { dpt::load_array(p); }, p, "Fortran order is not supported");
 }
 
@@ -302,7 +317,7 @@ TEST_F(DataReaders, MalformedNpyHeaders) {
   const std::string p = "m.npy";
   for (const char* dict : {
            "",
-           "{'descr': '<f4', 'fortran_order': False}",                      // no shape
+           "{'descr': '<f4', 'fortran_order': False}",                         // no shape
            "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 1}",  // extra key
            "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (1,)}",
            "{'descr': '<f4', 'fortran_order': 0, 'shape': (1,)}",
@@ -316,8 +331,7 @@ TEST_F(DataReaders, MalformedNpyHeaders) {
            "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,)}",
            "{'descr' '<f4', 'fortran_order': False, 'shape': (1,)}",
        }) {
-    expect_input_error([&] { dpt::parse_npy(p, npy(dict, Bytes(4))); }, p,
-                       "malformed .npy header");
+    expect_input_error([&] { dpt::parse_npy(p, npy(dict, Bytes(4))); }, p, "malformed .npy header");
   }
   Bytes v9 = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", Bytes(4));
   v9[6] = 9;
@@ -341,8 +355,8 @@ TEST_F(DataReaders, NegativeAndHugeLabels) {
   const dpt::NdArray x = array(dpt::NdArray::DType::U8, {3, 1}, Bytes(3));
   expect_input_error(
       [&] {
-        dpt::make_dataset(x, "x.npy", array(dpt::NdArray::DType::I32, {3}, raw<int32_t>({0, 4, -3})),
-                          "y.npy");
+        dpt::make_dataset(x, "x.npy",
+                          array(dpt::NdArray::DType::I32, {3}, raw<int32_t>({0, 4, -3})), "y.npy");
       },
       "y.npy", "label -3 at index 2 is negative");
   expect_input_error(
@@ -357,7 +371,9 @@ TEST_F(DataReaders, NegativeAndHugeLabels) {
 TEST_F(DataReaders, BadImageArrays) {
   const dpt::NdArray y = array(dpt::NdArray::DType::U8, {2}, {0, 1});
   expect_input_error(
-      [&] { dpt::make_dataset(array(dpt::NdArray::DType::I32, {2, 1}, Bytes(8)), "x", y, "y"); },
+      [&] {
+        dpt::make_dataset(array(dpt::NdArray::DType::I32, {2, 1}, Bytes(8)), "x", y, "y");
+      },
       "x", "must be uint8 or float32");
   expect_input_error(
       [&] { dpt::make_dataset(array(dpt::NdArray::DType::U8, {2}, Bytes(2)), "x", y, "y"); }, "x",
@@ -370,8 +386,9 @@ TEST_F(DataReaders, BadImageArrays) {
       "x", "no images");
   expect_input_error(
       [&] {
-        dpt::make_dataset(array(dpt::NdArray::DType::F32, {2, 1}, raw<float>({1.0f, std::numeric_limits<float>::quiet_NaN()})), "x",
-                          y, "y");
+        dpt::make_dataset(array(dpt::NdArray::DType::F32, {2, 1},
+                                raw<float>({1.0f, std::numeric_limits<float>::quiet_NaN()})),
+                          "x", y, "y");
       },
       "x", "not finite");
 }

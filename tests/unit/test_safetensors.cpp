@@ -119,14 +119,18 @@ TEST_F(Safetensors, TensorsAreReturnedInOffsetOrder) {
 
 TEST_F(Safetensors, MissingFile) {
   const std::string p = (dir_ / "none.safetensors").string();
-  expect_input_error([&] { dpt::read_safetensors(p); }, p, "cannot open: No such file or directory");
+  expect_input_error([&] { dpt::read_safetensors(p); }, p,
+                     "cannot open: No such file or directory");
 }
 
 TEST_F(Safetensors, WriteIntoMissingFolder) {
   const std::string p = (dir_ / "no" / "x.safetensors").string();
   const float v = 1.0f;
-  expect_input_error([&] { dpt::write_safetensors(p, {{"v", {1}, &v}}); }, p,
-                     "cannot write: No such file or directory");
+  expect_input_error(
+      [&] {
+        dpt::write_safetensors(p, {{"v", {1}, &v}});
+      },
+      p, "cannot write: No such file or directory");
   EXPECT_TRUE(files().empty());
 }
 
@@ -145,22 +149,23 @@ TEST_F(Safetensors, BadFiles) {
   expect_input_error(parse(st("not json")), p, "not valid JSON");
   expect_input_error(parse(st("{\"a\xff\": 1}")), p, "not valid JSON");
   expect_input_error(parse(st("[1, 2]")), p, "not a JSON object");
-  expect_input_error(parse(st(R"({"t":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", 4)),
-                     p, "tensor 't' has dtype F16; only F32 is supported");
-  expect_input_error(parse(st(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8)),
-                     p, "(3 floats) but data_offsets span 8 bytes");
-  expect_input_error(parse(st(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4)),
-                     p, "outside the data section of 4 bytes");
-  expect_input_error(parse(st(R"({"t":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})", 8)),
-                     p, "outside the data section");
-  expect_input_error(parse(st(R"({"a":{)" + ok_entry + R"(},"b":{"dtype":"F32","shape":[2],)"
-                                                        R"("data_offsets":[4,12]}})",
+  expect_input_error(parse(st(R"({"t":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", 4)), p,
+                     "tensor 't' has dtype F16; only F32 is supported");
+  expect_input_error(parse(st(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8)), p,
+                     "(3 floats) but data_offsets span 8 bytes");
+  expect_input_error(parse(st(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4)), p,
+                     "not a range within the data section of 4 bytes");
+  expect_input_error(parse(st(R"({"t":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})", 8)), p,
+                     "not a range within the data section");
+  expect_input_error(parse(st(R"({"a":{)" + ok_entry +
+                                  R"(},"b":{"dtype":"F32","shape":[2],)"
+                                  R"("data_offsets":[4,12]}})",
                               12)),
                      p, "overlap");
-  expect_input_error(parse(st(R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8)),
-                     p, "not a non-negative integer");
-  expect_input_error(parse(st(R"({"t":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", 8)),
-                     p, "not a non-negative integer");
+  expect_input_error(parse(st(R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8)), p,
+                     "not a non-negative integer");
+  expect_input_error(parse(st(R"({"t":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", 8)), p,
+                     "not a non-negative integer");
   expect_input_error(
       parse(st(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,0]}})")),
       p, "overflows");
@@ -169,8 +174,8 @@ TEST_F(Safetensors, BadFiles) {
                      "unexpected key 'extra'");
   expect_input_error(parse(st(R"({"t":{)" + ok_entry + R"(},"t":{)" + ok_entry + "}}", 8)), p,
                      "twice");
-  expect_input_error(parse(st(R"({"t":{"dtype":"F32","shape":[[2]],"data_offsets":[0,8]}})", 8)),
-                     p, "nested too deeply");
+  expect_input_error(parse(st(R"({"t":{"dtype":"F32","shape":[[2]],"data_offsets":[0,8]}})", 8)), p,
+                     "nested too deeply");
   expect_input_error(parse(st(R"({"__metadata__":{"k":1}})")), p, "is not a string");
   expect_input_error(parse(st(R"({"__metadata__":"x"})")), p, "not a JSON object");
   expect_input_error(parse(st("[" + std::string(100000, '[') + std::string(100001, ']'))), p,
