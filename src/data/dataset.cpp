@@ -170,9 +170,9 @@ Dataset make_dataset(const NdArray& images, const std::string& images_path, cons
 
   Dataset d;
   d.count = n;
-  if (s.size() == 2) d.sample_shape = {s[1]};
-  if (s.size() == 3) d.sample_shape = {1, s[1], s[2]};
-  if (s.size() == 4) d.sample_shape = {s[1], s[2], s[3]};
+  // (N, F) -> [F]; (N, H, W) -> [1, H, W]; (N, C, H, W) -> [C, H, W].
+  d.sample_shape.assign(s.begin() + 1, s.end());
+  if (s.size() == 3) d.sample_shape.insert(d.sample_shape.begin(), int64_t{1});
   if (d.sample_numel() == 0) {
     fail(images_path, "images have no pixels (shape " + shape_to_string(s) + ")");
   }
