@@ -104,6 +104,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   DeviceBuffer x_dev(be, sizeof(float) * x_host.size());
   DeviceBuffer y_dev(be, sizeof(int32_t) * b);
   DeviceBuffer dlogits(be, sizeof(float) * b * classes);
+  const float grad_scale = 1.0f / static_cast<float>(sampler.global_batch());
 
   for (Callback* cb : callbacks) cb->on_fit_begin(sampler.steps_per_epoch(), o.epochs);
   const double fit_start = now_seconds();
@@ -125,12 +126,12 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
                                                static_cast<uint64_t>(steps_done_) * world +
                                                    comm.rank());
       const float* logits = net_->forward(x_dev.data(), b, true, dropout_seed);
-      // The gradient of the mean over this rank's batch; averaging over ranks makes it the mean
-      // over the global batch, since every rank's batch has the same size.
+      // The loss gradient is scaled by 1 / global batch, so that the sum over ranks is the
+      // gradient of the mean over the global batch: the averaging costs no extra pass.
       const LossResult lr = be.softmax_cross_entropy(logits, y_dev.as<int32_t>(), b, classes,
-                                                     1.0f / static_cast<float>(b), dlogits.data());
+                                                     grad_scale, dlogits.data());
       net_->backward(dlogits.data(), b);
-      comm.allreduce(net_->grads(), net_->flat_size(), DataType::F32, ReduceOp::Avg);
+      comm.allreduce(net_->grads(), net_->flat_size(), DataType::F32, ReduceOp::Sum);
       optimizer_->step(net_->params(), net_->grads());
       ++steps_done_;
       ++steps;
