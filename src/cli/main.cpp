@@ -118,6 +118,9 @@ int run_train(const TrainOptions& o, Communicator& comm) {
   run_collectively(comm, [&] {
     if (!root) return;
     if (out_dir.empty()) out_dir = default_run_dir();
+    if (fs::exists(fs::path(out_dir) / "metrics.jsonl"))
+      throw InputError("--out " + out_dir +
+                       ": already holds a run (metrics.jsonl); choose another folder");
     std::error_code ec;
     fs::create_directories(out_dir, ec);
     if (ec || !fs::is_directory(out_dir))

@@ -112,7 +112,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
     const std::vector<int64_t> perm = sampler.permutation(epoch);
     const double t0 = now_seconds();
-    double loss_sum = 0;
+    double loss_sum = 0, comm_seconds = 0;
     int64_t steps = 0;
     for (int64_t s = 0; s < sampler.steps_per_epoch(); ++s) {
       if (o.max_steps >= 0 && steps_done_ >= o.max_steps) break;
@@ -131,7 +131,10 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       const LossResult lr = be.softmax_cross_entropy(logits, y_dev.as<int32_t>(), b, classes,
                                                      grad_scale, dlogits.data());
       net_->backward(dlogits.data(), b);
+      be.synchronize();
+      const double comm_start = now_seconds();
       comm.allreduce(net_->grads(), net_->flat_size(), DataType::F32, ReduceOp::Sum);
+      comm_seconds += now_seconds() - comm_start;
       optimizer_->step(net_->params(), net_->grads());
       ++steps_done_;
       ++steps;
@@ -151,6 +154,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
                                static_cast<double>(steps * sampler.global_batch())};
     m.train_loss = reduced[1] > 0 ? reduced[0] / reduced[1] : 0;
     m.train_seconds = train_seconds;
+    m.comm_seconds = comm_seconds;
     m.samples_per_second = train_seconds > 0 ? reduced[1] / train_seconds : 0;
     if (validation) m.test = evaluate(*validation, o.eval_batch_size);
     m.elapsed_seconds = now_seconds() - fit_start;

@@ -46,6 +46,7 @@ struct EpochMetrics {
   std::optional<EvalResult> test;
   double samples_per_second = 0;  // global samples per second of training time
   double train_seconds = 0;
+  double comm_seconds = 0;        // rank 0's time waiting for the gradient allreduce
   double elapsed_seconds = 0;     // since fit started
   int world_size = 1;
   int64_t global_batch = 0;
