@@ -21,8 +21,16 @@ size_t dtype_size(DataType t);
 class Work {
  public:
   virtual ~Work() = default;
+  // Blocks until the collective has completed; rethrows its error.
   virtual void wait() = 0;
+  // When the collective ran (steady clock, seconds; valid after wait()): for timelines and for
+  // telling hidden from exposed communication.
+  virtual double start_time() const = 0;
+  virtual double end_time() const = 0;
 };
+
+// Seconds on the steady clock, the time base of Work and of traces.
+double steady_seconds();
 
 class Communicator {
  public:

@@ -1,24 +1,38 @@
-// The MPI backend of Communicator: host memory, nonblocking MPI collectives waited on by handle.
+// The MPI backend of Communicator: host memory; every collective runs on one worker thread, in
+// the order it was submitted, so that a collective started during backward progresses while the
+// main thread computes (as PyTorch's ProcessGroupMPI does).
 #include <mpi.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "comm/communicator.hpp"
 #include "core/error.hpp"
 
-#define DPT_MPI_CHECK(call)                                                    \
-  do {                                                                         \
-    int dpt_mpi_rc_ = (call);                                                  \
-    if (dpt_mpi_rc_ != MPI_SUCCESS) {                                          \
-      char dpt_msg_[MPI_MAX_ERROR_STRING];                                     \
-      int dpt_len_ = 0;                                                        \
-      MPI_Error_string(dpt_mpi_rc_, dpt_msg_, &dpt_len_);                      \
+#define DPT_MPI_CHECK(call)                                                                 \
+  do {                                                                                      \
+    int dpt_mpi_rc_ = (call);                                                               \
+    if (dpt_mpi_rc_ != MPI_SUCCESS) {                                                       \
+      char dpt_msg_[MPI_MAX_ERROR_STRING];                                                  \
+      int dpt_len_ = 0;                                                                     \
+      MPI_Error_string(dpt_mpi_rc_, dpt_msg_, &dpt_len_);                                   \
       ::dpt::throw_call_error(#call, __FILE__, __LINE__, std::string(dpt_msg_, dpt_len_)); \
-    }                                                                          \
+    }                                                                                       \
   } while (0)
 
 namespace dpt {
+
+double steady_seconds() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
 
 size_t dtype_size(DataType t) {
   switch (t) {
@@ -52,36 +66,54 @@ MPI_Op to_mpi(ReduceOp op) {
   return MPI_SUM;
 }
 
+void scale(void* data, size_t count, DataType type, double factor) {
+  if (type == DataType::F32) {
+    float* p = static_cast<float*>(data);
+    const float f = static_cast<float>(factor);
+    for (size_t i = 0; i < count; ++i) p[i] *= f;
+  } else if (type == DataType::F64) {
+    double* p = static_cast<double*>(data);
+    for (size_t i = 0; i < count; ++i) p[i] *= factor;
+  }
+}
+
+// Completion state shared by a queued task and its Work handle.
+struct TaskState {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::exception_ptr error;
+  double start = 0, end = 0;
+};
+
 class MpiWork final : public Work {
  public:
-  MpiWork(MPI_Request req, void* data, size_t count, DataType type, double scale)
-      : req_(req), data_(data), count_(count), type_(type), scale_(scale) {}
-  ~MpiWork() override {
-    if (req_ != MPI_REQUEST_NULL) MPI_Wait(&req_, MPI_STATUS_IGNORE);
-  }
+  explicit MpiWork(std::shared_ptr<TaskState> s) : s_(std::move(s)) {}
   void wait() override {
-    if (req_ == MPI_REQUEST_NULL) return;
-    DPT_MPI_CHECK(MPI_Wait(&req_, MPI_STATUS_IGNORE));
-    // MPI has no average: the sum is scaled once it has arrived.
-    if (scale_ != 1.0) {
-      if (type_ == DataType::F32) {
-        float* p = static_cast<float*>(data_);
-        const float s = static_cast<float>(scale_);
-        for (size_t i = 0; i < count_; ++i) p[i] *= s;
-      } else if (type_ == DataType::F64) {
-        double* p = static_cast<double*>(data_);
-        for (size_t i = 0; i < count_; ++i) p[i] *= scale_;
-      }
-    }
+    std::unique_lock lock(s_->mu);
+    s_->cv.wait(lock, [&] { return s_->done; });
+    if (s_->error) std::rethrow_exception(s_->error);
   }
+  double start_time() const override { return s_->start; }
+  double end_time() const override { return s_->end; }
 
  private:
-  MPI_Request req_;
-  void* data_;
-  size_t count_;
-  DataType type_;
-  double scale_;
+  std::shared_ptr<TaskState> s_;
 };
+
+// Waits for a nonblocking MPI request. Open MPI progresses a request only inside MPI calls, so
+// the worker polls it. Spinning measured fastest with one core per rank: sleeping between polls
+// delays every round of the allreduce on both ranks (README, "Overlap on CPUs"). When ranks
+// outnumber the cores, the poller yields between polls so that it does not hold a core another
+// rank needs.
+void wait_for(MPI_Request* req, bool oversubscribed) {
+  int flag = 0;
+  for (;;) {
+    DPT_MPI_CHECK(MPI_Test(req, &flag, MPI_STATUS_IGNORE));
+    if (flag) return;
+    if (oversubscribed) std::this_thread::yield();
+  }
+}
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -98,8 +130,19 @@ class MpiCommunicator final : public Communicator {
     DPT_MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
     DPT_MPI_CHECK(MPI_Comm_size(node, &local_size_));
     MPI_Comm_free(&node);
+    oversubscribed_ = local_size_ > static_cast<int>(std::thread::hardware_concurrency());
+    worker_ = std::thread([this] { run_worker(); });
   }
-  ~MpiCommunicator() override { MPI_Comm_free(&comm_); }
+
+  ~MpiCommunicator() override {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    worker_.join();
+    MPI_Comm_free(&comm_);
+  }
 
   std::string name() const override { return "mpi"; }
   int rank() const override { return rank_; }
@@ -111,25 +154,34 @@ class MpiCommunicator final : public Communicator {
                                         ReduceOp op) override {
     if (op == ReduceOp::Avg && type != DataType::F32 && type != DataType::F64)
       throw SystemError("allreduce: average needs a floating-point type");
-    MPI_Request req = MPI_REQUEST_NULL;
-    if (size_ > 1 && count > 0)
-      DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), to_mpi(type),
-                                   to_mpi(op), comm_, &req));
-    const double scale = (op == ReduceOp::Avg && size_ > 1) ? 1.0 / size_ : 1.0;
-    return std::make_unique<MpiWork>(req, data, count, type, scale);
+    return submit([=, this] {
+      if (size_ > 1 && count > 0) {
+        MPI_Request req;
+        DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), to_mpi(type),
+                                     to_mpi(op), comm_, &req));
+        wait_for(&req, oversubscribed_);
+      }
+      if (op == ReduceOp::Avg && size_ > 1) scale(data, count, type, 1.0 / size_);
+    });
   }
 
   void broadcast(void* data, size_t count, DataType type, int root) override {
-    if (size_ > 1 && count > 0)
-      DPT_MPI_CHECK(MPI_Bcast(data, static_cast<int>(count), to_mpi(type), root, comm_));
+    submit([=, this] {
+      if (size_ > 1 && count > 0)
+        DPT_MPI_CHECK(MPI_Bcast(data, static_cast<int>(count), to_mpi(type), root, comm_));
+    })->wait();
   }
 
   void allgather(const void* send, void* recv, size_t count, DataType type) override {
-    DPT_MPI_CHECK(MPI_Allgather(send, static_cast<int>(count), to_mpi(type), recv,
-                                static_cast<int>(count), to_mpi(type), comm_));
+    submit([=, this] {
+      DPT_MPI_CHECK(MPI_Allgather(send, static_cast<int>(count), to_mpi(type), recv,
+                                  static_cast<int>(count), to_mpi(type), comm_));
+    })->wait();
   }
 
-  void barrier() override { DPT_MPI_CHECK(MPI_Barrier(comm_)); }
+  void barrier() override {
+    submit([this] { DPT_MPI_CHECK(MPI_Barrier(comm_)); })->wait();
+  }
 
   [[noreturn]] void abort(int exit_code) override {
     MPI_Abort(comm_, exit_code);
@@ -137,8 +189,58 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
+  struct Task {
+    std::function<void()> fn;
+    std::shared_ptr<TaskState> state;
+  };
+
+  std::unique_ptr<Work> submit(std::function<void()> fn) {
+    auto state = std::make_shared<TaskState>();
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back({std::move(fn), state});
+    }
+    cv_.notify_one();
+    return std::make_unique<MpiWork>(state);
+  }
+
+  void run_worker() {
+    for (;;) {
+      Task task;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, nothing left
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      std::exception_ptr error;
+      const double start = steady_seconds();
+      try {
+        task.fn();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      const double end = steady_seconds();
+      {
+        std::lock_guard lock(task.state->mu);
+        task.state->start = start;
+        task.state->end = end;
+        task.state->error = error;
+        task.state->done = true;
+      }
+      task.state->cv.notify_all();
+    }
+  }
+
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> queue_;
+  bool stop_ = false;
+  bool oversubscribed_ = false;
+  std::thread worker_;
 };
 
 }  // namespace
@@ -153,9 +255,14 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   // README, "Allreduce algorithm"); ring is also what NCCL and Horovod use for large messages.
   // Read by Open MPI at MPI_Init; a value the user set in the environment wins.
   setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", /*overwrite=*/0);
+  // Collectives run on each communicator's worker thread while the main thread also makes MPI
+  // calls (communicator set-up, finalisation): MULTIPLE is the level that allows that.
   int provided = 0;
-  // FUNNELED: only the main thread calls MPI (the data loader thread never does).
-  DPT_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+  DPT_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
+  if (provided < MPI_THREAD_MULTIPLE) {
+    MPI_Finalize();
+    throw SystemError("the MPI library does not support MPI_THREAD_MULTIPLE, which dptrain needs");
+  }
 }
 
 MpiSession::~MpiSession() {

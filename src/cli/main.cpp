@@ -8,9 +8,11 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "cli/options.hpp"
+#include "comm/allreduce_bench.hpp"
 #include "comm/collective_check.hpp"
 #include "comm/communicator.hpp"
 #include "core/error.hpp"
@@ -18,6 +20,7 @@
 #include "kernels/backend.hpp"
 #include "train/callbacks.hpp"
 #include "train/model.hpp"
+#include "train/tracer.hpp"
 
 namespace fs = std::filesystem;
 
@@ -74,6 +77,14 @@ std::string default_run_dir() {
   return dir;
 }
 
+// The bucket settings of fit(), for the settings table printed before it runs.
+FitOptions fo_preview(const TrainOptions& o) {
+  FitOptions fo;
+  fo.bucket_mb = o.bucket_mb;
+  fo.first_bucket_mb = o.first_bucket_mb;
+  return fo;
+}
+
 int run_train(const TrainOptions& o, Communicator& comm) {
   const bool root = comm.rank() == 0;
   const int threads = o.threads > 0 ? o.threads : std::max(1, usable_cores() / comm.local_size());
@@ -91,6 +102,7 @@ int run_train(const TrainOptions& o, Communicator& comm) {
   });
 
   std::unique_ptr<Model> model;
+  int64_t trace_first = 0, trace_last = 0;
   run_collectively(comm, [&] {
     Shape input(train.sample_shape.begin(), train.sample_shape.end());
     model = std::make_unique<Model>(Environment{comm, *backend}, o.model, input, o.seed);
@@ -104,6 +116,7 @@ int run_train(const TrainOptions& o, Communicator& comm) {
     oc.nesterov = o.nesterov;
     oc.weight_decay = static_cast<float>(o.weight_decay);
     model->compile(oc);
+    if (!o.trace.empty()) std::tie(trace_first, trace_last) = parse_step_window(o.trace_steps);
     const int64_t shard = train.count / comm.size();
     if (o.batch_size > shard)
       throw InputError("option --batch-size: " + std::to_string(o.batch_size) +
@@ -142,6 +155,13 @@ int run_train(const TrainOptions& o, Communicator& comm) {
                 o.max_steps >= 0 ? (", at most " + std::to_string(o.max_steps) + " steps").c_str()
                                  : "",
                 static_cast<unsigned long long>(o.seed), o.no_shuffle ? ", no shuffle" : "");
+    const std::vector<Bucket> buckets = model->buckets(fo_preview(o));
+    std::printf("comm   %s allreduce in %zu bucket%s (first %.2f MiB, cap %g MiB)%s\n",
+                comm.name().c_str(), buckets.size(), buckets.size() > 1 ? "s" : "",
+                buckets.empty() ? 0.0 : buckets.front().bytes / 1048576.0, o.bucket_mb,
+                o.accumulate > 1 ? (", " + std::to_string(o.accumulate) +
+                                    " micro-batches per step").c_str()
+                                 : "");
     std::printf("out    %s\n", out_dir.c_str());
     std::fflush(stdout);
   }
@@ -153,6 +173,12 @@ int run_train(const TrainOptions& o, Communicator& comm) {
   fo.shuffle = !o.no_shuffle;
   fo.seed = o.seed;
   fo.eval_batch_size = o.eval_batch_size;
+  fo.accumulate = o.accumulate;
+  fo.bucket_mb = o.bucket_mb;
+  fo.first_bucket_mb = o.first_bucket_mb;
+  fo.trace_path = o.trace;
+  fo.trace_first = trace_first;
+  fo.trace_last = trace_last;
   ProgressPrinter progress(comm.rank(), comm.size(), o.batch_size);
   std::vector<Callback*> callbacks{&progress};
   if (metrics) callbacks.push_back(metrics.get());
@@ -169,6 +195,16 @@ int run_train(const TrainOptions& o, Communicator& comm) {
       seconds += m.train_seconds;
     }
     const EpochMetrics& last = history.back();
+    double compute = 0, comm_total = 0, exposed = 0;
+    for (const EpochMetrics& m : history) {
+      compute += m.compute_seconds;
+      comm_total += m.comm_seconds;
+      exposed += m.exposed_comm_seconds;
+    }
+    std::printf("time   compute %.2f s, communication %.2f s of which exposed %.2f s "
+                "(overlap %.0f%%)\n",
+                compute, comm_total, exposed,
+                comm_total > 0 ? 100.0 * (comm_total - exposed) / comm_total : 0.0);
     std::printf("final test_accuracy=%.4f test_loss=%.4f samples_per_second=%.0f\n",
                 last.test ? last.test->accuracy : 0.0, last.test ? last.test->loss : 0.0,
                 seconds > 0 ? samples / seconds : 0.0);
@@ -191,6 +227,23 @@ int run_info(Communicator& comm) {
   return 0;
 }
 
+int run_bench_allreduce(const BenchAllreduceOptions& b, Communicator& comm) {
+  AllreduceBenchOptions o;
+  run_collectively(comm, [&] {
+    if (b.comm != comm.name())
+      throw InputError("option --comm " + b.comm + ": this build has no " + b.comm +
+                       " communicator (it has: " + comm.name() + ")");
+    o.min_bytes = parse_size("-b", b.min_bytes);
+    o.max_bytes = parse_size("-e", b.max_bytes);
+    o.factor = b.factor;
+    o.iters = b.iters;
+    o.warmup = b.warmup;
+    validate(o);
+  });
+  const int64_t wrong = run_allreduce_bench(comm, o, stdout);
+  return wrong == 0 ? 0 : 1;
+}
+
 }  // namespace
 }  // namespace dpt
 
@@ -207,6 +260,7 @@ int main(int argc, char** argv) {
     switch (cmd.command) {
       case Command::Train: return run_train(cmd.train, *comm);
       case Command::Info: return run_info(*comm);
+      case Command::BenchAllreduce: return run_bench_allreduce(cmd.bench_allreduce, *comm);
       case Command::None: return 2;
     }
   } catch (const JobError& e) {

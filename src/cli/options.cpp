@@ -119,11 +119,47 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   train->add_option("--threads", t.threads,
                     "BLAS threads per rank (default: cores / ranks on this node)")
       ->check(CLI::Range(1, 1024));
+  train->add_option("--accumulate", t.accumulate,
+                    "Micro-batches per optimizer step (gradient accumulation); only the last "
+                    "one communicates")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  train->add_option("--bucket-mb", t.bucket_mb,
+                    "Gradient bucket cap in MiB; each bucket's allreduce starts during backward "
+                    "(0: one allreduce after backward)")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  train->add_option("--first-bucket-mb", t.first_bucket_mb,
+                    "Cap of the first (last layers') bucket in MiB")
+      ->check(CLI::Range(1e-6, 1e6))
+      ->capture_default_str();
+  train->add_option("--trace", t.trace,
+                    "Write a Chrome trace-event timeline (Perfetto, chrome://tracing) of "
+                    "--trace-steps to this JSON file");
+  train->add_option("--trace-steps", t.trace_steps, "Steps A to B-1 to trace, as A:B")
+      ->capture_default_str();
   train->add_option("--init-weights", t.init_weights,
                     "Start from these weights (safetensors, named as nn.Sequential names them)");
   train->add_option("--out", t.out, "Run directory (default: runs/<timestamp>)");
 
   CLI::App* info = app.add_subcommand("info", "Print each rank's host, rank, local rank and versions");
+
+  CLI::App* bench = app.add_subcommand("bench", "Benchmarks of the communication");
+  bench->require_subcommand(1);
+  CLI::App* allreduce = bench->add_subcommand(
+      "allreduce", "Allreduce sweep over message sizes, as nccl-tests' all_reduce_perf prints it");
+  BenchAllreduceOptions& ba = out.bench_allreduce;
+  allreduce->add_option("-b,--minbytes", ba.min_bytes, "Smallest size (bytes; K, M, G suffixes)")
+      ->capture_default_str();
+  allreduce->add_option("-e,--maxbytes", ba.max_bytes, "Largest size")->capture_default_str();
+  allreduce->add_option("-f,--stepfactor", ba.factor, "Size multiplier between steps")
+      ->capture_default_str();
+  allreduce->add_option("-n,--iters", ba.iters, "Timed iterations per size")->capture_default_str();
+  allreduce->add_option("-w,--warmup_iters", ba.warmup, "Untimed iterations per size")
+      ->capture_default_str();
+  allreduce->add_option("--comm", ba.comm, "Communicator: mpi (nccl comes with the GPU build)")
+      ->check(CLI::IsMember({"mpi", "nccl"}))
+      ->capture_default_str();
 
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
@@ -142,6 +178,7 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   }
   if (train->parsed()) out.command = Command::Train;
   if (info->parsed()) out.command = Command::Info;
+  if (allreduce->parsed()) out.command = Command::BenchAllreduce;
   return out;
 }
 

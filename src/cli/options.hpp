@@ -23,16 +23,29 @@ struct TrainOptions {
   bool no_shuffle = false;
   uint64_t seed = 0;
   int threads = 0;  // 0: cores / ranks on this node
+  int accumulate = 1;
+  double bucket_mb = 25;
+  double first_bucket_mb = 1;
+  std::string trace;
+  std::string trace_steps = "10:20";
   std::string init_weights;
   std::string out;  // default runs/<timestamp>
   std::string config;
 };
 
-enum class Command { None, Train, Info };
+struct BenchAllreduceOptions {
+  std::string min_bytes = "8", max_bytes = "256M";
+  uint64_t factor = 2;
+  int iters = 20, warmup = 5;
+  std::string comm = "mpi";
+};
+
+enum class Command { None, Train, Info, BenchAllreduce };
 
 struct ParsedCommand {
   Command command = Command::None;
   TrainOptions train;
+  BenchAllreduceOptions bench_allreduce;
   int exit_code = -1;  // >= 0: stop now with this code (help printed, or a parse error)
 };
 

@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "comm/communicator.hpp"
 #include "core/error.hpp"
 #include "kernels/random.hpp"
 
@@ -107,7 +108,12 @@ const float* Sequential::forward(const float* x, int batch, bool training, uint6
       continue;
     }
     ForwardContext ctx{training, mix64(dropout_seed ^ (0x2545f4914f6cdd1dULL * (i + 1)))};
+    const double start = observer_ ? steady_seconds() : 0;
     layers_[i]->forward(backend_, act_[i], act_[i + 1], batch, ctx);
+    if (observer_) {
+      backend_.synchronize();
+      observer_(static_cast<int>(i), false, start, steady_seconds());
+    }
   }
   return act_.back();
 }
@@ -123,7 +129,12 @@ void Sequential::backward(const float* doutput, int batch,
       // The input's gradient buffer must hold dy: copy unless they are one buffer already.
       if (dx && dx != dy) backend_.copy(dx, dy, sizeof(float) * batch * shape_numel(shapes_[i]));
     } else {
+      const double start = observer_ ? steady_seconds() : 0;
       layers_[i]->backward(backend_, act_[i], act_[i + 1], dy, dx, batch);
+      if (observer_) {
+        backend_.synchronize();
+        observer_(static_cast<int>(i), true, start, steady_seconds());
+      }
     }
     if (on_layer_done) on_layer_done(static_cast<int>(i));
     dy = dx;

@@ -41,6 +41,10 @@ class Sequential {
   void backward(const float* doutput, int batch,
                 const std::function<void(int)>& on_layer_done = nullptr);
   void zero_grad();
+  // Called around each layer's forward and backward with (layer, is_backward, start, end) in
+  // steady-clock seconds, for timelines; empty to stop. Costs a synchronize per layer.
+  using LayerObserver = std::function<void(int, bool, double, double)>;
+  void set_layer_observer(LayerObserver observer) { observer_ = std::move(observer); }
 
   float* params() const { return params_.data(); }
   float* grads() const { return grads_.data(); }
@@ -75,6 +79,7 @@ class Sequential {
   std::vector<DeviceBuffer> act_store_, grad_store_;
   std::vector<float*> act_, grad_;
   const float* input_ = nullptr;
+  LayerObserver observer_;
 };
 
 }  // namespace dpt

@@ -91,7 +91,10 @@ std::string metrics_json(const EpochMetrics& m) {
   j["test_accuracy"] = m.test ? nlohmann::json(m.test->accuracy) : nlohmann::json(nullptr);
   j["samples_per_second"] = m.samples_per_second;
   j["train_seconds"] = m.train_seconds;
+  j["compute_seconds"] = m.compute_seconds;
   j["comm_seconds"] = m.comm_seconds;
+  j["exposed_comm_seconds"] = m.exposed_comm_seconds;
+  j["overlap_fraction"] = m.overlap_fraction;
   j["world_size"] = m.world_size;
   j["global_batch"] = m.global_batch;
   j["elapsed_seconds"] = m.elapsed_seconds;

@@ -1,5 +1,8 @@
 #include "train/model.hpp"
 
+#include <time.h>
+
+#include <algorithm>
 #include <chrono>
 #include <functional>
 
@@ -8,6 +11,7 @@
 #include "io/safetensors.hpp"
 #include "kernels/random.hpp"
 #include "model/model_spec.hpp"
+#include "train/tracer.hpp"
 
 namespace dpt {
 namespace {
@@ -15,6 +19,12 @@ namespace {
 double now_seconds() {
   using namespace std::chrono;
   return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 uint64_t fnv1a(const std::string& s) {
@@ -77,6 +87,12 @@ void Model::check_labels(const Dataset& data, const std::string& what) const {
                      " do not fit a model built for " + shape_str(net_->input_shape()));
 }
 
+std::vector<Bucket> Model::buckets(const FitOptions& o) const {
+  constexpr double kMiB = 1024.0 * 1024.0;
+  return assign_buckets(net_->param_info(), static_cast<size_t>(o.first_bucket_mb * kMiB),
+                        static_cast<size_t>(o.bucket_mb * kMiB));
+}
+
 std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
                                      const Dataset* validation,
                                      const std::vector<Callback*>& callbacks) {
@@ -85,61 +101,110 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   Backend& be = env_.backend;
   if (o.batch_size < 1) throw InputError("option --batch-size: must be at least 1");
   if (o.epochs < 1) throw InputError("option --epochs: must be at least 1");
+  if (o.accumulate < 1) throw InputError("option --accumulate: must be at least 1");
+  if (!(o.bucket_mb >= 0) || !(o.first_bucket_mb > 0))
+    throw InputError("option --bucket-mb: must be >= 0 (and --first-bucket-mb > 0)");
   check_labels(train, "training data");
   if (validation) check_labels(*validation, "test data");
 
+  // With accumulation, one optimizer step takes accumulate micro-batches of batch_size from
+  // this rank's shard: exactly the samples of one step with accumulate * batch_size.
   const int world = comm.size();
-  DistributedSampler sampler(train.count, world, comm.rank(), o.batch_size, o.shuffle, o.seed);
+  const int b = o.batch_size, micro = o.accumulate;
+  DistributedSampler sampler(train.count, world, comm.rank(), static_cast<int64_t>(b) * micro,
+                             o.shuffle, o.seed);
   if (sampler.steps_per_epoch() == 0)
-    throw InputError("option --batch-size: " + std::to_string(o.batch_size) +
+    throw InputError("option --batch-size: " + std::to_string(b) +
+                     (micro > 1 ? " x --accumulate " + std::to_string(micro) : std::string()) +
                      " is larger than a rank's shard (" + std::to_string(train.count) +
                      " samples / " + std::to_string(world) + " ranks)");
 
-  const int b = o.batch_size;
   const int64_t numel = train.sample_numel();
   const int classes = static_cast<int>(net_->num_outputs());
-  std::vector<int64_t> idx(b);
+  std::vector<int64_t> idx(static_cast<size_t>(b) * micro);
   std::vector<float> x_host(static_cast<size_t>(b) * numel);
   std::vector<int32_t> y_host(b);
   DeviceBuffer x_dev(be, sizeof(float) * x_host.size());
   DeviceBuffer y_dev(be, sizeof(int32_t) * b);
   DeviceBuffer dlogits(be, sizeof(float) * b * classes);
+  // The loss gradient is scaled by 1 / global batch, so that the sum over ranks (and over
+  // micro-batches) is the gradient of the mean over the global batch: averaging costs no pass.
   const float grad_scale = 1.0f / static_cast<float>(sampler.global_batch());
+  Reducer reducer(comm, buckets(o));
+
+  comm.barrier();  // a common time origin for every rank's trace
+  const double fit_start = now_seconds();
+  std::unique_ptr<Tracer> tracer;
+  if (!o.trace_path.empty())
+    tracer = std::make_unique<Tracer>(o.trace_first, o.trace_last, fit_start);
 
   for (Callback* cb : callbacks) cb->on_fit_begin(sampler.steps_per_epoch(), o.epochs);
-  const double fit_start = now_seconds();
   std::vector<EpochMetrics> history;
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
     const std::vector<int64_t> perm = sampler.permutation(epoch);
     const double t0 = now_seconds();
-    double loss_sum = 0, comm_seconds = 0;
+    double loss_sum = 0, comm_total = 0, comm_exposed = 0;
     int64_t steps = 0;
     for (int64_t s = 0; s < sampler.steps_per_epoch(); ++s) {
       if (o.max_steps >= 0 && steps_done_ >= o.max_steps) break;
+      const bool tracing = tracer && tracer->records(steps_done_);
+      if (tracing)
+        net_->set_layer_observer([&](int layer, bool backward, double start, double end) {
+          tracer->span(Lane::Compute,
+                       std::string(backward ? "backward " : "forward ") + std::to_string(layer) +
+                           " " + net_->layer(layer).describe(),
+                       start, end, steps_done_);
+        });
+      const double step_wall = now_seconds(), step_cpu = thread_cpu_seconds();
       sampler.batch_indices(perm, s, idx.data());
-      train.gather(idx.data(), b, x_host.data(), y_host.data());
-      be.copy_from_host(x_dev.data(), x_host.data(), sizeof(float) * x_host.size());
-      be.copy_from_host(y_dev.data(), y_host.data(), sizeof(int32_t) * b);
-
       net_->zero_grad();
-      const uint64_t dropout_seed = random_u64(o.seed ^ 0xd1d1d1d1ULL,
-                                               static_cast<uint64_t>(steps_done_) * world +
-                                                   comm.rank());
-      const float* logits = net_->forward(x_dev.data(), b, true, dropout_seed);
-      // The loss gradient is scaled by 1 / global batch, so that the sum over ranks is the
-      // gradient of the mean over the global batch: the averaging costs no extra pass.
-      const LossResult lr = be.softmax_cross_entropy(logits, y_dev.as<int32_t>(), b, classes,
-                                                     grad_scale, dlogits.data());
-      net_->backward(dlogits.data(), b);
-      be.synchronize();
-      const double comm_start = now_seconds();
-      comm.allreduce(net_->grads(), net_->flat_size(), DataType::F32, ReduceOp::Sum);
-      comm_seconds += now_seconds() - comm_start;
+      double step_loss = 0;
+      for (int m = 0; m < micro; ++m) {
+        train.gather(idx.data() + static_cast<size_t>(m) * b, b, x_host.data(), y_host.data());
+        be.copy_from_host(x_dev.data(), x_host.data(), sizeof(float) * x_host.size());
+        be.copy_from_host(y_dev.data(), y_host.data(), sizeof(int32_t) * b);
+        const uint64_t dropout_seed =
+            random_u64(o.seed ^ 0xd1d1d1d1ULL,
+                       (static_cast<uint64_t>(steps_done_) * micro + m) * world + comm.rank());
+        const float* logits = net_->forward(x_dev.data(), b, true, dropout_seed);
+        step_loss += be.softmax_cross_entropy(logits, y_dev.as<int32_t>(), b, classes, grad_scale,
+                                              dlogits.data())
+                         .loss_sum;
+        if (m + 1 < micro) {
+          net_->backward(dlogits.data(), b);  // accumulate locally, no communication
+          continue;
+        }
+        // The last micro-batch: each bucket's allreduce starts as soon as backward has
+        // finished its layers, and overlaps the backward of the layers below.
+        reducer.begin(net_->grads());
+        net_->backward(dlogits.data(), b, [&](int layer) {
+          be.synchronize();  // the layer's gradients must be complete before they are sent
+          reducer.layer_done(layer);
+        });
+      }
+      const StepCommStats cs = reducer.finish();
+      const double opt_start = now_seconds();
       optimizer_->step(net_->params(), net_->grads());
+      be.synchronize();
+      // Exposed communication: the step's wall time that this thread did not spend computing.
+      // That covers both waiting in finish() and losing the core to the communication thread
+      // (with one core per rank they take turns, and only the wall clock tells the cost).
+      // With a GPU doing the compute this will come from device events instead.
+      const double idle = (now_seconds() - step_wall) - (thread_cpu_seconds() - step_cpu);
+      comm_total += cs.total_seconds;
+      comm_exposed += std::clamp(idle, 0.0, cs.total_seconds);
+      if (tracing) {
+        tracer->span(Lane::Compute, "optimizer", opt_start, now_seconds(), steps_done_);
+        for (size_t i = 0; i < cs.buckets.size(); ++i)
+          tracer->span(Lane::Comm, "allreduce bucket " + std::to_string(i), cs.buckets[i].start,
+                       cs.buckets[i].end, steps_done_);
+        net_->set_layer_observer(nullptr);
+      }
       ++steps_done_;
       ++steps;
-      loss_sum += lr.loss_sum;
-      for (Callback* cb : callbacks) cb->on_step_end(epoch + 1, s + 1, steps_done_, lr.loss_sum / b);
+      loss_sum += step_loss;
+      for (Callback* cb : callbacks)
+        cb->on_step_end(epoch + 1, s + 1, steps_done_, step_loss / (static_cast<double>(b) * micro));
     }
     be.synchronize();
     const double train_seconds = now_seconds() - t0;
@@ -150,18 +215,22 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     m.epoch_steps = steps;
     m.world_size = world;
     m.global_batch = sampler.global_batch();
-    const double reduced[2] = {comm.allreduce_sum(loss_sum),
-                               static_cast<double>(steps * sampler.global_batch())};
-    m.train_loss = reduced[1] > 0 ? reduced[0] / reduced[1] : 0;
+    const double samples = static_cast<double>(steps * sampler.global_batch());
+    const double total_loss = comm.allreduce_sum(loss_sum);
+    m.train_loss = samples > 0 ? total_loss / samples : 0;
     m.train_seconds = train_seconds;
-    m.comm_seconds = comm_seconds;
-    m.samples_per_second = train_seconds > 0 ? reduced[1] / train_seconds : 0;
+    m.comm_seconds = comm_total;
+    m.exposed_comm_seconds = comm_exposed;
+    m.compute_seconds = train_seconds - comm_exposed;
+    m.overlap_fraction = comm_total > 0 ? (comm_total - comm_exposed) / comm_total : 0;
+    m.samples_per_second = train_seconds > 0 ? samples / train_seconds : 0;
     if (validation) m.test = evaluate(*validation, o.eval_batch_size);
     m.elapsed_seconds = now_seconds() - fit_start;
     history.push_back(m);
     for (Callback* cb : callbacks) cb->on_epoch_end(m);
     if (o.max_steps >= 0 && steps_done_ >= o.max_steps) break;
   }
+  if (tracer) tracer->write(comm, o.trace_path);
   return history;
 }
 

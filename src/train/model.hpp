@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
+#include "comm/reducer.hpp"
 #include "data/dataset.hpp"
 #include "model/sequential.hpp"
 #include "train/optimizer.hpp"
@@ -30,6 +31,11 @@ struct FitOptions {
   bool shuffle = true;
   uint64_t seed = 0;       // data order and dropout
   int eval_batch_size = 500;
+  int accumulate = 1;      // micro-batches per optimizer step; only the last communicates
+  double bucket_mb = 25;   // gradient bucket cap in MiB; 0: one allreduce after backward
+  double first_bucket_mb = 1;
+  std::string trace_path;  // Chrome trace of steps [trace_first, trace_last) when not empty
+  int64_t trace_first = 0, trace_last = 0;
 };
 
 struct EvalResult {
@@ -46,7 +52,12 @@ struct EpochMetrics {
   std::optional<EvalResult> test;
   double samples_per_second = 0;  // global samples per second of training time
   double train_seconds = 0;
-  double comm_seconds = 0;        // rank 0's time waiting for the gradient allreduce
+  // Where this rank's training time went (rank 0's figures): compute is everything but the
+  // exposed communication; comm is the allreduces' own duration, partly hidden behind backward.
+  double compute_seconds = 0;
+  double comm_seconds = 0;
+  double exposed_comm_seconds = 0;
+  double overlap_fraction = 0;  // hidden / total communication (0 when there was none)
   double elapsed_seconds = 0;     // since fit started
   int world_size = 1;
   int64_t global_batch = 0;
@@ -90,6 +101,8 @@ class Model {
   Sequential& net() { return *net_; }
   const Optimizer* optimizer() const { return optimizer_.get(); }
   int64_t steps_done() const { return steps_done_; }
+  // The gradient buckets fit() uses for these options (the same on every rank).
+  std::vector<Bucket> buckets(const FitOptions& options) const;
   // Throws InputError when a label does not fit the model's outputs; `what` names the labels.
   void check_labels(const Dataset& data, const std::string& what) const;
 

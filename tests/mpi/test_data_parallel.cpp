@@ -167,5 +167,74 @@ TEST_F(DataParallel, OneRanksErrorEndsEveryRankWithItsCode) {
   EXPECT_NO_THROW(run_collectively(*world, [] {}));
 }
 
+// Bucketed allreduces started during backward end where one allreduce after backward ends:
+// bit for bit with 2 ranks (a + b == b + a), within float rounding with more.
+TEST_F(DataParallel, BucketedOverlapEqualsOneAllreduceAfterBackward) {
+  const Dataset data = testing::make_synthetic_dataset(150, {1, 6, 6}, 4, 21);
+  const auto train = [&](double bucket_mb) {
+    Model model({*world, *backend}, kSmallCnn, {1, 6, 6}, 4);
+    model.compile({.name = "sgd", .lr = 0.1f, .momentum = 0.9f});
+    FitOptions fo;
+    fo.batch_size = 5;
+    fo.max_steps = 12;
+    fo.bucket_mb = bucket_mb;
+    fo.first_bucket_mb = bucket_mb > 0 ? 64.0 / (1 << 20) : 1;  // tiny: many buckets
+    if (bucket_mb > 0) {
+      EXPECT_GE(model.buckets(fo).size(), 3u);
+    }
+    model.fit(data, fo);
+    return model.net().params_to_host();
+  };
+  const std::vector<float> one = train(0), bucketed = train(256.0 / (1 << 20));
+  if (world->size() == 2) {
+    EXPECT_EQ(one, bucketed);
+  } else {
+    double max_rel = 0;
+    for (size_t i = 0; i < one.size(); ++i)
+      max_rel = std::max(max_rel, std::fabs(static_cast<double>(one[i]) - bucketed[i]) /
+                                      std::max(1e-2, std::fabs(static_cast<double>(one[i]))));
+    EXPECT_LT(max_rel, 1e-6);
+  }
+}
+
+// Gradient accumulation: 4 micro-batches of b equal one step of 4b, on the same samples.
+TEST_F(DataParallel, AccumulatingFourMicroBatchesEqualsFourTimesTheBatch) {
+  const Dataset data = testing::make_synthetic_dataset(200, {1, 6, 6}, 4, 23);
+  const auto train = [&](int batch, int accumulate) {
+    Model model({*world, *backend}, kSmallCnn, {1, 6, 6}, 6);
+    model.compile({.name = "adamw", .lr = 0.01f});
+    FitOptions fo;
+    fo.batch_size = batch;
+    fo.accumulate = accumulate;
+    fo.max_steps = 5;
+    fo.seed = 3;
+    model.fit(data, fo);
+    return model.net().params_to_host();
+  };
+  const std::vector<float> micro = train(2, 4), whole = train(8, 1);
+  double max_rel = 0;
+  for (size_t i = 0; i < micro.size(); ++i)
+    max_rel = std::max(max_rel, std::fabs(static_cast<double>(micro[i]) - whole[i]) /
+                                    std::max(1e-2, std::fabs(static_cast<double>(whole[i]))));
+  EXPECT_LT(max_rel, 1e-5);
+  Model untrained({*alone, *backend}, kSmallCnn, {1, 6, 6}, 6);
+  EXPECT_NE(untrained.net().params_to_host(), whole);
+}
+
+TEST_F(DataParallel, EveryRankBuildsTheSameBuckets) {
+  Model model({*world, *backend}, "cnn", {1, 28, 28}, 1);
+  FitOptions fo;
+  std::vector<uint64_t> layout;
+  for (const Bucket& b : model.buckets(fo)) {
+    layout.push_back(b.offset);
+    layout.push_back(b.count);
+    layout.push_back(static_cast<uint64_t>(b.lowest_layer));
+  }
+  std::vector<uint64_t> all(layout.size() * world->size());
+  world->allgather(layout.data(), all.data(), layout.size(), DataType::U64);
+  for (int r = 1; r < world->size(); ++r)
+    EXPECT_TRUE(std::equal(layout.begin(), layout.end(), all.begin() + r * layout.size()));
+}
+
 }  // namespace
 }  // namespace dpt

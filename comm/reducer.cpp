@@ -1,0 +1,67 @@
+#include "comm/reducer.hpp"
+
+#include "core/error.hpp"
+
+namespace dpt {
+
+std::vector<Bucket> assign_buckets(const std::vector<ParamInfo>& params, size_t first_cap_bytes,
+                                   size_t cap_bytes) {
+  std::vector<Bucket> buckets;
+  Bucket current;
+  size_t cap = cap_bytes == 0 ? SIZE_MAX : first_cap_bytes;
+  const auto close = [&] {
+    if (current.tensors.empty()) return;
+    const ParamInfo& low = params[current.tensors.back()];
+    const ParamInfo& high = params[current.tensors.front()];
+    current.offset = low.offset;
+    current.count = high.offset + high.numel - low.offset;
+    current.lowest_layer = low.layer;
+    buckets.push_back(std::move(current));
+    current = Bucket{};
+    if (cap_bytes != 0) cap = cap_bytes;
+  };
+  for (size_t i = params.size(); i-- > 0;) {
+    const size_t bytes = params[i].numel * sizeof(float);
+    if (!current.tensors.empty() && current.bytes + bytes > cap) close();
+    current.tensors.push_back(i);
+    current.bytes += bytes;
+  }
+  close();
+  return buckets;
+}
+
+Reducer::Reducer(Communicator& comm, std::vector<Bucket> buckets)
+    : comm_(comm), buckets_(std::move(buckets)) {}
+
+void Reducer::begin(float* grads) {
+  if (!work_.empty()) throw SystemError("Reducer::begin: the previous step was not finished");
+  grads_ = grads;
+  next_ = 0;
+}
+
+void Reducer::launch(size_t index) {
+  const Bucket& b = buckets_[index];
+  work_.push_back(comm_.allreduce_async(grads_ + b.offset, b.count, DataType::F32, ReduceOp::Sum));
+}
+
+void Reducer::layer_done(int layer) {
+  // Backward runs from the last layer down, so buckets complete in the order they were built.
+  while (next_ < buckets_.size() && buckets_[next_].lowest_layer >= layer) launch(next_++);
+}
+
+StepCommStats Reducer::finish() {
+  while (next_ < buckets_.size()) launch(next_++);
+  StepCommStats stats;
+  const double wait_start = steady_seconds();
+  for (auto& w : work_) w->wait();
+  const double wait_end = steady_seconds();
+  for (auto& w : work_) {
+    stats.buckets.push_back({w->start_time(), w->end_time()});
+    stats.total_seconds += w->end_time() - w->start_time();
+  }
+  stats.wait_seconds = wait_end - wait_start;
+  work_.clear();
+  return stats;
+}
+
+}  // namespace dpt

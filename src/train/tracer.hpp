@@ -1,0 +1,42 @@
+// Tracer: a timeline of a window of training steps as Chrome trace-event JSON (opens in
+// Perfetto and chrome://tracing). Each rank is one process with two lanes: compute (forward and
+// backward of each layer, the optimizer) and communication (each bucket's allreduce).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.hpp"
+
+namespace dpt {
+
+enum class Lane { Compute = 0, Comm = 1 };
+
+class Tracer {
+ public:
+  // Records steps in [first_step, last_step); times are seconds on the steady clock and are
+  // written relative to `origin` (taken by every rank at the same collective point).
+  Tracer(int64_t first_step, int64_t last_step, double origin);
+  bool records(int64_t step) const { return step >= first_ && step < last_; }
+  void span(Lane lane, std::string name, double start, double end, int64_t step);
+  size_t size() const { return events_.size(); }
+  // Collective: rank 0 gathers every rank's events and writes `path` (atomically).
+  void write(Communicator& comm, const std::string& path) const;
+
+ private:
+  struct Event {
+    Lane lane;
+    std::string name;
+    double start, end;
+    int64_t step;
+  };
+  int64_t first_, last_;
+  double origin_;
+  std::vector<Event> events_;
+};
+
+// Parses "A:B" (steps A to B-1). Throws InputError naming --trace-steps.
+std::pair<int64_t, int64_t> parse_step_window(const std::string& text);
+
+}  // namespace dpt
