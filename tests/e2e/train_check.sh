@@ -112,6 +112,66 @@ assert r[-1]['step']==7 and r[-1]['global_batch']==64, r" || fail "max-steps fro
       grep -q -- "$opt" "$tmp/out" || fail "train --help does not mention $opt"
     done
     ;;
+  trace)
+    # A timeline of steps 2..4 from both ranks: valid JSON, both lanes, a span per bucket.
+    mpirun -np 2 "$build/dptrain" train --model cnn --max-steps 6 --batch-size 16 \
+      --trace "$tmp/t.json" --trace-steps 2:5 --out "$tmp/run" > "$tmp/out"
+    python3 - "$tmp/t.json" <<'PY'
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+spans = [e for e in events if e["ph"] == "X"]
+for rank in (0, 1):
+    mine = [e for e in spans if e["pid"] == rank]
+    compute = [e for e in mine if e["tid"] == 0]
+    comm = [e for e in mine if e["tid"] == 1]
+    assert {e["args"]["step"] for e in mine} == {2, 3, 4}, "steps"
+    for step in (2, 3, 4):
+        names = [e["name"] for e in compute if e["args"]["step"] == step]
+        assert "optimizer" in names and any(n.startswith("backward 0 Conv2d") for n in names), names
+        buckets = sorted(e["name"] for e in comm if e["args"]["step"] == step)
+        # cnn with the default caps has two buckets (the 1 MiB first one, then the rest).
+        assert buckets == ["allreduce bucket 0", "allreduce bucket 1"], buckets
+    assert all(e["dur"] >= 0 and e["ts"] >= 0 for e in mine)
+names = {(e["pid"], e["args"]["name"]) for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+assert names == {(0, "compute"), (0, "communication"), (1, "compute"), (1, "communication")}, names
+print("trace ok:", len(spans), "spans")
+PY
+    grep -q "^comm   mpi allreduce in 2 buckets" "$tmp/out" || fail "bucket line missing"
+    python3 -c "import json; r=json.loads(open('$tmp/run/metrics.jsonl').readline()); \
+assert {'compute_seconds','comm_seconds','exposed_comm_seconds','overlap_fraction'} <= r.keys(); \
+assert 0 <= r['overlap_fraction'] <= 1 and r['exposed_comm_seconds'] <= r['comm_seconds'] + 1e-9, r" \
+      || fail "accounting keys in metrics.jsonl"
+    ;;
+  bench_allreduce)
+    # Every element is checked; a wrong result would make the exit status 1.
+    mpirun -np 2 "$build/dptrain" bench allreduce -b 8 -e 4M -f 4 > "$tmp/out"
+    cat "$tmp/out"
+    [ "$(grep -cv '^#' "$tmp/out")" -eq 10 ] || fail "expected 10 sizes"
+    grep -q "^# wrong elements in all: 0$" "$tmp/out" || fail "wrong elements"
+    awk '!/^#/ { if ($8 != 0) exit 1 }' "$tmp/out" || fail "a size had wrong elements"
+    # busbw = algbw * 2(n-1)/n, which is algbw itself for 2 ranks.
+    awk '!/^#/ { if ($6 != $7) exit 1 }' "$tmp/out" || fail "busbw != algbw with 2 ranks"
+    mpirun -np 3 "$build/dptrain" bench allreduce -b 1K -e 64K > "$tmp/out3"
+    grep -q "^# wrong elements in all: 0$" "$tmp/out3" || fail "wrong elements with 3 ranks"
+    ;;
+  bench_allreduce_bad_sizes)
+    for args in "-b 0" "-b 12Q" "-b 1M -e 1K" "-f 1" "-e 64G" "--comm nccl"; do
+      set +e
+      # shellcheck disable=SC2086
+      mpirun -np 2 "$build/dptrain" bench allreduce $args > "$tmp/out" 2> "$tmp/err"
+      rc=$?
+      set -e
+      [ "$rc" -eq 2 ] || fail "bench allreduce $args: exit $rc, want 2"
+      [ "$(grep -c '^dptrain: error: option' "$tmp/err")" -eq 1 ] || fail "bench allreduce $args: $(cat "$tmp/err")"
+    done
+    ;;
+  accumulate)
+    # --accumulate 2 with batch 32 trains on the samples of batch 64: same steps per epoch.
+    mpirun -np 2 "$build/dptrain" train --model mlp --epochs 1 --batch-size 32 --accumulate 2 \
+      --out "$tmp/run" > "$tmp/out"
+    python3 -c "import json; r=json.loads(open('$tmp/run/metrics.jsonl').readline()); \
+assert r['step'] == 60000 // 128 and r['global_batch'] == 128, r" || fail "accumulate steps"
+    ;;
   *) fail "unknown case $case_name" ;;
 esac
 echo "PASS: $case_name"
