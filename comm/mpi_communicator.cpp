@@ -3,6 +3,7 @@
 // main thread computes (as PyTorch's ProcessGroupMPI does).
 #include <mpi.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -88,10 +89,15 @@ struct TaskState {
 
 class MpiWork final : public Work {
  public:
-  explicit MpiWork(std::shared_ptr<TaskState> s) : s_(std::move(s)) {}
+  MpiWork(std::shared_ptr<TaskState> s, std::atomic<int>& waiting)
+      : s_(std::move(s)), waiting_(waiting) {}
   void wait() override {
-    std::unique_lock lock(s_->mu);
-    s_->cv.wait(lock, [&] { return s_->done; });
+    waiting_.fetch_add(1);
+    {
+      std::unique_lock lock(s_->mu);
+      s_->cv.wait(lock, [&] { return s_->done; });
+    }
+    waiting_.fetch_sub(1);
     if (s_->error) std::rethrow_exception(s_->error);
   }
   double start_time() const override { return s_->start; }
@@ -99,19 +105,21 @@ class MpiWork final : public Work {
 
  private:
   std::shared_ptr<TaskState> s_;
+  std::atomic<int>& waiting_;  // the communicator's count of threads blocked in wait()
 };
 
 // Waits for a nonblocking MPI request. Open MPI progresses a request only inside MPI calls, so
-// the worker polls it. Spinning measured fastest with one core per rank: sleeping between polls
-// delays every round of the allreduce on both ranks (README, "Overlap on CPUs"). When ranks
-// outnumber the cores, the poller yields between polls so that it does not hold a core another
-// rank needs.
-void wait_for(MPI_Request* req, bool oversubscribed) {
+// the worker polls it. While the main thread is blocked in Work::wait nothing else needs the core
+// and the worker spins, which measured fastest; while the main thread computes (a bucket started
+// during backward), the worker yields between polls, so that waiting for a slower peer does not
+// take the core from backward. Ranks that outnumber the cores always yield.
+void wait_for(MPI_Request* req, const std::atomic<int>& main_waiting, bool oversubscribed) {
   int flag = 0;
   for (;;) {
     DPT_MPI_CHECK(MPI_Test(req, &flag, MPI_STATUS_IGNORE));
     if (flag) return;
-    if (oversubscribed) std::this_thread::yield();
+    if (oversubscribed || main_waiting.load(std::memory_order_relaxed) == 0)
+      std::this_thread::yield();
   }
 }
 
@@ -159,7 +167,7 @@ class MpiCommunicator final : public Communicator {
         MPI_Request req;
         DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), to_mpi(type),
                                      to_mpi(op), comm_, &req));
-        wait_for(&req, oversubscribed_);
+        wait_for(&req, main_waiting_, oversubscribed_);
       }
       if (op == ReduceOp::Avg && size_ > 1) scale(data, count, type, 1.0 / size_);
     });
@@ -201,7 +209,7 @@ class MpiCommunicator final : public Communicator {
       queue_.push_back({std::move(fn), state});
     }
     cv_.notify_one();
-    return std::make_unique<MpiWork>(state);
+    return std::make_unique<MpiWork>(state, main_waiting_);
   }
 
   void run_worker() {
@@ -240,6 +248,7 @@ class MpiCommunicator final : public Communicator {
   std::deque<Task> queue_;
   bool stop_ = false;
   bool oversubscribed_ = false;
+  std::atomic<int> main_waiting_{0};
   std::thread worker_;
 };
 

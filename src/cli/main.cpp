@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -18,7 +20,9 @@
 #include "core/error.hpp"
 #include "data/dataset.hpp"
 #include "kernels/backend.hpp"
+#include "io/safetensors.hpp"
 #include "train/callbacks.hpp"
+#include "train/checkpoint.hpp"
 #include "train/model.hpp"
 #include "train/tracer.hpp"
 
@@ -77,6 +81,32 @@ std::string default_run_dir() {
   return dir;
 }
 
+// What a checkpoint records of the configuration, and what a resume must agree with so that
+// the data order and the global batch (and so the run) are the same.
+nlohmann::json run_config(const TrainOptions& o, int world_size) {
+  return {{"model", o.model},
+          {"global_batch", static_cast<int64_t>(o.batch_size) * o.accumulate * world_size},
+          {"seed", o.seed},
+          {"shuffle", !o.no_shuffle},
+          {"world_size", world_size}};
+}
+
+void check_resume_config(const std::string& path, const Model& model, const TrainOptions& o,
+                         int world_size) {
+  (void)model;
+  nlohmann::json saved;
+  try {
+    saved = nlohmann::json::parse(read_safetensors(path).metadata.at("config"));
+  } catch (const std::exception&) {
+    throw InputError(path + ": no readable configuration in its metadata");
+  }
+  const nlohmann::json now = run_config(o, world_size);
+  for (const char* key : {"global_batch", "seed", "shuffle"})
+    if (saved.value(key, nlohmann::json()) != now[key])
+      throw InputError(path + ": saved with " + key + " " + saved.value(key, nlohmann::json()).dump() +
+                       ", this run has " + now[key].dump() + " (they must match to resume)");
+}
+
 // The bucket settings of fit(), for the settings table printed before it runs.
 FitOptions fo_preview(const TrainOptions& o) {
   FitOptions fo;
@@ -125,15 +155,44 @@ int run_train(const TrainOptions& o, Communicator& comm) {
                        std::to_string(comm.size()) + " ranks = " + std::to_string(shard) + ")");
   });
 
+  // Resume: every rank reads the same checkpoint (the run directory is on a shared file
+  // system, or the node is one machine), so every rank fails or succeeds alike.
+  std::optional<TrainPosition> resume_from;
+  run_collectively(comm, [&] {
+    if (o.resume.empty()) return;
+    if (o.resume != "auto") {
+      resume_from = load_checkpoint(o.resume, *model);
+      check_resume_config(o.resume, *model, o, comm.size());
+      return;
+    }
+    if (o.out.empty())
+      throw InputError("--resume auto: needs --out, the run directory to resume");
+    const std::string dir = (fs::path(o.out) / "checkpoints").string();
+    for (const std::string& path : list_checkpoints(dir)) {
+      try {
+        resume_from = load_checkpoint(path, *model);
+        check_resume_config(path, *model, o, comm.size());
+        break;
+      } catch (const InputError& e) {
+        resume_from.reset();
+        if (root)
+          std::fprintf(stderr, "dptrain: warning: %s; falling back to an older checkpoint\n",
+                       e.what());
+      }
+    }
+    if (!resume_from && root)
+      std::printf("resume: no usable checkpoint in %s, starting fresh\n", dir.c_str());
+  });
+
   // Only now, with every input checked, does anything get written.
   std::string out_dir = o.out;
   std::unique_ptr<MetricsWriter> metrics;
   run_collectively(comm, [&] {
     if (!root) return;
     if (out_dir.empty()) out_dir = default_run_dir();
-    if (fs::exists(fs::path(out_dir) / "metrics.jsonl"))
+    if (o.resume.empty() && fs::exists(fs::path(out_dir) / "metrics.jsonl"))
       throw InputError("--out " + out_dir +
-                       ": already holds a run (metrics.jsonl); choose another folder");
+                       ": already holds a run (metrics.jsonl); choose another folder or --resume");
     std::error_code ec;
     fs::create_directories(out_dir, ec);
     if (ec || !fs::is_directory(out_dir))
@@ -179,6 +238,19 @@ int run_train(const TrainOptions& o, Communicator& comm) {
   fo.trace_path = o.trace;
   fo.trace_first = trace_first;
   fo.trace_last = trace_last;
+  fo.resume = resume_from;
+  fo.checkpoint_every = o.checkpoint_every;
+  const std::string checkpoint_dir = (fs::path(out_dir) / "checkpoints").string();
+  if (o.checkpoint_every > 0 && root) fs::create_directories(checkpoint_dir);
+  const std::string config = run_config(o, comm.size()).dump();
+  fo.on_checkpoint = [&](const TrainPosition& pos) {
+    save_checkpoint(checkpoint_path(checkpoint_dir, pos.step), *model, pos, config);
+    if (root) prune_checkpoints(checkpoint_dir, o.keep_checkpoints);
+  };
+  if (root && resume_from)
+    std::printf("resume: from step %lld (epoch %d, %lld steps into it)\n",
+                static_cast<long long>(resume_from->step), resume_from->epoch + 1,
+                static_cast<long long>(resume_from->step_in_epoch));
   ProgressPrinter progress(comm.rank(), comm.size(), o.batch_size);
   std::vector<Callback*> callbacks{&progress};
   if (metrics) callbacks.push_back(metrics.get());

@@ -138,6 +138,17 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
                     "--trace-steps to this JSON file");
   train->add_option("--trace-steps", t.trace_steps, "Steps A to B-1 to trace, as A:B")
       ->capture_default_str();
+  train->add_option("--checkpoint-every", t.checkpoint_every,
+                    "Write a checkpoint to DIR/checkpoints every N steps and at the end (0: never)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 50))
+      ->capture_default_str();
+  train->add_option("--keep-checkpoints", t.keep_checkpoints,
+                    "Keep the newest K checkpoints (0: all)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  train->add_option("--resume", t.resume,
+                    "Continue from a checkpoint: auto (the newest good one in DIR/checkpoints; "
+                    "fresh start if there is none) or a checkpoint file");
   train->add_option("--init-weights", t.init_weights,
                     "Start from these weights (safetensors, named as nn.Sequential names them)");
   train->add_option("--out", t.out, "Run directory (default: runs/<timestamp>)");

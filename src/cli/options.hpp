@@ -28,6 +28,9 @@ struct TrainOptions {
   double first_bucket_mb = 1;
   std::string trace;
   std::string trace_steps = "10:20";
+  int64_t checkpoint_every = 0;
+  int keep_checkpoints = 3;
+  std::string resume;  // "", "auto" or a checkpoint file
   std::string init_weights;
   std::string out;  // default runs/<timestamp>
   std::string config;

@@ -140,12 +140,18 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
 
   for (Callback* cb : callbacks) cb->on_fit_begin(sampler.steps_per_epoch(), o.epochs);
   std::vector<EpochMetrics> history;
-  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+  const TrainPosition from = o.resume.value_or(TrainPosition{steps_done_, 0, 0, 0.0});
+  steps_done_ = from.step;
+  const auto checkpoint = [&](int epoch, int64_t step_in_epoch, double loss_sum) {
+    if (o.on_checkpoint) o.on_checkpoint({steps_done_, epoch, step_in_epoch, loss_sum});
+  };
+  for (int epoch = from.epoch; epoch < o.epochs; ++epoch) {
     const std::vector<int64_t> perm = sampler.permutation(epoch);
     const double t0 = now_seconds();
-    double loss_sum = 0, comm_total = 0, comm_exposed = 0;
-    int64_t steps = 0;
-    for (int64_t s = 0; s < sampler.steps_per_epoch(); ++s) {
+    const bool resumed = epoch == from.epoch && from.step_in_epoch > 0;
+    double loss_sum = resumed ? from.loss_sum : 0, comm_total = 0, comm_exposed = 0;
+    int64_t steps = resumed ? from.step_in_epoch : 0;
+    for (int64_t s = steps; s < sampler.steps_per_epoch(); ++s) {
       if (o.max_steps >= 0 && steps_done_ >= o.max_steps) break;
       const bool tracing = tracer && tracer->records(steps_done_);
       if (tracing)
@@ -205,6 +211,13 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       loss_sum += step_loss;
       for (Callback* cb : callbacks)
         cb->on_step_end(epoch + 1, s + 1, steps_done_, step_loss / (static_cast<double>(b) * micro));
+      // Mid-epoch checkpoints here; one that falls on the epoch's last step is taken after the
+      // epoch's metrics below, so that a resumed run neither repeats nor misses that line.
+      const bool stopping = o.max_steps >= 0 && steps_done_ >= o.max_steps;
+      if (o.checkpoint_every > 0 && s + 1 < sampler.steps_per_epoch() && !stopping &&
+          steps_done_ % o.checkpoint_every == 0)
+        checkpoint(epoch, s + 1, loss_sum);
+      if (stopping) break;
     }
     be.synchronize();
     const double train_seconds = now_seconds() - t0;
@@ -228,7 +241,16 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     m.elapsed_seconds = now_seconds() - fit_start;
     history.push_back(m);
     for (Callback* cb : callbacks) cb->on_epoch_end(m);
-    if (o.max_steps >= 0 && steps_done_ >= o.max_steps) break;
+    const bool stopping = o.max_steps >= 0 && steps_done_ >= o.max_steps;
+    const bool finished_epoch = steps == sampler.steps_per_epoch();
+    if (o.checkpoint_every > 0 && steps > 0 &&
+        (steps_done_ % o.checkpoint_every == 0 || stopping || epoch + 1 == o.epochs)) {
+      if (finished_epoch)
+        checkpoint(epoch + 1, 0, 0.0);
+      else
+        checkpoint(epoch, steps, loss_sum);  // stopped by --max-steps inside the epoch
+    }
+    if (stopping) break;
   }
   if (tracer) tracer->write(comm, o.trace_path);
   return history;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -24,6 +25,14 @@ struct Environment {
   Backend& backend;
 };
 
+// Where training stands: enough, with the parameters and optimizer state, to resume exactly.
+struct TrainPosition {
+  int64_t step = 0;           // optimizer steps done
+  int epoch = 0;              // 0-based epoch in progress
+  int64_t step_in_epoch = 0;  // steps of that epoch already done
+  double loss_sum = 0;        // this rank's loss sum over those steps
+};
+
 struct FitOptions {
   int epochs = 1;
   int64_t max_steps = -1;  // stop after this many optimizer steps in all (< 0: no limit)
@@ -36,6 +45,10 @@ struct FitOptions {
   double first_bucket_mb = 1;
   std::string trace_path;  // Chrome trace of steps [trace_first, trace_last) when not empty
   int64_t trace_first = 0, trace_last = 0;
+  std::optional<TrainPosition> resume;  // continue from here (after load_checkpoint)
+  // Called on every rank after every checkpoint_every steps and at the end (0: never).
+  int64_t checkpoint_every = 0;
+  std::function<void(const TrainPosition&)> on_checkpoint;
 };
 
 struct EvalResult {
@@ -100,6 +113,9 @@ class Model {
 
   Sequential& net() { return *net_; }
   const Optimizer* optimizer() const { return optimizer_.get(); }
+  Optimizer* optimizer() { return optimizer_.get(); }
+  Environment& environment() { return env_; }
+  const Environment& environment() const { return env_; }
   int64_t steps_done() const { return steps_done_; }
   // The gradient buckets fit() uses for these options (the same on every rank).
   std::vector<Bucket> buckets(const FitOptions& options) const;

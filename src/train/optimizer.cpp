@@ -42,6 +42,12 @@ void Optimizer::step(float* params, const float* grads) {
   }
 }
 
+std::vector<std::pair<std::string, float*>> Optimizer::state() const {
+  if (config_.name == "adamw") return {{"exp_avg", state1_.data()}, {"exp_avg_sq", state2_.data()}};
+  if (config_.momentum > 0) return {{"momentum", state1_.data()}};
+  return {};
+}
+
 std::string Optimizer::describe() const {
   std::ostringstream os;
   os << config_.name << "(lr=" << config_.lr;

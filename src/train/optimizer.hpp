@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "kernels/device_buffer.hpp"
 
@@ -26,6 +28,10 @@ class Optimizer {
   const OptimizerConfig& config() const { return config_; }
   float weight_decay() const;
   int64_t steps() const { return steps_; }
+  void set_steps(int64_t steps) { steps_ = steps; }
+  // The state buffers (flat, like the parameters) by name: "momentum" for SGD with momentum,
+  // "exp_avg" and "exp_avg_sq" for AdamW (PyTorch's names).
+  std::vector<std::pair<std::string, float*>> state() const;
   std::string describe() const;
 
  private:

@@ -1,0 +1,36 @@
+// Checkpoints: everything a resumed run needs, in one safetensors file that other tools can read.
+//
+// Tensors: the parameters under their nn.Sequential names ("0.weight"), and the optimizer state
+// under "optimizer.<state>.<name>" (momentum; exp_avg and exp_avg_sq for AdamW). Metadata: the
+// position (optimizer steps, epoch, steps into the epoch), the epoch's partial loss sum, the
+// optimizer's step count, the configuration, and a checksum of the tensor data. Random numbers
+// need no state of their own: data order and dropout masks are pure functions of the seed, the
+// epoch and the step, so the position is the whole RNG state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "train/model.hpp"
+
+namespace dpt {
+
+// Written atomically by rank 0 (temporary name, fsync, rename). Collective over ranks only in
+// that every rank calls it; ranks other than 0 do nothing.
+void save_checkpoint(const std::string& path, const Model& model, const TrainPosition& position,
+                     const std::string& config);
+
+// Reads and verifies a checkpoint (checksum, names and shapes against the model) and loads it
+// into the model and its optimizer. Throws InputError naming the file and the problem.
+TrainPosition load_checkpoint(const std::string& path, Model& model);
+
+// The checkpoint file name for a step, inside `dir`.
+std::string checkpoint_path(const std::string& dir, int64_t step);
+// Checkpoints in `dir`, newest (highest step) first.
+std::vector<std::string> list_checkpoints(const std::string& dir);
+// Deletes all but the newest `keep` checkpoints in `dir` (keep <= 0: keeps all).
+void prune_checkpoints(const std::string& dir, int keep);
+
+}  // namespace dpt
