@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Checkpoint and resume through the CLI: a killed run resumed with --resume auto ends bit for
+# bit where an uninterrupted run ends, also when its newest checkpoint is corrupt.
+#   resume_check.sh CASE BUILD_DIR
+set -euo pipefail
+case_name=$1
+build=$2
+tmp=$(mktemp -d)
+trap 'pkill -9 -f "$tmp" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+train() {  # out-dir extra-args...
+  local dir=$1
+  shift
+  mpirun -np 2 "$build/dptrain" train --model mlp --epochs 3 --batch-size 64 --lr 0.05 \
+    --momentum 0.9 --threads 1 --checkpoint-every 100 --keep-checkpoints 3 --out "$dir" "$@"
+}
+
+# Starts a run, kills one of its ranks with SIGKILL once the checkpoint of step $1 exists, and
+# checks that the job ended with an error.
+train_and_kill() {
+  local after=$1
+  train "$tmp/b" > "$tmp/b.log" 2>&1 &
+  local job=$!
+  local target
+  target=$(printf '%s/b/checkpoints/step-%09d.safetensors' "$tmp" "$after")
+  for _ in $(seq 600); do
+    [ -f "$target" ] && break
+    sleep 0.05
+  done
+  [ -f "$target" ] || fail "no checkpoint of step $after appeared"
+  local rank_pid
+  # A rank, not mpirun (whose command line holds the same words after "mpirun").
+  rank_pid=$(pgrep -f "^$build/dptrain train .*--out $tmp/b" | tail -n 1)
+  [ -n "$rank_pid" ] || fail "no rank process to kill"
+  kill -9 "$rank_pid"
+  if wait "$job"; then fail "the job survived a killed rank"; fi
+  for _ in $(seq 100); do
+    pgrep -f "^$build/dptrain train .*--out $tmp/b" > /dev/null || break
+    sleep 0.1
+  done
+  ! pgrep -f "^$build/dptrain train .*--out $tmp/b" > /dev/null || fail "ranks outlived the job"
+  [ -f "$tmp/b/model.safetensors" ] && fail "a killed run wrote its final model"
+  ls "$tmp/b/checkpoints"
+}
+
+case $case_name in
+  kill_and_resume)
+    train "$tmp/a" > /dev/null
+    train_and_kill 300
+    train "$tmp/b" --resume auto > "$tmp/resumed.log"
+    grep -q "^resume: from step" "$tmp/resumed.log" || fail "did not resume"
+    cmp "$tmp/a/model.safetensors" "$tmp/b/model.safetensors" || fail "resumed parameters differ"
+    # The metrics of the final epoch match those of the uninterrupted run.
+    [ "$(tail -n 1 "$tmp/a/metrics.jsonl" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["step"], r["train_loss"], r["test_loss"])')" = \
+      "$(tail -n 1 "$tmp/b/metrics.jsonl" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["step"], r["train_loss"], r["test_loss"])')" ] \
+      || fail "final metrics differ"
+    ;;
+  corrupt_newest)
+    train "$tmp/a" > /dev/null
+    train_and_kill 500
+    newest=$(ls "$tmp/b/checkpoints"/step-*.safetensors | sort | tail -n 1)
+    # Flip one byte in the tensor data, well past the header.
+    size=$(stat -c %s "$newest")
+    offset=$((size - 1000))
+    byte=$(dd if="$newest" bs=1 skip="$offset" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+    printf "$(printf '\\%03o' $(((byte + 1) % 256)))" |
+      dd of="$newest" bs=1 seek="$offset" count=1 conv=notrunc 2>/dev/null
+    train "$tmp/b" --resume auto > "$tmp/resumed.log" 2> "$tmp/resumed.err"
+    grep -q "checksum mismatch" "$tmp/resumed.err" || fail "corruption not reported: $(cat "$tmp/resumed.err")"
+    grep -qF "$(basename "$newest")" "$tmp/resumed.err" || fail "warning does not name the file"
+    grep -q "^resume: from step" "$tmp/resumed.log" || fail "did not fall back"
+    cmp "$tmp/a/model.safetensors" "$tmp/b/model.safetensors" || fail "resumed parameters differ"
+    ;;
+  resume_bad_input)
+    mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 3 --resume "$tmp/nope.safetensors" \
+      --out "$tmp/c" > /dev/null 2> "$tmp/err" && fail "missing checkpoint accepted"
+    grep -q "^dptrain: error: $tmp/nope.safetensors: cannot open" "$tmp/err" || fail "$(cat "$tmp/err")"
+    [ ! -e "$tmp/c" ] || fail "run directory created"
+    # --resume auto without checkpoints starts fresh and says so.
+    mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 3 --resume auto --out "$tmp/d" > "$tmp/out"
+    grep -q "^resume: no usable checkpoint in $tmp/d/checkpoints, starting fresh" "$tmp/out" || fail "$(cat "$tmp/out")"
+    # A checkpoint of another global batch is refused.
+    mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 3 --checkpoint-every 3 --out "$tmp/e" > /dev/null
+    mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 6 --batch-size 32 \
+      --resume "$tmp/e/checkpoints/step-000000003.safetensors" --out "$tmp/e" > /dev/null 2> "$tmp/err2" \
+      && fail "another global batch accepted"
+    grep -q "global_batch" "$tmp/err2" || fail "$(cat "$tmp/err2")"
+    ;;
+  *) fail "unknown case $case_name" ;;
+esac
+echo "PASS: $case_name"
