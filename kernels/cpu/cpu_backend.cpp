@@ -72,7 +72,8 @@ class CpuBackend final : public Backend {
   }
 
   void relu_forward(const float* x, float* y, size_t n) override {
-    for (size_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : 0.0f;
+    // NaN passes through, as in PyTorch, so that a bad input is not silently zeroed.
+    for (size_t i = 0; i < n; ++i) y[i] = x[i] < 0 ? 0.0f : x[i];
   }
   void relu_backward(const float* y, const float* dy, float* dx, size_t n) override {
     for (size_t i = 0; i < n; ++i) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
@@ -217,6 +218,12 @@ class CpuBackend final : public Backend {
 
   void scale(float* p, size_t n, float factor) override {
     for (size_t i = 0; i < n; ++i) p[i] *= factor;
+  }
+
+  size_t count_nonfinite(const float* p, size_t n) override {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]);
+    return bad;
   }
 
  private:

@@ -238,6 +238,14 @@ int run_train(const TrainOptions& o, Communicator& comm) {
   fo.trace_path = o.trace;
   fo.trace_first = trace_first;
   fo.trace_last = trace_last;
+  fo.skip_nonfinite = o.on_nonfinite == "skip";
+  fo.check_replicas_every = o.check_replicas;
+  fo.inject_nan_step = o.inject_nan_step;
+  if (!o.inject_drift.empty()) {
+    const auto [rank, step] = parse_step_window(o.inject_drift);  // RANK:STEP, RANK < STEP
+    fo.inject_drift_rank = static_cast<int>(rank);
+    fo.inject_drift_step = step;
+  }
   fo.resume = resume_from;
   fo.checkpoint_every = o.checkpoint_every;
   const std::string checkpoint_dir = (fs::path(out_dir) / "checkpoints").string();

@@ -149,6 +149,18 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   train->add_option("--resume", t.resume,
                     "Continue from a checkpoint: auto (the newest good one in DIR/checkpoints; "
                     "fresh start if there is none) or a checkpoint file");
+  train->add_option("--on-nonfinite", t.on_nonfinite,
+                    "A NaN or Inf in the loss or averaged gradients: stop (with the step and "
+                    "layer) or skip that optimizer step on every rank")
+      ->check(CLI::IsMember({"stop", "skip"}))
+      ->capture_default_str();
+  train->add_option("--check-replicas", t.check_replicas,
+                    "Compare a checksum of the parameters across ranks every N steps (0: never)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 50))
+      ->capture_default_str();
+  // Fault injection for the tests; not shown in --help.
+  train->add_option("--inject-nan-step", t.inject_nan_step)->group("");
+  train->add_option("--inject-drift", t.inject_drift)->group("");
   train->add_option("--init-weights", t.init_weights,
                     "Start from these weights (safetensors, named as nn.Sequential names them)");
   train->add_option("--out", t.out, "Run directory (default: runs/<timestamp>)");

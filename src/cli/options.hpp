@@ -31,6 +31,10 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;
   int keep_checkpoints = 3;
   std::string resume;  // "", "auto" or a checkpoint file
+  std::string on_nonfinite = "stop";
+  int64_t check_replicas = 0;
+  int64_t inject_nan_step = -1;      // test-only
+  std::string inject_drift;          // test-only, RANK:STEP
   std::string init_weights;
   std::string out;  // default runs/<timestamp>
   std::string config;

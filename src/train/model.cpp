@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <limits>
 
+#include "comm/collective_check.hpp"
 #include "core/error.hpp"
 #include "data/sampler.hpp"
 #include "io/safetensors.hpp"
@@ -87,6 +89,46 @@ void Model::check_labels(const Dataset& data, const std::string& what) const {
                      " do not fit a model built for " + shape_str(net_->input_shape()));
 }
 
+void Model::throw_nonfinite(int64_t step) const {
+  // Backward runs from the last layer down: the highest-numbered layer with a non-finite
+  // gradient is the first that went bad.
+  const auto& params = net_->param_info();
+  for (size_t t = params.size(); t-- > 0;) {
+    if (env_.backend.count_nonfinite(net_->grads() + params[t].offset, params[t].numel) == 0)
+      continue;
+    const int layer = params[t].layer;
+    if (env_.comm.rank() == 0)
+      print_error(0, env_.comm.size(),
+                  "non-finite loss or gradients at step " + std::to_string(step) +
+                      ": first in backward at layer " + std::to_string(layer) + " " +
+                      net_->layer(layer).describe() + " (" + params[t].name +
+                      "); --on-nonfinite skip skips such steps");
+    throw JobError(1);
+  }
+  throw SystemError("non-finite gradients at step " + std::to_string(step));
+}
+
+void Model::check_replicas() {
+  // A checksum of each rank's parameter bytes; any difference from rank 0 is drift.
+  const std::vector<float> host = net_->params_to_host();
+  uint64_t h = 0xcbf29ce484222325ULL;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(host.data());
+  for (size_t i = 0; i < host.size() * sizeof(float); ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
+  std::vector<uint64_t> all(env_.comm.size());
+  env_.comm.allgather(&h, all.data(), 1, DataType::U64);
+  std::string differ;
+  for (int r = 1; r < env_.comm.size(); ++r)
+    if (all[r] != all[0]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
+  if (differ.empty()) return;
+  if (env_.comm.rank() == 0)
+    print_error(0, env_.comm.size(),
+                "replicas differ after step " + std::to_string(steps_done_) + ": rank" +
+                    (differ.find(',') == std::string::npos ? " " + differ + " holds"
+                                                           : "s " + differ + " hold") +
+                    " other parameters than rank 0 (--check-replicas)");
+  throw JobError(1);
+}
+
 std::vector<Bucket> Model::buckets(const FitOptions& o) const {
   constexpr double kMiB = 1024.0 * 1024.0;
   return assign_buckets(net_->param_info(), static_cast<size_t>(o.first_bucket_mb * kMiB),
@@ -150,7 +192,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     const double t0 = now_seconds();
     const bool resumed = epoch == from.epoch && from.step_in_epoch > 0;
     double loss_sum = resumed ? from.loss_sum : 0, comm_total = 0, comm_exposed = 0;
-    int64_t steps = resumed ? from.step_in_epoch : 0;
+    int64_t steps = resumed ? from.step_in_epoch : 0, skips = 0;
     for (int64_t s = steps; s < sampler.steps_per_epoch(); ++s) {
       if (o.max_steps >= 0 && steps_done_ >= o.max_steps) break;
       const bool tracing = tracer && tracer->records(steps_done_);
@@ -167,6 +209,8 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       double step_loss = 0;
       for (int m = 0; m < micro; ++m) {
         train.gather(idx.data() + static_cast<size_t>(m) * b, b, x_host.data(), y_host.data());
+        if (steps_done_ == o.inject_nan_step && comm.rank() == 0 && m == 0)
+          x_host[0] = std::numeric_limits<float>::quiet_NaN();
         be.copy_from_host(x_dev.data(), x_host.data(), sizeof(float) * x_host.size());
         be.copy_from_host(y_dev.data(), y_host.data(), sizeof(int32_t) * b);
         const uint64_t dropout_seed =
@@ -189,8 +233,14 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
         });
       }
       const StepCommStats cs = reducer.finish();
+      // After the allreduce every rank holds the same gradients, so every rank decides alike.
+      const bool finite = be.count_nonfinite(net_->grads(), net_->flat_size()) == 0;
+      if (!finite && !o.skip_nonfinite) throw_nonfinite(steps_done_);
       const double opt_start = now_seconds();
-      optimizer_->step(net_->params(), net_->grads());
+      if (finite)
+        optimizer_->step(net_->params(), net_->grads());
+      else
+        ++skips;
       be.synchronize();
       // Exposed communication: the step's wall time that this thread did not spend computing.
       // That covers both waiting in finish() and losing the core to the communication thread
@@ -208,7 +258,15 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       }
       ++steps_done_;
       ++steps;
-      loss_sum += step_loss;
+      if (finite) loss_sum += step_loss;
+      if (comm.rank() == o.inject_drift_rank && steps_done_ == o.inject_drift_step) {
+        float one_more = 0;
+        be.copy_to_host(&one_more, net_->params(), sizeof(float));
+        one_more += 1e-3f;
+        be.copy_from_host(net_->params(), &one_more, sizeof(float));
+      }
+      if (o.check_replicas_every > 0 && steps_done_ % o.check_replicas_every == 0)
+        check_replicas();
       for (Callback* cb : callbacks)
         cb->on_step_end(epoch + 1, s + 1, steps_done_, step_loss / (static_cast<double>(b) * micro));
       // Mid-epoch checkpoints here; one that falls on the epoch's last step is taken after the
@@ -228,7 +286,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     m.epoch_steps = steps;
     m.world_size = world;
     m.global_batch = sampler.global_batch();
-    const double samples = static_cast<double>(steps * sampler.global_batch());
+    const double samples = static_cast<double>((steps - skips) * sampler.global_batch());
     const double total_loss = comm.allreduce_sum(loss_sum);
     m.train_loss = samples > 0 ? total_loss / samples : 0;
     m.train_seconds = train_seconds;
@@ -236,6 +294,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     m.exposed_comm_seconds = comm_exposed;
     m.compute_seconds = train_seconds - comm_exposed;
     m.overlap_fraction = comm_total > 0 ? (comm_total - comm_exposed) / comm_total : 0;
+    m.nonfinite_skips = skips;
     m.samples_per_second = train_seconds > 0 ? samples / train_seconds : 0;
     if (validation) m.test = evaluate(*validation, o.eval_batch_size);
     m.elapsed_seconds = now_seconds() - fit_start;

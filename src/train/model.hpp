@@ -49,6 +49,15 @@ struct FitOptions {
   // Called on every rank after every checkpoint_every steps and at the end (0: never).
   int64_t checkpoint_every = 0;
   std::function<void(const TrainPosition&)> on_checkpoint;
+  // Non-finite gradients after the allreduce (a NaN or Inf loss makes them so): stop with an
+  // error naming the step and layer, or skip that optimizer step on every rank alike.
+  bool skip_nonfinite = false;
+  int64_t check_replicas_every = 0;  // compare parameter checksums across ranks (0: never)
+  // Test-only faults: a NaN in rank 0's input at this step; a perturbed parameter on a rank
+  // after a step (< 0: none).
+  int64_t inject_nan_step = -1;
+  int inject_drift_rank = -1;
+  int64_t inject_drift_step = -1;
 };
 
 struct EvalResult {
@@ -71,6 +80,7 @@ struct EpochMetrics {
   double comm_seconds = 0;
   double exposed_comm_seconds = 0;
   double overlap_fraction = 0;  // hidden / total communication (0 when there was none)
+  int64_t nonfinite_skips = 0;  // optimizer steps skipped for non-finite gradients
   double elapsed_seconds = 0;     // since fit started
   int world_size = 1;
   int64_t global_batch = 0;
@@ -124,6 +134,8 @@ class Model {
 
  private:
   void sync_params_from_rank0();
+  [[noreturn]] void throw_nonfinite(int64_t step) const;
+  void check_replicas();
 
   Environment env_;
   std::unique_ptr<Sequential> net_;

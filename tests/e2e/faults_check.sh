@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Faults through the CLI: non-finite values, replica drift, a rank killed mid-epoch.
+#   faults_check.sh CASE BUILD_DIR
+set -euo pipefail
+case_name=$1
+build=$2
+tmp=$(mktemp -d)
+trap 'pkill -9 -f "$tmp" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+one_error_line() {  # file -> the single "dptrain: error:" line, or fail
+  [ "$(grep -c '^dptrain: error:' "$1")" -eq 1 ] || fail "want one error line, got: $(cat "$1")"
+  grep '^dptrain: error:' "$1"
+}
+
+case $case_name in
+  nan_stops)
+    # A NaN in one input at step 7: the job stops there, naming the step and the layer.
+    set +e
+    mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 20 --inject-nan-step 7 \
+      --out "$tmp/run" > "$tmp/out" 2> "$tmp/err"
+    rc=$?
+    set -e
+    [ "$rc" -ne 0 ] || fail "exit status 0"
+    line=$(one_error_line "$tmp/err")
+    echo "$line" | grep -q "non-finite loss or gradients at step 7: first in backward at layer 4 Linear(256, 10)" \
+      || fail "$line"
+    [ ! -e "$tmp/run/model.safetensors" ] || fail "a stopped run wrote its model"
+    ;;
+  nan_skips)
+    mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 20 --inject-nan-step 7 \
+      --on-nonfinite skip --out "$tmp/run" > "$tmp/out"
+    python3 - "$tmp/run" <<'PY'
+import json, math, struct, sys
+r = [json.loads(l) for l in open(sys.argv[1] + "/metrics.jsonl")][-1]
+assert r["nonfinite_skips"] == 1 and r["step"] == 20, r
+assert math.isfinite(r["train_loss"]) and math.isfinite(r["test_loss"]), r
+with open(sys.argv[1] + "/model.safetensors", "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    f.read(n)
+    data = f.read()
+values = struct.unpack(f"<{len(data) // 4}f", data)
+assert all(math.isfinite(v) for v in values), "non-finite parameters"
+print("one skip, finite parameters")
+PY
+    ;;
+  replica_drift)
+    # Rank 2 drifts after step 7; the check every 5 steps catches it at step 10.
+    set +e
+    mpirun -np 3 "$build/dptrain" train --model mlp --max-steps 20 --check-replicas 5 \
+      --inject-drift 2:7 --out "$tmp/run" > "$tmp/out" 2> "$tmp/err"
+    rc=$?
+    set -e
+    [ "$rc" -ne 0 ] || fail "exit status 0"
+    line=$(one_error_line "$tmp/err")
+    echo "$line" | grep -q "replicas differ after step 10: rank 2 holds other parameters than rank 0" \
+      || fail "$line"
+    # Without drift the same check passes.
+    mpirun -np 3 "$build/dptrain" train --model mlp --max-steps 20 --check-replicas 5 \
+      --out "$tmp/ok" > /dev/null
+    ;;
+  rank_killed)
+    # SIGKILL one of 3 ranks mid-epoch: the job ends with an error that names the lost rank,
+    # well within the test's time limit (Open MPI's launcher sees the dead process).
+    mpirun -np 3 "$build/dptrain" train --model cnn --epochs 1 --batch-size 32 \
+      --out "$tmp/run" > "$tmp/out" 2> "$tmp/err" &
+    job=$!
+    for _ in $(seq 300); do
+      [ "$(pgrep -f "^$build/dptrain train .*--out $tmp/run" | wc -l)" -eq 3 ] && break
+      sleep 0.1
+    done
+    sleep 3  # mid-epoch
+    victim=$(pgrep -f "^$build/dptrain train .*--out $tmp/run" | sed -n 2p)
+    [ -n "$victim" ] || fail "no rank to kill"
+    victim_rank=$(tr '\0' '\n' < "/proc/$victim/environ" | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+    killed_at=$(date +%s)
+    kill -9 "$victim"
+    if wait "$job"; then fail "the job exited 0 after a rank was killed"; fi
+    took=$(($(date +%s) - killed_at))
+    [ "$took" -le 30 ] || fail "the other ranks took ${took}s to end"
+    grep -q "process rank $victim_rank .*exited on signal 9" "$tmp/err" "$tmp/out" \
+      || fail "lost rank not named: $(cat "$tmp/err")"
+    cat "$tmp/err"
+    ! pgrep -f "^$build/dptrain train .*--out $tmp/run" > /dev/null || fail "ranks outlived the job"
+    echo "job ended ${took}s after rank $victim_rank was killed"
+    ;;
+  *) fail "unknown case $case_name" ;;
+esac
+echo "PASS: $case_name"
