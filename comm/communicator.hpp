@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.hpp"
+
 namespace dpt {
 
 enum class DataType { F32, F64, I32, I64, U64, Byte };
@@ -29,8 +31,6 @@ class Work {
   virtual double end_time() const = 0;
 };
 
-// Seconds on the steady clock, the time base of Work and of traces.
-double steady_seconds();
 
 class Communicator {
  public:

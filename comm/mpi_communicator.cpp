@@ -30,11 +30,6 @@
 
 namespace dpt {
 
-double steady_seconds() {
-  using namespace std::chrono;
-  return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
-
 size_t dtype_size(DataType t) {
   switch (t) {
     case DataType::F32: case DataType::I32: return 4;

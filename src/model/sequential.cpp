@@ -2,7 +2,7 @@
 
 #include <sstream>
 
-#include "comm/communicator.hpp"
+#include "core/clock.hpp"
 #include "core/error.hpp"
 #include "kernels/random.hpp"
 

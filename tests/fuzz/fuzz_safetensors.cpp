@@ -1,0 +1,14 @@
+// libFuzzer target: the safetensors reader must turn any input into tensors or an InputError.
+#include <cstddef>
+#include <cstdint>
+
+#include "core/error.hpp"
+#include "io/safetensors.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try {
+    dpt::parse_safetensors("fuzz.safetensors", {data, size});
+  } catch (const dpt::InputError&) {
+  }
+  return 0;
+}
