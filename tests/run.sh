@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing (launch/setup.sh), builds, then runs every test
 # with ctest (unit tests, multi-rank tests under mpirun, end-to-end runs of the CLI, fuzzers),
-# and finally the unit tests again in a build with AddressSanitizer and UBSan.
+# after the unit tests in a build with AddressSanitizer and UndefinedBehaviorSanitizer.
 #   tests/run.sh              everything
 #   tests/run.sh -L unit      only tests with a label (unit, mpi, e2e, fuzz), as ctest takes it;
 #                             the sanitizer pass runs only when no arguments are given
