@@ -21,6 +21,8 @@ void run_collectively(Communicator& comm, const std::function<void()>& fn) {
   int64_t code = 0;
   try {
     fn();
+  } catch (const CommTimeout&) {
+    throw;  // the collective below would only time out again: end the job from main
   } catch (const InputError& e) {
     message = e.what();
     code = 2;

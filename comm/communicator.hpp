@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,14 @@ class Communicator {
   virtual void barrier() = 0;
   // Ends every rank of the job with this exit code; does not return.
   [[noreturn]] virtual void abort(int exit_code) = 0;
+  // Work::wait throws CommTimeout once a collective has taken this long (<= 0: waits forever):
+  // a peer that died or hangs then ends the job with an error instead of a hang.
+  void set_timeout(double seconds) { timeout_seconds_ = seconds; }
+  // After a CommTimeout: every rank that timed out calls this; it exchanges a heartbeat with
+  // every peer for up to `seconds` and returns the ranks that sent none (the ones that died,
+  // hang, or are somewhere else in the program).
+  virtual std::vector<int> unresponsive_ranks(double seconds) { return {}; }
+  double timeout() const { return timeout_seconds_; }
 
   void allreduce(void* data, size_t count, DataType type, ReduceOp op) {
     allreduce_async(data, count, type, op)->wait();
@@ -67,6 +76,14 @@ class Communicator {
     allreduce(&v, 1, DataType::I64, ReduceOp::Min);
     return v;
   }
+
+ protected:
+  double timeout_seconds_ = 0;
+};
+
+class CommTimeout : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 // MPI must have been initialised (see MpiSession). Spans the ranks of MPI_COMM_WORLD that pass

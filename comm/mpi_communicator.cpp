@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <exception>
@@ -84,15 +85,29 @@ struct TaskState {
 
 class MpiWork final : public Work {
  public:
-  MpiWork(std::shared_ptr<TaskState> s, std::atomic<int>& waiting)
-      : s_(std::move(s)), waiting_(waiting) {}
+  MpiWork(std::shared_ptr<TaskState> s, std::atomic<int>& waiting, std::string what,
+          double timeout, int rank)
+      : s_(std::move(s)), waiting_(waiting), what_(std::move(what)), timeout_(timeout),
+        rank_(rank) {}
   void wait() override {
     waiting_.fetch_add(1);
+    bool done = false;
     {
       std::unique_lock lock(s_->mu);
-      s_->cv.wait(lock, [&] { return s_->done; });
+      const auto ready = [&] { return s_->done; };
+      if (timeout_ > 0)
+        done = s_->cv.wait_for(lock, std::chrono::duration<double>(timeout_), ready);
+      else
+        s_->cv.wait(lock, ready), done = true;
     }
     waiting_.fetch_sub(1);
+    if (!done) {
+      char msg[256];
+      std::snprintf(msg, sizeof(msg),
+                    "%s did not complete within %g s (--comm-timeout) on rank %d",
+                    what_.c_str(), timeout_, rank_);
+      throw CommTimeout(msg);
+    }
     if (s_->error) std::rethrow_exception(s_->error);
   }
   double start_time() const override { return s_->start; }
@@ -101,6 +116,9 @@ class MpiWork final : public Work {
  private:
   std::shared_ptr<TaskState> s_;
   std::atomic<int>& waiting_;  // the communicator's count of threads blocked in wait()
+  std::string what_;
+  double timeout_;
+  int rank_;
 };
 
 // Waits for a nonblocking MPI request. Open MPI progresses a request only inside MPI calls, so
@@ -126,6 +144,7 @@ class MpiCommunicator final : public Communicator {
     DPT_MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, color, world_rank, &comm_));
     // Errors come back as return codes so that they carry the call that failed.
     DPT_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+    DPT_MPI_CHECK(MPI_Comm_dup(comm_, &health_));
     DPT_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
     DPT_MPI_CHECK(MPI_Comm_size(comm_, &size_));
     MPI_Comm node;
@@ -144,6 +163,7 @@ class MpiCommunicator final : public Communicator {
     }
     cv_.notify_one();
     worker_.join();
+    MPI_Comm_free(&health_);
     MPI_Comm_free(&comm_);
   }
 
@@ -165,25 +185,53 @@ class MpiCommunicator final : public Communicator {
         wait_for(&req, main_waiting_, oversubscribed_);
       }
       if (op == ReduceOp::Avg && size_ > 1) scale(data, count, type, 1.0 / size_);
-    });
+    }, "allreduce of " + std::to_string(count) + " elements");
   }
 
   void broadcast(void* data, size_t count, DataType type, int root) override {
     submit([=, this] {
       if (size_ > 1 && count > 0)
         DPT_MPI_CHECK(MPI_Bcast(data, static_cast<int>(count), to_mpi(type), root, comm_));
-    })->wait();
+    }, "broadcast")->wait();
   }
 
   void allgather(const void* send, void* recv, size_t count, DataType type) override {
     submit([=, this] {
       DPT_MPI_CHECK(MPI_Allgather(send, static_cast<int>(count), to_mpi(type), recv,
                                   static_cast<int>(count), to_mpi(type), comm_));
-    })->wait();
+    }, "allgather")->wait();
   }
 
   void barrier() override {
-    submit([this] { DPT_MPI_CHECK(MPI_Barrier(comm_)); })->wait();
+    submit([this] { DPT_MPI_CHECK(MPI_Barrier(comm_)); }, "barrier")->wait();
+  }
+
+  std::vector<int> unresponsive_ranks(double seconds) override {
+    // On a communicator of its own, so that nothing queued on comm_ can match these messages.
+    static constexpr int kTag = 7177;
+    std::vector<MPI_Request> sends, recvs(size_, MPI_REQUEST_NULL);
+    std::vector<int> inbox(size_, 0);
+    const int alive = 1;
+    for (int peer = 0; peer < size_; ++peer) {
+      if (peer == rank_) continue;
+      MPI_Request r;
+      if (MPI_Isend(&alive, 1, MPI_INT, peer, kTag, health_, &r) == MPI_SUCCESS)
+        sends.push_back(r);
+      MPI_Irecv(&inbox[peer], 1, MPI_INT, peer, kTag, health_, &recvs[peer]);
+    }
+    const double deadline = steady_seconds() + seconds;
+    std::vector<int> missing;
+    for (;;) {
+      missing.clear();
+      for (int peer = 0; peer < size_; ++peer) {
+        if (peer == rank_) continue;
+        int done = 0;
+        if (recvs[peer] != MPI_REQUEST_NULL) MPI_Test(&recvs[peer], &done, MPI_STATUS_IGNORE);
+        if (recvs[peer] != MPI_REQUEST_NULL && !done) missing.push_back(peer);
+      }
+      if (missing.empty() || steady_seconds() > deadline) return missing;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
   }
 
   [[noreturn]] void abort(int exit_code) override {
@@ -197,14 +245,15 @@ class MpiCommunicator final : public Communicator {
     std::shared_ptr<TaskState> state;
   };
 
-  std::unique_ptr<Work> submit(std::function<void()> fn) {
+  std::unique_ptr<Work> submit(std::function<void()> fn, std::string what) {
     auto state = std::make_shared<TaskState>();
     {
       std::lock_guard lock(mu_);
       queue_.push_back({std::move(fn), state});
     }
     cv_.notify_one();
-    return std::make_unique<MpiWork>(state, main_waiting_);
+    return std::make_unique<MpiWork>(state, main_waiting_, std::move(what), timeout_seconds_,
+                                     rank_);
   }
 
   void run_worker() {
@@ -237,6 +286,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   MPI_Comm comm_ = MPI_COMM_NULL;
+  MPI_Comm health_ = MPI_COMM_NULL;  // heartbeats after a timeout
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
   std::mutex mu_;
   std::condition_variable cv_;

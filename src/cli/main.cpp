@@ -117,6 +117,7 @@ FitOptions fo_preview(const TrainOptions& o) {
 
 int run_train(const TrainOptions& o, Communicator& comm) {
   const bool root = comm.rank() == 0;
+  comm.set_timeout(o.comm_timeout);
   const int threads = o.threads > 0 ? o.threads : std::max(1, usable_cores() / comm.local_size());
   std::unique_ptr<Backend> backend = make_cpu_backend(threads);
 
@@ -345,6 +346,22 @@ int main(int argc, char** argv) {
     }
   } catch (const JobError& e) {
     return e.exit_code();  // already reported by the rank that failed
+  } catch (const CommTimeout& e) {
+    // Name the peers that do not answer, then end the job: they may never reach a collective.
+    std::string message = e.what();
+    const std::vector<int> lost = comm->unresponsive_ranks(std::min(5.0, comm->timeout()));
+    if (!lost.empty()) {
+      message += "; no answer from rank";
+      message += lost.size() > 1 ? "s " : " ";
+      for (size_t i = 0; i < lost.size(); ++i) {
+        if (i) message += ", ";
+        message += std::to_string(lost[i]);
+      }
+      message += " (died, hangs, or is elsewhere in the program)";
+    }
+    message += "; ending the job";
+    print_error(world_rank, comm->size(), message);
+    comm->abort(1);
   } catch (const std::exception& e) {
     // A failure on this rank alone: the others may be waiting in a collective, so end the job.
     const int code = dynamic_cast<const InputError*>(&e) ? 2 : 1;

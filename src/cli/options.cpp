@@ -149,6 +149,11 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   train->add_option("--resume", t.resume,
                     "Continue from a checkpoint: auto (the newest good one in DIR/checkpoints; "
                     "fresh start if there is none) or a checkpoint file");
+  train->add_option("--comm-timeout", t.comm_timeout,
+                    "Seconds a collective may take before this rank ends the job with an error "
+                    "(0: wait forever)")
+      ->check(CLI::Range(0.0, 1e7))
+      ->capture_default_str();
   train->add_option("--on-nonfinite", t.on_nonfinite,
                     "A NaN or Inf in the loss or averaged gradients: stop (with the step and "
                     "layer) or skip that optimizer step on every rank")

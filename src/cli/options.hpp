@@ -31,6 +31,7 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;
   int keep_checkpoints = 3;
   std::string resume;  // "", "auto" or a checkpoint file
+  double comm_timeout = 120;
   std::string on_nonfinite = "stop";
   int64_t check_replicas = 0;
   int64_t inject_nan_step = -1;      // test-only

@@ -83,6 +83,29 @@ PY
     ! pgrep -f "^$build/dptrain train .*--out $tmp/run" > /dev/null || fail "ranks outlived the job"
     echo "job ended ${took}s after rank $victim_rank was killed"
     ;;
+  rank_hangs)
+    # SIGSTOP one of 3 ranks: the others give up after --comm-timeout, name it, end the job.
+    mpirun -np 3 "$build/dptrain" train --model mlp --epochs 5 --comm-timeout 3 \
+      --out "$tmp/run" > "$tmp/out" 2> "$tmp/err" &
+    job=$!
+    for _ in $(seq 300); do
+      [ -f "$tmp/run/metrics.jsonl" ] && break  # training has started
+      sleep 0.1
+    done
+    sleep 1
+    victim=$(pgrep -f "^$build/dptrain train .*--out $tmp/run" | sed -n 2p)
+    [ -n "$victim" ] || fail "no rank to stop"
+    victim_rank=$(tr '\0' '\n' < "/proc/$victim/environ" | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+    stopped_at=$(date +%s)
+    kill -STOP "$victim"
+    if wait "$job"; then fail "the job exited 0 with a hung rank"; fi
+    took=$(($(date +%s) - stopped_at))
+    [ "$took" -le 20 ] || fail "the other ranks took ${took}s to end"
+    grep -q "^dptrain: error: .*did not complete within 3 s (--comm-timeout).*no answer from rank $victim_rank " \
+      "$tmp/err" || fail "hung rank not named: $(cat "$tmp/err")"
+    ! pgrep -f "^$build/dptrain train .*--out $tmp/run" > /dev/null || fail "ranks outlived the job"
+    echo "job ended ${took}s after rank $victim_rank was stopped"
+    ;;
   *) fail "unknown case $case_name" ;;
 esac
 echo "PASS: $case_name"
