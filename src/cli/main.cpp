@@ -2,7 +2,9 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -32,6 +34,7 @@ namespace dpt {
 namespace {
 
 constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+constexpr int kExitRequeue = 75;  // EX_TEMPFAIL: stopped on a signal after a checkpoint
 
 int usable_cores() {
   cpu_set_t set;
@@ -250,12 +253,18 @@ int run_train(const TrainOptions& o, Communicator& comm) {
   fo.resume = resume_from;
   fo.checkpoint_every = o.checkpoint_every;
   const std::string checkpoint_dir = (fs::path(out_dir) / "checkpoints").string();
-  if (o.checkpoint_every > 0 && root) fs::create_directories(checkpoint_dir);
+  if (root) fs::create_directories(checkpoint_dir);
   const std::string config = run_config(o, comm.size()).dump();
   fo.on_checkpoint = [&](const TrainPosition& pos) {
     save_checkpoint(checkpoint_path(checkpoint_dir, pos.step), *model, pos, config);
     if (root) prune_checkpoints(checkpoint_dir, o.keep_checkpoints);
   };
+  // A scheduler's warning (Slurm: --signal=USR1@120) or a polite kill: finish the step, write a
+  // checkpoint, and exit with 75 (EX_TEMPFAIL) so that a batch script knows to requeue.
+  static std::atomic<int> stop_signal{0};
+  std::signal(SIGUSR1, [](int sig) { stop_signal = sig; });
+  std::signal(SIGTERM, [](int sig) { stop_signal = sig; });
+  fo.stop_requested = [] { return stop_signal.load() != 0; };
   if (root && resume_from)
     std::printf("resume: from step %lld (epoch %d, %lld steps into it)\n",
                 static_cast<long long>(resume_from->step), resume_from->epoch + 1,
@@ -265,6 +274,17 @@ int run_train(const TrainOptions& o, Communicator& comm) {
   if (metrics) callbacks.push_back(metrics.get());
   const std::vector<EpochMetrics> history = model->fit(train, fo, &test, callbacks);
 
+  if (model->stopped_on_request()) {
+    if (root) {
+      std::printf("stopped by signal %s at step %lld; checkpoint written to %s; continue with "
+                  "--resume auto --out %s\n",
+                  stop_signal.load() == SIGUSR1 ? "USR1" : "TERM",
+                  static_cast<long long>(model->steps_done()), checkpoint_dir.c_str(),
+                  out_dir.c_str());
+      std::fflush(stdout);
+    }
+    return kExitRequeue;
+  }
   run_collectively(comm, [&] {
     if (root) model->save_weights((fs::path(out_dir) / "model.safetensors").string(),
                                   {{"model", o.model}, {"format", "pt"}});

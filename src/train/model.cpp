@@ -182,6 +182,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
 
   for (Callback* cb : callbacks) cb->on_fit_begin(sampler.steps_per_epoch(), o.epochs);
   std::vector<EpochMetrics> history;
+  stopped_on_request_ = false;
   const TrainPosition from = o.resume.value_or(TrainPosition{steps_done_, 0, 0, 0.0});
   steps_done_ = from.step;
   const auto checkpoint = [&](int epoch, int64_t step_in_epoch, double loss_sum) {
@@ -276,6 +277,14 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
           steps_done_ % o.checkpoint_every == 0)
         checkpoint(epoch, s + 1, loss_sum);
       if (stopping) break;
+      if (o.stop_requested && steps_done_ % std::max<int64_t>(1, o.stop_check_every) == 0) {
+        int64_t flag = o.stop_requested() ? 1 : 0;
+        comm.allreduce(&flag, 1, DataType::I64, ReduceOp::Max);
+        if (flag) {
+          stopped_on_request_ = true;
+          break;
+        }
+      }
     }
     be.synchronize();
     const double train_seconds = now_seconds() - t0;
@@ -300,10 +309,12 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     m.elapsed_seconds = now_seconds() - fit_start;
     history.push_back(m);
     for (Callback* cb : callbacks) cb->on_epoch_end(m);
-    const bool stopping = o.max_steps >= 0 && steps_done_ >= o.max_steps;
+    const bool stopping =
+        (o.max_steps >= 0 && steps_done_ >= o.max_steps) || stopped_on_request_;
     const bool finished_epoch = steps == sampler.steps_per_epoch();
-    if (o.checkpoint_every > 0 && steps > 0 &&
-        (steps_done_ % o.checkpoint_every == 0 || stopping || epoch + 1 == o.epochs)) {
+    if ((o.checkpoint_every > 0 || stopped_on_request_) && steps > 0 &&
+        (stopped_on_request_ || steps_done_ % o.checkpoint_every == 0 || stopping ||
+         epoch + 1 == o.epochs)) {
       if (finished_epoch)
         checkpoint(epoch + 1, 0, 0.0);
       else

@@ -52,6 +52,11 @@ struct FitOptions {
   // Non-finite gradients after the allreduce (a NaN or Inf loss makes them so): stop with an
   // error naming the step and layer, or skip that optimizer step on every rank alike.
   bool skip_nonfinite = false;
+  // Polled every stop_check_every steps (all ranks agree by an allreduce): when it returns true
+  // on any rank, every rank finishes the step, a checkpoint is written (on_checkpoint), and
+  // fit() returns with stopped_on_request() set. How a scheduler's warning signal ends a job.
+  std::function<bool()> stop_requested;
+  int64_t stop_check_every = 10;
   int64_t check_replicas_every = 0;  // compare parameter checksums across ranks (0: never)
   // Test-only faults: a NaN in rank 0's input at this step; a perturbed parameter on a rank
   // after a step (< 0: none).
@@ -127,6 +132,7 @@ class Model {
   Environment& environment() { return env_; }
   const Environment& environment() const { return env_; }
   int64_t steps_done() const { return steps_done_; }
+  bool stopped_on_request() const { return stopped_on_request_; }
   // The gradient buckets fit() uses for these options (the same on every rank).
   std::vector<Bucket> buckets(const FitOptions& options) const;
   // Throws InputError when a label does not fit the model's outputs; `what` names the labels.
@@ -141,6 +147,7 @@ class Model {
   std::unique_ptr<Sequential> net_;
   std::unique_ptr<Optimizer> optimizer_;
   int64_t steps_done_ = 0;
+  bool stopped_on_request_ = false;
 };
 
 }  // namespace dpt
