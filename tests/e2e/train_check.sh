@@ -172,6 +172,25 @@ assert 0 <= r['overlap_fraction'] <= 1 and r['exposed_comm_seconds'] <= r['comm_
     python3 -c "import json; r=json.loads(open('$tmp/run/metrics.jsonl').readline()); \
 assert r['step'] == 60000 // 128 and r['global_batch'] == 128, r" || fail "accumulate steps"
     ;;
+  dptrun)
+    # The launcher's defaults: 2 ranks without a GPU, cores shared and bound, flags as needed.
+    root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    env -u CUDA_VISIBLE_DEVICES PATH="/usr/bin:/bin" DPTRAIN="$build/dptrain" \
+      "$root_dir/launch/dptrun" -- info > "$tmp/out"
+    head -n 1 "$tmp/out" | grep -q "^+ mpirun -np 2 .*--bind-to core $build/dptrain info$" \
+      || fail "unexpected command: $(head -n 1 "$tmp/out")"
+    [ "$(grep -c '^rank [01]/2' "$tmp/out")" -eq 2 ] || fail "$(cat "$tmp/out")"
+    cores=$(nproc)
+    DPTRAIN="$build/dptrain" "$root_dir/launch/dptrun" -np $((cores + 1)) --dry-run > "$tmp/dry"
+    grep -q -- "--oversubscribe --bind-to none" "$tmp/dry" || fail "no oversubscription: $(cat "$tmp/dry")"
+    CUDA_VISIBLE_DEVICES=0,1,2 DPTRAIN="$build/dptrain" "$root_dir/launch/dptrun" --dry-run \
+      -- train > "$tmp/gpu"
+    grep -q "^+ mpirun -np 3 " "$tmp/gpu" || fail "not one rank per visible GPU: $(cat "$tmp/gpu")"
+    if DPTRAIN="$build/dptrain" "$root_dir/launch/dptrun" -np x 2> "$tmp/err"; then
+      fail "-np x accepted"
+    fi
+    grep -q "^dptrun: error: -np 'x' is not a positive number" "$tmp/err" || fail "$(cat "$tmp/err")"
+    ;;
   *) fail "unknown case $case_name" ;;
 esac
 echo "PASS: $case_name"
