@@ -22,7 +22,6 @@
 #include "core/error.hpp"
 #include "data/dataset.hpp"
 #include "kernels/backend.hpp"
-#include "io/safetensors.hpp"
 #include "train/callbacks.hpp"
 #include "train/checkpoint.hpp"
 #include "train/model.hpp"
@@ -94,12 +93,11 @@ nlohmann::json run_config(const TrainOptions& o, int world_size) {
           {"world_size", world_size}};
 }
 
-void check_resume_config(const std::string& path, const Model& model, const TrainOptions& o,
-                         int world_size) {
-  (void)model;
+void check_resume_config(const std::string& path, const std::string& saved_text,
+                         const TrainOptions& o, int world_size) {
   nlohmann::json saved;
   try {
-    saved = nlohmann::json::parse(read_safetensors(path).metadata.at("config"));
+    saved = nlohmann::json::parse(saved_text);
   } catch (const std::exception&) {
     throw InputError(path + ": no readable configuration in its metadata");
   }
@@ -164,9 +162,13 @@ int run_train(const TrainOptions& o, Communicator& comm) {
   std::optional<TrainPosition> resume_from;
   run_collectively(comm, [&] {
     if (o.resume.empty()) return;
+    const auto load = [&](const std::string& path) {
+      return load_checkpoint(path, *model, [&](const std::string& saved) {
+        check_resume_config(path, saved, o, comm.size());
+      });
+    };
     if (o.resume != "auto") {
-      resume_from = load_checkpoint(o.resume, *model);
-      check_resume_config(o.resume, *model, o, comm.size());
+      resume_from = load(o.resume);
       return;
     }
     if (o.out.empty())
@@ -174,8 +176,7 @@ int run_train(const TrainOptions& o, Communicator& comm) {
     const std::string dir = (fs::path(o.out) / "checkpoints").string();
     for (const std::string& path : list_checkpoints(dir)) {
       try {
-        resume_from = load_checkpoint(path, *model);
-        check_resume_config(path, *model, o, comm.size());
+        resume_from = load(path);
         break;
       } catch (const InputError& e) {
         resume_from.reset();

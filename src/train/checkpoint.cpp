@@ -127,7 +127,8 @@ void save_checkpoint(const std::string& path, const Model& model, const TrainPos
                      {"checksum", hex64(checksum(spans))}});
 }
 
-TrainPosition load_checkpoint(const std::string& path, Model& model) {
+TrainPosition load_checkpoint(const std::string& path, Model& model,
+                              const std::function<void(const std::string&)>& check_config) {
   const SafetensorsFile file = read_safetensors(path);
   const auto meta = [&](const std::string& key) -> const std::string& {
     const auto it = file.metadata.find(key);
@@ -151,21 +152,23 @@ TrainPosition load_checkpoint(const std::string& path, Model& model) {
   if (file.tensors.size() != tensors.size())
     throw InputError(path + ": holds " + std::to_string(file.tensors.size()) +
                      " tensors, the model and optimizer need " + std::to_string(tensors.size()));
-  Backend& be = model.net().backend();
+  std::vector<const TensorIn*> sources;
   for (const Named& t : tensors) {
     const TensorIn* in = file.find(t.name);
     if (!in) throw InputError(path + ": no tensor '" + t.name + "', which the model needs");
     if (Shape(in->shape.begin(), in->shape.end()) != t.shape)
       throw InputError(path + ": tensor '" + t.name + "' has shape " + shape_str(in->shape) +
                        ", the model needs " + shape_str(t.shape));
-    be.copy_from_host(t.data, in->data.data(), in->data.size() * sizeof(float));
+    sources.push_back(in);
   }
+  if (check_config) check_config(meta("config"));
   TrainPosition pos;
+  int64_t optimizer_steps = 0;
   try {
     pos.step = std::stoll(meta("step"));
     pos.epoch = std::stoi(meta("epoch"));
     pos.step_in_epoch = std::stoll(meta("step_in_epoch"));
-    opt->set_steps(std::stoll(meta("optimizer_steps")));
+    optimizer_steps = std::stoll(meta("optimizer_steps"));
     std::vector<double> sums;
     const std::string& text = meta("loss_sums");
     for (size_t a = 0; a < text.size();) {
@@ -186,6 +189,12 @@ TrainPosition load_checkpoint(const std::string& path, Model& model) {
   }
   if (pos.step < 0 || pos.epoch < 0 || pos.step_in_epoch < 0)
     throw InputError(path + ": malformed position in its metadata");
+  // Everything checked: now, and only now, the model and optimizer change.
+  Backend& be = model.net().backend();
+  for (size_t i = 0; i < tensors.size(); ++i)
+    be.copy_from_host(tensors[i].data, sources[i]->data.data(),
+                      sources[i]->data.size() * sizeof(float));
+  opt->set_steps(optimizer_steps);
   return pos;
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,9 +23,13 @@ namespace dpt {
 void save_checkpoint(const std::string& path, const Model& model, const TrainPosition& position,
                      const std::string& config);
 
-// Reads and verifies a checkpoint (checksum, names and shapes against the model) and loads it
-// into the model and its optimizer. Throws InputError naming the file and the problem.
-TrainPosition load_checkpoint(const std::string& path, Model& model);
+// Reads and verifies a checkpoint (checksum, names and shapes against the model, and
+// `check_config` on the configuration it was saved with, which throws InputError to refuse it),
+// and only then loads it into the model and its optimizer: a refused checkpoint changes nothing.
+// Throws InputError naming the file and the problem.
+TrainPosition load_checkpoint(
+    const std::string& path, Model& model,
+    const std::function<void(const std::string& saved_config)>& check_config = nullptr);
 
 // The checkpoint file name for a step, inside `dir`.
 std::string checkpoint_path(const std::string& dir, int64_t step);

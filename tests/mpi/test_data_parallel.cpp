@@ -1,7 +1,10 @@
 // Multi-rank behaviour, run by ctest under mpirun -np 2 and -np 3.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <vector>
 
@@ -10,6 +13,7 @@
 #include "common/synthetic.hpp"
 #include "core/error.hpp"
 #include "kernels/backend.hpp"
+#include "train/checkpoint.hpp"
 #include "train/model.hpp"
 
 namespace dpt {
@@ -234,6 +238,39 @@ TEST_F(DataParallel, EveryRankBuildsTheSameBuckets) {
   world->allgather(layout.data(), all.data(), layout.size(), DataType::U64);
   for (int r = 1; r < world->size(); ++r)
     EXPECT_TRUE(std::equal(layout.begin(), layout.end(), all.begin() + r * layout.size()));
+}
+
+// A checkpoint refused after reading (here: by the configuration check) leaves the model and
+// optimizer as they were; one accepted restores them exactly.
+TEST_F(DataParallel, RefusedCheckpointChangesNothingAcceptedOneRestores) {
+  const Dataset data = testing::make_synthetic_dataset(80, {1, 6, 6}, 4, 31);
+  FitOptions fo;
+  fo.batch_size = 4;
+  fo.max_steps = 3;
+  Model trained({*world, *backend}, kSmallCnn, {1, 6, 6}, 8);
+  trained.compile({.name = "adamw", .lr = 0.01f});
+  trained.fit(data, fo);
+  int64_t pid = ::getpid();  // rank 0's, so that every rank names the same file
+  world->broadcast(&pid, 1, DataType::I64, 0);
+  const std::string path = ::testing::TempDir() + "/dpt_ckpt_" + std::to_string(pid) + ".safetensors";
+  save_checkpoint(path, trained, {trained.steps_done(), 0, 3, 0.0}, "{}");
+  world->barrier();
+
+  Model fresh({*world, *backend}, kSmallCnn, {1, 6, 6}, 9);
+  fresh.compile({.name = "adamw", .lr = 0.01f});
+  const std::vector<float> before = fresh.net().params_to_host();
+  EXPECT_THROW(load_checkpoint(path, fresh,
+                               [](const std::string&) { throw InputError("refused"); }),
+               InputError);
+  EXPECT_EQ(fresh.net().params_to_host(), before);
+  EXPECT_EQ(fresh.optimizer()->steps(), 0);
+
+  const TrainPosition pos = load_checkpoint(path, fresh);
+  EXPECT_EQ(pos.step, 3);
+  EXPECT_EQ(fresh.net().params_to_host(), trained.net().params_to_host());
+  EXPECT_EQ(fresh.optimizer()->steps(), 3);
+  world->barrier();
+  if (world->rank() == 0) std::remove(path.c_str());
 }
 
 }  // namespace

@@ -69,7 +69,8 @@ files["idx_type_0x0b.idx"] = idx(0x0B, [3, 28, 28], images(3))  # 0x0b is int16:
 files["idx_zero_dims.idx"] = idx(0x08, [])
 files["idx_huge_dim.idx"] = idx(0x08, [0xFFFFFFFF, 28, 28])  # 3.4 TB declared, none there
 files["idx_dims_overflow.idx"] = idx(0x08, [0xFFFFFFFF] * 4)  # product overflows 64 bits
-files["idx_gzip_cut_short.idx.gz"] = gz(good_idx)[:60]
+files["idx_gzip_cut_short.idx.gz"] = gz(good_idx)[:len(gz(good_idx)) // 2]  # inside the deflate data
+files["idx_gzip_corrupt.idx.gz"] = gz(good_idx)[:10] + b"\xff" * 40  # 0xff: reserved block type
 files["idx_labels_int32_negative.idx"] = idx(0x0C, [40], struct.pack(">40i", *([-1] + [0] * 39)))
 
 # --- .npy --------------------------------------------------------------------------------------
