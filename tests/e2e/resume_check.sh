@@ -113,6 +113,39 @@ case $case_name in
     python3 -c "import json; s=[json.loads(l)['step'] for l in open('$tmp/b/metrics.jsonl')]; \
 assert s == sorted(s) and len(set(s)) == len(s), s" || fail "steps not continuous"
     ;;
+  other_world_size)
+    # Checkpointed with 2 ranks x 64, resumed with 1 rank x 128: the same global batch, the same
+    # samples each step, so the parameters agree up to float rounding (not bit for bit).
+    common=(train --model mlp --lr 0.05 --momentum 0.9 --threads 1 --checkpoint-every 30)
+    mpirun -np 2 "$build/dptrain" "${common[@]}" --batch-size 64 --max-steps 60 --out "$tmp/a" > /dev/null
+    mpirun -np 2 "$build/dptrain" "${common[@]}" --batch-size 64 --max-steps 30 --out "$tmp/b" > /dev/null
+    mpirun -np 1 "$build/dptrain" "${common[@]}" --batch-size 128 --max-steps 60 --resume auto \
+      --out "$tmp/b" > "$tmp/resumed.log"
+    grep -q "^resume: from step 30" "$tmp/resumed.log" || fail "did not resume: $(cat "$tmp/resumed.log")"
+    python3 - "$tmp/a/model.safetensors" "$tmp/b/model.safetensors" <<'PY'
+import json, struct, sys
+def load(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    return {k: struct.unpack(f"<{(v['data_offsets'][1] - v['data_offsets'][0]) // 4}f",
+                             data[v["data_offsets"][0]:v["data_offsets"][1]])
+            for k, v in header.items() if k != "__metadata__"}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert a.keys() == b.keys()
+worst = max(max(abs(x - y) for x, y in zip(a[k], b[k])) / max(abs(x) for x in a[k]) for k in a)
+assert worst < 1e-4, worst
+print(f"largest difference relative to each tensor's scale: {worst:.2e}")
+PY
+    # A resume with another global batch is refused (with auto, every checkpoint would be
+    # refused in turn and the run would start fresh, saying so).
+    if mpirun -np 1 "$build/dptrain" "${common[@]}" --batch-size 64 --max-steps 90 \
+      --resume "$tmp/b/checkpoints/step-000000060.safetensors" --out "$tmp/b" > /dev/null 2> "$tmp/err"; then
+      fail "another global batch accepted"
+    fi
+    grep -q "global_batch 128, this run has 64" "$tmp/err" || fail "$(cat "$tmp/err")"
+    ;;
   *) fail "unknown case $case_name" ;;
 esac
 echo "PASS: $case_name"

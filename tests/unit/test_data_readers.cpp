@@ -450,3 +450,19 @@ TEST(DataHelpers, ShapeToStringAndDtypeName) {
 }
 
 }  // namespace
+
+// Regression: found by fuzzing the IDX reader, an array with a zero dimension once passed a null
+// pointer to memcpy (UBSan). It must parse as an empty array; a data set of it is refused.
+TEST(DataReadersRegression, IdxWithAZeroDimensionIsAnEmptyArray) {
+  for (uint8_t type : {uint8_t{0x08}, uint8_t{0x0C}, uint8_t{0x0D}}) {
+    const Bytes b = idx(type, {0, 28, 28}, {});
+    const dpt::NdArray a = dpt::parse_idx("empty.idx", {b.data(), b.size()});
+    EXPECT_EQ(a.numel(), 0);
+    EXPECT_TRUE(a.bytes.empty());
+  }
+  const Bytes images = idx(0x08, {0, 2, 2}, {});
+  const Bytes labels = idx(0x08, {0}, {});
+  const dpt::NdArray im = dpt::parse_idx("empty-images.idx", {images.data(), images.size()});
+  const dpt::NdArray lb = dpt::parse_idx("empty-labels.idx", {labels.data(), labels.size()});
+  EXPECT_THROW(dpt::make_dataset(im, "empty-images.idx", lb, "empty-labels.idx"), dpt::InputError);
+}
