@@ -101,8 +101,8 @@ dpt_slurm_train() {
   esac
   cmd+=("$binary" train --resume auto --out "$run_dir" "$@")
 
-  dpt_log "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on $nodes node(s), $tpn task(s) per node, ${gpus} GPU(s) per node"
   echo "+ ${cmd[*]}"
+  dpt_log "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on $nodes node(s), $tpn task(s) per node, $gpus GPU(s) per node"
   trap 'dpt_forward_signal USR1' USR1
   trap 'dpt_forward_signal TERM' TERM
   "${cmd[@]}" &

@@ -1,12 +1,7 @@
 #!/usr/bin/env bash
 # Faults through the CLI: non-finite values, replica drift, a rank killed mid-epoch.
 #   faults_check.sh CASE BUILD_DIR
-set -euo pipefail
-case_name=$1
-build=$2
-tmp=$(mktemp -d)
-trap 'pkill -9 -f "$tmp" 2>/dev/null || true; rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 one_error_line() {  # file -> the single "dptrain: error:" line, or fail
   [ "$(grep -c '^dptrain: error:' "$1")" -eq 1 ] || fail "want one error line, got: $(cat "$1")"
   grep '^dptrain: error:' "$1"
@@ -65,11 +60,11 @@ PY
       --out "$tmp/run" > "$tmp/out" 2> "$tmp/err" &
     job=$!
     for _ in $(seq 300); do
-      [ "$(pgrep -f "^$build/dptrain train .*--out $tmp/run" | wc -l)" -eq 3 ] && break
+      [ "$(rank_pids "$tmp/run" | wc -l)" -eq 3 ] && break
       sleep 0.1
     done
     sleep 3  # mid-epoch
-    victim=$(pgrep -f "^$build/dptrain train .*--out $tmp/run" | sed -n 2p)
+    victim=$(rank_pids "$tmp/run" | sed -n 2p)
     [ -n "$victim" ] || fail "no rank to kill"
     victim_rank=$(tr '\0' '\n' < "/proc/$victim/environ" | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
     killed_at=$(date +%s)
@@ -80,7 +75,7 @@ PY
     grep -q "process rank $victim_rank .*exited on signal 9" "$tmp/err" "$tmp/out" \
       || fail "lost rank not named: $(cat "$tmp/err")"
     cat "$tmp/err"
-    ! pgrep -f "^$build/dptrain train .*--out $tmp/run" > /dev/null || fail "ranks outlived the job"
+    ! rank_pids "$tmp/run" > /dev/null || fail "ranks outlived the job"
     echo "job ended ${took}s after rank $victim_rank was killed"
     ;;
   rank_hangs)
@@ -93,7 +88,7 @@ PY
       sleep 0.1
     done
     sleep 1
-    victim=$(pgrep -f "^$build/dptrain train .*--out $tmp/run" | sed -n 2p)
+    victim=$(rank_pids "$tmp/run" | sed -n 2p)
     [ -n "$victim" ] || fail "no rank to stop"
     victim_rank=$(tr '\0' '\n' < "/proc/$victim/environ" | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
     stopped_at=$(date +%s)
@@ -103,7 +98,7 @@ PY
     [ "$took" -le 20 ] || fail "the other ranks took ${took}s to end"
     grep -q "^dptrain: error: .*did not complete within 3 s (--comm-timeout).*no answer from rank $victim_rank " \
       "$tmp/err" || fail "hung rank not named: $(cat "$tmp/err")"
-    ! pgrep -f "^$build/dptrain train .*--out $tmp/run" > /dev/null || fail "ranks outlived the job"
+    ! rank_pids "$tmp/run" > /dev/null || fail "ranks outlived the job"
     echo "job ended ${took}s after rank $victim_rank was stopped"
     ;;
   *) fail "unknown case $case_name" ;;

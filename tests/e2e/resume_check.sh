@@ -2,12 +2,7 @@
 # Checkpoint and resume through the CLI: a killed run resumed with --resume auto ends bit for
 # bit where an uninterrupted run ends, also when its newest checkpoint is corrupt.
 #   resume_check.sh CASE BUILD_DIR
-set -euo pipefail
-case_name=$1
-build=$2
-tmp=$(mktemp -d)
-trap 'pkill -9 -f "$tmp" 2>/dev/null || true; rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 train() {  # out-dir extra-args...
   local dir=$1
@@ -31,15 +26,15 @@ train_and_kill() {
   [ -f "$target" ] || fail "no checkpoint of step $after appeared"
   local rank_pid
   # A rank, not mpirun (whose command line holds the same words after "mpirun").
-  rank_pid=$(pgrep -f "^$build/dptrain train .*--out $tmp/b" | tail -n 1)
+  rank_pid=$(rank_pids "$tmp/b" | tail -n 1)
   [ -n "$rank_pid" ] || fail "no rank process to kill"
   kill -9 "$rank_pid"
   if wait "$job"; then fail "the job survived a killed rank"; fi
   for _ in $(seq 100); do
-    pgrep -f "^$build/dptrain train .*--out $tmp/b" > /dev/null || break
+    rank_pids "$tmp/b" > /dev/null || break
     sleep 0.1
   done
-  ! pgrep -f "^$build/dptrain train .*--out $tmp/b" > /dev/null || fail "ranks outlived the job"
+  ! rank_pids "$tmp/b" > /dev/null || fail "ranks outlived the job"
   [ -f "$tmp/b/model.safetensors" ] && fail "a killed run wrote its final model"
   ls "$tmp/b/checkpoints"
 }

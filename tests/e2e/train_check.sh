@@ -1,12 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end runs of the CLI and the example program, as a user types them.
 #   train_check.sh CASE BUILD_DIR
-set -euo pipefail
-case_name=$1
-build=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # The value of key=value on the "final ..." line (rank 0's last line on stdout).
 final_value() { tail -n 1 "$1" | grep -E '^final ' | tr ' ' '\n' | sed -n "s/^$2=//p"; }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/expect_input_error.hpp"
 #include "core/error.hpp"
 #include "data/dataset.hpp"
 
@@ -20,26 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using Bytes = std::vector<uint8_t>;
 
-// Runs fn, which must throw InputError whose one-line message starts with path and has phrase.
-void expect_input_error(const std::function<void()>& fn, const std::string& path,
-                        const std::string& phrase,
-                        std::source_location loc = std::source_location::current()) {
-  testing::ScopedTrace trace(loc.file_name(), static_cast<int>(loc.line()), phrase);
-  std::string msg;
-  EXPECT_THROW(
-      {
-        try {
-          fn();
-        } catch (const dpt::InputError& e) {
-          msg = e.what();
-          throw;
-        }
-      },
-      dpt::InputError);
-  EXPECT_EQ(msg.rfind(path, 0), 0u) << msg;
-  EXPECT_NE(msg.find(phrase), std::string::npos) << msg;
-  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-}
+using dpt::testing::expect_input_error;
 
 class DataReaders : public testing::Test {
  protected:

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/expect_input_error.hpp"
 #include "core/error.hpp"
 #include "io/safetensors.hpp"
 
@@ -18,34 +19,14 @@ namespace {
 namespace fs = std::filesystem;
 using Bytes = std::vector<uint8_t>;
 
-// Runs fn, which must throw InputError whose one-line message starts with path and has phrase.
-void expect_input_error(const std::function<void()>& fn, const std::string& path,
-                        const std::string& phrase,
-                        std::source_location loc = std::source_location::current()) {
-  testing::ScopedTrace trace(loc.file_name(), static_cast<int>(loc.line()), phrase);
-  std::string msg;
-  EXPECT_THROW(
-      {
-        try {
-          fn();
-        } catch (const dpt::InputError& e) {
-          msg = e.what();
-          throw;
-        }
-      },
-      dpt::InputError);
-  EXPECT_EQ(msg.rfind(path, 0), 0u) << msg;
-  EXPECT_NE(msg.find(phrase), std::string::npos) << msg;
-  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-}
+using dpt::testing::expect_input_error;
 
 // A file image: 8-byte little-endian header length, the header text, then `data` bytes.
 Bytes st(const std::string& header, size_t data = 0) {
-  Bytes b(8);
+  Bytes b(8 + header.size() + data, 0);
   const uint64_t n = header.size();
   for (int i = 0; i < 8; ++i) b[static_cast<size_t>(i)] = static_cast<uint8_t>(n >> (8 * i));
-  b.insert(b.end(), header.begin(), header.end());
-  b.resize(b.size() + data);
+  std::memcpy(b.data() + 8, header.data(), header.size());
   return b;
 }
 

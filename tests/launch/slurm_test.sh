@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# launch/slurm against a real Slurm: starts a private one-node cluster (its own munged, slurmctld
+# and slurmd, with all their state in a temporary folder and their ports on loopback), then
+#   (a) train.sbatch with 2 tasks on the CPU path runs a short job to the end;
+#   (b) a job that gets the warning signal mid-run (as --signal=B:USR1@120 sends it) checkpoints,
+#       requeues itself, resumes from its checkpoint and ends where an uninterrupted run ends;
+#   (c) sweep.sh submits multinode.sbatch into runs/sweep-<tag>/n1.
+# Needs root (slurmd and munged run as root and as munge). Installs slurm-wlm and munge with
+# apt-get when they are missing; when that is impossible it prints SKIPPED and exits 77.
+#   slurm_test.sh BUILD_DIR
+set -euo pipefail
+build=$(cd "${1:?usage: slurm_test.sh BUILD_DIR}" && pwd)
+root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+started=$(date +%s)
+
+skip() { echo "SKIPPED: $*"; exit 77; }
+log() { echo "slurm_test: $* ($(($(date +%s) - started)) s)"; }
+
+# A job running inside another Slurm allocation would hand its SLURM_* variables to ours.
+for v in $(compgen -v SLURM_); do unset "$v"; done
+
+[ -x "$build/dptrain" ] || { echo "FAIL: $build/dptrain not built" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || skip "needs root to run slurmd and munged"
+
+# --- Slurm and munge ----------------------------------------------------------------------
+# Debian: slurm-wlm pulls in slurmctld, slurmd, slurm-client and the plugins (mpi/pmix among
+# them); munge is the daemon that signs Slurm's messages.
+commands=(slurmctld slurmd sbatch srun scontrol squeue scancel sinfo munged munge)
+have_commands() {
+  local c
+  for c in "${commands[@]}"; do command -v "$c" > /dev/null 2>&1 || return 1; done
+}
+if ! have_commands; then
+  command -v apt-get > /dev/null 2>&1 || skip "slurm and munge are not installed and there is no apt-get"
+  missing=()
+  for p in slurm-wlm munge; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  log "installing ${missing[*]}"
+  apt_install() {
+    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q --no-install-recommends \
+      -o DPkg::Lock::Timeout=60 "${missing[@]}" > /tmp/slurm_test.apt.log 2>&1
+  }
+  # The package lists may be missing or stale on a fresh machine: update once and retry.
+  apt_install || { timeout 120 apt-get update -q > /dev/null 2>&1 && apt_install; } ||
+    skip "could not install ${missing[*]}: $(tail -n 1 /tmp/slurm_test.apt.log)"
+  have_commands || skip "installed ${missing[*]}, but a command is still missing"
+fi
+id munge > /dev/null 2>&1 || skip "no munge user (the munge package creates it)"
+
+# --- a private cluster --------------------------------------------------------------------
+tmp=$(mktemp -d /tmp/dpt-slurm.XXXXXX)
+# munged (as the munge user) needs to reach its socket under here.
+chmod 755 "$tmp"
+pids=()  # daemons we started, stopped in reverse order
+
+dump_logs() {
+  local f
+  for f in "$tmp"/work/*.out "$tmp"/slurm/slurmctld.log "$tmp"/slurm/slurmd.log "$tmp"/munge/munged.log; do
+    [ -f "$f" ] || continue
+    echo "---- $f (last 40 lines)" >&2
+    tail -n 40 "$f" >&2
+  done
+}
+fail() {
+  echo "FAIL: $*" >&2
+  dump_logs
+  exit 1
+}
+
+cleanup() {
+  local rc=$? pid i
+  trap - EXIT INT TERM
+  # Jobs first: their steps run under slurmstepd, which outlives a stopped slurmd.
+  if [ -n "${SLURM_CONF:-}" ] && [ ${#pids[@]} -ge 3 ]; then
+    local jobs
+    jobs=$(timeout 10 squeue -h -o %i 2>/dev/null || true)
+    if [ -n "$jobs" ]; then
+      # shellcheck disable=SC2086
+      timeout 10 scancel $jobs 2>/dev/null || true
+      for i in $(seq 30); do
+        [ -z "$(timeout 5 squeue -h -o %i 2>/dev/null)" ] && break
+        sleep 0.5
+      done
+    fi
+  fi
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    pid=${pids[i]}
+    kill "$pid" 2>/dev/null || continue
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  # Ranks of a job that did not end with it: their command lines hold our unique folder.
+  for pid in $(pgrep -f "$tmp/" 2>/dev/null || true); do
+    [ "$pid" != "$$" ] && kill -9 "$pid" 2>/dev/null || true
+  done
+  rm -rf "$tmp"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# munged with its own key and socket, run as the munge user as the Debian service runs it. It
+# checks permissions: the key's folder is private to munge, the socket's folder open to all.
+mkdir -p "$tmp/munge/etc"
+dd if=/dev/urandom of="$tmp/munge/etc/munge.key" bs=1024 count=1 status=none
+chown -R munge:munge "$tmp/munge"
+chmod 700 "$tmp/munge/etc"
+chmod 400 "$tmp/munge/etc/munge.key"
+socket=$tmp/munge/munge.socket
+setpriv --reuid=munge --regid=munge --init-groups munged --foreground \
+  --key-file="$tmp/munge/etc/munge.key" --socket="$socket" --pid-file="$tmp/munge/munged.pid" \
+  --log-file="$tmp/munge/munged.log" --seed-file="$tmp/munge/munged.seed" \
+  > "$tmp/munge/munged.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
+munge -S "$socket" -n 2>/dev/null | unmunge -S "$socket" > /dev/null 2>&1 ||
+  fail "munged did not start: $(cat "$tmp/munge/munged.out")"
+
+# Two free TCP ports on loopback, for slurmctld and slurmd.
+read -r ctld_port slurmd_port < <(python3 -c '
+import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
+
+node=$(hostname -s)
+cpus=$(nproc)
+[ "$cpus" -ge 2 ] || cpus=2  # the tests run 2 tasks; config_overrides lets the node claim 2
+mkdir -p "$tmp/slurm/state" "$tmp/slurm/spool" "$tmp/work"
+export SLURM_CONF=$tmp/slurm/slurm.conf
+cat > "$SLURM_CONF" <<EOF
+# Written by tests/launch/slurm_test.sh: one node, everything under $tmp.
+ClusterName=dpttest$$
+SlurmctldHost=$node(127.0.0.1)
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+# cred_expire: a requeued job waits this long (+1 s) before it may start again (default 120).
+AuthInfo=socket=$socket,cred_expire=10
+StateSaveLocation=$tmp/slurm/state
+SlurmdSpoolDir=$tmp/slurm/spool
+SlurmctldPidFile=$tmp/slurm/slurmctld.pid
+SlurmdPidFile=$tmp/slurm/slurmd.pid
+SlurmctldLogFile=$tmp/slurm/slurmctld.log
+SlurmdLogFile=$tmp/slurm/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+# Backfill every second rather than every 30: a requeued job starts as soon as it may.
+SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=1
+SlurmdParameters=config_overrides
+MpiDefault=none
+MailProg=/bin/true
+ReturnToService=2
+KillWait=5
+MinJobAge=600
+NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
+PartitionName=test Nodes=$node Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE
+EOF
+slurmctld -D > "$tmp/slurm/slurmctld.out" 2>&1 &
+pids+=($!)
+slurmd -D > "$tmp/slurm/slurmd.out" 2>&1 &
+pids+=($!)
+state=""
+for _ in $(seq 60); do
+  state=$(timeout 5 sinfo -h -o %t 2>/dev/null || true)
+  [ "$state" = idle ] && break
+  sleep 0.5
+done
+[ "$state" = idle ] || fail "the node is not idle after 30 s (sinfo: '$state')"
+log "cluster up: node $node, $cpus CPUs, slurmctld port $ctld_port, slurmd port $slurmd_port"
+if [[ $(srun --mpi=list 2>&1) =~ pmix ]]; then launcher=srun; else launcher=mpirun; fi
+log "this Slurm launches with $launcher ($(srun --mpi=list 2>&1 | tr -s '\n\t ' ' '))"
+
+# --- helpers --------------------------------------------------------------------------------
+job_field() {  # JOB FIELD
+  timeout 10 scontrol show job -o "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+wait_job() {  # JOB SECONDS: waits until the job has ended, prints its state
+  local deadline=$(($(date +%s) + $2)) s
+  while :; do
+    s=$(job_field "$1" JobState)
+    case $s in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE)
+      echo "$s"; return ;;
+    esac
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "TIMEOUT_WAITING($s)"; return; }
+    sleep 0.5
+  done
+}
+metric_steps() {  # METRICS_FILE: the "step" of every line
+  python3 -c 'import json, sys; print(*[json.loads(l)["step"] for l in open(sys.argv[1])])' "$1"
+}
+steps_increase() {  # STEPS...: step counts never go back (nor repeat)
+  python3 -c 'import sys; s = [int(x) for x in sys.argv[1:]]; sys.exit(0 if s and all(a < b for a, b in zip(s, s[1:])) else 1)' "$@"
+}
+
+cd "$tmp/work"
+export DPTRAIN=$build/dptrain
+source "$root_dir/launch/mpi_env.sh"
+
+# --- (a) and (c): a short job, and a sweep of one size, side by side ------------------------
+a_args=(--model mlp --max-steps 60 --batch-size 64)
+job_a=$(sbatch --parsable -n 2 --output="$tmp/work/a-%j.out" "$root_dir/launch/slurm/train.sbatch" "${a_args[@]}") ||
+  fail "sbatch of train.sbatch failed"
+job_a=${job_a%%;*}
+sweep_out=$("$root_dir/launch/slurm/sweep.sh" --nodes 1 --tasks-per-node 2 --tag t1 -- \
+  --model mlp --max-steps 30 --batch-size 32) || fail "sweep.sh failed: $sweep_out"
+echo "$sweep_out"
+[[ $sweep_out =~ ^nodes=1\ job=([0-9]+)\ dir=$tmp/work/runs/sweep-t1/n1$ ]] ||
+  fail "sweep.sh printed '$sweep_out'"
+job_c=${BASH_REMATCH[1]}
+log "(a) submitted job $job_a, (c) sweep job $job_c"
+
+s=$(wait_job "$job_a" 60)
+[ "$s" = COMPLETED ] || fail "(a) job $job_a ended $s"
+out_a=$tmp/work/a-$job_a.out
+run_a=$tmp/work/runs/slurm-$job_a
+[[ $(head -n 1 "$out_a") == "+ $launcher "*" $DPTRAIN train --resume auto --out $run_a ${a_args[*]}" ]] ||
+  fail "(a) the first line is not the launch command: $(head -n 1 "$out_a")"
+grep -q "^resume: no usable checkpoint in $run_a/checkpoints, starting fresh" "$out_a" ||
+  fail "(a) dptrain did not start in $run_a"
+[ -f "$run_a/model.safetensors" ] || fail "(a) no model.safetensors in $run_a"
+read -r step world < <(tail -n 1 "$run_a/metrics.jsonl" |
+  python3 -c 'import json, sys; r = json.load(sys.stdin); print(r["step"], r["world_size"])')
+[ "$step" = 60 ] && [ "$world" = 2 ] || fail "(a) metrics.jsonl ends at step $step with $world ranks, want 60 and 2"
+log "(a) ok: job $job_a ran 60 steps on 2 ranks into runs/slurm-$job_a"
+
+s=$(wait_job "$job_c" 60)
+[ "$s" = COMPLETED ] || fail "(c) sweep job $job_c ended $s"
+run_c=$tmp/work/runs/sweep-t1/n1
+[ -f "$run_c/model.safetensors" ] || fail "(c) no model.safetensors in $run_c"
+[ "$(tail -n 1 "$run_c/metrics.jsonl" | python3 -c 'import json, sys; r = json.load(sys.stdin); print(r["step"], r["world_size"])')" = "30 2" ] ||
+  fail "(c) $run_c/metrics.jsonl: $(tail -n 1 "$run_c/metrics.jsonl")"
+log "(c) ok: sweep job $job_c (multinode.sbatch, 1 node x 2 tasks) into runs/sweep-t1/n1"
+
+# --- (b) the warning signal: checkpoint, requeue, resume ------------------------------------
+# Long enough (about 6 epochs) that the signal lands mid-run after the first epoch.
+target=3000
+b_args=(--model mlp --epochs 10 --max-steps "$target" --batch-size 64 --threads 1)
+job_b=$(sbatch --parsable -n 2 --output="$tmp/work/b-%j.out" "$root_dir/launch/slurm/train.sbatch" "${b_args[@]}") ||
+  fail "sbatch of train.sbatch failed"
+job_b=${job_b%%;*}
+run_b=$tmp/work/runs/slurm-$job_b
+out_b=$tmp/work/b-$job_b.out
+for _ in $(seq 600); do  # 60 s for start-up and the first epoch
+  [ -s "$run_b/metrics.jsonl" ] && break
+  sleep 0.1
+done
+[ -s "$run_b/metrics.jsonl" ] || fail "(b) job $job_b wrote no metrics within 60 s"
+# What --signal=B:USR1@120 does at the time limit: SIGUSR1 to the batch shell only.
+scancel --signal=USR1 --batch "$job_b" || fail "(b) scancel --signal=USR1 --batch failed"
+log "(b) job $job_b: sent USR1 to the batch shell after the first epoch"
+
+# An uninterrupted reference while the requeued job waits out cred_expire (same ranks,
+# threads and batch, so the parameters must agree bit for bit).
+mpirun -np 2 "$DPTRAIN" train "${b_args[@]}" --out "$tmp/work/reference" > "$tmp/work/reference.out" 2>&1 ||
+  fail "(b) the reference run failed: $(tail -n 5 "$tmp/work/reference.out")"
+
+s=$(wait_job "$job_b" 90)
+[ "$s" = COMPLETED ] || fail "(b) job $job_b ended $s"
+grep -q "^dptrain-slurm: got SIGUSR1, passing it to the ranks" "$out_b" || fail "(b) the batch shell did not pass the signal on"
+stop=$(sed -n 's/^stopped by signal USR1 at step \([0-9]*\); checkpoint written.*/\1/p' "$out_b")
+[ -n "$stop" ] || fail "(b) dptrain did not stop on the signal with a checkpoint"
+[ "$stop" -lt "$target" ] || fail "(b) stopped at step $stop, not before $target"
+grep -q "^dptrain-slurm: stopped with a checkpoint in $run_b; requeueing job $job_b" "$out_b" ||
+  fail "(b) the script did not requeue the job"
+[ "$(job_field "$job_b" Restarts)" = 1 ] || fail "(b) job $job_b restarted $(job_field "$job_b" Restarts) times, want 1"
+grep -q "^resume: from step $stop " "$out_b" || fail "(b) the requeued job did not resume from step $stop"
+[ -f "$run_b/model.safetensors" ] || fail "(b) no model.safetensors in $run_b"
+[ "$(job_field "$job_b" ExitCode)" = 0:0 ] || fail "(b) exit code $(job_field "$job_b" ExitCode)"
+read -r -a steps <<< "$(metric_steps "$run_b/metrics.jsonl")"
+steps_increase "${steps[@]}" || fail "(b) metrics.jsonl steps go back: ${steps[*]}"
+[ "${steps[-1]}" = "$target" ] || fail "(b) the last step is ${steps[-1]}, want $target"
+cmp -s "$run_b/model.safetensors" "$tmp/work/reference/model.safetensors" ||
+  fail "(b) the resumed parameters differ from an uninterrupted run's"
+log "(b) ok: job $job_b stopped at step $stop, requeued, resumed, ended at step $target" \
+  "(metrics steps ${steps[*]}), parameters equal to an uninterrupted run"
+
+echo "PASS: launch.slurm ($(($(date +%s) - started)) s)"
