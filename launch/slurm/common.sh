@@ -1,3 +1,4 @@
+# shellcheck shell=bash source-path=SCRIPTDIR
 # Sourced by launch/slurm/train.sbatch and launch/slurm/multinode.sbatch: what both do inside
 # the allocation. It starts `dptrain train --resume auto --out RUNDIR ARGS...` with one task per
 # GPU (or, without GPUs, the tasks of the allocation), passes the scheduler's warning signal on

@@ -96,6 +96,7 @@ std::string metrics_json(const EpochMetrics& m) {
   j["exposed_comm_seconds"] = m.exposed_comm_seconds;
   j["overlap_fraction"] = m.overlap_fraction;
   j["nonfinite_skips"] = m.nonfinite_skips;
+  j["median_step_seconds"] = m.median_step_seconds;
   j["world_size"] = m.world_size;
   j["global_batch"] = m.global_batch;
   j["elapsed_seconds"] = m.elapsed_seconds;

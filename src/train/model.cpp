@@ -194,6 +194,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     const bool resumed = epoch == from.epoch && from.step_in_epoch > 0;
     double loss_sum = resumed ? from.loss_sum : 0, comm_total = 0, comm_exposed = 0;
     int64_t steps = resumed ? from.step_in_epoch : 0, skips = 0;
+    std::vector<double> step_times;  // wall time of each step (the callbacks' time excluded)
     for (int64_t s = steps; s < sampler.steps_per_epoch(); ++s) {
       if (o.max_steps >= 0 && steps_done_ >= o.max_steps) break;
       const bool tracing = tracer && tracer->records(steps_done_);
@@ -247,7 +248,9 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       // That covers both waiting in finish() and losing the core to the communication thread
       // (with one core per rank they take turns, and only the wall clock tells the cost).
       // With a GPU doing the compute this will come from device events instead.
-      const double idle = (now_seconds() - step_wall) - (thread_cpu_seconds() - step_cpu);
+      const double step_seconds = now_seconds() - step_wall;
+      step_times.push_back(step_seconds);
+      const double idle = step_seconds - (thread_cpu_seconds() - step_cpu);
       comm_total += cs.total_seconds;
       comm_exposed += std::clamp(idle, 0.0, cs.total_seconds);
       if (tracing) {
@@ -305,6 +308,11 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     m.overlap_fraction = comm_total > 0 ? (comm_total - comm_exposed) / comm_total : 0;
     m.nonfinite_skips = skips;
     m.samples_per_second = train_seconds > 0 ? samples / train_seconds : 0;
+    if (!step_times.empty()) {
+      auto mid = step_times.begin() + static_cast<std::ptrdiff_t>(step_times.size() / 2);
+      std::nth_element(step_times.begin(), mid, step_times.end());
+      m.median_step_seconds = *mid;
+    }
     if (validation) m.test = evaluate(*validation, o.eval_batch_size);
     m.elapsed_seconds = now_seconds() - fit_start;
     history.push_back(m);

@@ -86,6 +86,7 @@ struct EpochMetrics {
   double exposed_comm_seconds = 0;
   double overlap_fraction = 0;  // hidden / total communication (0 when there was none)
   int64_t nonfinite_skips = 0;  // optimizer steps skipped for non-finite gradients
+  double median_step_seconds = 0;  // rank 0's median step wall time in this epoch
   double elapsed_seconds = 0;     // since fit started
   int world_size = 1;
   int64_t global_batch = 0;

@@ -92,7 +92,7 @@ cleanup() {
   done
   # Ranks of a job that did not end with it: their command lines hold our unique folder.
   for pid in $(pgrep -f "$tmp/" 2>/dev/null || true); do
-    [ "$pid" != "$$" ] && kill -9 "$pid" 2>/dev/null || true
+    if [ "$pid" != "$$" ]; then kill -9 "$pid" 2>/dev/null || true; fi
   done
   rm -rf "$tmp"
   exit "$rc"
@@ -234,7 +234,7 @@ grep -q "^resume: no usable checkpoint in $run_a/checkpoints, starting fresh" "$
 [ -f "$run_a/model.safetensors" ] || fail "(a) no model.safetensors in $run_a"
 read -r step world < <(tail -n 1 "$run_a/metrics.jsonl" |
   python3 -c 'import json, sys; r = json.load(sys.stdin); print(r["step"], r["world_size"])')
-[ "$step" = 60 ] && [ "$world" = 2 ] || fail "(a) metrics.jsonl ends at step $step with $world ranks, want 60 and 2"
+[ "$step $world" = "60 2" ] || fail "(a) metrics.jsonl ends at step $step with $world ranks, want 60 and 2"
 log "(a) ok: job $job_a ran 60 steps on 2 ranks into runs/slurm-$job_a"
 
 s=$(wait_job "$job_c" 60)

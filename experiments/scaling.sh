@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Scaling sweep: runs dptrain at each world size, several times, and reports one CSV row per run
+# (experiments/scaling/report.py) with plots.
+#   experiments/scaling.sh [--model mlp] [--sizes "1 2 3 4"] [--mode weak|strong] [--batch 64]
+#                          [--steps 200] [--repeats 3] [--peer] [--out DIR] [-- dptrain args]
+# weak: --batch is per rank at every size; strong: --batch is the global batch, split over ranks.
+# Each run trains --steps optimizer steps with one BLAS thread per rank; its median step time
+# (warm-up steps fall outside the median) gives samples/s. World sizes above the core count are
+# run oversubscribed and marked so. --peer also runs experiments/peer_pytorch_ddp.py at each point,
+# alternating with dptrain. Inside a Slurm allocation mpirun takes its hosts from Slurm.
+set -euo pipefail
+root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$root_dir/launch/mpi_env.sh"
+model=mlp sizes="1 2 3 4" mode=weak batch=64 steps=200 repeats=3 peer=0
+out=$root_dir/runs/scaling-$(date +%Y%m%d-%H%M%S)
+while [ $# -gt 0 ]; do
+  case $1 in
+    --model) model=$2; shift 2 ;;
+    --sizes) sizes=$2; shift 2 ;;
+    --mode) mode=$2; shift 2 ;;
+    --batch) batch=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --repeats) repeats=$2; shift 2 ;;
+    --peer) peer=1; shift ;;
+    --out) out=$2; shift 2 ;;
+    --) shift; break ;;
+    *) echo "scaling.sh: error: unknown option '$1'" >&2; exit 2 ;;
+  esac
+done
+case $mode in weak | strong) ;; *) echo "scaling.sh: error: --mode must be weak or strong" >&2; exit 2 ;; esac
+for p in $sizes; do
+  case $p in '' | *[!0-9]* | 0) echo "scaling.sh: error: world size '$p' is not a positive number" >&2; exit 2 ;; esac
+  if [ "$mode" = strong ] && [ $((batch % p)) -ne 0 ]; then
+    echo "scaling.sh: error: global batch $batch does not split over $p ranks" >&2
+    exit 2
+  fi
+done
+[ -x "$root_dir/build/dptrain" ] || { echo "scaling.sh: error: build dptrain first (launch/setup.sh)" >&2; exit 2; }
+mkdir -p "$out/runs"
+echo "scaling: $model, $mode, sizes $sizes, batch $batch, $steps steps, $repeats repeats -> $out"
+
+for r in $(seq "$repeats"); do
+  for p in $sizes; do
+    per_rank=$batch
+    [ "$mode" = strong ] && per_rank=$((batch / p))
+    dir=$out/runs/$model-$mode-p$p-r$r
+    mpirun -np "$p" "$root_dir/build/dptrain" train --model "$model" --batch-size "$per_rank" \
+      --max-steps "$steps" --threads 1 --eval-batch-size 1000 --out "$dir" "$@" > "$dir.log"
+    if [ "$peer" -eq 1 ]; then
+      python3 "$root_dir/experiments/peer_pytorch_ddp.py" --nproc "$p" --model "$model" \
+        --batch-size "$per_rank" --max-steps "$steps" --threads 1 --out "$dir/peer.json" \
+        > "$dir.peer.log" 2>&1
+    fi
+    echo "  p=$p repeat $r done"
+  done
+done
+python3 "$root_dir/experiments/scaling/report.py" "$out/runs" "$out"
+echo "scaling: $out/scaling.csv, $out/summary.csv and plots in $out"

@@ -1,0 +1,10 @@
+add_test(NAME experiments.scaling_report_unit
+         COMMAND python3 -m unittest discover -s ${CMAKE_SOURCE_DIR}/experiments/scaling
+                 -p "test_*.py" -v)
+set_tests_properties(experiments.scaling_report_unit PROPERTIES LABELS unit TIMEOUT 60)
+foreach(case scaling_smoke scaling_bad_options)
+  add_test(NAME experiments.${case}
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/experiments_check.sh ${case} ${CMAKE_BINARY_DIR})
+  set_tests_properties(experiments.${case} PROPERTIES LABELS e2e TIMEOUT 300
+                       ENVIRONMENT "${DPT_MPI_ENV}")
+endforeach()

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The experiments' scripts, run small: the scaling sweep writes its CSV and its plots.
+#   experiments_check.sh CASE BUILD_DIR
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+case $case_name in
+  scaling_smoke)
+    "$root_dir/experiments/scaling.sh" --model mlp --sizes "1 2" --steps 2 --repeats 1 \
+      --out "$tmp/sweep" > "$tmp/out"
+    python3 - "$tmp/sweep" <<'PY'
+import csv, math, sys
+d = sys.argv[1]
+rows = list(csv.DictReader(open(f"{d}/scaling.csv")))
+assert [r["world_size"] for r in rows] == ["1", "2"], rows
+for r in rows:
+    assert float(r["samples_per_second"]) > 0 and float(r["median_step_seconds"]) > 0, r
+    assert r["global_batch"] == str(64 * int(r["world_size"])), r
+assert float(rows[0]["efficiency"]) == 1.0
+assert 0 < float(rows[1]["efficiency"]) and math.isfinite(float(rows[1]["efficiency"]))
+for name in ("throughput", "efficiency", "breakdown"):
+    with open(f"{d}/mlp-weak-{name}.png", "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", name
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    assert (width, height) == (800, 500), (name, width, height)
+print("sweep ok:", len(rows), "rows, 3 plots")
+PY
+    ;;
+  scaling_bad_options)
+    for args in "--mode sideways" "--sizes 0" "--mode strong --batch 10 --sizes 3" "--bogus"; do
+      # shellcheck disable=SC2086
+      if "$root_dir/experiments/scaling.sh" $args --out "$tmp/x" > /dev/null 2> "$tmp/err"; then
+        fail "scaling.sh $args accepted"
+      fi
+      grep -q "^scaling.sh: error: " "$tmp/err" || fail "scaling.sh $args: $(cat "$tmp/err")"
+    done
+    ;;
+  *) fail "unknown case $case_name" ;;
+esac
+echo "PASS: $case_name"
