@@ -7,7 +7,8 @@
 # Each run trains --steps optimizer steps with one BLAS thread per rank; its median step time
 # (warm-up steps fall outside the median) gives samples/s. World sizes above the core count are
 # run oversubscribed and marked so. --peer also runs experiments/peer_pytorch_ddp.py at each point,
-# alternating with dptrain. Inside a Slurm allocation mpirun takes its hosts from Slurm.
+# alternating with dptrain (it needs Debian's python3-torch; PYTHON_TORCH names another Python).
+# Inside a Slurm allocation mpirun takes its hosts from Slurm.
 set -euo pipefail
 root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$root_dir/launch/mpi_env.sh"
@@ -47,7 +48,7 @@ for r in $(seq "$repeats"); do
     mpirun -np "$p" "$root_dir/build/dptrain" train --model "$model" --batch-size "$per_rank" \
       --max-steps "$steps" --threads 1 --eval-batch-size 1000 --out "$dir" "$@" > "$dir.log"
     if [ "$peer" -eq 1 ]; then
-      python3 "$root_dir/experiments/peer_pytorch_ddp.py" --nproc "$p" --model "$model" \
+      "${PYTHON_TORCH:-/usr/bin/python3}" "$root_dir/experiments/peer_pytorch_ddp.py" --nproc "$p" --model "$model" \
         --batch-size "$per_rank" --max-steps "$steps" --threads 1 --out "$dir/peer.json" \
         > "$dir.peer.log" 2>&1
     fi
