@@ -173,6 +173,9 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   // micro-batches) is the gradient of the mean over the global batch: averaging costs no pass.
   const float grad_scale = 1.0f / static_cast<float>(sampler.global_batch());
   Reducer reducer(comm, buckets(o));
+  std::vector<int64_t> layer_grad_bytes(net_->num_layers(), 0);  // for the trace
+  for (const ParamInfo& p : net_->param_info())
+    layer_grad_bytes[p.layer] += static_cast<int64_t>(p.numel * sizeof(float));
 
   comm.barrier();  // a common time origin for every rank's trace
   const double fit_start = now_seconds();
@@ -203,7 +206,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
           tracer->span(Lane::Compute,
                        std::string(backward ? "backward " : "forward ") + std::to_string(layer) +
                            " " + net_->layer(layer).describe(),
-                       start, end, steps_done_);
+                       start, end, steps_done_, backward ? layer_grad_bytes[layer] : -1);
         });
       const double step_wall = now_seconds(), step_cpu = thread_cpu_seconds();
       sampler.batch_indices(perm, s, idx.data());
@@ -257,7 +260,8 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
         tracer->span(Lane::Compute, "optimizer", opt_start, now_seconds(), steps_done_);
         for (size_t i = 0; i < cs.buckets.size(); ++i)
           tracer->span(Lane::Comm, "allreduce bucket " + std::to_string(i), cs.buckets[i].start,
-                       cs.buckets[i].end, steps_done_);
+                       cs.buckets[i].end, steps_done_,
+                       static_cast<int64_t>(reducer.buckets()[i].bytes));
         net_->set_layer_observer(nullptr);
       }
       ++steps_done_;

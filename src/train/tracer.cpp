@@ -15,8 +15,9 @@ namespace dpt {
 Tracer::Tracer(int64_t first_step, int64_t last_step, double origin)
     : first_(first_step), last_(last_step), origin_(origin) {}
 
-void Tracer::span(Lane lane, std::string name, double start, double end, int64_t step) {
-  events_.push_back({lane, std::move(name), start, end, step});
+void Tracer::span(Lane lane, std::string name, double start, double end, int64_t step,
+                  int64_t bytes) {
+  events_.push_back({lane, std::move(name), start, end, step, bytes});
 }
 
 void Tracer::write(Communicator& comm, const std::string& path) const {
@@ -30,10 +31,13 @@ void Tracer::write(Communicator& comm, const std::string& path) const {
   for (int lane = 0; lane < 2; ++lane)
     mine.push_back({{"ph", "M"}, {"pid", rank}, {"tid", lane}, {"name", "thread_name"},
                     {"args", {{"name", lane == 0 ? "compute" : "communication"}}}});
-  for (const Event& e : events_)
+  for (const Event& e : events_) {
+    nlohmann::json args = {{"step", e.step}};
+    if (e.bytes >= 0) args["bytes"] = e.bytes;
     mine.push_back({{"ph", "X"}, {"pid", rank}, {"tid", static_cast<int>(e.lane)},
                     {"name", e.name}, {"ts", (e.start - origin_) * 1e6},
-                    {"dur", (e.end - e.start) * 1e6}, {"args", {{"step", e.step}}}});
+                    {"dur", (e.end - e.start) * 1e6}, {"args", args}});
+  }
   const std::string text = mine.dump();
 
   // Gather the texts on rank 0: lengths first, then the bytes, padded to the longest.

@@ -19,7 +19,10 @@ class Tracer {
   // written relative to `origin` (taken by every rank at the same collective point).
   Tracer(int64_t first_step, int64_t last_step, double origin);
   bool records(int64_t step) const { return step >= first_ && step < last_; }
-  void span(Lane lane, std::string name, double start, double end, int64_t step);
+  // bytes: the gradient bytes a layer produced or a bucket carried (-1: none), for the
+  // performance model.
+  void span(Lane lane, std::string name, double start, double end, int64_t step,
+            int64_t bytes = -1);
   size_t size() const { return events_.size(); }
   // Collective: rank 0 gathers every rank's events and writes `path` (atomically).
   void write(Communicator& comm, const std::string& path) const;
@@ -29,7 +32,7 @@ class Tracer {
     Lane lane;
     std::string name;
     double start, end;
-    int64_t step;
+    int64_t step, bytes;
   };
   int64_t first_, last_;
   double origin_;

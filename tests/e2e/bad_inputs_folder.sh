@@ -8,7 +8,7 @@
 set -u
 case_name=${1:?usage: bad_inputs_folder.sh CASE BUILD_DIR}
 build=$(realpath "${2:?usage: bad_inputs_folder.sh CASE BUILD_DIR}")
-data=$(dirname "$(realpath "$0")")/../data/bad_inputs
+data=$(realpath "$(dirname "$(realpath "$0")")/../data/bad_inputs")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 source "$(dirname "$(realpath "$0")")/../../launch/mpi_env.sh"

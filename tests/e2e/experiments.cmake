@@ -1,8 +1,10 @@
-add_test(NAME experiments.scaling_report_unit
-         COMMAND python3 -m unittest discover -s ${CMAKE_SOURCE_DIR}/experiments/scaling
-                 -p "test_*.py" -v)
-set_tests_properties(experiments.scaling_report_unit PROPERTIES LABELS unit TIMEOUT 60)
-foreach(case scaling_smoke scaling_bad_options)
+foreach(part scaling model)
+  add_test(NAME experiments.${part}_unit
+           COMMAND python3 -m unittest discover -s ${CMAKE_SOURCE_DIR}/experiments/${part}
+                   -p "test_*.py" -v)
+  set_tests_properties(experiments.${part}_unit PROPERTIES LABELS unit TIMEOUT 60)
+endforeach()
+foreach(case scaling_smoke scaling_bad_options perf_model_smoke)
   add_test(NAME experiments.${case}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/experiments_check.sh ${case} ${CMAKE_BINARY_DIR})
   set_tests_properties(experiments.${case} PROPERTIES LABELS e2e TIMEOUT 300

@@ -36,6 +36,23 @@ PY
       grep -q "^scaling.sh: error: " "$tmp/err" || fail "scaling.sh $args: $(cat "$tmp/err")"
     done
     ;;
+  perf_model_smoke)
+    # A one-rank trace in, a prediction per world size out, monotone in the ring's cost.
+    mpirun -np 1 "$build/dptrain" train --model cnn --max-steps 4 --batch-size 16 \
+      --trace "$tmp/t.json" --trace-steps 1:4 --out "$tmp/run" > /dev/null
+    python3 "$root_dir/experiments/model/perf_model.py" "$tmp/t.json" --profile ib-400g \
+      --ranks 1,2,8,512 --batch 16 > "$tmp/pred.csv"
+    python3 - "$tmp/pred.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert [r["ranks"] for r in rows] == ["1", "2", "8", "512"], rows
+assert float(rows[0]["efficiency"]) == 1.0 and float(rows[0]["comm_seconds"]) == 0.0
+steps = [float(r["step_seconds"]) for r in rows]
+assert steps == sorted(steps), steps  # more ranks never make a step shorter
+assert all(0 < float(r["efficiency"]) <= 1 for r in rows), rows
+print("prediction ok:", [round(float(r["efficiency"]), 4) for r in rows])
+PY
+    ;;
   *) fail "unknown case $case_name" ;;
 esac
 echo "PASS: $case_name"
