@@ -43,14 +43,14 @@ NdArray parse_idx(const std::string& path, std::span<const uint8_t> bytes) {
     default: {
       char code[8];
       std::snprintf(code, sizeof code, "0x%02x", bytes[2]);
-      fail(path, std::string(magic) + ": unsupported data type code " + code +
+      fail(path, std::string("unsupported IDX data type code ") + code +
                      " (supported: 0x08 uint8, 0x0c int32, 0x0d float32)");
     }
   }
   const size_t ndim = bytes[3];
   if (ndim < 1 || ndim > 4) {
-    fail(path,
-         std::string(magic) + ": " + std::to_string(ndim) + " dimensions (supported: 1 to 4)");
+    fail(path, "the IDX header declares " + std::to_string(ndim) +
+                   " dimensions (supported: 1 to 4)");
   }
   const size_t header = 4 + 4 * ndim;
   if (bytes.size() < header) {

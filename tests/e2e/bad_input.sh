@@ -133,14 +133,14 @@ case $case_name in
     # Type code 0x09 is no IDX type; 01 02 ... is neither IDX nor .npy.
     { idx_header 09 40 28 28; head -c $((40 * 784)) /dev/zero; } >"$tmp/bad-type"
     set_args "$tmp/bad-type"
-    expect_error "$tmp/bad-type" "unsupported data type code 0x09" "${args[@]}"
+    expect_error "$tmp/bad-type" "unsupported IDX data type code 0x09" "${args[@]}"
     { printf '\x01\x02\x08\x01'; be32 40; head -c 40 /dev/zero; } >"$tmp/bad-magic"
     set_args "" "$tmp/bad-magic"
     expect_error "$tmp/bad-magic" "unrecognised magic bytes 01 02 08 01" "${args[@]}"
     # Inside gzip: the message names the .gz file the user gave.
     gzip -c "$tmp/bad-type" >"$tmp/bad-type.gz"
     set_args "$tmp/bad-type.gz"
-    expect_error "$tmp/bad-type.gz" "unsupported data type code 0x09" "${args[@]}"
+    expect_error "$tmp/bad-type.gz" "unsupported IDX data type code 0x09" "${args[@]}"
     ;;
   truncated_idx)
     # Data cut short by half an image; a header cut inside the dims; a gzip stream cut short.

@@ -141,14 +141,14 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 # cred_expire: a requeued job waits this long (+1 s) before it may start again (default 120).
-AuthInfo=socket=$socket,cred_expire=10
+AuthInfo=socket=$socket,cred_expire=5
 StateSaveLocation=$tmp/slurm/state
 SlurmdSpoolDir=$tmp/slurm/spool
 SlurmctldPidFile=$tmp/slurm/slurmctld.pid
 SlurmdPidFile=$tmp/slurm/slurmd.pid
 SlurmctldLogFile=$tmp/slurm/slurmctld.log
 SlurmdLogFile=$tmp/slurm/slurmd.log
-SlurmctldDebug=info
+SlurmctldDebug=debug
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -288,4 +288,5 @@ cmp -s "$run_b/model.safetensors" "$tmp/work/reference/model.safetensors" ||
 log "(b) ok: job $job_b stopped at step $stop, requeued, resumed, ended at step $target" \
   "(metrics steps ${steps[*]}), parameters equal to an uninterrupted run"
 
+sed -n "/Requeuing JobId=$job_b/,/Allocate JobId=$job_b/p" "$tmp/slurm/slurmctld.log" | grep -v "debug[23]" | head -80
 echo "PASS: launch.slurm ($(($(date +%s) - started)) s)"
