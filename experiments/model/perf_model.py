@@ -51,6 +51,36 @@ def assign_buckets(layers, first_cap, cap):
     return buckets
 
 
+def fit_ring(sizes, seconds, ranks):
+    """Latency and bandwidth of the ring formula fitted (least squares, t = c0 + c1 * n) to
+    measured allreduce times of n bytes among `ranks` ranks: c1 = 2(P-1)/(P*B), c0 = 2(P-1)*alpha."""
+    if ranks < 2 or len(sizes) < 2:
+        raise ValueError("fitting needs at least 2 ranks and 2 sizes")
+    n = len(sizes)
+    mx, my = sum(sizes) / n, sum(seconds) / n
+    sxx = sum((x - mx) ** 2 for x in sizes)
+    slope = sum((x - mx) * (y - my) for x, y in zip(sizes, seconds)) / sxx
+    intercept = my - slope * mx
+    bandwidth = 2.0 * (ranks - 1) / ranks / slope
+    latency = max(0.0, intercept / (2.0 * (ranks - 1)))
+    return bandwidth, latency
+
+
+def read_bench(path):
+    """(ranks, [bytes], [seconds]) from the table `dptrain bench allreduce` prints."""
+    ranks, sizes, seconds = None, [], []
+    for line in open(path):
+        if line.startswith("# dptrain bench allreduce:"):
+            ranks = int(line.split(":")[1].split()[0])
+        elif line.strip() and not line.startswith("#"):
+            cols = line.split()
+            sizes.append(float(cols[0]))
+            seconds.append(float(cols[4]) * 1e-6)
+    if ranks is None or not sizes:
+        raise SystemExit(f"perf_model.py: error: {path}: not a dptrain bench allreduce table")
+    return ranks, sizes, seconds
+
+
 def simulate_step(forward, backward, optimizer, buckets, ranks, bandwidth, latency):
     """forward, optimizer: seconds. backward: [(layer, seconds)] in execution order (last layer
     first). Returns (step seconds, total comm seconds, exposed comm seconds)."""
@@ -97,6 +127,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="Predict data-parallel step time from a trace.")
     p.add_argument("trace")
     p.add_argument("--profile", choices=sorted(PROFILES))
+    p.add_argument("--bench", help="fit latency and bandwidth to this `dptrain bench "
+                   "allreduce` table (the profile of the machine it ran on)")
     p.add_argument("--alpha", type=float, help="latency per ring hop, seconds")
     p.add_argument("--beta", type=float, help="allreduce bus bandwidth, bytes/s")
     p.add_argument("--ranks", default="1,2,4,8,64,512,1024")
@@ -106,7 +138,12 @@ def main(argv=None):
                    help="multiply measured compute times (e.g. to stand for a faster device)")
     p.add_argument("--batch", type=int, default=64, help="per-rank batch of the trace")
     a = p.parse_args(argv)
-    if a.profile:
+    if a.bench:
+        ranks, sizes, seconds = read_bench(a.bench)
+        bandwidth, latency = fit_ring(sizes, seconds, ranks)
+        print(f"# fitted to {a.bench}: bandwidth {bandwidth / 1e9:.3g} GB/s, "
+              f"latency {latency * 1e6:.3g} us per hop", file=sys.stderr)
+    elif a.profile:
         bandwidth, latency = PROFILES[a.profile]["bandwidth"], PROFILES[a.profile]["latency"]
     elif a.alpha is not None and a.beta:
         bandwidth, latency = a.beta, a.alpha

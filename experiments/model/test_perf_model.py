@@ -21,6 +21,16 @@ class RingFormula(unittest.TestCase):
         self.assertAlmostEqual(big, 2 * 1023 / 1024 * 0.1, places=12)
 
 
+class Fit(unittest.TestCase):
+    def test_recovers_the_parameters_of_exact_data(self):
+        bw, lat, p = 5e9, 20e-6, 2
+        sizes = [1e3, 1e5, 1e6, 4e6]
+        times = [pm.ring_allreduce_seconds(n, p, bw, lat) for n in sizes]
+        fbw, flat = pm.fit_ring(sizes, times, p)
+        self.assertAlmostEqual(fbw / bw, 1.0, places=9)
+        self.assertAlmostEqual(flat / lat, 1.0, places=6)
+
+
 class Buckets(unittest.TestCase):
     def test_reverse_order_first_cap_then_cap(self):
         mib = 1024 * 1024

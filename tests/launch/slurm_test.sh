@@ -3,7 +3,8 @@
 # and slurmd, with all their state in a temporary folder and their ports on loopback), then
 #   (a) train.sbatch with 2 tasks on the CPU path runs a short job to the end;
 #   (b) a job that gets the warning signal mid-run (as --signal=B:USR1@120 sends it) checkpoints,
-#       requeues itself, resumes from its checkpoint and ends where an uninterrupted run ends;
+#       requeues itself, resumes from its checkpoint and ends where an uninterrupted run ends,
+#       launched with srun --mpi=pmix and with mpirun inside the allocation;
 #   (c) sweep.sh submits multinode.sbatch into runs/sweep-<tag>/n1.
 # Needs root (slurmd and munged run as root and as munge). Installs slurm-wlm and munge with
 # apt-get when they are missing; when that is impossible it prints SKIPPED and exits 77.
@@ -26,25 +27,31 @@ for v in $(compgen -v SLURM_); do unset "$v"; done
 # Debian: slurm-wlm pulls in slurmctld, slurmd, slurm-client and the plugins (mpi/pmix among
 # them); munge is the daemon that signs Slurm's messages.
 commands=(slurmctld slurmd sbatch srun scontrol squeue scancel sinfo munged munge)
-have_commands() {
+missing_commands() {
   local c
-  for c in "${commands[@]}"; do command -v "$c" > /dev/null 2>&1 || return 1; done
+  for c in "${commands[@]}"; do command -v "$c" > /dev/null 2>&1 || echo "$c"; done
 }
-if ! have_commands; then
+if [ -n "$(missing_commands)" ]; then
   command -v apt-get > /dev/null 2>&1 || skip "slurm and munge are not installed and there is no apt-get"
   missing=()
   for p in slurm-wlm munge; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  [ ${#missing[@]} -gt 0 ] || skip "slurm-wlm and munge are installed, but not on PATH: $(missing_commands | xargs)"
   log "installing ${missing[*]}"
+  apt_log=$(mktemp)
   apt_install() {
     DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q --no-install-recommends \
-      -o DPkg::Lock::Timeout=60 "${missing[@]}" > /tmp/slurm_test.apt.log 2>&1
+      -o DPkg::Lock::Timeout=60 "${missing[@]}" > "$apt_log" 2>&1
   }
   # The package lists may be missing or stale on a fresh machine: update once and retry.
-  apt_install || { timeout 120 apt-get update -q > /dev/null 2>&1 && apt_install; } ||
-    skip "could not install ${missing[*]}: $(tail -n 1 /tmp/slurm_test.apt.log)"
-  have_commands || skip "installed ${missing[*]}, but a command is still missing"
+  if ! apt_install && ! { timeout 120 apt-get update -q > /dev/null 2>&1 && apt_install; }; then
+    reason=$(tail -n 1 "$apt_log")
+    rm -f "$apt_log"
+    skip "could not install ${missing[*]}: $reason"
+  fi
+  rm -f "$apt_log"
+  [ -z "$(missing_commands)" ] || skip "installed ${missing[*]}, but these are missing: $(missing_commands | xargs)"
 fi
 id munge > /dev/null 2>&1 || skip "no munge user (the munge package creates it)"
 
@@ -148,7 +155,7 @@ SlurmctldPidFile=$tmp/slurm/slurmctld.pid
 SlurmdPidFile=$tmp/slurm/slurmd.pid
 SlurmctldLogFile=$tmp/slurm/slurmctld.log
 SlurmdLogFile=$tmp/slurm/slurmd.log
-SlurmctldDebug=debug
+SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -157,9 +164,10 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
-# Backfill every second rather than every 30: a requeued job starts as soon as it may.
+# Schedule every second (defaults: backfill 30 s, the whole queue 60 s): a requeued job starts
+# as soon as cred_expire allows.
 SchedulerType=sched/backfill
-SchedulerParameters=bf_interval=1
+SchedulerParameters=bf_interval=1,sched_interval=1
 SlurmdParameters=config_overrides
 MpiDefault=none
 MailProg=/bin/true
@@ -246,47 +254,79 @@ run_c=$tmp/work/runs/sweep-t1/n1
 log "(c) ok: sweep job $job_c (multinode.sbatch, 1 node x 2 tasks) into runs/sweep-t1/n1"
 
 # --- (b) the warning signal: checkpoint, requeue, resume ------------------------------------
-# Long enough (about 6 epochs) that the signal lands mid-run after the first epoch.
+# Once with this Slurm's launcher and once with mpirun inside the allocation (the fallback where
+# srun has no PMIx), side by side. The signal goes out once a job's first checkpoint (step 100)
+# is on disk, so its ranks are training; the run is long enough (about 6 epochs, 3 s or more)
+# that the signal lands well before its end.
 target=3000
-b_args=(--model mlp --epochs 10 --max-steps "$target" --batch-size 64 --threads 1)
-job_b=$(sbatch --parsable -n 2 --output="$tmp/work/b-%j.out" "$root_dir/launch/slurm/train.sbatch" "${b_args[@]}") ||
-  fail "sbatch of train.sbatch failed"
-job_b=${job_b%%;*}
-run_b=$tmp/work/runs/slurm-$job_b
-out_b=$tmp/work/b-$job_b.out
-for _ in $(seq 600); do  # 60 s for start-up and the first epoch
-  [ -s "$run_b/metrics.jsonl" ] && break
-  sleep 0.1
+b_args=(--model mlp --epochs 10 --max-steps "$target" --batch-size 64 --threads 1
+        --checkpoint-every 100)
+b_launchers=("$launcher")
+[ "$launcher" = mpirun ] || b_launchers+=(mpirun)
+declare -A job_b stop_b
+for l in "${b_launchers[@]}"; do
+  j=$(DPT_LAUNCHER=$l sbatch --parsable -n 2 --output="$tmp/work/b-$l-%j.out" \
+    "$root_dir/launch/slurm/train.sbatch" "${b_args[@]}") || fail "(b) sbatch of train.sbatch failed"
+  job_b[$l]=${j%%;*}
 done
-[ -s "$run_b/metrics.jsonl" ] || fail "(b) job $job_b wrote no metrics within 60 s"
-# What --signal=B:USR1@120 does at the time limit: SIGUSR1 to the batch shell only.
-scancel --signal=USR1 --batch "$job_b" || fail "(b) scancel --signal=USR1 --batch failed"
-log "(b) job $job_b: sent USR1 to the batch shell after the first epoch"
+for l in "${b_launchers[@]}"; do
+  j=${job_b[$l]}
+  first=$tmp/work/runs/slurm-$j/checkpoints/step-000000100.safetensors
+  for _ in $(seq 600); do  # 60 s for the job to start and reach step 100
+    [ -f "$first" ] && break
+    sleep 0.1
+  done
+  [ -f "$first" ] || fail "(b) job $j ($l) wrote no checkpoint of step 100 within 60 s"
+  # What --signal=B:USR1@120 does at the time limit: SIGUSR1 to the batch shell only.
+  scancel --signal=USR1 --batch "$j" || fail "(b) scancel --signal=USR1 --batch $j failed"
+  log "(b) job $j ($l): sent USR1 to the batch shell"
+done
 
-# An uninterrupted reference while the requeued job waits out cred_expire (same ranks,
+# Until the ranks have stopped, leave them the cores. The checkpoint of the step they stopped at
+# must be on disk; the resumed run prunes it later (--keep-checkpoints 3).
+for l in "${b_launchers[@]}"; do
+  j=${job_b[$l]}
+  stop=""
+  for _ in $(seq 300); do
+    stop=$(sed -n 's/^stopped by signal USR1 at step \([0-9]*\); checkpoint written.*/\1/p' \
+      "$tmp/work/b-$l-$j.out" 2>/dev/null)
+    [ -n "$stop" ] && break
+    sleep 0.1
+  done
+  [ -n "$stop" ] || fail "(b) job $j ($l): dptrain did not stop on the signal with a checkpoint within 30 s"
+  [ -f "$(printf '%s/runs/slurm-%s/checkpoints/step-%09d.safetensors' "$tmp/work" "$j" "$stop")" ] ||
+    fail "(b) job $j ($l): no checkpoint of step $stop"
+  stop_b[$l]=$stop
+done
+# An uninterrupted reference while the requeued jobs wait out cred_expire (same ranks,
 # threads and batch, so the parameters must agree bit for bit).
 mpirun -np 2 "$DPTRAIN" train "${b_args[@]}" --out "$tmp/work/reference" > "$tmp/work/reference.out" 2>&1 ||
   fail "(b) the reference run failed: $(tail -n 5 "$tmp/work/reference.out")"
 
-s=$(wait_job "$job_b" 90)
-[ "$s" = COMPLETED ] || fail "(b) job $job_b ended $s"
-grep -q "^dptrain-slurm: got SIGUSR1, passing it to the ranks" "$out_b" || fail "(b) the batch shell did not pass the signal on"
-stop=$(sed -n 's/^stopped by signal USR1 at step \([0-9]*\); checkpoint written.*/\1/p' "$out_b")
-[ -n "$stop" ] || fail "(b) dptrain did not stop on the signal with a checkpoint"
-[ "$stop" -lt "$target" ] || fail "(b) stopped at step $stop, not before $target"
-grep -q "^dptrain-slurm: stopped with a checkpoint in $run_b; requeueing job $job_b" "$out_b" ||
-  fail "(b) the script did not requeue the job"
-[ "$(job_field "$job_b" Restarts)" = 1 ] || fail "(b) job $job_b restarted $(job_field "$job_b" Restarts) times, want 1"
-grep -q "^resume: from step $stop " "$out_b" || fail "(b) the requeued job did not resume from step $stop"
-[ -f "$run_b/model.safetensors" ] || fail "(b) no model.safetensors in $run_b"
-[ "$(job_field "$job_b" ExitCode)" = 0:0 ] || fail "(b) exit code $(job_field "$job_b" ExitCode)"
-read -r -a steps <<< "$(metric_steps "$run_b/metrics.jsonl")"
-steps_increase "${steps[@]}" || fail "(b) metrics.jsonl steps go back: ${steps[*]}"
-[ "${steps[-1]}" = "$target" ] || fail "(b) the last step is ${steps[-1]}, want $target"
-cmp -s "$run_b/model.safetensors" "$tmp/work/reference/model.safetensors" ||
-  fail "(b) the resumed parameters differ from an uninterrupted run's"
-log "(b) ok: job $job_b stopped at step $stop, requeued, resumed, ended at step $target" \
-  "(metrics steps ${steps[*]}), parameters equal to an uninterrupted run"
+for l in "${b_launchers[@]}"; do
+  j=${job_b[$l]}
+  run_b=$tmp/work/runs/slurm-$j
+  out_b=$tmp/work/b-$l-$j.out
+  s=$(wait_job "$j" 90)
+  [ "$s" = COMPLETED ] || fail "(b) job $j ($l) ended $s"
+  [[ $(head -n 1 "$out_b") == "+ $l "* ]] || fail "(b) job $j did not launch with $l: $(head -n 1 "$out_b")"
+  grep -q "^dptrain-slurm: got SIGUSR1, passing it to the ranks" "$out_b" ||
+    fail "(b) job $j ($l): the batch shell did not pass the signal on"
+  stop=${stop_b[$l]}
+  [ "$stop" -lt "$target" ] || fail "(b) job $j ($l) stopped at step $stop, not before $target"
+  grep -q "^dptrain-slurm: stopped with a checkpoint in $run_b; requeueing job $j" "$out_b" ||
+    fail "(b) job $j ($l): the script did not requeue the job"
+  [ "$(job_field "$j" Restarts)" = 1 ] || fail "(b) job $j ($l) restarted $(job_field "$j" Restarts) times, want 1"
+  grep -q "^resume: from step $stop " "$out_b" || fail "(b) job $j ($l) did not resume from step $stop"
+  [ -f "$run_b/model.safetensors" ] || fail "(b) job $j ($l): no model.safetensors in $run_b"
+  [ "$(job_field "$j" ExitCode)" = 0:0 ] || fail "(b) job $j ($l): exit code $(job_field "$j" ExitCode)"
+  read -r -a steps <<< "$(metric_steps "$run_b/metrics.jsonl")"
+  steps_increase "${steps[@]}" || fail "(b) job $j ($l): metrics.jsonl steps go back: ${steps[*]}"
+  [ "${steps[-1]}" = "$target" ] || fail "(b) job $j ($l): the last step is ${steps[-1]}, want $target"
+  cmp -s "$run_b/model.safetensors" "$tmp/work/reference/model.safetensors" ||
+    fail "(b) job $j ($l): the resumed parameters differ from an uninterrupted run's"
+  log "(b) ok: job $j ($l) stopped at step $stop, requeued, resumed, ended at step $target" \
+    "(metrics steps ${steps[*]}), parameters equal to an uninterrupted run"
+done
 
-sed -n "/Requeuing JobId=$job_b/,/Allocate JobId=$job_b/p" "$tmp/slurm/slurmctld.log" | grep -v "debug[23]" | head -80
 echo "PASS: launch.slurm ($(($(date +%s) - started)) s)"
