@@ -10,7 +10,7 @@ build_dir=${DPT_BUILD_DIR:-$root_dir/build}
 
 packages=(build-essential cmake ninja-build pkg-config openmpi-bin libopenmpi-dev
           libopenblas-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libfmt-dev libgtest-dev
-          dataset-fashion-mnist python3 clang libclang-rt-14-dev gnuplot-nox)
+          dataset-fashion-mnist python3 clang libclang-rt-14-dev gnuplot-nox slurm-wlm munge)
 
 missing=()
 for p in "${packages[@]}"; do

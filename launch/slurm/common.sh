@@ -45,10 +45,12 @@ dpt_alloc_tasks_per_node() {
 }
 
 dpt_launcher_pid=""
+dpt_got_term=0
 dpt_forward_signal() {  # SIGNAL
   # bash runs a trap only between commands, which is why the launcher runs in the background
   # and the script waits for it: the signal reaches the launcher at once, and srun and mpirun
   # both pass it on to every rank.
+  [ "$1" != TERM ] || dpt_got_term=1
   if [ -n "$dpt_launcher_pid" ] && kill -0 "$dpt_launcher_pid" 2>/dev/null; then
     dpt_log "got SIG$1, passing it to the ranks"
     kill -s "$1" "$dpt_launcher_pid" 2>/dev/null || true
@@ -87,7 +89,8 @@ dpt_slurm_train() {
   case $launcher in
     srun)
       # --kill-on-bad-exit: a rank that dies ends the step at once, as mpirun does. dptrain's
-      # own exit 75 comes after MPI_Finalize on every rank, so it never cuts a checkpoint short.
+      # own exit 75 comes after MPI_Finalize, which no rank leaves before rank 0 has written
+      # the checkpoint and arrived there too, so it never cuts a checkpoint short.
       cmd=(srun --mpi=pmix --nodes="$nodes" --ntasks="$total" --ntasks-per-node="$tpn"
            --kill-on-bad-exit=1)
       ;;
@@ -109,16 +112,26 @@ dpt_slurm_train() {
   "${cmd[@]}" &
   dpt_launcher_pid=$!
   # wait returns early (status > 128) whenever a trapped signal arrives; keep waiting until the
-  # launcher itself has ended, then ask once more: bash keeps an ended child's status, so this
-  # last wait gives the launcher's own status even when the loop ended on an interrupted wait.
+  # launcher itself has ended (127: it is no child of ours any more, its pid was reused), then
+  # ask once more: bash keeps an ended child's status, so this last wait gives the launcher's
+  # own status even when the loop ended on an interrupted wait.
   local rc
   while kill -0 "$dpt_launcher_pid" 2>/dev/null; do
-    wait "$dpt_launcher_pid" || true
+    rc=0
+    wait "$dpt_launcher_pid" || rc=$?
+    [ "$rc" -ne 127 ] || break
   done
   rc=0
   wait "$dpt_launcher_pid" || rc=$?
   dpt_launcher_pid=""
 
+  if [ "$rc" -eq 75 ] && [ "$dpt_got_term" -eq 1 ]; then
+    # SIGTERM is scancel, the time limit itself or preemption: the job is ending, and Slurm
+    # would requeue even a cancelled job. The checkpoint is there to continue from by hand.
+    dpt_log "stopped by SIGTERM with a checkpoint in $run_dir; not requeueing (cancelled or out" \
+      "of time); continue with DPT_RUN_DIR=$run_dir sbatch ... (same arguments)"
+    exit 75
+  fi
   if [ "$rc" -eq 75 ]; then
     # dptrain stopped on the warning signal after writing a checkpoint. Put the job back in the
     # queue under the same id (so the same run directory); it resumes with --resume auto.

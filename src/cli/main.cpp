@@ -35,6 +35,12 @@ namespace {
 constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 constexpr int kExitRequeue = 75;  // EX_TEMPFAIL: stopped on a signal after a checkpoint
 
+// A scheduler's warning (Slurm: --signal=B:USR1@120) or a polite kill: training finishes the
+// step, writes a checkpoint and exits with 75 (EX_TEMPFAIL) so that a batch script requeues.
+// The handlers go in first thing in main, so that a signal during start-up is not lost.
+std::atomic<int> stop_signal{0};
+void on_stop_signal(int sig) { stop_signal = sig; }
+
 int usable_cores() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
@@ -260,11 +266,6 @@ int run_train(const TrainOptions& o, Communicator& comm) {
     save_checkpoint(checkpoint_path(checkpoint_dir, pos.step), *model, pos, config);
     if (root) prune_checkpoints(checkpoint_dir, o.keep_checkpoints);
   };
-  // A scheduler's warning (Slurm: --signal=USR1@120) or a polite kill: finish the step, write a
-  // checkpoint, and exit with 75 (EX_TEMPFAIL) so that a batch script knows to requeue.
-  static std::atomic<int> stop_signal{0};
-  std::signal(SIGUSR1, [](int sig) { stop_signal = sig; });
-  std::signal(SIGTERM, [](int sig) { stop_signal = sig; });
   fo.stop_requested = [] { return stop_signal.load() != 0; };
   if (root && resume_from)
     std::printf("resume: from step %lld (epoch %d, %lld steps into it)\n",
@@ -351,6 +352,8 @@ int run_bench_allreduce(const BenchAllreduceOptions& b, Communicator& comm) {
 
 int main(int argc, char** argv) {
   using namespace dpt;
+  std::signal(SIGUSR1, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
   MpiSession mpi(&argc, &argv);
   const int world_rank = MpiSession::world_rank();
   const ParsedCommand cmd = parse_command_line(argc, argv, world_rank == 0);

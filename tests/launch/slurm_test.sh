@@ -5,7 +5,8 @@
 #   (b) a job that gets the warning signal mid-run (as --signal=B:USR1@120 sends it) checkpoints,
 #       requeues itself, resumes from its checkpoint and ends where an uninterrupted run ends,
 #       launched with srun --mpi=pmix and with mpirun inside the allocation;
-#   (c) sweep.sh submits multinode.sbatch into runs/sweep-<tag>/n1.
+#   (c) sweep.sh submits multinode.sbatch into runs/sweep-<tag>/n1;
+#   (d) a job cancelled with scancel checkpoints on SIGTERM and is not requeued.
 # Needs root (slurmd and munged run as root and as munge). Installs slurm-wlm and munge with
 # apt-get when they are missing; when that is impossible it prints SKIPPED and exits 77.
 #   slurm_test.sh BUILD_DIR
@@ -196,12 +197,13 @@ log "this Slurm launches with $launcher ($(srun --mpi=list 2>&1 | tr -s '\n\t ' 
 job_field() {  # JOB FIELD
   timeout 10 scontrol show job -o "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
-wait_job() {  # JOB SECONDS: waits until the job has ended, prints its state
+wait_job() {  # JOB SECONDS [RESTARTS]: waits until the job has ended (after being requeued
+  # RESTARTS times, so that the moment of a requeue does not count as the end), prints its state
   local deadline=$(($(date +%s) + $2)) s
   while :; do
     s=$(job_field "$1" JobState)
     case $s in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE)
-      echo "$s"; return ;;
+      if [ "$(job_field "$1" Restarts)" -ge "${3:-0}" ]; then echo "$s"; return; fi ;;
     esac
     [ "$(date +%s)" -lt "$deadline" ] || { echo "TIMEOUT_WAITING($s)"; return; }
     sleep 0.5
@@ -217,6 +219,10 @@ steps_increase() {  # STEPS...: step counts never go back (nor repeat)
 cd "$tmp/work"
 export DPTRAIN=$build/dptrain
 source "$root_dir/launch/mpi_env.sh"
+# Open MPI's shared-memory segments go to /dev/shm, where a rank that is killed (case d) leaves
+# them behind; under $tmp they go with it. sbatch hands this on to the jobs.
+mkdir -p "$tmp/shm"
+export OMPI_MCA_btl_vader_backing_directory=$tmp/shm
 
 # --- (a) and (c): a short job, and a sweep of one size, side by side ------------------------
 a_args=(--model mlp --max-steps 60 --batch-size 64)
@@ -255,8 +261,8 @@ log "(c) ok: sweep job $job_c (multinode.sbatch, 1 node x 2 tasks) into runs/swe
 
 # --- (b) the warning signal: checkpoint, requeue, resume ------------------------------------
 # Once with this Slurm's launcher and once with mpirun inside the allocation (the fallback where
-# srun has no PMIx), side by side. The signal goes out once a job's first checkpoint (step 100)
-# is on disk, so its ranks are training; the run is long enough (about 6 epochs, 3 s or more)
+# srun has no PMIx), side by side. The signal goes out once a job has a checkpoint (every 100
+# steps) on disk, so its ranks are training; the run is long enough (about 6 epochs, 3 s or more)
 # that the signal lands well before its end.
 target=3000
 b_args=(--model mlp --epochs 10 --max-steps "$target" --batch-size 64 --threads 1
@@ -271,12 +277,12 @@ for l in "${b_launchers[@]}"; do
 done
 for l in "${b_launchers[@]}"; do
   j=${job_b[$l]}
-  first=$tmp/work/runs/slurm-$j/checkpoints/step-000000100.safetensors
   for _ in $(seq 600); do  # 60 s for the job to start and reach step 100
-    [ -f "$first" ] && break
+    compgen -G "$tmp/work/runs/slurm-$j/checkpoints/step-*.safetensors" > /dev/null && break
     sleep 0.1
   done
-  [ -f "$first" ] || fail "(b) job $j ($l) wrote no checkpoint of step 100 within 60 s"
+  compgen -G "$tmp/work/runs/slurm-$j/checkpoints/step-*.safetensors" > /dev/null ||
+    fail "(b) job $j ($l) wrote no checkpoint within 60 s"
   # What --signal=B:USR1@120 does at the time limit: SIGUSR1 to the batch shell only.
   scancel --signal=USR1 --batch "$j" || fail "(b) scancel --signal=USR1 --batch $j failed"
   log "(b) job $j ($l): sent USR1 to the batch shell"
@@ -307,7 +313,7 @@ for l in "${b_launchers[@]}"; do
   j=${job_b[$l]}
   run_b=$tmp/work/runs/slurm-$j
   out_b=$tmp/work/b-$l-$j.out
-  s=$(wait_job "$j" 90)
+  s=$(wait_job "$j" 150 1)
   [ "$s" = COMPLETED ] || fail "(b) job $j ($l) ended $s"
   [[ $(head -n 1 "$out_b") == "+ $l "* ]] || fail "(b) job $j did not launch with $l: $(head -n 1 "$out_b")"
   grep -q "^dptrain-slurm: got SIGUSR1, passing it to the ranks" "$out_b" ||
@@ -327,6 +333,42 @@ for l in "${b_launchers[@]}"; do
     fail "(b) job $j ($l): the resumed parameters differ from an uninterrupted run's"
   log "(b) ok: job $j ($l) stopped at step $stop, requeued, resumed, ended at step $target" \
     "(metrics steps ${steps[*]}), parameters equal to an uninterrupted run"
+done
+
+# --- (d) scancel: the job is not requeued; under srun dptrain checkpoints on SIGTERM ---------
+# slurmstepd sends SIGTERM to every process of the job. mpirun takes it as an abort and ends
+# its ranks itself (exit 1), so only under srun do the ranks get to write a checkpoint.
+declare -A job_d
+for l in "${b_launchers[@]}"; do
+  j=$(DPT_LAUNCHER=$l sbatch --parsable -n 2 --output="$tmp/work/d-$l-%j.out" \
+    "$root_dir/launch/slurm/train.sbatch" "${b_args[@]}") || fail "(d) sbatch of train.sbatch failed"
+  job_d[$l]=${j%%;*}
+done
+for l in "${b_launchers[@]}"; do
+  j=${job_d[$l]}
+  for _ in $(seq 600); do
+    compgen -G "$tmp/work/runs/slurm-$j/checkpoints/step-*.safetensors" > /dev/null && break
+    sleep 0.1
+  done
+  compgen -G "$tmp/work/runs/slurm-$j/checkpoints/step-*.safetensors" > /dev/null ||
+    fail "(d) job $j ($l) wrote no checkpoint within 60 s"
+  scancel "$j" || fail "(d) scancel $j failed"
+done
+for l in "${b_launchers[@]}"; do
+  j=${job_d[$l]}
+  out_d=$tmp/work/d-$l-$j.out
+  s=$(wait_job "$j" 30)
+  [ "$s" = CANCELLED ] || fail "(d) job $j ($l) ended $s after scancel, want CANCELLED"
+  [ "$(job_field "$j" Restarts)" = 0 ] || fail "(d) a cancelled job $j ($l) was requeued"
+  if [ "$l" = srun ]; then
+    grep -q "^stopped by signal TERM at step [0-9]*; checkpoint written" "$out_d" ||
+      fail "(d) job $j ($l): dptrain did not checkpoint on SIGTERM"
+    grep -q "^dptrain-slurm: stopped by SIGTERM with a checkpoint in .*; not requeueing" "$out_d" ||
+      fail "(d) job $j ($l): the script did not say it leaves the job cancelled"
+    log "(d) ok: job $j ($l) cancelled: checkpointed on SIGTERM, not requeued"
+  else
+    log "(d) ok: job $j ($l) cancelled, not requeued"
+  fi
 done
 
 echo "PASS: launch.slurm ($(($(date +%s) - started)) s)"
