@@ -2,6 +2,12 @@
 # Faults through the CLI: non-finite values, replica drift, a rank killed mid-epoch.
 #   faults_check.sh CASE BUILD_DIR
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# Runs a command that must fail, with stdout and stderr in $tmp/out and $tmp/err; prints the
+# one error line it gave.
+failing_run_error() {
+  if "$@" > "$tmp/out" 2> "$tmp/err"; then fail "exit status 0: $*"; fi
+  one_error_line "$tmp/err"
+}
 one_error_line() {  # file -> the single "dptrain: error:" line, or fail
   [ "$(grep -c '^dptrain: error:' "$1")" -eq 1 ] || fail "want one error line, got: $(cat "$1")"
   grep '^dptrain: error:' "$1"
@@ -10,13 +16,8 @@ one_error_line() {  # file -> the single "dptrain: error:" line, or fail
 case $case_name in
   nan_stops)
     # A NaN in one input at step 7: the job stops there, naming the step and the layer.
-    set +e
-    mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 20 --inject-nan-step 7 \
-      --out "$tmp/run" > "$tmp/out" 2> "$tmp/err"
-    rc=$?
-    set -e
-    [ "$rc" -ne 0 ] || fail "exit status 0"
-    line=$(one_error_line "$tmp/err")
+    line=$(failing_run_error mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 20 \
+      --inject-nan-step 7 --out "$tmp/run")
     echo "$line" | grep -q "non-finite loss or gradients at step 7: first in backward at layer 4 Linear(256, 10)" \
       || fail "$line"
     [ ! -e "$tmp/run/model.safetensors" ] || fail "a stopped run wrote its model"
@@ -40,13 +41,8 @@ PY
     ;;
   replica_drift)
     # Rank 2 drifts after step 7; the check every 5 steps catches it at step 10.
-    set +e
-    mpirun -np 3 "$build/dptrain" train --model mlp --max-steps 20 --check-replicas 5 \
-      --inject-drift 2:7 --out "$tmp/run" > "$tmp/out" 2> "$tmp/err"
-    rc=$?
-    set -e
-    [ "$rc" -ne 0 ] || fail "exit status 0"
-    line=$(one_error_line "$tmp/err")
+    line=$(failing_run_error mpirun -np 3 "$build/dptrain" train --model mlp --max-steps 20 \
+      --check-replicas 5 --inject-drift 2:7 --out "$tmp/run")
     echo "$line" | grep -q "replicas differ after step 10: rank 2 holds other parameters than rank 0" \
       || fail "$line"
     # Without drift the same check passes.
