@@ -3,12 +3,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <nlohmann/json.hpp>
 
+#include "core/clock.hpp"
 #include "core/error.hpp"
 
 namespace dpt {
@@ -31,10 +31,6 @@ bool stdout_is_terminal(std::FILE* out) {
   return t.rfind("/dev/pts/", 0) == 0 || t.rfind("/dev/tty", 0) == 0;
 }
 
-double now_seconds() {
-  using namespace std::chrono;
-  return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
 }  // namespace
 
 ProgressPrinter::ProgressPrinter(int rank, int world_size, int batch_size, std::FILE* out)
@@ -47,20 +43,20 @@ ProgressPrinter::ProgressPrinter(int rank, int world_size, int batch_size, std::
 void ProgressPrinter::on_fit_begin(int64_t steps_per_epoch, int epochs) {
   steps_per_epoch_ = steps_per_epoch;
   epochs_ = epochs;
-  epoch_start_ = last_draw_ = now_seconds();
+  epoch_start_ = last_draw_ = steady_seconds();
 }
 
 void ProgressPrinter::on_step_end(int epoch, int64_t step_in_epoch, int64_t, double loss) {
   if (!active_) return;
   if (step_in_epoch == 1) {
-    epoch_start_ = now_seconds();
+    epoch_start_ = steady_seconds();
     loss_sum_ = 0;
     loss_count_ = 0;
   }
   loss_sum_ += loss;
   ++loss_count_;
   if (!tty_) return;
-  const double now = now_seconds();
+  const double now = steady_seconds();
   if (now - last_draw_ < 0.2 && step_in_epoch != steps_per_epoch_) return;
   last_draw_ = now;
   const double rate = static_cast<double>(step_in_epoch) * batch_ * world_ /

@@ -3,11 +3,11 @@
 #include <time.h>
 
 #include <algorithm>
-#include <chrono>
 #include <functional>
 #include <limits>
 
 #include "comm/collective_check.hpp"
+#include "core/clock.hpp"
 #include "core/error.hpp"
 #include "data/sampler.hpp"
 #include "io/safetensors.hpp"
@@ -18,10 +18,6 @@
 namespace dpt {
 namespace {
 
-double now_seconds() {
-  using namespace std::chrono;
-  return duration<double>(steady_clock::now().time_since_epoch()).count();
-}
 
 double thread_cpu_seconds() {
   timespec ts{};
@@ -178,7 +174,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     layer_grad_bytes[p.layer] += static_cast<int64_t>(p.numel * sizeof(float));
 
   comm.barrier();  // a common time origin for every rank's trace
-  const double fit_start = now_seconds();
+  const double fit_start = steady_seconds();
   std::unique_ptr<Tracer> tracer;
   if (!o.trace_path.empty())
     tracer = std::make_unique<Tracer>(o.trace_first, o.trace_last, fit_start);
@@ -193,7 +189,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   };
   for (int epoch = from.epoch; epoch < o.epochs; ++epoch) {
     const std::vector<int64_t> perm = sampler.permutation(epoch);
-    const double t0 = now_seconds();
+    const double t0 = steady_seconds();
     const bool resumed = epoch == from.epoch && from.step_in_epoch > 0;
     double loss_sum = resumed ? from.loss_sum : 0, comm_total = 0, comm_exposed = 0;
     int64_t steps = resumed ? from.step_in_epoch : 0, skips = 0;
@@ -208,7 +204,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
                            " " + net_->layer(layer).describe(),
                        start, end, steps_done_, backward ? layer_grad_bytes[layer] : -1);
         });
-      const double step_wall = now_seconds(), step_cpu = thread_cpu_seconds();
+      const double step_wall = steady_seconds(), step_cpu = thread_cpu_seconds();
       sampler.batch_indices(perm, s, idx.data());
       net_->zero_grad();
       double step_loss = 0;
@@ -241,7 +237,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       // After the allreduce every rank holds the same gradients, so every rank decides alike.
       const bool finite = be.count_nonfinite(net_->grads(), net_->flat_size()) == 0;
       if (!finite && !o.skip_nonfinite) throw_nonfinite(steps_done_);
-      const double opt_start = now_seconds();
+      const double opt_start = steady_seconds();
       if (finite)
         optimizer_->step(net_->params(), net_->grads());
       else
@@ -251,13 +247,13 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       // That covers both waiting in finish() and losing the core to the communication thread
       // (with one core per rank they take turns, and only the wall clock tells the cost).
       // With a GPU doing the compute this will come from device events instead.
-      const double step_seconds = now_seconds() - step_wall;
+      const double step_seconds = steady_seconds() - step_wall;
       step_times.push_back(step_seconds);
       const double idle = step_seconds - (thread_cpu_seconds() - step_cpu);
       comm_total += cs.total_seconds;
       comm_exposed += std::clamp(idle, 0.0, cs.total_seconds);
       if (tracing) {
-        tracer->span(Lane::Compute, "optimizer", opt_start, now_seconds(), steps_done_);
+        tracer->span(Lane::Compute, "optimizer", opt_start, steady_seconds(), steps_done_);
         for (size_t i = 0; i < cs.buckets.size(); ++i)
           tracer->span(Lane::Comm, "allreduce bucket " + std::to_string(i), cs.buckets[i].start,
                        cs.buckets[i].end, steps_done_,
@@ -294,7 +290,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       }
     }
     be.synchronize();
-    const double train_seconds = now_seconds() - t0;
+    const double train_seconds = steady_seconds() - t0;
 
     EpochMetrics m;
     m.epoch = epoch + 1;
@@ -318,7 +314,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       m.median_step_seconds = *mid;
     }
     if (validation) m.test = evaluate(*validation, o.eval_batch_size);
-    m.elapsed_seconds = now_seconds() - fit_start;
+    m.elapsed_seconds = steady_seconds() - fit_start;
     history.push_back(m);
     for (Callback* cb : callbacks) cb->on_epoch_end(m);
     const bool stopping =
