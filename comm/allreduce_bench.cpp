@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/device_buffer.hpp"
+
 #include "core/error.hpp"
 
 namespace dpt {
@@ -40,7 +42,8 @@ void validate(const AllreduceBenchOptions& o) {
   if (o.iters < 1 || o.warmup < 0) throw InputError("option -n/-w: need -n >= 1 and -w >= 0");
 }
 
-int64_t run_allreduce_bench(Communicator& comm, const AllreduceBenchOptions& o, std::FILE* out) {
+int64_t run_allreduce_bench(Communicator& comm, Backend& be, const AllreduceBenchOptions& o,
+                            std::FILE* out) {
   validate(o);
   const int p = comm.size(), rank = comm.rank();
   const bool root = rank == 0;
@@ -54,13 +57,17 @@ int64_t run_allreduce_bench(Communicator& comm, const AllreduceBenchOptions& o, 
                  "(us)", "(GB/s)", "(GB/s)", "");
   }
   std::vector<float> buf;
+  DeviceBuffer dev;  // the backend's memory: where training's gradients live
   int64_t total_wrong = 0;
   for (uint64_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= o.factor) {
     const size_t count = bytes / 4;
     buf.assign(count, 0.0f);
     // Check: rank r contributes (r + 1) * (i % 7 + 1); every sum is a small integer, exact.
     for (size_t i = 0; i < count; ++i) buf[i] = static_cast<float>((rank + 1) * (i % 7 + 1));
-    comm.allreduce(buf.data(), count, DataType::F32, ReduceOp::Sum);
+    dev.resize(be, count * 4);
+    be.copy_from_host(dev.data(), buf.data(), count * 4);
+    comm.allreduce(dev.data(), count, DataType::F32, ReduceOp::Sum);
+    be.copy_to_host(buf.data(), dev.data(), count * 4);
     int64_t wrong = 0;
     const float ranks_sum = static_cast<float>(p * (p + 1) / 2);
     for (size_t i = 0; i < count; ++i)
@@ -68,10 +75,10 @@ int64_t run_allreduce_bench(Communicator& comm, const AllreduceBenchOptions& o, 
     wrong = comm.allreduce_sum(wrong);
     total_wrong += wrong;
 
-    for (int i = 0; i < o.warmup; ++i) comm.allreduce(buf.data(), count, DataType::F32, ReduceOp::Sum);
+    for (int i = 0; i < o.warmup; ++i) comm.allreduce(dev.data(), count, DataType::F32, ReduceOp::Sum);
     comm.barrier();
     const double start = steady_seconds();
-    for (int i = 0; i < o.iters; ++i) comm.allreduce(buf.data(), count, DataType::F32, ReduceOp::Sum);
+    for (int i = 0; i < o.iters; ++i) comm.allreduce(dev.data(), count, DataType::F32, ReduceOp::Sum);
     double seconds = (steady_seconds() - start) / o.iters;
     // The slowest rank's time is the collective's time.
     comm.allreduce(&seconds, 1, DataType::F64, ReduceOp::Max);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "comm/communicator.hpp"
+#include "kernels/backend.hpp"
 
 namespace dpt {
 
@@ -24,7 +25,9 @@ uint64_t parse_size(const std::string& option, const std::string& text);
 // Throws InputError for bytes below 4, min > max, factor < 2, or counts that do not fit.
 void validate(const AllreduceBenchOptions& o);
 
-// Collective. Rank 0 prints the table to `out`; returns the total of wrong elements (all ranks).
-int64_t run_allreduce_bench(Communicator& comm, const AllreduceBenchOptions& o, std::FILE* out);
+// Collective, over buffers in `be`'s memory. Rank 0 prints the table to `out`; returns the
+// total of wrong elements (all ranks).
+int64_t run_allreduce_bench(Communicator& comm, Backend& be, const AllreduceBenchOptions& o,
+                            std::FILE* out);
 
 }  // namespace dpt

@@ -1,4 +1,5 @@
-// DeviceBuffer: an owning, resizable allocation in a backend's memory.
+// DeviceBuffer: an owning, resizable allocation in a backend's memory; PinnedBuffer: host memory
+// for fast copies to it.
 #pragma once
 
 #include <cstddef>
@@ -49,6 +50,37 @@ class DeviceBuffer {
 
  private:
   Backend* backend_ = nullptr;
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Host memory the backend copies from fastest (page-locked on CUDA), grown on demand; contents
+// are not preserved when it grows.
+class PinnedBuffer {
+ public:
+  explicit PinnedBuffer(Backend& backend) : backend_(backend) {}
+  ~PinnedBuffer() {
+    if (ptr_) backend_.free_host(ptr_);
+  }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+
+  void* get(size_t bytes) {
+    if (bytes > bytes_) {
+      if (ptr_) backend_.free_host(ptr_);
+      ptr_ = nullptr;
+      ptr_ = backend_.alloc_host(bytes);
+      bytes_ = bytes;
+    }
+    return ptr_;
+  }
+  template <class T>
+  T* as(size_t count) {
+    return static_cast<T*>(get(count * sizeof(T)));
+  }
+
+ private:
+  Backend& backend_;
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
 };

@@ -9,7 +9,7 @@ root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${DPT_BUILD_DIR:-$root_dir/build}
 
 packages=(build-essential cmake ninja-build pkg-config openmpi-bin libopenmpi-dev
-          libopenblas-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libfmt-dev libgtest-dev
+          libopenblas-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libgtest-dev
           dataset-fashion-mnist python3 clang libclang-rt-14-dev gnuplot-nox slurm-wlm munge)
 
 missing=()

@@ -1,6 +1,9 @@
-// The CPU backend: OpenBLAS for GEMM, im2col + GEMM for convolution, plain loops for the rest.
-// It is the reference every other backend is tested against.
+// The CPU backend: OpenBLAS for GEMM (or the built-in sgemm in a build without it), im2col + GEMM
+// for convolution, plain loops for the rest. It is the reference every other backend is tested
+// against.
+#if DPT_WITH_OPENBLAS
 #include <cblas.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -11,17 +14,25 @@
 
 #include "core/error.hpp"
 #include "kernels/backend.hpp"
+#include "kernels/cpu/builtin_gemm.hpp"
 #include "kernels/cpu/im2col.hpp"
 #include "kernels/random.hpp"
 
+#if DPT_WITH_OPENBLAS
 extern "C" void openblas_set_num_threads(int num_threads);
+#endif
 
 namespace dpt {
 namespace {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) { openblas_set_num_threads(std::max(1, threads)); }
+  // The built-in sgemm runs on the calling thread only, so it has no thread count to set.
+  explicit CpuBackend([[maybe_unused]] int threads) {
+#if DPT_WITH_OPENBLAS
+    openblas_set_num_threads(std::max(1, threads));
+#endif
+  }
 
   std::string name() const override { return "cpu"; }
 
@@ -44,11 +55,18 @@ class CpuBackend final : public Backend {
     if (bytes) std::memmove(dst, src, bytes);
   }
   void fill(float* p, size_t n, float value) override { std::fill(p, p + n, value); }
+  void fill_uniform(float* p, size_t n, float bound, uint64_t seed) override {
+    for (size_t i = 0; i < n; ++i) p[i] = (2.0f * uniform_float(seed, i) - 1.0f) * bound;
+  }
 
   void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
             const float* b, int ldb, float beta, float* c, int ldc) override {
+#if DPT_WITH_OPENBLAS
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#else
+    builtin_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
   }
 
   void add_bias(float* y, const float* bias, int outer, int channels, int inner) override {
@@ -154,8 +172,8 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void maxpool2d_backward(const PoolShape& s, const float* dy, const int32_t* argmax,
-                          float* dx) override {
+  void maxpool2d_backward(const PoolShape& s, const float* /*x*/, const float* /*y*/,
+                          const float* dy, const int32_t* argmax, float* dx) override {
     const size_t plane_in = static_cast<size_t>(s.in_h) * s.in_w;
     const size_t plane_out = static_cast<size_t>(s.out_h()) * s.out_w();
     std::fill(dx, dx + plane_in * s.n * s.c, 0.0f);

@@ -15,6 +15,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cli/devices.hpp"
 #include "cli/options.hpp"
 #include "comm/allreduce_bench.hpp"
 #include "comm/collective_check.hpp"
@@ -41,15 +42,15 @@ constexpr int kExitRequeue = 75;  // EX_TEMPFAIL: stopped on a signal after a ch
 std::atomic<int> stop_signal{0};
 void on_stop_signal(int sig) { stop_signal = sig; }
 
-int usable_cores() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
-// The file `stem` in `dir`, gzipped or not, whichever exists (gzipped first).
+// The file `stem` in `dir`, gzipped or not, whichever exists (gzipped first, unless this build
+// reads no gzip).
 std::string find_in_folder(const std::string& dir, const std::string& stem) {
-  for (const std::string& name : {stem + ".gz", stem})
+#if DPT_WITH_ZLIB
+  const std::string names[] = {stem + ".gz", stem};
+#else
+  const std::string names[] = {stem, stem + ".gz"};
+#endif
+  for (const std::string& name : names)
     if (fs::exists(fs::path(dir) / name)) return (fs::path(dir) / name).string();
   throw InputError("--dataset " + dir + ": no " + stem + "[.gz] in that folder");
 }
@@ -110,8 +111,9 @@ void check_resume_config(const std::string& path, const std::string& saved_text,
   const nlohmann::json now = run_config(o, world_size);
   for (const char* key : {"global_batch", "seed", "shuffle"})
     if (saved.value(key, nlohmann::json()) != now[key])
-      throw InputError(path + ": saved with " + key + " " + saved.value(key, nlohmann::json()).dump() +
-                       ", this run has " + now[key].dump() + " (they must match to resume)");
+      throw InputError(path + ": saved with " + key + " " +
+                       saved.value(key, nlohmann::json()).dump() + ", this run has " +
+                       now[key].dump() + " (they must match to resume)");
 }
 
 // The bucket settings of fit(), for the settings table printed before it runs.
@@ -122,11 +124,13 @@ FitOptions fo_preview(const TrainOptions& o) {
   return fo;
 }
 
-int run_train(const TrainOptions& o, Communicator& comm) {
-  const bool root = comm.rank() == 0;
+int run_train(const TrainOptions& o, Communicator& host) {
+  const bool root = host.rank() == 0;
+  host.set_timeout(o.comm_timeout);
+  ComputeSetup compute = make_compute(o.device, o.comm, o.threads, host);
+  Communicator& comm = *compute.comm;
   comm.set_timeout(o.comm_timeout);
-  const int threads = o.threads > 0 ? o.threads : std::max(1, usable_cores() / comm.local_size());
-  std::unique_ptr<Backend> backend = make_cpu_backend(threads);
+  Backend* backend = compute.backend.get();
 
   DataFiles files;
   Dataset train, test;
@@ -135,8 +139,8 @@ int run_train(const TrainOptions& o, Communicator& comm) {
     train = load_dataset(files.train_images, files.train_labels);
     test = load_dataset(files.test_images, files.test_labels);
     if (test.sample_shape != train.sample_shape)
-      throw InputError(files.test_images + ": samples of shape differ from " +
-                       files.train_images + "'s");
+      throw InputError(files.test_images + ": samples of shape differ from " + files.train_images +
+                       "'s");
   });
 
   std::unique_ptr<Model> model;
@@ -159,8 +163,8 @@ int run_train(const TrainOptions& o, Communicator& comm) {
     if (o.batch_size > shard)
       throw InputError("option --batch-size: " + std::to_string(o.batch_size) +
                        " is larger than a rank's shard of " + files.train_images + " (" +
-                       std::to_string(train.count) + " samples / " +
-                       std::to_string(comm.size()) + " ranks = " + std::to_string(shard) + ")");
+                       std::to_string(train.count) + " samples / " + std::to_string(comm.size()) +
+                       " ranks = " + std::to_string(shard) + ")");
   });
 
   // Resume: every rank reads the same checkpoint (the run directory is on a shared file
@@ -177,8 +181,7 @@ int run_train(const TrainOptions& o, Communicator& comm) {
       resume_from = load(o.resume);
       return;
     }
-    if (o.out.empty())
-      throw InputError("--resume auto: needs --out, the run directory to resume");
+    if (o.out.empty()) throw InputError("--resume auto: needs --out, the run directory to resume");
     const std::string dir = (fs::path(o.out) / "checkpoints").string();
     for (const std::string& path : list_checkpoints(dir)) {
       try {
@@ -212,26 +215,26 @@ int run_train(const TrainOptions& o, Communicator& comm) {
   });
 
   if (root) {
-    std::printf("dptrain 0.1.0 | %d rank%s | backend %s, %d thread%s per rank | %s\n",
-                comm.size(), comm.size() > 1 ? "s" : "", backend->name().c_str(), threads,
-                threads > 1 ? "s" : "", MpiSession::library_version().c_str());
+    std::printf("dptrain 0.1.0 | %d rank%s | rank 0 on %s | %s\n", comm.size(),
+                comm.size() > 1 ? "s" : "", compute.device.c_str(),
+                MpiSession::library_version().c_str());
     std::printf("data   %s (%lld samples), test %s (%lld samples)\n", files.train_images.c_str(),
                 static_cast<long long>(train.count), files.test_images.c_str(),
                 static_cast<long long>(test.count));
     std::printf("model  %s\n%s\n", o.model.c_str(), model->net().summary().c_str());
-    std::printf("train  %s, batch %d per rank (global %d), %d epoch%s%s, seed %llu%s\n",
-                model->optimizer()->describe().c_str(), o.batch_size, o.batch_size * comm.size(),
-                o.epochs, o.epochs > 1 ? "s" : "",
-                o.max_steps >= 0 ? (", at most " + std::to_string(o.max_steps) + " steps").c_str()
-                                 : "",
-                static_cast<unsigned long long>(o.seed), o.no_shuffle ? ", no shuffle" : "");
+    std::printf(
+        "train  %s, batch %d per rank (global %d), %d epoch%s%s, seed %llu%s\n",
+        model->optimizer()->describe().c_str(), o.batch_size, o.batch_size * comm.size(), o.epochs,
+        o.epochs > 1 ? "s" : "",
+        o.max_steps >= 0 ? (", at most " + std::to_string(o.max_steps) + " steps").c_str() : "",
+        static_cast<unsigned long long>(o.seed), o.no_shuffle ? ", no shuffle" : "");
     const std::vector<Bucket> buckets = model->buckets(fo_preview(o));
     std::printf("comm   %s allreduce in %zu bucket%s (first %.2f MiB, cap %g MiB)%s\n",
                 comm.name().c_str(), buckets.size(), buckets.size() > 1 ? "s" : "",
                 buckets.empty() ? 0.0 : buckets.front().bytes / 1048576.0, o.bucket_mb,
-                o.accumulate > 1 ? (", " + std::to_string(o.accumulate) +
-                                    " micro-batches per step").c_str()
-                                 : "");
+                o.accumulate > 1
+                    ? (", " + std::to_string(o.accumulate) + " micro-batches per step").c_str()
+                    : "");
     std::printf("out    %s\n", out_dir.c_str());
     std::fflush(stdout);
   }
@@ -278,18 +281,19 @@ int run_train(const TrainOptions& o, Communicator& comm) {
 
   if (model->stopped_on_request()) {
     if (root) {
-      std::printf("stopped by signal %s at step %lld; checkpoint written to %s; continue with "
-                  "--resume auto --out %s\n",
-                  stop_signal.load() == SIGUSR1 ? "USR1" : "TERM",
-                  static_cast<long long>(model->steps_done()), checkpoint_dir.c_str(),
-                  out_dir.c_str());
+      std::printf(
+          "stopped by signal %s at step %lld; checkpoint written to %s; continue with "
+          "--resume auto --out %s\n",
+          stop_signal.load() == SIGUSR1 ? "USR1" : "TERM",
+          static_cast<long long>(model->steps_done()), checkpoint_dir.c_str(), out_dir.c_str());
       std::fflush(stdout);
     }
     return kExitRequeue;
   }
   run_collectively(comm, [&] {
-    if (root) model->save_weights((fs::path(out_dir) / "model.safetensors").string(),
-                                  {{"model", o.model}, {"format", "pt"}});
+    if (root)
+      model->save_weights((fs::path(out_dir) / "model.safetensors").string(),
+                          {{"model", o.model}, {"format", "pt"}});
   });
   if (root && !history.empty()) {
     double samples = 0, seconds = 0;
@@ -298,16 +302,17 @@ int run_train(const TrainOptions& o, Communicator& comm) {
       seconds += m.train_seconds;
     }
     const EpochMetrics& last = history.back();
-    double compute = 0, comm_total = 0, exposed = 0;
+    double compute_s = 0, comm_total = 0, exposed = 0;
     for (const EpochMetrics& m : history) {
-      compute += m.compute_seconds;
+      compute_s += m.compute_seconds;
       comm_total += m.comm_seconds;
       exposed += m.exposed_comm_seconds;
     }
-    std::printf("time   compute %.2f s, communication %.2f s of which exposed %.2f s "
-                "(overlap %.0f%%)\n",
-                compute, comm_total, exposed,
-                comm_total > 0 ? 100.0 * (comm_total - exposed) / comm_total : 0.0);
+    std::printf(
+        "time   compute %.2f s, communication %.2f s of which exposed %.2f s "
+        "(overlap %.0f%%)\n",
+        compute_s, comm_total, exposed,
+        comm_total > 0 ? 100.0 * (comm_total - exposed) / comm_total : 0.0);
     std::printf("final test_accuracy=%.4f test_loss=%.4f samples_per_second=%.0f\n",
                 last.test ? last.test->accuracy : 0.0, last.test ? last.test->loss : 0.0,
                 seconds > 0 ? samples / seconds : 0.0);
@@ -319,10 +324,18 @@ int run_train(const TrainOptions& o, Communicator& comm) {
 int run_info(Communicator& comm) {
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
-  char line[512];
-  std::snprintf(line, sizeof(line), "rank %d/%d  local_rank %d/%d  host %s  device cpu (%d cores)  %s",
+  std::string device;
+  try {
+    device = describe_local_device(comm);
+  } catch (const std::exception& e) {
+    device = std::string("device error: ") + e.what();  // info must still print every rank
+  }
+  const std::string gpu_libs = gpu_library_versions();
+  char line[1024];
+  std::snprintf(line, sizeof(line), "rank %d/%d  local_rank %d/%d  host %s  %s  %s%s%s",
                 comm.rank(), comm.size(), comm.local_rank(), comm.local_size(), host,
-                usable_cores(), MpiSession::library_version().c_str());
+                device.c_str(), MpiSession::library_version().c_str(), gpu_libs.empty() ? "" : "  ",
+                gpu_libs.c_str());
   std::vector<char> all(sizeof(line) * comm.size());
   comm.allgather(line, all.data(), sizeof(line), DataType::Byte);
   if (comm.rank() == 0)
@@ -330,12 +343,13 @@ int run_info(Communicator& comm) {
   return 0;
 }
 
-int run_bench_allreduce(const BenchAllreduceOptions& b, Communicator& comm) {
+int run_bench_allreduce(const BenchAllreduceOptions& b, Communicator& host) {
   AllreduceBenchOptions o;
-  run_collectively(comm, [&] {
-    if (b.comm != comm.name())
-      throw InputError("option --comm " + b.comm + ": this build has no " + b.comm +
-                       " communicator (it has: " + comm.name() + ")");
+  run_collectively(host, [&] {
+    if (b.comm == "nccl" && !built_with_cuda())
+      throw InputError("option --comm nccl: this dptrain was built without the CUDA backend");
+    if (b.comm == "nccl" && visible_gpu_count() == 0)
+      throw InputError("option --comm nccl: no CUDA device is visible");
     o.min_bytes = parse_size("-b", b.min_bytes);
     o.max_bytes = parse_size("-e", b.max_bytes);
     o.factor = b.factor;
@@ -343,7 +357,9 @@ int run_bench_allreduce(const BenchAllreduceOptions& b, Communicator& comm) {
     o.warmup = b.warmup;
     validate(o);
   });
-  const int64_t wrong = run_allreduce_bench(comm, o, stdout);
+  // nccl reduces GPU buffers, mpi host buffers (as in training on the CPU).
+  ComputeSetup compute = make_compute(b.comm == "nccl" ? "cuda" : "cpu", b.comm, 1, host);
+  const int64_t wrong = run_allreduce_bench(*compute.comm, *compute.backend, o, stdout);
   return wrong == 0 ? 0 : 1;
 }
 
@@ -363,10 +379,14 @@ int main(int argc, char** argv) {
   try {
     comm = make_mpi_communicator();
     switch (cmd.command) {
-      case Command::Train: return run_train(cmd.train, *comm);
-      case Command::Info: return run_info(*comm);
-      case Command::BenchAllreduce: return run_bench_allreduce(cmd.bench_allreduce, *comm);
-      case Command::None: return 2;
+      case Command::Train:
+        return run_train(cmd.train, *comm);
+      case Command::Info:
+        return run_info(*comm);
+      case Command::BenchAllreduce:
+        return run_bench_allreduce(cmd.bench_allreduce, *comm);
+      case Command::None:
+        return 2;
     }
   } catch (const JobError& e) {
     return e.exit_code();  // already reported by the rank that failed

@@ -85,8 +85,16 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
                     "Preset (mlp, cnn) or layer spec, e.g. \"conv2d(32,3,pad=1) relu "
                     "maxpool2d(2) flatten linear(10)\"")
       ->capture_default_str();
-  train->add_option("--device", t.device, "Where to compute: auto or cpu")
-      ->check(CLI::IsMember({"auto", "cpu"}))
+  train->add_option("--device", t.device,
+                    "Where to compute: cuda (rank r uses the GPU of its local rank), cpu, or auto "
+                    "(cuda where a GPU is visible)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  train->add_option("--comm", t.comm,
+                    "Gradient allreduce: nccl (GPU memory), mpi (host memory; with cuda it "
+                    "stages through host buffers, so ranks may share a GPU), or auto (nccl for "
+                    "cuda, mpi for cpu)")
+      ->check(CLI::IsMember({"auto", "nccl", "mpi"}))
       ->capture_default_str();
   train->add_option("--epochs", t.epochs, "Passes over the training data")
       ->check(CLI::Range(1, 1000000))
@@ -185,7 +193,8 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   allreduce->add_option("-n,--iters", ba.iters, "Timed iterations per size")->capture_default_str();
   allreduce->add_option("-w,--warmup_iters", ba.warmup, "Untimed iterations per size")
       ->capture_default_str();
-  allreduce->add_option("--comm", ba.comm, "Communicator: mpi (nccl comes with the GPU build)")
+  allreduce->add_option("--comm", ba.comm,
+                        "Communicator: mpi (host buffers) or nccl (GPU buffers, one GPU per rank)")
       ->check(CLI::IsMember({"mpi", "nccl"}))
       ->capture_default_str();
 

@@ -11,6 +11,7 @@ struct TrainOptions {
   std::string train_images, train_labels, test_images, test_labels;
   std::string model = "mlp";
   std::string device = "auto";
+  std::string comm = "auto";  // auto, nccl or mpi
   int epochs = 1;
   int64_t max_steps = -1;
   int batch_size = 64;

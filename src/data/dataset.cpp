@@ -1,6 +1,8 @@
 #include "data/dataset.hpp"
 
+#if DPT_WITH_ZLIB
 #include <zlib.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -56,6 +58,7 @@ int64_t checked_numel(std::span<const int64_t> shape) {
   return n;
 }
 
+#if DPT_WITH_ZLIB
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
   errno = 0;
   gzFile f = gzopen(path.c_str(), "rb");
@@ -90,6 +93,32 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
   if (gzclose(f) != Z_OK) fail(path, "corrupt gzip data");
   return out;
 }
+#else
+// A build without zlib reads files as they are and refuses gzip streams (by their magic bytes)
+// rather than parsing compressed bytes as data.
+std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail(path, std::string("cannot open: ") + std::strerror(errno));
+  constexpr size_t kChunk = size_t{1} << 20;
+  std::vector<uint8_t> out;
+  for (;;) {
+    const size_t old = out.size();
+    out.resize(old + kChunk);
+    const size_t n = std::fread(out.data() + old, 1, kChunk, f);
+    out.resize(old + n);
+    if (n < kChunk) break;
+  }
+  if (std::ferror(f)) {
+    const int sys = errno;
+    std::fclose(f);
+    fail(path, std::string("cannot read: ") + std::strerror(sys));
+  }
+  std::fclose(f);
+  if (out.size() >= 2 && out[0] == 0x1f && out[1] == 0x8b)
+    fail(path, "gzip-compressed, but this build has no zlib (gunzip it first)");
+  return out;
+}
+#endif
 
 NdArray load_array(const std::string& path) {
   const std::vector<uint8_t> bytes = read_file_bytes(path);

@@ -22,7 +22,8 @@ std::string shape_to_string(std::span<const int64_t> shape);
 // The product of the dims, or -1 when a dim is negative or the product overflows int64.
 int64_t checked_numel(std::span<const int64_t> shape);
 
-// Reads a whole file; gzip-compressed files are inflated (zlib). Throws InputError naming the path.
+// Reads a whole file; gzip-compressed files are inflated (zlib), or refused in a build without
+// zlib (DPT_WITH_ZLIB=0). Throws InputError naming the path.
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 
 // Parse an IDX (big-endian, magic 0 0 type ndim) or .npy (magic \x93NUMPY) image of a file.

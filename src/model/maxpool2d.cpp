@@ -38,9 +38,9 @@ void MaxPool2d::forward(Backend& be, const float* x, float* y, int batch, const 
   be.maxpool2d_forward(shape(batch), x, y, argmax_.as<int32_t>());
 }
 
-void MaxPool2d::backward(Backend& be, const float*, const float*, const float* dy, float* dx,
+void MaxPool2d::backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
                          int batch) {
-  if (dx) be.maxpool2d_backward(shape(batch), dy, argmax_.as<int32_t>(), dx);
+  if (dx) be.maxpool2d_backward(shape(batch), x, y, dy, argmax_.as<int32_t>(), dx);
 }
 
 }  // namespace dpt

@@ -66,14 +66,14 @@ size_t Sequential::num_params() const {
 }
 
 void Sequential::init_params(uint64_t seed) {
-  std::vector<float> host(flat_size_, 0.0f);
+  // On the backend, so that a GPU's parameters never pass through the host; the values are the
+  // same on every backend.
+  backend_.fill(params_.data(), flat_size_, 0.0f);  // the padding between tensors too
   for (size_t t = 0; t < info_.size(); ++t) {
     const ParamInfo& p = info_[t];
     const uint64_t stream = mix64(seed ^ (0x5851f42d4c957f2dULL * (t + 1)));
-    for (size_t i = 0; i < p.numel; ++i)
-      host[p.offset + i] = (2.0f * uniform_float(stream, i) - 1.0f) * p.init_bound;
+    backend_.fill_uniform(params_.data() + p.offset, p.numel, p.init_bound, stream);
   }
-  params_from_host(host);
 }
 
 void Sequential::reshape(int batch) {

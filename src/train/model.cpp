@@ -18,7 +18,6 @@
 namespace dpt {
 namespace {
 
-
 double thread_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -160,10 +159,22 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   const int64_t numel = train.sample_numel();
   const int classes = static_cast<int>(net_->num_outputs());
   std::vector<int64_t> idx(static_cast<size_t>(b) * micro);
-  std::vector<float> x_host(static_cast<size_t>(b) * numel);
-  std::vector<int32_t> y_host(b);
-  DeviceBuffer x_dev(be, sizeof(float) * x_host.size());
+  // Batches are gathered into pinned host memory and copied without waiting; the next step's
+  // first batch is gathered and sent while the device runs this step's optimizer update.
+  // One host buffer suffices: every step waits for its loss, so the copy out of it is done
+  // by the time the next gather writes it.
+  PinnedBuffer x_pinned(be), y_pinned(be);
+  float* x_host = x_pinned.as<float>(static_cast<size_t>(b) * numel);
+  int32_t* y_host = y_pinned.as<int32_t>(b);
+  DeviceBuffer x_dev(be, sizeof(float) * b * numel);
   DeviceBuffer y_dev(be, sizeof(int32_t) * b);
+  int64_t staged_step = -1;  // the global step whose first micro-batch is on the device
+  const auto stage = [&](const int64_t* batch_idx, bool inject_nan) {
+    train.gather(batch_idx, b, x_host, y_host);
+    if (inject_nan) x_host[0] = std::numeric_limits<float>::quiet_NaN();
+    be.copy_from_host_async(x_dev.data(), x_host, sizeof(float) * b * numel);
+    be.copy_from_host_async(y_dev.data(), y_host, sizeof(int32_t) * b);
+  };
   DeviceBuffer dlogits(be, sizeof(float) * b * classes);
   // The loss gradient is scaled by 1 / global batch, so that the sum over ranks (and over
   // micro-batches) is the gradient of the mean over the global batch: averaging costs no pass.
@@ -208,50 +219,76 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       sampler.batch_indices(perm, s, idx.data());
       net_->zero_grad();
       double step_loss = 0;
+      int backward_done = -1;  // marker: the device finished this step's backward
       for (int m = 0; m < micro; ++m) {
-        train.gather(idx.data() + static_cast<size_t>(m) * b, b, x_host.data(), y_host.data());
-        if (steps_done_ == o.inject_nan_step && comm.rank() == 0 && m == 0)
-          x_host[0] = std::numeric_limits<float>::quiet_NaN();
-        be.copy_from_host(x_dev.data(), x_host.data(), sizeof(float) * x_host.size());
-        be.copy_from_host(y_dev.data(), y_host.data(), sizeof(int32_t) * b);
+        if (m > 0 || staged_step != steps_done_)
+          stage(idx.data() + static_cast<size_t>(m) * b,
+                steps_done_ == o.inject_nan_step && comm.rank() == 0 && m == 0);
         const uint64_t dropout_seed =
             random_u64(o.seed ^ 0xd1d1d1d1ULL,
                        (static_cast<uint64_t>(steps_done_) * micro + m) * world + comm.rank());
-        const float* logits = net_->forward(x_dev.data(), b, true, dropout_seed);
+        const float* logits;
+        {
+          ScopedRange range(be, "forward");
+          logits = net_->forward(x_dev.data(), b, true, dropout_seed);
+        }
         step_loss += be.softmax_cross_entropy(logits, y_dev.as<int32_t>(), b, classes, grad_scale,
                                               dlogits.data())
                          .loss_sum;
+        ScopedRange range(be, "backward");
         if (m + 1 < micro) {
           net_->backward(dlogits.data(), b);  // accumulate locally, no communication
           continue;
         }
         // The last micro-batch: each bucket's allreduce starts as soon as backward has
-        // finished its layers, and overlaps the backward of the layers below.
+        // finished its layers, and overlaps the backward of the layers below. The
+        // communicator orders each allreduce after the work queued so far (a device event
+        // for NCCL, a copy that waits for the queue when staging through host memory).
         reducer.begin(net_->grads());
-        net_->backward(dlogits.data(), b, [&](int layer) {
-          be.synchronize();  // the layer's gradients must be complete before they are sent
-          reducer.layer_done(layer);
-        });
+        net_->backward(dlogits.data(), b, [&](int layer) { reducer.layer_done(layer); });
+        backward_done = be.record_marker();
       }
-      const StepCommStats cs = reducer.finish();
+      StepCommStats cs;
+      {
+        ScopedRange range(be, "allreduce wait");
+        cs = reducer.finish();
+      }
       // After the allreduce every rank holds the same gradients, so every rank decides alike.
       const bool finite = be.count_nonfinite(net_->grads(), net_->flat_size()) == 0;
       if (!finite && !o.skip_nonfinite) throw_nonfinite(steps_done_);
       const double opt_start = steady_seconds();
-      if (finite)
+      if (finite) {
+        ScopedRange range(be, "optimizer");
         optimizer_->step(net_->params(), net_->grads());
-      else
+      } else {
         ++skips;
+      }
+      // While the device runs the update, gather and send the next step's first batch.
+      if (s + 1 < sampler.steps_per_epoch() &&
+          !(o.max_steps >= 0 && steps_done_ + 1 >= o.max_steps)) {
+        sampler.batch_indices(perm, s + 1, idx.data());
+        stage(idx.data(), steps_done_ + 1 == o.inject_nan_step && comm.rank() == 0);
+        staged_step = steps_done_ + 1;
+      }
       be.synchronize();
-      // Exposed communication: the step's wall time that this thread did not spend computing.
-      // That covers both waiting in finish() and losing the core to the communication thread
-      // (with one core per rank they take turns, and only the wall clock tells the cost).
-      // With a GPU doing the compute this will come from device events instead.
       const double step_seconds = steady_seconds() - step_wall;
       step_times.push_back(step_seconds);
-      const double idle = step_seconds - (thread_cpu_seconds() - step_cpu);
+      double exposed;
+      if (be.asynchronous()) {
+        // A GPU computes while this thread waits, so CPU time says nothing: communication is
+        // exposed from when the device finished backward until the last bucket was reduced.
+        double last_end = 0;
+        for (const BucketTiming& t : cs.buckets) last_end = std::max(last_end, t.end);
+        exposed = cs.buckets.empty() ? 0 : last_end - be.marker_time(backward_done);
+      } else {
+        // The step's wall time that this thread did not spend computing. That covers both
+        // waiting in finish() and losing the core to the communication thread (with one core
+        // per rank they take turns, and only the wall clock tells the cost).
+        exposed = step_seconds - (thread_cpu_seconds() - step_cpu);
+      }
+      be.clear_markers();
       comm_total += cs.total_seconds;
-      comm_exposed += std::clamp(idle, 0.0, cs.total_seconds);
+      comm_exposed += std::clamp(exposed, 0.0, cs.total_seconds);
       if (tracing) {
         tracer->span(Lane::Compute, "optimizer", opt_start, steady_seconds(), steps_done_);
         for (size_t i = 0; i < cs.buckets.size(); ++i)
@@ -269,10 +306,10 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
         one_more += 1e-3f;
         be.copy_from_host(net_->params(), &one_more, sizeof(float));
       }
-      if (o.check_replicas_every > 0 && steps_done_ % o.check_replicas_every == 0)
-        check_replicas();
+      if (o.check_replicas_every > 0 && steps_done_ % o.check_replicas_every == 0) check_replicas();
       for (Callback* cb : callbacks)
-        cb->on_step_end(epoch + 1, s + 1, steps_done_, step_loss / (static_cast<double>(b) * micro));
+        cb->on_step_end(epoch + 1, s + 1, steps_done_,
+                        step_loss / (static_cast<double>(b) * micro));
       // Mid-epoch checkpoints here; one that falls on the epoch's last step is taken after the
       // epoch's metrics below, so that a resumed run neither repeats nor misses that line.
       const bool stopping = o.max_steps >= 0 && steps_done_ >= o.max_steps;
@@ -317,8 +354,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     m.elapsed_seconds = steady_seconds() - fit_start;
     history.push_back(m);
     for (Callback* cb : callbacks) cb->on_epoch_end(m);
-    const bool stopping =
-        (o.max_steps >= 0 && steps_done_ >= o.max_steps) || stopped_on_request_;
+    const bool stopping = (o.max_steps >= 0 && steps_done_ >= o.max_steps) || stopped_on_request_;
     const bool finished_epoch = steps == sampler.steps_per_epoch();
     if ((o.checkpoint_every > 0 || stopped_on_request_) && steps > 0 &&
         (stopped_on_request_ || steps_done_ % o.checkpoint_every == 0 || stopping ||
@@ -406,7 +442,8 @@ void Model::load_weights(const std::string& path) {
   for (const TensorIn& t : file.tensors) {
     bool known = false;
     for (const ParamInfo& p : net_->param_info()) known = known || p.name == t.name;
-    if (!known) throw InputError(path + ": tensor '" + t.name + "' is not a parameter of the model");
+    if (!known)
+      throw InputError(path + ": tensor '" + t.name + "' is not a parameter of the model");
   }
   net_->params_from_host(host);
 }

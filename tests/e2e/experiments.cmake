@@ -4,6 +4,9 @@ foreach(part scaling model)
                    -p "test_*.py" -v)
   set_tests_properties(experiments.${part}_unit PROPERTIES LABELS unit TIMEOUT 60)
 endforeach()
+if(NOT DPT_HAVE_MPI)
+  return()  # the rest run dptrain under mpirun
+endif()
 foreach(case scaling_smoke scaling_bad_options perf_model_smoke)
   add_test(NAME experiments.${case}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/experiments_check.sh ${case} ${CMAKE_BINARY_DIR})

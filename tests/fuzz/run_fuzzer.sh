@@ -12,8 +12,8 @@ mkdir -p "$out/artifacts" "$out/corpus-$target"
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$root/src" -I"$root")
 case $target in
-  idx | npy) sources=("$root/src/data/dataset.cpp" "$root/src/data/idx_reader.cpp"
-                      "$root/src/data/npy_reader.cpp" -lz) ;;
+  idx | npy) sources=(-DDPT_WITH_ZLIB=1 "$root/src/data/dataset.cpp"
+                      "$root/src/data/idx_reader.cpp" "$root/src/data/npy_reader.cpp" -lz) ;;
   safetensors) sources=("$root/src/io/safetensors.cpp") ;;
   model_spec) sources=("$root"/src/model/*.cpp) ;;
   *) echo "unknown fuzz target $target" >&2; exit 2 ;;

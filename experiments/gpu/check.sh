@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The GPU check: on a machine with an NVIDIA GPU and nothing to download, build for that GPU,
+# run the GPU tests, train mlp and cnn, and time them beside PyTorch eager on the same GPU,
+# model, batch and data, in this same run.
+#
+#   experiments/gpu/check.sh DATA_DIR OUT_DIR
+#
+# DATA_DIR holds the four Fashion-MNIST IDX files (.gz or not); OUT_DIR receives check.log
+# (everything), results.tsv (the table) and the runs' metrics. What the machine lacks (MPI,
+# CLI11 and JSON headers, GoogleTest) comes from .carry/, filled beforehand on a Debian machine
+# by experiments/gpu/pack_carry.sh; without an MPI it builds a single-rank dptrain and says so.
+# The table is printed last. Meant to finish in under 8 minutes on an H100.
+set -uo pipefail
+if [ $# -ne 2 ]; then
+  echo "usage: experiments/gpu/check.sh DATA_DIR OUT_DIR" >&2
+  exit 2
+fi
+data=$1
+out=$2
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+mkdir -p "$out" || { echo "check.sh: error: cannot create $out" >&2; exit 2; }
+out=$(cd "$out" && pwd)
+[ -d "$data" ] || { echo "check.sh: error: DATA_DIR $data is not a folder" >&2; exit 2; }
+data=$(cd "$data" && pwd)
+log=$out/check.log
+table=$out/results.tsv
+: >"$log"
+printf 'check\tresult\tdetail\n' >"$table"
+start=$(date +%s)
+cd "$root"
+
+say() { echo "== $*" | tee -a "$log"; }
+row() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$table"; }
+# run NAME CMD...: runs CMD with its output in the log, records pass/fail.
+run() {
+  local name=$1
+  shift
+  say "$name: $*"
+  if "$@" >>"$log" 2>&1; then
+    row "$name" pass ""
+    return 0
+  fi
+  row "$name" FAIL "exit $? (see check.log)"
+  return 1
+}
+
+say "machine"
+{
+  date -u
+  nvidia-smi --query-gpu=name,pci.bus_id,driver_version,memory.total --format=csv 2>&1
+  nvcc --version 2>&1 | tail -1
+  cmake --version | head -1
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1
+} | tee -a "$log"
+
+# What the machine lacks, from .carry/ (MPI, headers, GoogleTest); sets DPT_CMAKE_ARGS.
+DPT_CMAKE_ARGS=${DPT_CMAKE_ARGS:-}
+if [ -f experiments/gpu/use_carry.sh ] && [ -d .carry ]; then
+  # shellcheck source=/dev/null
+  source experiments/gpu/use_carry.sh >"$out/use_carry.log" 2>&1 ||
+    echo "check.sh: use_carry.sh failed; going on with what the machine has"
+  tee -a "$log" <"$out/use_carry.log"
+else
+  say "no .carry/ folder: relying on what the machine has"
+fi
+
+# The build may lack zlib there: give both trainers the same uncompressed files.
+if ls "$data"/*.gz >/dev/null 2>&1; then
+  plain=$(mktemp -d)
+  say "gunzipping $data into $plain"
+  python3 -c '
+import gzip, os, shutil, sys
+src, dst = sys.argv[1], sys.argv[2]
+for name in os.listdir(src):
+    target = os.path.join(dst, name[:-3] if name.endswith(".gz") else name)
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(os.path.join(src, name), "rb") as f, open(target, "wb") as g:
+        shutil.copyfileobj(f, g)
+' "$data" "$plain" || { echo "check.sh: error: cannot gunzip $data" >&2; exit 2; }
+  data=$plain
+fi
+export DPT_DATA_DIR=$data
+
+build=build-gpu
+say "configure and build ($build)"
+arch=${CUDA_ARCH:-90}
+# shellcheck disable=SC2086
+if cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDPT_CUDA=ON \
+     -DCMAKE_CUDA_ARCHITECTURES="$arch" $DPT_CMAKE_ARGS >>"$log" 2>&1 &&
+   cmake --build "$build" -j"$(nproc)" >>"$log" 2>&1; then
+  row build pass "sm_$arch; $(grep -o 'dptrain: [^(]*MPI[^;]*' "$log" | tail -1)"
+else
+  row build FAIL "see check.log"
+  column -t -s $'\t' "$table"
+  exit 1
+fi
+grep -E '^-- dptrain:' "$log" | sort -u
+
+run info "$build/dptrain" info
+"$build/dptrain" info 2>&1 | tee -a "$log"
+
+# GoogleTest parity of every CUDA op with its CPU twin, and the GPU end-to-end cases.
+say "GPU tests"
+ctest --test-dir "$build" -L gpu --output-on-failure -j4 --timeout 300 >"$out/ctest_gpu.log" 2>&1
+cat "$out/ctest_gpu.log" >>"$log"
+summary=$(grep -E 'tests passed|tests failed' "$out/ctest_gpu.log" | tail -1)
+if grep -q '100% tests passed' "$out/ctest_gpu.log"; then
+  row gpu_tests pass "$summary"
+else
+  row gpu_tests FAIL "$summary; $(grep -E '\*\*\*Failed|Not Run' "$out/ctest_gpu.log" | awk '{print $4}' | tr '\n' ' ')"
+fi
+run unit_tests ctest --test-dir "$build" -L unit -j8 --timeout 300
+
+# Speed: dptrain and PyTorch eager, one GPU, same model, batch, data and number of steps.
+# samples/s = batch / median step time for both (every step waits for its loss in both).
+speed() {
+  local model=$1 batch=$2 steps=$3
+  local dir=$out/speed_${model}_b$batch
+  rm -rf "$dir"
+  say "speed $model batch $batch, $steps steps"
+  "$build/dptrain" train --device cuda --dataset "$data" --model "$model" --batch-size "$batch" \
+    --lr 0.05 --momentum 0.9 --max-steps "$steps" --out "$dir" >>"$log" 2>&1 || {
+    row "speed_${model}_b$batch" FAIL "dptrain failed"
+    return
+  }
+  local ours theirs
+  ours=$(python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]; print("%.0f" % (int(sys.argv[2]) / r["median_step_seconds"]))' "$dir/metrics.jsonl" "$batch")
+  python3 experiments/gpu/peer_pytorch_cuda.py --model "$model" --batch-size "$batch" \
+    --max-steps "$steps" --lr 0.05 --momentum 0.9 --data "$data" --out "$dir/peer.json" >>"$log" 2>&1 || {
+    row "speed_${model}_b$batch" FAIL "PyTorch peer failed; dptrain $ours samples/s"
+    return
+  }
+  theirs=$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["samples_per_second"])' "$dir/peer.json")
+  local ratio
+  ratio=$(python3 -c "print('%.2f' % ($ours / $theirs))")
+  row "speed_${model}_b$batch" "${ratio}x" "dptrain $ours samples/s, PyTorch eager $theirs samples/s (target >= $4x)"
+}
+speed mlp 64 937 1.5  # one epoch: 60000 // 64 steps
+speed cnn 256 234 1.0  # one epoch
+
+say "done in $(($(date +%s) - start)) s"
+echo
+column -t -s $'\t' "$table" | tee -a "$log"
+! grep -q FAIL "$table"

@@ -1,0 +1,43 @@
+// AdamW (decoupled weight decay, PyTorch's rules), fused into one pass.
+#include "kernels/cuda/cuda_check.hpp"
+#include "kernels/cuda/cuda_kernels.hpp"
+#include "kernels/cuda/launch.cuh"
+
+namespace dpt::gpu {
+
+// The CPU backend's loop, operation for operation and in its order of evaluation. The _rn
+// intrinsics keep nvcc from contracting a multiply and an add into an FMA, and make division and
+// square root the correctly rounded IEEE ones, so the result is the CPU's bit for bit wherever
+// the host compiler does not contract either (x86-64 without -mfma).
+__global__ void adamw_update_kernel(float* param, const float* grad, float* m, float* v, size_t n,
+                                    float decay, float step_size, float bias2_sqrt, float beta2,
+                                    float one_minus_beta1, float one_minus_beta2, float eps) {
+  for (size_t i = grid_start(); i < n; i += grid_stride()) {
+    const float g = grad[i];
+    float w = __fmul_rn(param[i], decay);
+    // m += (1 - beta1) * (g - m)
+    const float mi = __fadd_rn(m[i], __fmul_rn(one_minus_beta1, __fsub_rn(g, m[i])));
+    // v = beta2 * v + (1 - beta2) * g * g, the products evaluated left to right
+    const float vi = __fadd_rn(__fmul_rn(beta2, v[i]), __fmul_rn(__fmul_rn(one_minus_beta2, g), g));
+    m[i] = mi;
+    v[i] = vi;
+    // denom = sqrt(v) / bias2_sqrt + eps; w -= step_size * m / denom
+    const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), bias2_sqrt), eps);
+    w = __fsub_rn(w, __fdiv_rn(__fmul_rn(step_size, mi), denom));
+    param[i] = w;
+  }
+}
+
+void launch_adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float decay,
+                         float step_size, float bias2_sqrt, float beta1, float beta2, float eps,
+                         cudaStream_t stream) {
+  if (n == 0) return;
+  // 1 - beta in float, as the CPU loop computes them.
+  const float one_minus_beta1 = 1.0f - beta1, one_minus_beta2 = 1.0f - beta2;
+  adamw_update_kernel<<<grid_for(n), kBlock, 0, stream>>>(param, grad, m, v, n, decay, step_size,
+                                                          bias2_sqrt, beta2, one_minus_beta1,
+                                                          one_minus_beta2, eps);
+  DPT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace dpt::gpu

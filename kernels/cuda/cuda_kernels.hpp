@@ -1,0 +1,58 @@
+// Host launchers of the CUDA backend's own kernels (one .cu file per concern). Each queues its
+// work on `stream` and returns at once; pointers are device memory.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+// Deliberately free of kernels/backend.hpp, so that the .cu files see only what they need.
+
+namespace dpt::gpu {
+
+// elementwise.cu
+void launch_fill(float* p, size_t n, float value, cudaStream_t stream);
+void launch_scale(float* p, size_t n, float factor, cudaStream_t stream);
+void launch_mul(const float* a, const float* b, float* out, size_t n, cudaStream_t stream);
+// Sets *count (device memory) to the number of NaN or infinite values among p[0, n).
+void launch_count_nonfinite(const float* p, size_t n, unsigned long long* count,
+                            cudaStream_t stream);
+
+// bias.cu: y[o, c, i] += bias[c]; dbias[c] += sum over o, i of dy[o, c, i].
+void launch_add_bias(float* y, const float* bias, int outer, int channels, int inner,
+                     cudaStream_t stream);
+void launch_bias_grad(const float* dy, float* dbias, int outer, int channels, int inner,
+                      cudaStream_t stream);
+
+// relu.cu
+void launch_relu_forward(const float* x, float* y, size_t n, cudaStream_t stream);
+void launch_relu_backward(const float* y, const float* dy, float* dx, size_t n,
+                          cudaStream_t stream);
+
+// uniform_fill.cu
+void launch_fill_uniform(float* p, size_t n, float bound, uint64_t seed, cudaStream_t stream);
+
+// dropout.cu
+void launch_dropout_forward(const float* x, float* y, float* mask, size_t n, float p, uint64_t seed,
+                            cudaStream_t stream);
+
+// softmax_cross_entropy.cu: the batch totals land in *sums (device memory); row_loss and
+// row_correct are scratch of `batch` entries each.
+struct LossSums {
+  double loss_sum;
+  long long correct;
+};
+void launch_softmax_cross_entropy(const float* logits, const int32_t* labels, int batch,
+                                  int classes, float grad_scale, float* dlogits, double* row_loss,
+                                  int32_t* row_correct, LossSums* sums, cudaStream_t stream);
+
+// sgd.cu: SgdParams' fields.
+void launch_sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, float lr,
+                       float momentum, float weight_decay, bool nesterov, cudaStream_t stream);
+// adamw.cu: decay, step_size and bias2_sqrt from adamw_scalars(), the rest AdamWParams' fields.
+void launch_adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float decay,
+                         float step_size, float bias2_sqrt, float beta1, float beta2, float eps,
+                         cudaStream_t stream);
+
+}  // namespace dpt::gpu

@@ -1,0 +1,28 @@
+// Inverted dropout with the counter-based stream of kernels/random.hpp, so that the mask is the
+// CPU backend's mask bit for bit.
+#include "kernels/cuda/cuda_check.hpp"
+#include "kernels/cuda/cuda_kernels.hpp"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/random.hpp"
+
+namespace dpt::gpu {
+
+__global__ void dropout_forward_kernel(const float* x, float* y, float* mask, size_t n, float p,
+                                       float keep_scale, uint64_t seed) {
+  for (size_t i = grid_start(); i < n; i += grid_stride()) {
+    const float m = uniform_float(seed, i) < p ? 0.0f : keep_scale;
+    mask[i] = m;
+    y[i] = x[i] * m;
+  }
+}
+
+void launch_dropout_forward(const float* x, float* y, float* mask, size_t n, float p, uint64_t seed,
+                            cudaStream_t stream) {
+  if (n == 0) return;
+  // Computed on the host exactly as the CPU backend does (float division), so both agree.
+  const float keep_scale = 1.0f / (1.0f - p);
+  dropout_forward_kernel<<<grid_for(n), kBlock, 0, stream>>>(x, y, mask, n, p, keep_scale, seed);
+  DPT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace dpt::gpu

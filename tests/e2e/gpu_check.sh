@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# End-to-end runs on a GPU: accuracy of the presets, parity of 2 ranks on one GPU (--comm mpi)
+# with the CPU, and the error for 2 ranks on one GPU with NCCL. Each case exits 77 (ctest
+# shows it as skipped) when this build has no CUDA backend or no GPU is visible.
+#   gpu_check.sh CASE BUILD_DIR [DATA_DIR]
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+data=${3:-${DPT_DATA_DIR:-fashion-mnist}}
+
+info=$("$build/dptrain" info 2>&1) || fail "dptrain info failed: $info"
+case $info in
+  *"built without CUDA"*) echo "SKIPPED: this build has no CUDA backend"; exit 77 ;;
+  *"no CUDA device visible"*) echo "SKIPPED: no CUDA device visible"; exit 77 ;;
+esac
+echo "$info"
+
+final_value() { tail -n 1 "$1" | grep -E '^final ' | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
+# mpirun, or nothing when this build has no MPI (then the 2-rank cases skip).
+have_mpirun() { command -v mpirun >/dev/null && ! grep -q "built without MPI" <<<"$info"; }
+
+case $case_name in
+  mlp_accuracy | cnn_accuracy)
+    # The CPU runs' bounds (train_check.sh), on one GPU with the same global batch of 128.
+    model=${case_name%_accuracy}
+    if [ "$model" = mlp ]; then epochs=3 bound=0.86; else epochs=2 bound=0.89; fi
+    "$build/dptrain" train --device cuda --dataset "$data" --model "$model" --epochs $epochs \
+      --batch-size 128 --lr 0.05 --momentum 0.9 --out "$tmp/run" | tee "$tmp/out"
+    grep -q "rank 0 on cuda:" "$tmp/out" || fail "the run did not say it ran on cuda"
+    acc=$(final_value "$tmp/out" test_accuracy)
+    at_least "$acc" $bound || fail "$model test accuracy $acc < $bound on the GPU"
+    ;;
+  mpi_parity)
+    # 2 ranks sharing one GPU, gradients averaged by MPI through host memory, against 2 CPU
+    # ranks with the same seed: same samples, same updates, so the same parameters up to float
+    # rounding (the GPU sums in another order).
+    have_mpirun || { echo "SKIPPED: no mpirun"; exit 77; }
+    for dev in cuda cpu; do
+      mpirun -np 2 "$build/dptrain" train --device $dev --comm mpi --dataset "$data" \
+        --model mlp --batch-size 32 --lr 0.05 --momentum 0.9 --max-steps 100 --seed 7 \
+        --out "$tmp/$dev" > "$tmp/$dev.out" || { cat "$tmp/$dev.out"; fail "the $dev run failed"; }
+    done
+    python3 "$(dirname "${BASH_SOURCE[0]}")/compare_safetensors.py" \
+      "$tmp/cuda/model.safetensors" "$tmp/cpu/model.safetensors" 1e-4
+    ;;
+  nccl_shared_gpu)
+    # Two ranks on one GPU with NCCL: one clear line naming --comm nccl, exit 2, no hang.
+    have_mpirun || { echo "SKIPPED: no mpirun"; exit 77; }
+    gpus=$(grep -o 'of [0-9]* visible' <<<"$info" | head -1 | grep -o '[0-9]*')
+    [ "${gpus:-0}" -eq 1 ] || { echo "SKIPPED: needs exactly one visible GPU"; exit 77; }
+    set +e
+    timeout 120 mpirun -np 2 "$build/dptrain" train --device cuda --comm nccl --dataset "$data" \
+      --max-steps 5 --out "$tmp/run" > "$tmp/out" 2> "$tmp/err"
+    rc=$?
+    set -e
+    cat "$tmp/err"
+    [ $rc -ne 124 ] || fail "hung"
+    [ $rc -ne 0 ] || fail "2 ranks on one GPU with nccl succeeded"
+    grep -q "dptrain: error: option --comm nccl: ranks 0 and 1 would share GPU" "$tmp/err" ||
+      fail "no clear error line"
+    ;;
+  *) fail "unknown case $case_name" ;;
+esac

@@ -1,0 +1,556 @@
+// Every op of the CUDA backend against the CPU backend on fresh random inputs (a seed per test),
+// over several shapes including odd ones. Outputs the op must write in full are poisoned with NaN
+// on the GPU first, so an element it skips shows up as a difference.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "cuda_parity.hpp"
+
+namespace dpt::gputest {
+namespace {
+
+class CudaOps : public CudaParity {};
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+std::string conv_name(const ConvShape& s) {
+  return "conv n=" + std::to_string(s.n) + " c=" + std::to_string(s.in_c) + " " +
+         std::to_string(s.in_h) + "x" + std::to_string(s.in_w) + " oc=" + std::to_string(s.out_c) +
+         " k=" + std::to_string(s.kh) + "x" + std::to_string(s.kw) +
+         " s=" + std::to_string(s.stride) + " p=" + std::to_string(s.pad);
+}
+
+std::string pool_name(const PoolShape& s) {
+  return "maxpool n=" + std::to_string(s.n) + " c=" + std::to_string(s.c) + " " +
+         std::to_string(s.in_h) + "x" + std::to_string(s.in_w) + " k=" + std::to_string(s.k) +
+         " s=" + std::to_string(s.stride);
+}
+
+// ---------------------------------------------------------------- memory and copies
+
+TEST_F(CudaOps, AllocReturnsZeroedMemory) {
+  const size_t n = 100003;
+  {
+    // Dirty some memory and give it back, so that the next allocation may well reuse it.
+    DeviceBuffer dirty(gpu(), sizeof(float) * n);
+    gpu().fill(dirty.data(), n, 7.0f);
+    gpu().synchronize();
+  }
+  DeviceBuffer b(gpu(), sizeof(float) * n);
+  const std::vector<float> host = download(gpu(), b.data(), n);
+  EXPECT_EQ(std::count(host.begin(), host.end(), 0.0f), static_cast<std::ptrdiff_t>(n));
+  DeviceBuffer empty(gpu(), 0);
+  EXPECT_NE(empty.data(), nullptr);
+}
+
+TEST_F(CudaOps, CopiesRoundTrip) {
+  const size_t n = 65537;
+  const std::vector<float> x = random_floats(n, 101);
+  DeviceBuffer a = upload(gpu(), x);
+  DeviceBuffer b(gpu(), sizeof(float) * n);
+  gpu().copy(b.data(), a.data(), sizeof(float) * n);
+  expect_identical(download(gpu(), b.data(), n), x, "host -> device -> device -> host");
+
+  // Overlapping ranges behave like memmove, as on the CPU, in both directions.
+  for (const long shift : {17L, -17L}) {
+    Mirror m = mirror(x);
+    const size_t len = n - 17;
+    float* cdst = shift > 0 ? m.c() + 17 : m.c();
+    float* gdst = shift > 0 ? m.g() + 17 : m.g();
+    const float* csrc = shift > 0 ? m.c() : m.c() + 17;
+    const float* gsrc = shift > 0 ? m.g() : m.g() + 17;
+    cpu().copy(cdst, csrc, sizeof(float) * len);
+    gpu().copy(gdst, gsrc, sizeof(float) * len);
+    expect_identical(from_gpu(m), from_cpu(m), "overlapping copy, shift " + std::to_string(shift));
+  }
+
+  // Page-locked staging with the asynchronous copy, complete after synchronize().
+  auto* pinned = static_cast<float*>(gpu().alloc_host(sizeof(float) * n));
+  ASSERT_NE(pinned, nullptr);
+  EXPECT_EQ(pinned[0], 0.0f);
+  std::copy(x.begin(), x.end(), pinned);
+  DeviceBuffer c(gpu(), sizeof(float) * n);
+  gpu().copy_from_host_async(c.data(), pinned, sizeof(float) * n);
+  gpu().synchronize();
+  gpu().free_host(pinned);
+  expect_identical(download(gpu(), c.data(), n), x, "pinned async copy");
+
+  // Zero-byte copies are no-ops (the pointers are not even looked at).
+  gpu().copy_from_host(c.data(), nullptr, 0);
+  gpu().copy_to_host(nullptr, c.data(), 0);
+  gpu().copy(c.data(), a.data(), 0);
+  expect_identical(download(gpu(), c.data(), n), x, "after zero-byte copies");
+}
+
+TEST_F(CudaOps, DeviceMemoryIsRecognised) {
+  DeviceBuffer b(gpu(), 256);
+  std::vector<float> host(4);
+  EXPECT_TRUE(gpu().is_device_memory(b.data()));
+  EXPECT_FALSE(gpu().is_device_memory(host.data()));
+  EXPECT_TRUE(gpu().asynchronous());
+}
+
+TEST_F(CudaOps, MarkersAreOrderedInSteadyTime) {
+  const double before = steady_seconds();
+  gpu().clear_markers();
+  const size_t n = 1 << 22;
+  DeviceBuffer b(gpu(), sizeof(float) * n);
+  const int m0 = gpu().record_marker();
+  for (int i = 0; i < 20; ++i) gpu().scale(b.data(), n, 1.5f);
+  const int m1 = gpu().record_marker();
+  gpu().synchronize();
+  const double after = steady_seconds();
+  const double t0 = gpu().marker_time(m0), t1 = gpu().marker_time(m1);
+  EXPECT_LE(t0, t1);
+  // The anchor pairs device and host time to within the launch latency.
+  EXPECT_GT(t0, before - 1e-3);
+  EXPECT_LT(t1, after + 1e-3);
+  gpu().clear_markers();
+}
+
+// ---------------------------------------------------------------- element-wise
+
+TEST_F(CudaOps, FillAndScale) {
+  for (const size_t n : {size_t{0}, size_t{1}, size_t{1000}, (size_t{1} << 20) + 7}) {
+    Mirror m = poisoned(n);
+    cpu().fill(m.c(), n, 3.5f);
+    gpu().fill(m.g(), n, 3.5f);
+    expect_identical(from_gpu(m), from_cpu(m), "fill n=" + std::to_string(n));
+    Mirror r = mirror(random_floats(n, 200 + n));
+    cpu().scale(r.c(), n, -0.37f);
+    gpu().scale(r.g(), n, -0.37f);
+    expect_identical(from_gpu(r), from_cpu(r), "scale n=" + std::to_string(n));
+  }
+}
+
+TEST_F(CudaOps, Mul) {
+  for (const size_t n : {size_t{1}, size_t{777}, size_t{300001}}) {
+    Mirror a = mirror(random_floats(n, 300 + n)), b = mirror(random_floats(n, 301 + n, 0, 2));
+    Mirror out = poisoned(n);
+    cpu().mul(a.c(), b.c(), out.c(), n);
+    gpu().mul(a.g(), b.g(), out.g(), n);
+    expect_identical(from_gpu(out), from_cpu(out), "mul n=" + std::to_string(n));
+  }
+}
+
+TEST_F(CudaOps, CountNonfinite) {
+  const size_t n = 1000003;
+  std::vector<float> x = random_floats(n, 400, -1e30f, 1e30f);
+  EXPECT_EQ(gpu().count_nonfinite(upload(gpu(), x).data(), n), 0u);
+  for (const size_t i : {size_t{0}, size_t{5}, size_t{4096}, size_t{777777}, n - 1}) x[i] = kNaN;
+  for (const size_t i : {size_t{1}, size_t{300000}, size_t{999999}}) x[i] = kInf;
+  for (const size_t i : {size_t{2}, size_t{12345}}) x[i] = -kInf;
+  x[3] = std::numeric_limits<float>::max();  // finite, however large
+  x[4] = std::numeric_limits<float>::denorm_min();
+  Mirror m = mirror(x);
+  EXPECT_EQ(cpu().count_nonfinite(m.c(), n), 10u);
+  EXPECT_EQ(gpu().count_nonfinite(m.g(), n), 10u);
+  EXPECT_EQ(gpu().count_nonfinite(m.g() + 1, n - 2), 8u);  // an unaligned sub-range
+  EXPECT_EQ(gpu().count_nonfinite(m.g(), 0), 0u);
+}
+
+TEST_F(CudaOps, ReluForwardBackwardPropagateNan) {
+  const size_t n = 10007;
+  std::vector<float> x = random_floats(n, 500);
+  x[5] = kNaN;
+  x[17] = -0.0f;
+  x[18] = 0.0f;
+  x[20] = kInf;
+  x[21] = -kInf;
+  Mirror xm = mirror(x), y = poisoned(n);
+  cpu().relu_forward(xm.c(), y.c(), n);
+  gpu().relu_forward(xm.g(), y.g(), n);
+  const std::vector<float> y_cpu = from_cpu(y);
+  expect_identical(from_gpu(y), y_cpu, "relu forward");
+  EXPECT_TRUE(std::isnan(y_cpu[5]));
+
+  std::vector<float> dy = random_floats(n, 501);
+  dy[20] = kNaN;  // y > 0 there: passes through
+  dy[21] = kNaN;  // y == 0 there: blocked
+  Mirror ym = mirror(y_cpu), dym = mirror(dy), dx = poisoned(n);
+  cpu().relu_backward(ym.c(), dym.c(), dx.c(), n);
+  gpu().relu_backward(ym.g(), dym.g(), dx.g(), n);
+  expect_identical(from_gpu(dx), from_cpu(dx), "relu backward");
+}
+
+TEST_F(CudaOps, DropoutMaskEqualsCpuExactly) {
+  const size_t n = 100003;
+  for (const float p : {0.0f, 0.1f, 0.5f, 0.9f}) {
+    const uint64_t seed = 600 + static_cast<uint64_t>(p * 10);
+    Mirror x = mirror(random_floats(n, seed)), y = poisoned(n), mask = poisoned(n);
+    cpu().dropout_forward(x.c(), y.c(), mask.c(), n, p, seed * 7919);
+    gpu().dropout_forward(x.g(), y.g(), mask.g(), n, p, seed * 7919);
+    const std::vector<float> mask_cpu = from_cpu(mask);
+    const std::string what = "dropout p=" + std::to_string(p);
+    expect_identical(from_gpu(mask), mask_cpu, what + " mask");
+    expect_identical(from_gpu(y), from_cpu(y), what + " output");
+    const double dropped =
+        static_cast<double>(std::count(mask_cpu.begin(), mask_cpu.end(), 0.0f)) / n;
+    EXPECT_NEAR(dropped, p, 0.01) << what;
+  }
+}
+
+TEST_F(CudaOps, FillUniformEqualsCpuExactly) {
+  // Parameter initialisation: the same bits on both backends, odd sizes included.
+  for (const size_t n : {size_t{1}, size_t{1000}, size_t{100003}}) {
+    const uint64_t seed = 650 + n;
+    Mirror p = poisoned(n);
+    cpu().fill_uniform(p.c(), n, 0.125f, seed);
+    gpu().fill_uniform(p.g(), n, 0.125f, seed);
+    const std::vector<float> want = from_cpu(p);
+    expect_identical(from_gpu(p), want, "fill_uniform n=" + std::to_string(n));
+    for (const float v : want) ASSERT_TRUE(v >= -0.125f && v <= 0.125f) << v;
+  }
+}
+
+// ---------------------------------------------------------------- GEMM and bias
+
+TEST_F(CudaOps, GemmAllTransposesWithPaddedLeadingDims) {
+  struct Dims {
+    int m, n, k;
+  };
+  const Dims dims[] = {{1, 1, 1},     {7, 5, 3},   {33, 17, 65},
+                       {64, 128, 96}, {5, 300, 2}, {130, 3, 257}};
+  uint64_t seed = 700;
+  for (const Dims& d : dims)
+    for (const bool ta : {false, true})
+      for (const bool tb : {false, true})
+        for (const float beta : {0.0f, 0.5f}) {
+          // Row-major storage: op(A) [m,k] is A [m,k] or A [k,m]; likewise B. Each leading
+          // dimension exceeds the row width by 3, and the padding must stay untouched.
+          const int a_rows = ta ? d.k : d.m, a_cols = ta ? d.m : d.k;
+          const int b_rows = tb ? d.n : d.k, b_cols = tb ? d.k : d.n;
+          const int lda = a_cols + 3, ldb = b_cols + 3, ldc = d.n + 3;
+          Mirror a = mirror(random_floats(static_cast<size_t>(a_rows) * lda, ++seed));
+          Mirror b = mirror(random_floats(static_cast<size_t>(b_rows) * ldb, ++seed));
+          // With beta 0, C is not read: NaN in it must not leak into the result.
+          std::vector<float> c0 = random_floats(static_cast<size_t>(d.m) * ldc, ++seed);
+          if (beta == 0.0f) std::fill(c0.begin(), c0.end(), kNaN);
+          Mirror c = mirror(c0);
+          cpu().gemm(ta, tb, d.m, d.n, d.k, 0.75f, a.c(), lda, b.c(), ldb, beta, c.c(), ldc);
+          gpu().gemm(ta, tb, d.m, d.n, d.k, 0.75f, a.g(), lda, b.g(), ldb, beta, c.g(), ldc);
+          expect_close(from_gpu(c), from_cpu(c), kTol,
+                       "gemm m=" + std::to_string(d.m) + " n=" + std::to_string(d.n) +
+                           " k=" + std::to_string(d.k) + " ta=" + std::to_string(ta) +
+                           " tb=" + std::to_string(tb) + " beta=" + std::to_string(beta));
+        }
+}
+
+TEST_F(CudaOps, AddBias) {
+  struct Dims {
+    int outer, channels, inner;
+  };
+  uint64_t seed = 800;
+  for (const Dims d :
+       {Dims{4, 3, 5}, Dims{7, 10, 1}, Dims{2, 16, 49}, Dims{1, 1, 1}, Dims{3, 33, 257}}) {
+    const size_t n = static_cast<size_t>(d.outer) * d.channels * d.inner;
+    Mirror y = mirror(random_floats(n, ++seed)), bias = mirror(random_floats(d.channels, ++seed));
+    cpu().add_bias(y.c(), bias.c(), d.outer, d.channels, d.inner);
+    gpu().add_bias(y.g(), bias.g(), d.outer, d.channels, d.inner);
+    expect_identical(from_gpu(y), from_cpu(y),
+                     "add_bias " + std::to_string(d.outer) + "x" + std::to_string(d.channels) +
+                         "x" + std::to_string(d.inner));
+  }
+}
+
+TEST_F(CudaOps, BiasGradAccumulates) {
+  struct Dims {
+    int outer, channels, inner;
+  };
+  uint64_t seed = 900;
+  for (const Dims d : {Dims{4, 3, 5}, Dims{64, 10, 1}, Dims{2, 16, 49}, Dims{1, 1, 1},
+                       Dims{8, 32, 196}, Dims{3, 1000, 1}}) {
+    const size_t n = static_cast<size_t>(d.outer) * d.channels * d.inner;
+    Mirror dy = mirror(random_floats(n, ++seed));
+    Mirror db = mirror(random_floats(d.channels, ++seed));  // accumulated into, not overwritten
+    cpu().bias_grad(dy.c(), db.c(), d.outer, d.channels, d.inner);
+    gpu().bias_grad(dy.g(), db.g(), d.outer, d.channels, d.inner);
+    expect_close(from_gpu(db), from_cpu(db), kTol,
+                 "bias_grad " + std::to_string(d.outer) + "x" + std::to_string(d.channels) + "x" +
+                     std::to_string(d.inner));
+  }
+}
+
+// ---------------------------------------------------------------- convolution
+
+std::vector<ConvShape> conv_shapes() {
+  auto make = [](int n, int c, int h, int w, int oc, int kh, int kw, int stride, int pad) {
+    ConvShape s;
+    s.n = n;
+    s.in_c = c;
+    s.in_h = h;
+    s.in_w = w;
+    s.out_c = oc;
+    s.kh = kh;
+    s.kw = kw;
+    s.stride = stride;
+    s.pad = pad;
+    return s;
+  };
+  return {
+      make(2, 3, 8, 8, 4, 3, 3, 1, 1),      // "same" padding
+      make(3, 2, 7, 9, 5, 3, 3, 2, 0),      // stride 2, odd sizes, no padding
+      make(1, 1, 5, 5, 2, 5, 5, 1, 2),      // kernel as large as the input
+      make(2, 3, 10, 7, 6, 3, 2, 2, 1),     // rectangular kernel, stride and padding
+      make(5, 32, 14, 14, 64, 3, 3, 1, 1),  // the second conv of the "cnn" preset
+      make(4, 1, 28, 28, 32, 3, 3, 1, 1),   // the first one
+      make(2, 4, 9, 11, 3, 1, 1, 1, 0),     // 1x1
+  };
+}
+
+TEST_F(CudaOps, Conv2dForward) {
+  uint64_t seed = 1000;
+  for (const ConvShape& s : conv_shapes()) {
+    const size_t nx = static_cast<size_t>(s.n) * s.in_c * s.in_h * s.in_w;
+    const size_t nw = static_cast<size_t>(s.out_c) * s.in_c * s.kh * s.kw;
+    const size_t ny = static_cast<size_t>(s.n) * s.out_c * s.out_h() * s.out_w();
+    Mirror x = mirror(random_floats(nx, ++seed)), w = mirror(random_floats(nw, ++seed));
+    Mirror b = mirror(random_floats(s.out_c, ++seed));
+    for (const bool with_bias : {true, false}) {
+      Mirror y = poisoned(ny);
+      cpu().conv2d_forward(s, x.c(), w.c(), with_bias ? b.c() : nullptr, y.c());
+      gpu().conv2d_forward(s, x.g(), w.g(), with_bias ? b.g() : nullptr, y.g());
+      expect_close(from_gpu(y), from_cpu(y), kTol,
+                   conv_name(s) + (with_bias ? " forward" : " forward, no bias"));
+    }
+  }
+}
+
+TEST_F(CudaOps, Conv2dBackwardAccumulatesWeightsAndWritesInput) {
+  uint64_t seed = 1100;
+  for (const ConvShape& s : conv_shapes()) {
+    const size_t nx = static_cast<size_t>(s.n) * s.in_c * s.in_h * s.in_w;
+    const size_t nw = static_cast<size_t>(s.out_c) * s.in_c * s.kh * s.kw;
+    const size_t ny = static_cast<size_t>(s.n) * s.out_c * s.out_h() * s.out_w();
+    Mirror x = mirror(random_floats(nx, ++seed)), w = mirror(random_floats(nw, ++seed));
+    Mirror dy = mirror(random_floats(ny, ++seed));
+    // dw and db start non-zero: backward must add to them.
+    Mirror dw = mirror(random_floats(nw, ++seed)), db = mirror(random_floats(s.out_c, ++seed));
+    Mirror dx = poisoned(nx);
+    cpu().conv2d_backward(s, x.c(), w.c(), dy.c(), dx.c(), dw.c(), db.c());
+    gpu().conv2d_backward(s, x.g(), w.g(), dy.g(), dx.g(), dw.g(), db.g());
+    const std::string name = conv_name(s);
+    expect_close(from_gpu(dx), from_cpu(dx), kTol, name + " dx");
+    expect_close(from_gpu(dw), from_cpu(dw), kTol, name + " dw");
+    expect_close(from_gpu(db), from_cpu(db), kTol, name + " db");
+
+    // Again without dx (a first layer): dw and db accumulate a second time.
+    cpu().conv2d_backward(s, x.c(), w.c(), dy.c(), nullptr, dw.c(), db.c());
+    gpu().conv2d_backward(s, x.g(), w.g(), dy.g(), nullptr, dw.g(), db.g());
+    expect_close(from_gpu(dw), from_cpu(dw), kTol, name + " dw, second pass, dx null");
+    expect_close(from_gpu(db), from_cpu(db), kTol, name + " db, second pass, dx null");
+  }
+}
+
+// ---------------------------------------------------------------- max pooling
+
+std::vector<PoolShape> pool_shapes() {
+  auto make = [](int n, int c, int h, int w, int k, int stride) {
+    PoolShape s;
+    s.n = n;
+    s.c = c;
+    s.in_h = h;
+    s.in_w = w;
+    s.k = k;
+    s.stride = stride;
+    return s;
+  };
+  return {make(2, 3, 8, 8, 2, 2),   make(3, 4, 7, 9, 3, 2),    make(1, 2, 5, 5, 2, 2),
+          make(2, 5, 11, 11, 3, 2), make(4, 32, 28, 28, 2, 2), make(2, 3, 6, 9, 3, 3),
+          make(1, 1, 3, 3, 3, 1)};
+}
+
+TEST_F(CudaOps, MaxPoolForwardBackward) {
+  uint64_t seed = 1200;
+  for (const PoolShape& s : pool_shapes()) {
+    const size_t nx = static_cast<size_t>(s.n) * s.c * s.in_h * s.in_w;
+    const size_t ny = static_cast<size_t>(s.n) * s.c * s.out_h() * s.out_w();
+    // Random floats: ties inside a window, where backends may pick different winners, are
+    // vanishingly unlikely.
+    Mirror x = mirror(random_floats(nx, ++seed)), y = poisoned(ny);
+    DeviceBuffer argmax_cpu(cpu(), sizeof(int32_t) * ny), argmax_gpu(gpu(), sizeof(int32_t) * ny);
+    cpu().maxpool2d_forward(s, x.c(), y.c(), argmax_cpu.as<int32_t>());
+    gpu().maxpool2d_forward(s, x.g(), y.g(), argmax_gpu.as<int32_t>());
+    const std::string name = pool_name(s);
+    expect_identical(from_gpu(y), from_cpu(y), name + " forward");
+
+    // Overlapping windows (k > stride) add several dy into one input, in any order: close, not
+    // identical.
+    Mirror dy = mirror(random_floats(ny, ++seed)), dx = poisoned(nx);
+    cpu().maxpool2d_backward(s, x.c(), y.c(), dy.c(), argmax_cpu.as<int32_t>(), dx.c());
+    gpu().maxpool2d_backward(s, x.g(), y.g(), dy.g(), argmax_gpu.as<int32_t>(), dx.g());
+    expect_close(from_gpu(dx), from_cpu(dx), kTol, name + " backward");
+  }
+}
+
+TEST_F(CudaOps, MaxPoolPropagatesNan) {
+  PoolShape s;
+  s.n = 2;
+  s.c = 3;
+  s.in_h = 9;
+  s.in_w = 8;
+  s.k = 3;
+  s.stride = 2;
+  const size_t nx = static_cast<size_t>(s.n) * s.c * s.in_h * s.in_w;
+  const size_t ny = static_cast<size_t>(s.n) * s.c * s.out_h() * s.out_w();
+  std::vector<float> x = random_floats(nx, 1300);
+  for (const size_t i : {size_t{0}, size_t{20}, size_t{75}, nx - 1}) x[i] = kNaN;
+  Mirror xm = mirror(x), y = poisoned(ny);
+  DeviceBuffer argmax_cpu(cpu(), sizeof(int32_t) * ny), argmax_gpu(gpu(), sizeof(int32_t) * ny);
+  cpu().maxpool2d_forward(s, xm.c(), y.c(), argmax_cpu.as<int32_t>());
+  gpu().maxpool2d_forward(s, xm.g(), y.g(), argmax_gpu.as<int32_t>());
+  const std::vector<float> y_cpu = from_cpu(y);
+  EXPECT_GT(std::count_if(y_cpu.begin(), y_cpu.end(), [](float v) { return std::isnan(v); }), 0);
+  expect_identical(from_gpu(y), y_cpu, pool_name(s) + " forward with NaN");
+}
+
+// ---------------------------------------------------------------- loss
+
+struct LossRun {
+  LossResult cpu, gpu;
+  std::vector<float> dlogits_cpu, dlogits_gpu;
+};
+
+LossRun run_loss(const std::vector<float>& logits, const std::vector<int32_t>& labels, int batch,
+                 int classes, bool with_grad) {
+  const size_t n = static_cast<size_t>(batch) * classes;
+  Mirror lg = CudaParity::mirror(logits);
+  DeviceBuffer lab_cpu = CudaParity::upload(CudaParity::cpu(), labels);
+  DeviceBuffer lab_gpu = CudaParity::upload(CudaParity::gpu(), labels);
+  Mirror d = CudaParity::poisoned(n);
+  const float scale = 1.0f / static_cast<float>(batch);
+  LossRun r;
+  r.cpu = CudaParity::cpu().softmax_cross_entropy(lg.c(), lab_cpu.as<int32_t>(), batch, classes,
+                                                  scale, with_grad ? d.c() : nullptr);
+  r.gpu = CudaParity::gpu().softmax_cross_entropy(lg.g(), lab_gpu.as<int32_t>(), batch, classes,
+                                                  scale, with_grad ? d.g() : nullptr);
+  if (with_grad) {
+    r.dlogits_cpu = CudaParity::from_cpu(d);
+    r.dlogits_gpu = CudaParity::from_gpu(d);
+  }
+  return r;
+}
+
+TEST_F(CudaOps, SoftmaxCrossEntropy) {
+  struct Dims {
+    int batch, classes;
+  };
+  uint64_t seed = 1400;
+  for (const Dims d : {Dims{1, 1}, Dims{1, 10}, Dims{7, 10}, Dims{64, 10}, Dims{33, 100},
+                       Dims{5, 1000}, Dims{300, 3}, Dims{2000, 37}}) {
+    const std::string name =
+        "softmax_cross_entropy " + std::to_string(d.batch) + "x" + std::to_string(d.classes);
+    const std::vector<float> logits =
+        random_floats(static_cast<size_t>(d.batch) * d.classes, ++seed, -6.0f, 6.0f);
+    const std::vector<int32_t> labels = random_labels(d.batch, d.classes, ++seed);
+    for (const bool with_grad : {true, false}) {
+      const LossRun r = run_loss(logits, labels, d.batch, d.classes, with_grad);
+      // Both accumulate the loss in double: they agree far beyond float precision.
+      EXPECT_NEAR(r.gpu.loss_sum, r.cpu.loss_sum, 1e-9 * std::max(1.0, std::fabs(r.cpu.loss_sum)))
+          << name;
+      EXPECT_EQ(r.gpu.correct, r.cpu.correct) << name;
+      if (with_grad) expect_close(r.dlogits_gpu, r.dlogits_cpu, kTol, name + " dlogits");
+    }
+  }
+}
+
+TEST_F(CudaOps, SoftmaxCrossEntropyArgMaxTiesAndNan) {
+  // 40 classes: a warp's 32 lanes each hold one or two of a row's logits.
+  const int batch = 6, classes = 40;
+  std::vector<float> logits = random_floats(static_cast<size_t>(batch) * classes, 1500, -3, 3);
+  const std::vector<int32_t> labels = {0, 3, 7, 35, 35, 2};
+  auto row = [&](int r) { return logits.begin() + static_cast<std::ptrdiff_t>(r) * classes; };
+  std::fill(row(0), row(1), 0.5f);              // all equal: class 0 wins; label 0, a hit
+  row(1)[3] = row(1)[7] = 10.0f;                // a tie: 3 wins; label 3, a hit
+  row(2)[3] = row(2)[7] = 10.0f;                // the same tie; label 7, a miss
+  row(3)[35] = row(3)[38] = 10.0f;              // a tie across lanes 3 and 6: 35 wins; a hit
+  row(4)[3] = row(4)[35] = row(4)[38] = 10.0f;  // 3 and 35 share lane 3: 3 wins; a miss
+  std::fill(row(5), row(6), -kInf);             // all -inf: arg-max 0, and the loss is NaN
+  {
+    const LossRun r = run_loss(logits, labels, 5, classes, true);
+    EXPECT_EQ(r.cpu.correct, 3);
+    EXPECT_EQ(r.gpu.correct, r.cpu.correct);
+    EXPECT_NEAR(r.gpu.loss_sum, r.cpu.loss_sum, 1e-9 * std::fabs(r.cpu.loss_sum));
+    expect_close(r.dlogits_gpu, r.dlogits_cpu, kTol, "dlogits with ties");
+  }
+  {
+    const LossRun r = run_loss(logits, labels, 6, classes, true);
+    EXPECT_EQ(r.gpu.correct, r.cpu.correct);
+    EXPECT_TRUE(std::isnan(r.cpu.loss_sum));
+    EXPECT_TRUE(std::isnan(r.gpu.loss_sum));
+    expect_close(r.dlogits_gpu, r.dlogits_cpu, kTol, "dlogits with a row of -inf");
+  }
+  // A NaN logit is never the arg-max unless it comes first; the loss is NaN on both.
+  std::vector<float> with_nan(row(1), row(3));        // rows 1 and 2
+  with_nan[0] = kNaN;                                 // row 0: the first logit
+  with_nan[static_cast<size_t>(classes) + 5] = kNaN;  // row 1: another one
+  const LossRun r = run_loss(with_nan, {3, 7}, 2, classes, true);
+  EXPECT_EQ(r.gpu.correct, r.cpu.correct);
+  EXPECT_TRUE(std::isnan(r.cpu.loss_sum));
+  EXPECT_TRUE(std::isnan(r.gpu.loss_sum));
+  expect_close(r.dlogits_gpu, r.dlogits_cpu, kTol, "dlogits with NaN");
+}
+
+// ---------------------------------------------------------------- optimizers
+
+TEST_F(CudaOps, SgdVariants) {
+  struct Variant {
+    const char* name;
+    SgdParams p;
+  };
+  const Variant variants[] = {
+      {"plain", {0.1f, 0.0f, 0.0f, false}},
+      {"momentum", {0.05f, 0.9f, 0.0f, false}},
+      {"nesterov", {0.05f, 0.9f, 0.0f, true}},
+      {"weight decay", {0.1f, 0.0f, 0.01f, false}},
+      {"momentum and weight decay", {0.05f, 0.9f, 5e-4f, false}},
+      {"nesterov and weight decay", {0.05f, 0.8f, 1e-2f, true}},
+  };
+  const size_t n = 100003;
+  uint64_t seed = 1600;
+  for (const Variant& v : variants) {
+    Mirror param = mirror(random_floats(n, ++seed)), buf = zeros(n);
+    for (int step = 0; step < 3; ++step) {
+      Mirror grad = mirror(random_floats(n, ++seed));
+      cpu().sgd_update(param.c(), grad.c(), buf.c(), n, v.p);
+      gpu().sgd_update(param.g(), grad.g(), buf.g(), n, v.p);
+    }
+    // The kernel repeats the CPU's operations in order without FMA contraction: the results
+    // are expected to be identical on x86-64; the bound allows for a host compiler that fuses.
+    expect_close(from_gpu(param), from_cpu(param), kTol, std::string("sgd ") + v.name + " param");
+    expect_close(from_gpu(buf), from_cpu(buf), kTol, std::string("sgd ") + v.name + " momentum");
+  }
+}
+
+TEST_F(CudaOps, AdamWSeveralSteps) {
+  const size_t n = 100003;
+  uint64_t seed = 1700;
+  for (const float wd : {0.0f, 0.01f, 0.1f}) {
+    Mirror param = mirror(random_floats(n, ++seed)), m = zeros(n), v = zeros(n);
+    AdamWParams p;
+    p.lr = 1e-2f;
+    p.weight_decay = wd;
+    for (int step = 1; step <= 5; ++step) {
+      p.step = step;
+      Mirror grad = mirror(random_floats(n, ++seed, -0.5f, 0.5f));
+      cpu().adamw_update(param.c(), grad.c(), m.c(), v.c(), n, p);
+      gpu().adamw_update(param.g(), grad.g(), m.g(), v.g(), n, p);
+    }
+    const std::string name = "adamw wd=" + std::to_string(wd);
+    expect_close(from_gpu(param), from_cpu(param), kTol, name + " param");
+    expect_close(from_gpu(m), from_cpu(m), kTol, name + " m");
+    expect_close(from_gpu(v), from_cpu(v), kTol, name + " v");
+  }
+}
+
+}  // namespace
+}  // namespace dpt::gputest
