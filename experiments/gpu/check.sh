@@ -104,7 +104,11 @@ say "GPU tests"
 ctest --test-dir "$build" -L gpu --output-on-failure -j4 --timeout 300 >"$out/ctest_gpu.log" 2>&1
 cat "$out/ctest_gpu.log" >>"$log"
 summary=$(grep -E 'tests passed|tests failed' "$out/ctest_gpu.log" | tail -1)
-if grep -q '100% tests passed' "$out/ctest_gpu.log"; then
+skipped=$(grep -cE '\(Skipped\)|Not Run' "$out/ctest_gpu.log")
+if grep -q '100% tests passed' "$out/ctest_gpu.log" && [ "$skipped" -gt 0 ]; then
+  # On a GPU machine nothing should skip: a skip here means the GPU or mpirun was not seen.
+  row gpu_tests FAIL "$summary, but $skipped skipped: $(grep -E '\(Skipped\)' "$out/ctest_gpu.log" | awk '{print $3}' | tr '\n' ' ')"
+elif grep -q '100% tests passed' "$out/ctest_gpu.log"; then
   row gpu_tests pass "$summary"
 else
   row gpu_tests FAIL "$summary; $(grep -E '\*\*\*Failed|Not Run' "$out/ctest_gpu.log" | awk '{print $4}' | tr '\n' ' ')"
