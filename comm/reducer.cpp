@@ -40,6 +40,9 @@ void Reducer::begin(float* grads) {
 }
 
 void Reducer::launch(size_t index) {
+  // One rank: the sum over ranks is the buffer itself, so there is nothing to send (on a GPU
+  // that saves a collective launch per bucket, on the CPU a pass through MPI).
+  if (comm_.size() == 1) return;
   const Bucket& b = buckets_[index];
   work_.push_back(comm_.allreduce_async(grads_ + b.offset, b.count, DataType::F32, ReduceOp::Sum));
 }
