@@ -44,8 +44,29 @@ run() {
   return 1
 }
 
+# nvcc where the toolkit puts it, and the cuDNN / NCCL wheels' libraries for the loader (cuDNN
+# opens its sub-libraries at run time).
+if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export PATH=/usr/local/cuda/bin:$PATH
+fi
+wheel_libs=$(python3 -c '
+import importlib.util as u, os
+for name in ("nvidia.cudnn", "nvidia.nccl", "nvidia.cublas"):
+    try:
+        s = u.find_spec(name)
+    except ImportError:
+        s = None
+    if s and s.submodule_search_locations:
+        lib = os.path.join(list(s.submodule_search_locations)[0], "lib")
+        if os.path.isdir(lib):
+            print(lib)
+' 2>/dev/null | paste -sd:)
+[ -n "$wheel_libs" ] && export LD_LIBRARY_PATH=$wheel_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
 say "machine"
 {
+  echo "nvcc: $(command -v nvcc || echo 'not found')"
+  echo "wheel libraries: ${wheel_libs:-none}"
   date -u
   nvidia-smi --query-gpu=name,pci.bus_id,driver_version,memory.total --format=csv 2>&1
   nvcc --version 2>&1 | tail -1
