@@ -51,7 +51,7 @@ if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
 fi
 wheel_libs=$(python3 -c '
 import importlib.util as u, os
-for name in ("nvidia.cudnn", "nvidia.nccl", "nvidia.cublas"):
+for name in ("nvidia.cudnn", "nvidia.nccl"):
     try:
         s = u.find_spec(name)
     except ImportError:
