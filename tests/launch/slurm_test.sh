@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # launch/slurm against a real Slurm: starts a private one-node cluster (its own munged, slurmctld
 # and slurmd, with all their state in a temporary folder and their ports on loopback), then
 #   (a) train.sbatch with 2 tasks on the CPU path runs a short job to the end;
@@ -25,36 +26,9 @@ for v in $(compgen -v SLURM_); do unset "$v"; done
 [ "$(id -u)" -eq 0 ] || skip "needs root to run slurmd and munged"
 
 # --- Slurm and munge ----------------------------------------------------------------------
-# Debian: slurm-wlm pulls in slurmctld, slurmd, slurm-client and the plugins (mpi/pmix among
-# them); munge is the daemon that signs Slurm's messages.
-commands=(slurmctld slurmd sbatch srun scontrol squeue scancel sinfo munged munge)
-missing_commands() {
-  local c
-  for c in "${commands[@]}"; do command -v "$c" > /dev/null 2>&1 || echo "$c"; done
-}
-if [ -n "$(missing_commands)" ]; then
-  command -v apt-get > /dev/null 2>&1 || skip "slurm and munge are not installed and there is no apt-get"
-  missing=()
-  for p in slurm-wlm munge; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -gt 0 ] || skip "slurm-wlm and munge are installed, but not on PATH: $(missing_commands | xargs)"
-  log "installing ${missing[*]}"
-  apt_log=$(mktemp)
-  apt_install() {
-    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q --no-install-recommends \
-      -o DPkg::Lock::Timeout=60 "${missing[@]}" > "$apt_log" 2>&1
-  }
-  # The package lists may be missing or stale on a fresh machine: update once and retry.
-  if ! apt_install && ! { timeout 120 apt-get update -q > /dev/null 2>&1 && apt_install; }; then
-    reason=$(tail -n 1 "$apt_log")
-    rm -f "$apt_log"
-    skip "could not install ${missing[*]}: $reason"
-  fi
-  rm -f "$apt_log"
-  [ -z "$(missing_commands)" ] || skip "installed ${missing[*]}, but these are missing: $(missing_commands | xargs)"
-fi
-id munge > /dev/null 2>&1 || skip "no munge user (the munge package creates it)"
+# shellcheck source=slurm_common.sh
+source "$root_dir/tests/launch/slurm_common.sh"
+slurm_require
 
 # --- a private cluster --------------------------------------------------------------------
 tmp=$(mktemp -d /tmp/dpt-slurm.XXXXXX)
@@ -77,27 +51,10 @@ fail() {
 }
 
 cleanup() {
-  local rc=$? pid i
+  local rc=$? pid
   trap - EXIT INT TERM
-  # Jobs first: their steps run under slurmstepd, which outlives a stopped slurmd.
-  if [ -n "${SLURM_CONF:-}" ] && [ ${#pids[@]} -ge 3 ]; then
-    local jobs
-    jobs=$(timeout 10 squeue -h -o %i 2>/dev/null || true)
-    if [ -n "$jobs" ]; then
-      # shellcheck disable=SC2086
-      timeout 10 scancel $jobs 2>/dev/null || true
-      for i in $(seq 30); do
-        [ -z "$(timeout 5 squeue -h -o %i 2>/dev/null)" ] && break
-        sleep 0.5
-      done
-    fi
-  fi
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    pid=${pids[i]}
-    kill "$pid" 2>/dev/null || continue
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
+  if [ -n "${SLURM_CONF:-}" ] && [ ${#pids[@]} -ge 3 ]; then slurm_cancel_jobs; fi
+  slurm_stop_daemons
   # Ranks of a job that did not end with it: their command lines hold our unique folder.
   for pid in $(pgrep -f "$tmp/" 2>/dev/null || true); do
     if [ "$pid" != "$$" ]; then kill -9 "$pid" 2>/dev/null || true; fi
@@ -109,22 +66,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# munged with its own key and socket, run as the munge user as the Debian service runs it. It
-# checks permissions: the key's folder is private to munge, the socket's folder open to all.
-mkdir -p "$tmp/munge/etc"
-dd if=/dev/urandom of="$tmp/munge/etc/munge.key" bs=1024 count=1 status=none
-chown -R munge:munge "$tmp/munge"
-chmod 700 "$tmp/munge/etc"
-chmod 400 "$tmp/munge/etc/munge.key"
 socket=$tmp/munge/munge.socket
-setpriv --reuid=munge --regid=munge --init-groups munged --foreground \
-  --key-file="$tmp/munge/etc/munge.key" --socket="$socket" --pid-file="$tmp/munge/munged.pid" \
-  --log-file="$tmp/munge/munged.log" --seed-file="$tmp/munge/munged.seed" \
-  > "$tmp/munge/munged.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
-munge -S "$socket" -n 2>/dev/null | unmunge -S "$socket" > /dev/null 2>&1 ||
-  fail "munged did not start: $(cat "$tmp/munge/munged.out")"
+slurm_start_munged "$tmp/munge"
 
 # Two free TCP ports on loopback, for slurmctld and slurmd.
 read -r ctld_port slurmd_port < <(python3 -c '
@@ -193,22 +136,7 @@ log "cluster up: node $node, $cpus CPUs, slurmctld port $ctld_port, slurmd port 
 if [[ $(srun --mpi=list 2>&1) =~ pmix ]]; then launcher=srun; else launcher=mpirun; fi
 log "this Slurm launches with $launcher ($(srun --mpi=list 2>&1 | tr -s '\n\t ' ' '))"
 
-# --- helpers --------------------------------------------------------------------------------
-job_field() {  # JOB FIELD
-  timeout 10 scontrol show job -o "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p"
-}
-wait_job() {  # JOB SECONDS [RESTARTS]: waits until the job has ended (after being requeued
-  # RESTARTS times, so that the moment of a requeue does not count as the end), prints its state
-  local deadline=$(($(date +%s) + $2)) s
-  while :; do
-    s=$(job_field "$1" JobState)
-    case $s in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE)
-      if [ "$(job_field "$1" Restarts)" -ge "${3:-0}" ]; then echo "$s"; return; fi ;;
-    esac
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "TIMEOUT_WAITING($s)"; return; }
-    sleep 0.5
-  done
-}
+# --- helpers (job_field and wait_job: slurm_common.sh) --------------------------------------
 metric_steps() {  # METRICS_FILE: the "step" of every line
   python3 -c 'import json, sys; print(*[json.loads(l)["step"] for l in open(sys.argv[1])])' "$1"
 }
@@ -218,6 +146,7 @@ steps_increase() {  # STEPS...: step counts never go back (nor repeat)
 
 cd "$tmp/work"
 export DPTRAIN=$build/dptrain
+# shellcheck source=../../launch/mpi_env.sh
 source "$root_dir/launch/mpi_env.sh"
 # Open MPI's shared-memory segments go to /dev/shm, where a rank that is killed (case d) leaves
 # them behind; under $tmp they go with it. sbatch hands this on to the jobs.
