@@ -186,6 +186,33 @@ assert r['step'] == 60000 // 128 and r['global_batch'] == 128, r" || fail "accum
     fi
     grep -q "^dptrun: error: -np 'x' is not a positive number" "$tmp/err" || fail "$(cat "$tmp/err")"
     ;;
+  launch_errors)
+    # Launch mistakes end quickly with a message that names the problem, never a hang:
+    # a hostfile with fewer slots than ranks, and a binary missing from the path.
+    echo "localhost slots=1" > "$tmp/hosts"
+    set +e
+    # (without the test environment's permission to oversubscribe)
+    timeout 60 env -u OMPI_MCA_rmaps_base_oversubscribe -u PRTE_MCA_rmaps_default_mapping_policy \
+      mpirun --hostfile "$tmp/hosts" -np 2 "$build/dptrain" info > "$tmp/out" 2> "$tmp/err"
+    rc=$?
+    set -e
+    [ $rc -ne 124 ] || fail "mpirun with too few slots hung"
+    [ $rc -ne 0 ] || fail "2 ranks on a 1-slot hostfile started"
+    grep -qi "slots" "$tmp/err" "$tmp/out" || fail "no word of slots: $(cat "$tmp/err")"
+    set +e
+    timeout 60 mpirun -np 2 "$tmp/no-such-dir/dptrain" info > "$tmp/out" 2> "$tmp/err"
+    rc=$?
+    set -e
+    [ $rc -ne 124 ] || fail "mpirun with a missing binary hung"
+    [ $rc -ne 0 ] || fail "a missing binary started"
+    grep -q "no-such-dir/dptrain" "$tmp/err" "$tmp/out" || fail "the missing path is not named: $(cat "$tmp/err")"
+    # dptrun checks before mpirun starts.
+    root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    if DPTRAIN="$tmp/no-such-dir/dptrain" "$root_dir/launch/dptrun" -- info 2> "$tmp/err"; then
+      fail "dptrun started a missing binary"
+    fi
+    grep -q "^dptrun: error: $tmp/no-such-dir/dptrain not found" "$tmp/err" || fail "$(cat "$tmp/err")"
+    ;;
   *) fail "unknown case $case_name" ;;
 esac
 echo "PASS: $case_name"
