@@ -135,6 +135,9 @@ else
   row gpu_tests FAIL "$summary; $(grep -E '\*\*\*Failed|Not Run' "$out/ctest_gpu.log" | awk '{print $4}' | tr '\n' ' ')"
 fi
 run unit_tests ctest --test-dir "$build" -L unit -j8 --timeout 300
+# NCCL's allreduce on GPU buffers, every element checked (one rank: the wiring, not the wire).
+run nccl_allreduce "$build/dptrain" bench allreduce --comm nccl -b 8 -e 64M -f 8
+grep -E '^ +[0-9]' "$log" | tail -3
 
 # Speed: dptrain and PyTorch eager, one GPU, same model, batch, data and number of steps.
 # samples/s = batch / median step time for both (every step waits for its loss in both).

@@ -36,7 +36,7 @@ case $case_name in
     have_mpirun || { echo "SKIPPED: no mpirun"; exit 77; }
     for dev in cuda cpu; do
       mpirun -np 2 "$build/dptrain" train --device $dev --comm mpi --dataset "$data" \
-        --model mlp --batch-size 32 --lr 0.05 --momentum 0.9 --max-steps 100 --seed 7 \
+        --model mlp --batch-size 32 --lr 0.05 --momentum 0.9 --max-steps 30 --seed 7 \
         --out "$tmp/$dev" > "$tmp/$dev.out" || { cat "$tmp/$dev.out"; fail "the $dev run failed"; }
     done
     python3 "$(dirname "${BASH_SOURCE[0]}")/compare_safetensors.py" \
