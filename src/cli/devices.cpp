@@ -127,9 +127,9 @@ ComputeSetup make_compute(const std::string& device_opt, const std::string& comm
     std::vector<char> all(sizeof(mine) * host.size());
     host.allgather(mine, all.data(), sizeof(mine), DataType::Byte);
     run_collectively(host, [&] {
-      for (int r = 0; r < host.size(); ++r)
-        if (r != host.rank() && std::strcmp(all.data() + r * sizeof(mine), mine) == 0 &&
-            r < host.rank())
+      // The higher rank of a pair reports it (run_collectively prints the lowest failing one).
+      for (int r = 0; r < host.rank(); ++r)
+        if (std::strcmp(all.data() + r * sizeof(mine), mine) == 0)
           throw InputError("option --comm nccl: ranks " + std::to_string(r) + " and " +
                            std::to_string(host.rank()) + " would share GPU " + std::string(mine) +
                            " (" + std::to_string(visible_gpu_count()) + " visible for " +
