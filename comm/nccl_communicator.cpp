@@ -8,19 +8,13 @@
 #include <thread>
 
 #include "core/error.hpp"
+#include "kernels/cuda/cuda_check.hpp"
 
 #define DPT_NCCL_CHECK(call)                                                                \
   do {                                                                                      \
     ncclResult_t dpt_nccl_rc_ = (call);                                                     \
     if (dpt_nccl_rc_ != ncclSuccess)                                                        \
       ::dpt::throw_call_error(#call, __FILE__, __LINE__, ncclGetErrorString(dpt_nccl_rc_)); \
-  } while (0)
-
-#define DPT_CUDA_RT_CHECK(call)                                                             \
-  do {                                                                                      \
-    cudaError_t dpt_cuda_rc_ = (call);                                                      \
-    if (dpt_cuda_rc_ != cudaSuccess)                                                        \
-      ::dpt::throw_call_error(#call, __FILE__, __LINE__, cudaGetErrorString(dpt_cuda_rc_)); \
   } while (0)
 
 namespace dpt {
@@ -58,15 +52,6 @@ ncclRedOp_t to_nccl(ReduceOp op) {
   return ncclSum;
 }
 
-bool is_device_pointer(const void* p) {
-  cudaPointerAttributes attr{};
-  if (cudaPointerGetAttributes(&attr, p) != cudaSuccess) {
-    cudaGetLastError();  // an unregistered host pointer on old runtimes; clear the error
-    return false;
-  }
-  return attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged;
-}
-
 // The state every Work of one communicator shares: the NCCL communicator to poll for
 // asynchronous errors, and a reference event whose host time maps event times to the
 // steady clock.
@@ -94,7 +79,7 @@ class NcclWork final : public Work {
       if (q == cudaSuccess) break;
       if (q != cudaErrorNotReady)
         throw_call_error("cudaEventQuery", __FILE__, __LINE__,
-                         what_ + ": " + cudaGetErrorString(q));
+                         what_ + ": " + cuda_detail::cuda_error_text(q));
       ncclResult_t async = ncclSuccess;
       DPT_NCCL_CHECK(ncclCommGetAsyncError(shared_.comm, &async));
       if (async != ncclSuccess && async != ncclInProgress) {
@@ -112,8 +97,8 @@ class NcclWork final : public Work {
       if (polls > 1000) std::this_thread::yield();
     }
     float ms_start = 0, ms_end = 0;
-    DPT_CUDA_RT_CHECK(cudaEventElapsedTime(&ms_start, shared_.origin, start_));
-    DPT_CUDA_RT_CHECK(cudaEventElapsedTime(&ms_end, shared_.origin, end_));
+    DPT_CUDA_CHECK(cudaEventElapsedTime(&ms_start, shared_.origin, start_));
+    DPT_CUDA_CHECK(cudaEventElapsedTime(&ms_end, shared_.origin, end_));
     start_time_ = shared_.origin_seconds + 1e-3 * ms_start;
     end_time_ = shared_.origin_seconds + 1e-3 * ms_end;
     done_ = true;
@@ -137,22 +122,24 @@ class NcclWork final : public Work {
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(Communicator& bootstrap, void* compute_stream)
-      : boot_(bootstrap), compute_(static_cast<cudaStream_t>(compute_stream)) {
+  NcclCommunicator(Communicator& bootstrap, CudaBackend& backend)
+      : boot_(bootstrap),
+        backend_(backend),
+        compute_(static_cast<cudaStream_t>(backend.compute_stream())) {
     ncclUniqueId id{};
     if (boot_.rank() == 0) DPT_NCCL_CHECK(ncclGetUniqueId(&id));
     boot_.broadcast(&id, sizeof(id), DataType::Byte, 0);
-    DPT_CUDA_RT_CHECK(cudaGetDevice(&device_));
+    DPT_CUDA_CHECK(cudaGetDevice(&device_));
     // The comm stream gets the highest priority, so that communication kernels are not
     // queued behind backward's kernels when both are ready.
     int least = 0, greatest = 0;
-    DPT_CUDA_RT_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-    DPT_CUDA_RT_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, greatest));
+    DPT_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    DPT_CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, greatest));
     DPT_NCCL_CHECK(ncclCommInitRank(&shared_.comm, boot_.size(), id, boot_.rank()));
-    DPT_CUDA_RT_CHECK(cudaEventCreate(&ready_, cudaEventDisableTiming));
-    DPT_CUDA_RT_CHECK(cudaEventCreate(&shared_.origin));
-    DPT_CUDA_RT_CHECK(cudaEventRecord(shared_.origin, stream_));
-    DPT_CUDA_RT_CHECK(cudaEventSynchronize(shared_.origin));
+    DPT_CUDA_CHECK(cudaEventCreate(&ready_, cudaEventDisableTiming));
+    DPT_CUDA_CHECK(cudaEventCreate(&shared_.origin));
+    DPT_CUDA_CHECK(cudaEventRecord(shared_.origin, stream_));
+    DPT_CUDA_CHECK(cudaEventSynchronize(shared_.origin));
     shared_.origin_seconds = steady_seconds();
   }
   ~NcclCommunicator() override {
@@ -173,7 +160,7 @@ class NcclCommunicator final : public Communicator {
 
   std::unique_ptr<Work> allreduce_async(void* data, size_t count, DataType type,
                                         ReduceOp op) override {
-    if (!is_device_pointer(data)) {
+    if (!backend_.is_device_memory(data)) {
       boot_.set_timeout(timeout());
       return boot_.allreduce_async(data, count, type, op);
     }
@@ -184,7 +171,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   void broadcast(void* data, size_t count, DataType type, int root) override {
-    if (!is_device_pointer(data)) {
+    if (!backend_.is_device_memory(data)) {
       boot_.set_timeout(timeout());
       return boot_.broadcast(data, count, type, root);
     }
@@ -194,7 +181,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   void allgather(const void* send, void* recv, size_t count, DataType type) override {
-    if (!is_device_pointer(send) || !is_device_pointer(recv)) {
+    if (!backend_.is_device_memory(send) || !backend_.is_device_memory(recv)) {
       boot_.set_timeout(timeout());
       return boot_.allgather(send, recv, count, type);
     }
@@ -222,20 +209,21 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<Work> launch(const char* what, F&& call) {
     if (shared_.aborted)
       throw SystemError(std::string(what) + ": the NCCL communicator was aborted");
-    DPT_CUDA_RT_CHECK(cudaEventRecord(ready_, compute_));
-    DPT_CUDA_RT_CHECK(cudaStreamWaitEvent(stream_, ready_, 0));
+    DPT_CUDA_CHECK(cudaEventRecord(ready_, compute_));
+    DPT_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_, 0));
     cudaEvent_t start = nullptr, end = nullptr;
-    DPT_CUDA_RT_CHECK(cudaEventCreate(&start));
-    DPT_CUDA_RT_CHECK(cudaEventCreate(&end));
-    DPT_CUDA_RT_CHECK(cudaEventRecord(start, stream_));
+    DPT_CUDA_CHECK(cudaEventCreate(&start));
+    DPT_CUDA_CHECK(cudaEventCreate(&end));
+    DPT_CUDA_CHECK(cudaEventRecord(start, stream_));
     nvtxRangePushA(what);
     call();
     nvtxRangePop();
-    DPT_CUDA_RT_CHECK(cudaEventRecord(end, stream_));
+    DPT_CUDA_CHECK(cudaEventRecord(end, stream_));
     return std::make_unique<NcclWork>(shared_, start, end, timeout(), what);
   }
 
   Communicator& boot_;
+  CudaBackend& backend_;  // tells device buffers (NCCL) from host ones (the bootstrap)
   cudaStream_t compute_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t ready_ = nullptr;
@@ -246,8 +234,8 @@ class NcclCommunicator final : public Communicator {
 }  // namespace
 
 std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap,
-                                                     void* compute_stream) {
-  return std::make_unique<NcclCommunicator>(bootstrap, compute_stream);
+                                                     CudaBackend& backend) {
+  return std::make_unique<NcclCommunicator>(bootstrap, backend);
 }
 
 std::string nccl_version() {

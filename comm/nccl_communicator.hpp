@@ -12,13 +12,14 @@
 #include <string>
 
 #include "comm/communicator.hpp"
+#include "kernels/cuda/cuda_backend.hpp"
 
 namespace dpt {
 
-// Collective over the ranks of `bootstrap`; `compute_stream` is the cudaStream_t whose work a
-// collective must follow (CudaBackend::compute_stream()). The current CUDA device must be the
+// Collective over the ranks of `bootstrap`; a collective follows the work queued on `backend`'s
+// compute stream, and goes to NCCL for its device memory. The current CUDA device must be the
 // rank's device. `bootstrap` must outlive the result.
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, void* compute_stream);
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, CudaBackend& backend);
 
 // "NCCL 2.28.3" (the library loaded).
 std::string nccl_version();

@@ -10,36 +10,19 @@ copies it to the GPU, runs forward, loss, backward and SGD, and reads the loss (
 every step); samples/s is batch / median step time, as dptrain computes it.
 """
 import argparse
-import gzip
 import json
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
 import torch
 from torch import nn
 
-
-def build(model):
-    if model == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256),
-                             nn.ReLU(), nn.Linear(256, 10))
-    if model == "cnn":
-        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
-    raise SystemExit(f"peer_pytorch_cuda.py: error: --model {model}: only mlp and cnn")
-
-
-def load_idx(data_dir, stem, offset, shape):
-    for name in (stem + ".gz", stem):
-        path = os.path.join(data_dir, name)
-        if os.path.exists(path):
-            opener = gzip.open if name.endswith(".gz") else open
-            with opener(path, "rb") as f:
-                return np.frombuffer(f.read(), np.uint8, offset=offset).reshape(shape)
-    raise SystemExit(f"peer_pytorch_cuda.py: error: --data {data_dir}: no {stem}[.gz]")
+# The presets and the IDX reader of the CPU peer: one definition of each model.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from peer_pytorch_ddp import build, find, load_idx  # noqa: E402
 
 
 def main():
@@ -55,6 +38,7 @@ def main():
     args = p.parse_args()
     if args.batch_size < 1 or args.max_steps < 1:
         p.error("--batch-size and --max-steps must be positive")
+    build(args.model)  # fail early on an unknown model
     if not torch.cuda.is_available():
         raise SystemExit("peer_pytorch_cuda.py: error: PyTorch sees no CUDA device")
     # float32 as dptrain computes it: no TF32 in matrix products or convolutions.
@@ -62,9 +46,9 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = True  # algorithms chosen once per shape, as dptrain does
     dev = torch.device("cuda")
-    x = torch.from_numpy(load_idx(args.data, "train-images-idx3-ubyte", 16, (-1, 1, 28, 28))
-                         .astype(np.float32) / 255).pin_memory()
-    y = torch.from_numpy(load_idx(args.data, "train-labels-idx1-ubyte", 8, (-1,))
+    x = torch.from_numpy(load_idx(find(args.data, "train-images-idx3-ubyte"), 16,
+                                  (-1, 1, 28, 28)).astype(np.float32) / 255).pin_memory()
+    y = torch.from_numpy(load_idx(find(args.data, "train-labels-idx1-ubyte"), 8, (-1,))
                          .astype(np.int64)).pin_memory()
     torch.manual_seed(args.seed)
     net = build(args.model).to(dev)
@@ -87,9 +71,9 @@ def main():
             loss.item()  # waits for the step, as dptrain's loss read does
             times.append(time.perf_counter() - start)
             step += 1
-    xt = torch.from_numpy(load_idx(args.data, "t10k-images-idx3-ubyte", 16, (-1, 1, 28, 28))
-                          .astype(np.float32) / 255).to(dev)
-    yt = torch.from_numpy(load_idx(args.data, "t10k-labels-idx1-ubyte", 8, (-1,))
+    xt = torch.from_numpy(load_idx(find(args.data, "t10k-images-idx3-ubyte"), 16,
+                                   (-1, 1, 28, 28)).astype(np.float32) / 255).to(dev)
+    yt = torch.from_numpy(load_idx(find(args.data, "t10k-labels-idx1-ubyte"), 8, (-1,))
                           .astype(np.int64)).to(dev)
     with torch.no_grad():
         accuracy = (net(xt).argmax(1) == yt).float().mean().item()

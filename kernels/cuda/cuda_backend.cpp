@@ -307,8 +307,8 @@ class CudaBackendImpl final : public CudaBackend {
  private:
   static constexpr size_t kPinnedBytes = 64;  // holds one LossSums or one count
 
-  // A caller on another thread (a data loader's) may not have made this device current; the
-  // stream and the handles belong to it. Cheap when it already is.
+  // The current device is per thread, and the stream and handles belong to this one: a thread
+  // other than the creator's may call. Cheap when the device is current already.
   void make_current() { DPT_CUDA_CHECK(cudaSetDevice(device_)); }
 
   // Records the anchor of the markers (see record_marker), waiting for the stream to drain

@@ -160,8 +160,7 @@ ComputeSetup make_compute(const std::string& device_opt, const std::string& comm
 #ifdef DPT_WITH_CUDA
   if (comm == "nccl") {
     auto* cuda = dynamic_cast<CudaBackend*>(setup.backend.get());
-    run_collectively(host,
-                     [&] { setup.comm = make_nccl_communicator(host, cuda->compute_stream()); });
+    run_collectively(host, [&] { setup.comm = make_nccl_communicator(host, *cuda); });
     return setup;
   }
 #endif

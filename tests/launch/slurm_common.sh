@@ -61,6 +61,38 @@ slurm_start_munged() {
     fail "munged did not start: $(cat "$dir/munged.out")"
 }
 
+# The settings both test clusters share: root daemons signed by munge, no accounting or
+# cgroups, state and the controller's files under $tmp/slurm, and a scheduler that runs every
+# second (defaults: backfill 30 s, the whole queue 60 s) so that jobs start at once.
+slurm_conf_common() {
+  cat <<EOF
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+StateSaveLocation=$tmp/slurm/state
+SlurmctldPidFile=$tmp/slurm/slurmctld.pid
+SlurmctldLogFile=$tmp/slurm/slurmctld.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=1,sched_interval=1
+SlurmdParameters=config_overrides
+MpiDefault=none
+MailProg=/bin/true
+ReturnToService=2
+KillWait=5
+MinJobAge=600
+EOF
+}
+
 # For cleanup, these two never fail. slurm_cancel_jobs cancels the jobs still in the queue and
 # waits (15 s at most) until they are gone: their steps run under slurmstepd, which outlives a
 # stopped slurmd. Only once slurmctld was started: without a slurm.conf the clients look for a

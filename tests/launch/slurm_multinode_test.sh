@@ -174,38 +174,15 @@ ClusterName=dptmn$$
 SlurmctldHost=n1($addr_a)
 SlurmctldPort=6817
 SlurmdPort=6818
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
 AuthInfo=socket=$socket
-StateSaveLocation=$tmp/slurm/state
 # %n: the node's name, so that the two slurmds on this one machine keep apart. TmpFS too: the
 # PMIx plugin makes each step's folder there, named by job and step only.
 SlurmdSpoolDir=$tmp/slurm/spool-%n
 SlurmdPidFile=$tmp/slurm/slurmd-%n.pid
 SlurmdLogFile=$tmp/slurm/slurmd-%n.log
 TmpFS=$tmp/slurm/tmp-%n
-SlurmctldPidFile=$tmp/slurm/slurmctld.pid
-SlurmctldLogFile=$tmp/slurm/slurmctld.log
-SlurmctldDebug=info
-SlurmdDebug=info
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SchedulerType=sched/backfill
-SchedulerParameters=bf_interval=1,sched_interval=1
-# The nodes claim one CPU each of this machine's cores.
-SlurmdParameters=config_overrides
-MpiDefault=none
-MailProg=/bin/true
-ReturnToService=2
-KillWait=5
-MinJobAge=600
+$(slurm_conf_common)
+# The nodes claim one CPU each of this machine's cores (config_overrides).
 NodeName=n1 NodeAddr=$addr_a CPUs=1 State=UNKNOWN
 NodeName=n2 NodeAddr=$addr_b CPUs=1 State=UNKNOWN
 PartitionName=test Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP

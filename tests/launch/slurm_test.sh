@@ -87,37 +87,12 @@ ClusterName=dpttest$$
 SlurmctldHost=$node(127.0.0.1)
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
 # cred_expire: a requeued job waits this long (+1 s) before it may start again (default 120).
 AuthInfo=socket=$socket,cred_expire=5
-StateSaveLocation=$tmp/slurm/state
 SlurmdSpoolDir=$tmp/slurm/spool
-SlurmctldPidFile=$tmp/slurm/slurmctld.pid
 SlurmdPidFile=$tmp/slurm/slurmd.pid
-SlurmctldLogFile=$tmp/slurm/slurmctld.log
 SlurmdLogFile=$tmp/slurm/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-# Schedule every second (defaults: backfill 30 s, the whole queue 60 s): a requeued job starts
-# as soon as cred_expire allows.
-SchedulerType=sched/backfill
-SchedulerParameters=bf_interval=1,sched_interval=1
-SlurmdParameters=config_overrides
-MpiDefault=none
-MailProg=/bin/true
-ReturnToService=2
-KillWait=5
-MinJobAge=600
+$(slurm_conf_common)
 NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
 PartitionName=test Nodes=$node Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE
 EOF
