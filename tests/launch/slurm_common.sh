@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Sourced by slurm_test.sh and slurm_multinode_test.sh: what both need to run a private Slurm
-# cluster and follow its jobs. The caller defines skip (prints SKIPPED, exits 77), log and fail,
-# and the array pids, where the daemons it starts go. slurm_client is the command the Slurm
+# cluster and follow its jobs. The caller defines skip (prints SKIPPED, exits 77), log, fail,
+# tmp (the cluster's state folder) and the array pids, where the daemons it starts go. slurm_client is the command the Slurm
 # clients run under (nsenter into a network namespace); empty, they run as they are.
 slurm_client=()
 
@@ -64,6 +64,7 @@ slurm_start_munged() {
 # The settings both test clusters share: root daemons signed by munge, no accounting or
 # cgroups, state and the controller's files under $tmp/slurm, and a scheduler that runs every
 # second (defaults: backfill 30 s, the whole queue 60 s) so that jobs start at once.
+# shellcheck disable=SC2154  # tmp: the caller's
 slurm_conf_common() {
   cat <<EOF
 SlurmUser=root
