@@ -30,6 +30,16 @@ printf 'check\tresult\tdetail\n' >"$table"
 start=$(date +%s)
 cd "$root"
 
+# The table, aligned (the GPU machine has no column(1)).
+show_table() {
+  python3 -c '
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(max(map(len, rows)))]
+for r in rows:
+    print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+' "$table"
+}
 say() { echo "== $*" | tee -a "$log"; }
 row() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$table"; }
 # run NAME CMD...: runs CMD with its output in the log, records pass/fail.
@@ -115,7 +125,7 @@ if cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDPT_CUDA=ON \
   row build pass "sm_$arch; $(grep -o 'dptrain: [^(]*MPI[^;]*' "$log" | tail -1)"
 else
   row build FAIL "see check.log"
-  column -t -s $'\t' "$table"
+  show_table
   exit 1
 fi
 grep -E '^-- dptrain:' "$log" | sort -u
@@ -172,5 +182,5 @@ speed cnn 256 234 1.0  # one epoch
 
 say "done in $(($(date +%s) - start)) s"
 echo
-column -t -s $'\t' "$table" | tee -a "$log"
+show_table | tee -a "$log"
 ! grep -q FAIL "$table"
