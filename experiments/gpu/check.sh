@@ -28,7 +28,7 @@ table=$out/results.tsv
 : >"$log"
 printf 'check\tresult\tdetail\n' >"$table"
 start=$(date +%s)
-cd "$root"
+cd "$root" || exit 2
 
 # The table, aligned (the GPU machine has no column(1)).
 show_table() {
@@ -115,7 +115,7 @@ for name in os.listdir(src):
 fi
 export DPT_DATA_DIR=$data
 
-build=build-gpu
+build="build-gpu"
 say "configure and build ($build)"
 arch=${CUDA_ARCH:-90}
 # shellcheck disable=SC2086
@@ -179,6 +179,19 @@ speed() {
 }
 speed mlp 64 937 1.5  # one epoch: 60000 // 64 steps
 speed cnn 256 234 1.0  # one epoch
+
+# Per-layer timelines on this GPU, for the performance model's forecasts (experiments/model):
+# batch 64 like the CPU sweeps, steps 50 to 69 traced (the trace waits for each layer). "wide" is
+# the larger model where communication matters: three 4096-wide hidden layers, 37.8M parameters.
+trace() {
+  local name=$1 model=$2 batch=$3
+  run "trace_${name}_b$batch" timeout 60 "$build/dptrain" train --device cuda --dataset "$data" \
+    --model "$model" --batch-size "$batch" --lr 0.05 --momentum 0.9 --max-steps 80 \
+    --trace "$out/trace_${name}_b$batch.json" --trace-steps 50:70 --out "$out/trace_run_${name}_b$batch"
+}
+trace mlp mlp 64
+trace cnn cnn 64
+trace wide "flatten linear(4096) relu linear(4096) relu linear(4096) relu linear(10)" 64
 
 say "done in $(($(date +%s) - start)) s"
 echo

@@ -20,9 +20,12 @@ have_mpirun() { command -v mpirun >/dev/null && ! grep -q "built without MPI" <<
 
 case $case_name in
   mlp_accuracy | cnn_accuracy)
-    # The CPU runs' bounds (train_check.sh), on one GPU with the same global batch of 128.
+    # The CPU runs' bounds (train_check.sh), on one GPU with the same global batch of 128. cnn
+    # gets a third epoch: after two, its test accuracy sits on the 0.89 bound and moves by a few
+    # tenths of a point with rounding alone (one rank, batch 128, seed 0: CPU 0.8923, H100 0.8893,
+    # with train losses 0.3014 and 0.3002).
     model=${case_name%_accuracy}
-    if [ "$model" = mlp ]; then epochs=3 bound=0.86; else epochs=2 bound=0.89; fi
+    if [ "$model" = mlp ]; then epochs=3 bound=0.86; else epochs=3 bound=0.89; fi
     "$build/dptrain" train --device cuda --dataset "$data" --model "$model" --epochs $epochs \
       --batch-size 128 --lr 0.05 --momentum 0.9 --out "$tmp/run" | tee "$tmp/out"
     grep -q "rank 0 on cuda:" "$tmp/out" || fail "the run did not say it ran on cuda"
@@ -55,7 +58,9 @@ case $case_name in
     cat "$tmp/err"
     [ $rc -ne 124 ] || fail "hung"
     [ $rc -ne 0 ] || fail "2 ranks on one GPU with nccl succeeded"
-    grep -q "dptrain: error: option --comm nccl: ranks 0 and 1 would share GPU" "$tmp/err" ||
+    # The rank that finds the clash names itself ("rank 1: ") when there are several.
+    grep -Eq "^dptrain: error: (rank [0-9]+: )?option --comm nccl: ranks 0 and 1 would share GPU" \
+      "$tmp/err" ||
       fail "no clear error line"
     ;;
   *) fail "unknown case $case_name" ;;
