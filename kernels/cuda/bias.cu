@@ -4,42 +4,84 @@
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
 
+#include <algorithm>
+
 namespace dpt::gpu {
 
-__global__ void add_bias_kernel(float* y, const float* bias, size_t total, int channels,
-                                int inner) {
-  for (size_t i = grid_start(); i < total; i += grid_stride())
-    y[i] += bias[(i / static_cast<size_t>(inner)) % static_cast<size_t>(channels)];
+// Rows of `inner` values share one bias: blockIdx.y walks the rows (channel = row % channels),
+// the threads walk a row. No division per element.
+__global__ void add_bias_rows_kernel(float* y, const float* bias, size_t rows, int channels,
+                                     int inner) {
+  for (size_t row = blockIdx.y; row < rows; row += gridDim.y) {
+    const float b = bias[row % static_cast<size_t>(channels)];
+    float* r = y + row * static_cast<size_t>(inner);
+    for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < inner;
+         i += static_cast<int>(gridDim.x * blockDim.x))
+      r[i] += b;
+  }
+}
+
+// inner == 1 (a Linear layer's [batch, features]): one thread per feature, rows in turn.
+__global__ void add_bias_columns_kernel(float* y, const float* bias, int outer, int channels) {
+  const int c = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (c >= channels) return;
+  const float b = bias[c];
+  for (int o = static_cast<int>(blockIdx.y); o < outer; o += static_cast<int>(gridDim.y))
+    y[static_cast<size_t>(o) * channels + c] += b;
 }
 
 void launch_add_bias(float* y, const float* bias, int outer, int channels, int inner,
                      cudaStream_t stream) {
-  const size_t total = static_cast<size_t>(outer) * channels * inner;
   if (outer <= 0 || channels <= 0 || inner <= 0) return;
-  add_bias_kernel<<<grid_for(total), kBlock, 0, stream>>>(y, bias, total, channels, inner);
+  if (inner == 1) {
+    const dim3 grid((static_cast<unsigned>(channels) + kBlock - 1) / kBlock,
+                    static_cast<unsigned>(std::min(outer, 65535)));
+    add_bias_columns_kernel<<<grid, kBlock, 0, stream>>>(y, bias, outer, channels);
+  } else {
+    const size_t rows = static_cast<size_t>(outer) * channels;
+    const dim3 grid((static_cast<unsigned>(inner) + kBlock - 1) / kBlock,
+                    static_cast<unsigned>(std::min<size_t>(rows, 65535)));
+    add_bias_rows_kernel<<<grid, kBlock, 0, stream>>>(y, bias, rows, channels, inner);
+  }
   DPT_CUDA_CHECK_LAUNCH();
 }
 
-// One block per channel reduces its outer * inner values in a fixed order (no float atomics),
-// so the result is the same on every run.
-__global__ void bias_grad_kernel(const float* dy, float* dbias, int outer, int channels,
-                                 int inner) {
+// The gradient sums each channel's outer * inner values in a fixed order (no float atomics), so
+// the result is the same on every run.
+// inner > 1 (a convolution's [n, channels, h*w]): one block per channel walks the images in turn
+// and its threads walk each image's plane, with no division per element.
+__global__ void bias_grad_planes_kernel(const float* dy, float* dbias, int outer, int channels,
+                                        int inner) {
   const int c = static_cast<int>(blockIdx.x);
-  const size_t per_channel = static_cast<size_t>(outer) * inner;
   float sum = 0.0f;
-  for (size_t j = threadIdx.x; j < per_channel; j += blockDim.x) {
-    const size_t o = j / static_cast<size_t>(inner), i = j % static_cast<size_t>(inner);
-    sum += dy[(o * static_cast<size_t>(channels) + static_cast<size_t>(c)) * inner + i];
+  for (int o = 0; o < outer; ++o) {
+    const float* plane = dy + (static_cast<size_t>(o) * channels + c) * inner;
+    for (int i = static_cast<int>(threadIdx.x); i < inner; i += static_cast<int>(blockDim.x))
+      sum += plane[i];
   }
   sum = block_sum(sum);
   if (threadIdx.x == 0) dbias[c] += sum;
 }
 
+// inner == 1 (a Linear layer's [batch, features]): one thread per feature sums its column, the
+// loads of a warp side by side in memory.
+__global__ void bias_grad_columns_kernel(const float* dy, float* dbias, int outer, int channels) {
+  const int c = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (c >= channels) return;
+  float sum = 0.0f;
+  for (int o = 0; o < outer; ++o) sum += dy[static_cast<size_t>(o) * channels + c];
+  dbias[c] += sum;
+}
+
 void launch_bias_grad(const float* dy, float* dbias, int outer, int channels, int inner,
                       cudaStream_t stream) {
   if (outer <= 0 || channels <= 0 || inner <= 0) return;
-  bias_grad_kernel<<<static_cast<unsigned>(channels), kBlock, 0, stream>>>(dy, dbias, outer,
-                                                                           channels, inner);
+  if (inner == 1)
+    bias_grad_columns_kernel<<<(static_cast<unsigned>(channels) + kBlock - 1) / kBlock, kBlock, 0,
+                               stream>>>(dy, dbias, outer, channels);
+  else
+    bias_grad_planes_kernel<<<static_cast<unsigned>(channels), 512, 0, stream>>>(
+        dy, dbias, outer, channels, inner);
   DPT_CUDA_CHECK_LAUNCH();
 }
 

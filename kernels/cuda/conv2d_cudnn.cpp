@@ -1,6 +1,8 @@
 #include "kernels/cuda/conv2d_cudnn.hpp"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
@@ -89,7 +91,54 @@ void run_algorithm(CudnnConv2d::Candidates<Algo>& c, const char* call, const Con
   }
 }
 
+// Measures the exact_enough algorithms on the caller's data (cuDNN's Find*AlgorithmEx, which
+// runs each one and sorts them by time, as cudnn.benchmark does in PyTorch) and makes the
+// fastest that succeeded the candidates, in that order, with the heuristic list's fallback last.
+// `size` gives an algorithm's workspace; `find(count, &returned, perf, workspace, bytes)` runs
+// the search. When the search itself fails, the heuristic order stays.
+template <class Algo, class Perf, class SizeFn, class FindFn>
+void tune(CudnnConv2d::Candidates<Algo>& c, int count, void* (*workspace_for)(void*, size_t),
+          void* owner, SizeFn size, FindFn find) {
+  c.tuned = true;
+  size_t most = 0;
+  for (int a = 0; a < count; ++a) {
+    size_t bytes = 0;
+    if (exact_enough(static_cast<Algo>(a)) &&
+        size(static_cast<Algo>(a), &bytes) == CUDNN_STATUS_SUCCESS && bytes <= kMaxWorkspaceBytes)
+      most = std::max(most, bytes);
+  }
+  void* ws = workspace_for(owner, most);
+  std::vector<Perf> perf(static_cast<size_t>(std::max(count, 1)));
+  int returned = 0;
+  if (find(static_cast<int>(perf.size()), &returned, perf.data(), ws, most) !=
+      CUDNN_STATUS_SUCCESS)
+    return;
+  CudnnConv2d::Candidates<Algo> measured;
+  for (int i = 0; i < returned; ++i) {
+    const Perf& p = perf[static_cast<size_t>(i)];
+    if (p.status != CUDNN_STATUS_SUCCESS || !exact_enough(p.algo) || p.memory > most) continue;
+    if (p.mathType != CUDNN_FMA_MATH && p.mathType != CUDNN_DEFAULT_MATH) continue;
+    measured.algos.push_back(p.algo);
+    measured.workspace.push_back(p.memory);
+  }
+  if (measured.algos.empty()) return;
+  // Keep the heuristic candidates after the measured ones, in case a measured one later
+  // declines to run.
+  for (size_t i = c.current; i < c.algos.size(); ++i)
+    if (std::find(measured.algos.begin(), measured.algos.end(), c.algos[i]) ==
+        measured.algos.end()) {
+      measured.algos.push_back(c.algos[i]);
+      measured.workspace.push_back(c.workspace[i]);
+    }
+  measured.tuned = true;
+  c = std::move(measured);
+}
+
 }  // namespace
+
+void* CudnnConv2d::workspace_of(void* self, size_t bytes) {
+  return static_cast<CudnnConv2d*>(self)->workspace(bytes);
+}
 
 CudnnConv2d::Plan::~Plan() {
   // Destroying a descriptor cannot usefully fail; this runs from destructors.
@@ -146,8 +195,8 @@ CudnnConv2d::Plan& CudnnConv2d::plan(const ConvShape& s) {
   DPT_CUDNN_CHECK(
       cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, on, oc, oh, ow));
 
-  // Heuristic choices (the _v7 queries run nothing): FindEx would write into the caller's dw,
-  // which backward must accumulate into.
+  // Heuristic candidates (the _v7 queries run nothing). The first forward and backward of the
+  // shape then measure the candidates on real data and reorder them (tune, above).
   Plan& q = *p;
   {
     int max_count = 0;
@@ -199,6 +248,21 @@ void CudnnConv2d::forward(const ConvShape& s, const float* x, const float* w, co
   if (s.n <= 0 || s.out_c <= 0 || oh <= 0 || ow <= 0) return;
   Plan& p = plan(s);
   const float one = 1.0f, zero = 0.0f;
+  if (!p.fwd.tuned) {
+    // The search writes y, which the run below overwrites.
+    int count = 0;
+    DPT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle_, &count));
+    tune<cudnnConvolutionFwdAlgo_t, cudnnConvolutionFwdAlgoPerf_t>(
+        p.fwd, count, &CudnnConv2d::workspace_of, this,
+        [&](cudnnConvolutionFwdAlgo_t algo, size_t* bytes) {
+          return cudnnGetConvolutionForwardWorkspaceSize(handle_, p.x, p.w, p.conv, p.y, algo,
+                                                         bytes);
+        },
+        [&](int n, int* returned, cudnnConvolutionFwdAlgoPerf_t* perf, void* ws, size_t bytes) {
+          return cudnnFindConvolutionForwardAlgorithmEx(handle_, p.x, x, p.w, w, p.conv, p.y, y,
+                                                        n, returned, perf, ws, bytes);
+        });
+  }
   run_algorithm(p.fwd, "cudnnConvolutionForward", s,
                 [&](cudnnConvolutionFwdAlgo_t algo, size_t bytes) {
                   return cudnnConvolutionForward(handle_, &one, p.x, x, p.w, w, p.conv, algo,
@@ -220,6 +284,45 @@ void CudnnConv2d::backward(const ConvShape& s, const float* x, const float* w, c
   }
   Plan& p = plan(s);
   const float one = 1.0f, zero = 0.0f;
+  if (dx && !p.bwd_data.tuned) {
+    // The search writes dx, which the run below overwrites.
+    int count = 0;
+    DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle_, &count));
+    tune<cudnnConvolutionBwdDataAlgo_t, cudnnConvolutionBwdDataAlgoPerf_t>(
+        p.bwd_data, count, &CudnnConv2d::workspace_of, this,
+        [&](cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
+          return cudnnGetConvolutionBackwardDataWorkspaceSize(handle_, p.w, p.y, p.conv, p.x,
+                                                              algo, bytes);
+        },
+        [&](int n, int* returned, cudnnConvolutionBwdDataAlgoPerf_t* perf, void* ws,
+            size_t bytes) {
+          return cudnnFindConvolutionBackwardDataAlgorithmEx(handle_, p.w, w, p.y, dy, p.conv, p.x,
+                                                             dx, n, returned, perf, ws, bytes);
+        });
+  }
+  if (dw && !p.bwd_filter.tuned) {
+    // dw accumulates, so the search writes into a scratch filter instead.
+    float* scratch = nullptr;
+    const size_t filter = static_cast<size_t>(s.out_c) * s.in_c * s.kh * s.kw;
+    DPT_CUDA_CHECK(cudaMalloc(&scratch, sizeof(float) * filter));
+    int count = 0;
+    DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle_, &count));
+    tune<cudnnConvolutionBwdFilterAlgo_t, cudnnConvolutionBwdFilterAlgoPerf_t>(
+        p.bwd_filter, count, &CudnnConv2d::workspace_of, this,
+        [&](cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
+          return cudnnGetConvolutionBackwardFilterWorkspaceSize(handle_, p.x, p.y, p.conv, p.w,
+                                                                algo, bytes);
+        },
+        [&](int n, int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perf, void* ws,
+            size_t bytes) {
+          return cudnnFindConvolutionBackwardFilterAlgorithmEx(handle_, p.x, x, p.y, dy, p.conv,
+                                                               p.w, scratch, n, returned, perf, ws,
+                                                               bytes);
+        });
+    // The search ran on the handle's stream; free once it is done with the scratch.
+    DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    DPT_CUDA_CHECK(cudaFree(scratch));
+  }
   // dx is overwritten (beta 0); dw accumulates (beta 1), as the Backend contract says.
   if (dx)
     run_algorithm(p.bwd_data, "cudnnConvolutionBackwardData", s,

@@ -33,6 +33,7 @@ class CudnnConv2d {
     std::vector<Algo> algos;
     std::vector<size_t> workspace;
     size_t current = 0;  // advances when cuDNN refuses to run one
+    bool tuned = false;  // reordered by a measured search on the shape's first call
   };
 
  private:
@@ -49,6 +50,7 @@ class CudnnConv2d {
 
   Plan& plan(const ConvShape& s);
   void* workspace(size_t bytes);
+  static void* workspace_of(void* self, size_t bytes);  // workspace(), for tune()
 
   cudnnHandle_t handle_;
   cudaStream_t stream_;
