@@ -12,6 +12,10 @@
 #include <limits>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "core/error.hpp"
 #include "kernels/backend.hpp"
 #include "kernels/cpu/builtin_gemm.hpp"
@@ -79,12 +83,22 @@ class CpuBackend final : public Backend {
   }
 
   void bias_grad(const float* dy, float* dbias, int outer, int channels, int inner) override {
+    // Eight running sums, not one: a single float sum is one dependent add after another (the
+    // compiler may not reorder float additions), eight of them vectorize. The order is fixed, so
+    // the result is the same on every run.
+    constexpr int kLanes = 8;
     for (int c = 0; c < channels; ++c) {
-      float sum = 0;
+      float lane[kLanes] = {};
+      float tail = 0;
       for (int o = 0; o < outer; ++o) {
         const float* row = dy + (static_cast<size_t>(o) * channels + c) * inner;
-        for (int i = 0; i < inner; ++i) sum += row[i];
+        int i = 0;
+        for (; i + kLanes <= inner; i += kLanes)
+          for (int k = 0; k < kLanes; ++k) lane[k] += row[i + k];
+        for (; i < inner; ++i) tail += row[i];
       }
+      float sum = tail;
+      for (int k = 0; k < kLanes; ++k) sum += lane[k];
       dbias[c] += sum;
     }
   }
@@ -94,7 +108,13 @@ class CpuBackend final : public Backend {
     for (size_t i = 0; i < n; ++i) y[i] = x[i] < 0 ? 0.0f : x[i];
   }
   void relu_backward(const float* y, const float* dy, float* dx, size_t n) override {
-    for (size_t i = 0; i < n; ++i) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+    // dy is read on every element, not only where y > 0: a load under the condition keeps the
+    // compiler from vectorizing the loop (it may not read what the source does not), and the
+    // branch it leaves behind mispredicts on real data, 30 times slower.
+    for (size_t i = 0; i < n; ++i) {
+      const float g = dy[i];
+      dx[i] = y[i] > 0 ? g : 0.0f;
+    }
   }
 
   void dropout_forward(const float* x, float* y, float* mask, size_t n, float p,
@@ -258,7 +278,11 @@ class CpuBackend final : public Backend {
         const int top = 2 * i * s.in_w;
         const float* r0 = xp + top;
         const float* r1 = r0 + s.in_w;
-        for (int j = 0; j < ow; ++j) {
+        int j = 0;
+#if defined(__SSE2__)
+        j = maxpool2x2_row_sse2(r0, r1, top, s.in_w, ow, yp + i * ow, ap + i * ow);
+#endif
+        for (; j < ow; ++j) {
           const int c = 2 * j;
           // Selects, not branches: on real data which input wins is unpredictable.
           float best = r0[c];
@@ -277,6 +301,39 @@ class CpuBackend final : public Backend {
       }
     }
   }
+
+#if defined(__SSE2__)
+  // Four windows of one output row at a time, by the scalar loop's rule and in its order of
+  // comparison (r0[c], r0[c+1], r1[c], r1[c+1]): the same outputs bit for bit. Returns how many
+  // outputs of the row it wrote; the scalar loop does the rest.
+  static int maxpool2x2_row_sse2(const float* r0, const float* r1, int top, int in_w, int ow,
+                                 float* y, int32_t* argmax) {
+    int j = 0;
+    for (; j + 4 <= ow; j += 4) {
+      const int c = 2 * j;  // reads r0[c .. c+7] and r1[c .. c+7], inside the row as 2*ow <= in_w
+      const __m128 a_lo = _mm_loadu_ps(r0 + c), a_hi = _mm_loadu_ps(r0 + c + 4);
+      const __m128 b_lo = _mm_loadu_ps(r1 + c), b_hi = _mm_loadu_ps(r1 + c + 4);
+      const __m128i first = _mm_add_epi32(_mm_set1_epi32(top + c), _mm_setr_epi32(0, 2, 4, 6));
+      __m128 best = _mm_shuffle_ps(a_lo, a_hi, _MM_SHUFFLE(2, 0, 2, 0));  // r0[c] of each window
+      __m128i at = first;
+      const auto take = [&](__m128 v, int offset) {
+        // wins = best is not NaN and (v > best or v is NaN)
+        const __m128 wins = _mm_and_ps(_mm_cmpord_ps(best, best),
+                                       _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v)));
+        best = _mm_or_ps(_mm_and_ps(wins, v), _mm_andnot_ps(wins, best));
+        const __m128i w = _mm_castps_si128(wins);
+        const __m128i where = _mm_add_epi32(first, _mm_set1_epi32(offset));
+        at = _mm_or_si128(_mm_and_si128(w, where), _mm_andnot_si128(w, at));
+      };
+      take(_mm_shuffle_ps(a_lo, a_hi, _MM_SHUFFLE(3, 1, 3, 1)), 1);
+      take(_mm_shuffle_ps(b_lo, b_hi, _MM_SHUFFLE(2, 0, 2, 0)), in_w);
+      take(_mm_shuffle_ps(b_lo, b_hi, _MM_SHUFFLE(3, 1, 3, 1)), in_w + 1);
+      _mm_storeu_ps(y + j, best);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(argmax + j), at);
+    }
+    return j;
+  }
+#endif
 
   std::vector<float> col_;  // im2col scratch, reused across calls
 };

@@ -1,8 +1,21 @@
 #include "kernels/cpu/im2col.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace dpt {
+namespace {
+
+// With stride 1, output column j of kernel column kj reads input column j - pad + kj: the
+// outputs [lo, hi) read inside the row, the others padding.
+std::pair<int, int> inside(const ConvShape& s, int kj, int ow) {
+  const int lo = std::clamp(s.pad - kj, 0, ow);
+  const int hi = std::clamp(s.in_w + s.pad - kj, lo, ow);
+  return {lo, hi};
+}
+
+}  // namespace
 
 void im2col(const ConvShape& s, const float* x, float* col) {
   const int oh = s.out_h(), ow = s.out_w();
@@ -19,6 +32,17 @@ void im2col(const ConvShape& s, const float* x, float* col) {
             continue;
           }
           const float* in = plane + static_cast<size_t>(y) * s.in_w;
+          if (s.stride == 1) {
+            // Outputs j read in[j - pad + kj]: zeros left and right of the part inside the row,
+            // one copy for the rest.
+            const auto [lo, hi] = inside(s, kj, ow);
+            std::memset(out, 0, sizeof(float) * static_cast<size_t>(lo));
+            if (hi > lo)
+              std::memcpy(out + lo, in + lo - s.pad + kj,
+                          sizeof(float) * static_cast<size_t>(hi - lo));
+            std::memset(out + hi, 0, sizeof(float) * static_cast<size_t>(ow - hi));
+            continue;
+          }
           for (int j = 0; j < ow; ++j) {
             const int xx = j * s.stride - s.pad + kj;
             out[j] = (xx >= 0 && xx < s.in_w) ? in[xx] : 0.0f;
@@ -39,6 +63,12 @@ void col2im(const ConvShape& s, const float* col, float* x) {
           if (y < 0 || y >= s.in_h) continue;
           const float* in = row + static_cast<size_t>(i) * ow;
           float* out = plane + static_cast<size_t>(y) * s.in_w;
+          if (s.stride == 1) {
+            const auto [lo, hi] = inside(s, kj, ow);
+            const int shift = kj - s.pad;
+            for (int j = lo; j < hi; ++j) out[j + shift] += in[j];
+            continue;
+          }
           for (int j = 0; j < ow; ++j) {
             const int xx = j * s.stride - s.pad + kj;
             if (xx >= 0 && xx < s.in_w) out[xx] += in[j];

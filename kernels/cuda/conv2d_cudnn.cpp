@@ -110,8 +110,7 @@ void tune(CudnnConv2d::Candidates<Algo>& c, int count, void* (*workspace_for)(vo
   void* ws = workspace_for(owner, most);
   std::vector<Perf> perf(static_cast<size_t>(std::max(count, 1)));
   int returned = 0;
-  if (find(static_cast<int>(perf.size()), &returned, perf.data(), ws, most) !=
-      CUDNN_STATUS_SUCCESS)
+  if (find(static_cast<int>(perf.size()), &returned, perf.data(), ws, most) != CUDNN_STATUS_SUCCESS)
     return;
   CudnnConv2d::Candidates<Algo> measured;
   for (int i = 0; i < returned; ++i) {
@@ -259,8 +258,8 @@ void CudnnConv2d::forward(const ConvShape& s, const float* x, const float* w, co
                                                          bytes);
         },
         [&](int n, int* returned, cudnnConvolutionFwdAlgoPerf_t* perf, void* ws, size_t bytes) {
-          return cudnnFindConvolutionForwardAlgorithmEx(handle_, p.x, x, p.w, w, p.conv, p.y, y,
-                                                        n, returned, perf, ws, bytes);
+          return cudnnFindConvolutionForwardAlgorithmEx(handle_, p.x, x, p.w, w, p.conv, p.y, y, n,
+                                                        returned, perf, ws, bytes);
         });
   }
   run_algorithm(p.fwd, "cudnnConvolutionForward", s,
@@ -291,11 +290,10 @@ void CudnnConv2d::backward(const ConvShape& s, const float* x, const float* w, c
     tune<cudnnConvolutionBwdDataAlgo_t, cudnnConvolutionBwdDataAlgoPerf_t>(
         p.bwd_data, count, &CudnnConv2d::workspace_of, this,
         [&](cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
-          return cudnnGetConvolutionBackwardDataWorkspaceSize(handle_, p.w, p.y, p.conv, p.x,
-                                                              algo, bytes);
+          return cudnnGetConvolutionBackwardDataWorkspaceSize(handle_, p.w, p.y, p.conv, p.x, algo,
+                                                              bytes);
         },
-        [&](int n, int* returned, cudnnConvolutionBwdDataAlgoPerf_t* perf, void* ws,
-            size_t bytes) {
+        [&](int n, int* returned, cudnnConvolutionBwdDataAlgoPerf_t* perf, void* ws, size_t bytes) {
           return cudnnFindConvolutionBackwardDataAlgorithmEx(handle_, p.w, w, p.y, dy, p.conv, p.x,
                                                              dx, n, returned, perf, ws, bytes);
         });
@@ -315,9 +313,8 @@ void CudnnConv2d::backward(const ConvShape& s, const float* x, const float* w, c
         },
         [&](int n, int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perf, void* ws,
             size_t bytes) {
-          return cudnnFindConvolutionBackwardFilterAlgorithmEx(handle_, p.x, x, p.y, dy, p.conv,
-                                                               p.w, scratch, n, returned, perf, ws,
-                                                               bytes);
+          return cudnnFindConvolutionBackwardFilterAlgorithmEx(
+              handle_, p.x, x, p.y, dy, p.conv, p.w, scratch, n, returned, perf, ws, bytes);
         });
     // The search ran on the handle's stream; free once it is done with the scratch.
     DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));

@@ -1,7 +1,7 @@
 // The CPU backend's max pooling against the rule written out plainly: per window, in row-major
 // order, the first NaN wins; otherwise the first maximum. Ties, NaNs and -inf are drawn on
-// purpose, with odd sizes that drop a last row and column, for the unrolled 2x2 path and the
-// general one.
+// purpose, with odd sizes that drop a last row and column, for the 2x2 path (four windows at a
+// time where SSE2 is there, the rest one by one) and the general one.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -42,7 +42,7 @@ TEST(CpuMaxPool, FirstNanElseFirstMaximumWins) {
   const float levels[] = {-1.0f, 0.0f, 1.0f, -inf, std::nanf(""), 2.0f};
   uint64_t seed = 11;
   for (const int k : {2, 3})
-    for (const auto& [h, w] : {std::pair{2, 2}, {7, 9}, {8, 8}, {5, 12}}) {
+    for (const auto& [h, w] : {std::pair{2, 2}, {7, 9}, {8, 8}, {5, 12}, {6, 28}, {3, 17}}) {
       PoolShape s;
       s.n = 3;
       s.c = 2;
