@@ -231,26 +231,52 @@ class CpuBackend final : public Backend {
 
   void sgd_update(float* param, const float* grad, float* buf, size_t n,
                   const SgdParams& p) override {
+    // One loop per case, each over restrict pointers with the scalars in locals: otherwise the
+    // stores through param could change p's fields as far as the compiler knows, so it would
+    // reload them and test the cases on every element, and not vectorize.
+    const float lr = p.lr, wd = p.weight_decay, mom = p.momentum;
+    const bool decay = wd != 0, momentum = mom != 0;
+    if (!momentum)
+      decay ? sgd_loop<true, false, false>(param, grad, buf, n, lr, wd, mom)
+            : sgd_loop<false, false, false>(param, grad, buf, n, lr, wd, mom);
+    else if (p.nesterov)
+      decay ? sgd_loop<true, true, true>(param, grad, buf, n, lr, wd, mom)
+            : sgd_loop<false, true, true>(param, grad, buf, n, lr, wd, mom);
+    else
+      decay ? sgd_loop<true, true, false>(param, grad, buf, n, lr, wd, mom)
+            : sgd_loop<false, true, false>(param, grad, buf, n, lr, wd, mom);
+  }
+
+  template <bool kDecay, bool kMomentum, bool kNesterov>
+  static void sgd_loop(float* __restrict param, const float* __restrict grad, float* __restrict buf,
+                       size_t n, float lr, float wd, float mom) {
     for (size_t i = 0; i < n; ++i) {
       float g = grad[i];
-      if (p.weight_decay != 0) g += p.weight_decay * param[i];
-      if (p.momentum != 0) {
-        buf[i] = p.momentum * buf[i] + g;
-        g = p.nesterov ? g + p.momentum * buf[i] : buf[i];
+      if constexpr (kDecay) g += wd * param[i];
+      if constexpr (kMomentum) {
+        const float b = mom * buf[i] + g;
+        buf[i] = b;
+        g = kNesterov ? g + mom * b : b;
       }
-      param[i] -= p.lr * g;
+      param[i] -= lr * g;
     }
   }
 
   void adamw_update(float* param, const float* grad, float* m, float* v, size_t n,
                     const AdamWParams& p) override {
-    const AdamWScalars k = adamw_scalars(p);
+    adamw_loop(param, grad, m, v, n, adamw_scalars(p), p.beta1, p.beta2, p.eps);
+  }
+
+  // As sgd_loop: restrict pointers and scalars in locals, so that the loop vectorizes.
+  static void adamw_loop(float* __restrict param, const float* __restrict grad, float* __restrict m,
+                         float* __restrict v, size_t n, AdamWScalars k, float beta1, float beta2,
+                         float eps) {
     for (size_t i = 0; i < n; ++i) {
       const float g = grad[i];
       param[i] *= k.decay;
-      m[i] += (1.0f - p.beta1) * (g - m[i]);
-      v[i] = p.beta2 * v[i] + (1.0f - p.beta2) * g * g;
-      const float denom = std::sqrt(v[i]) / k.bias2_sqrt + p.eps;
+      m[i] += (1.0f - beta1) * (g - m[i]);
+      v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+      const float denom = std::sqrt(v[i]) / k.bias2_sqrt + eps;
       param[i] -= k.step_size * m[i] / denom;
     }
   }
