@@ -4,12 +4,13 @@
 with an alpha-beta cost for ring allreduce, and predict step time and scaling efficiency.
 
     perf_model.py TRACE.json [--profile NAME | --alpha S --beta BYTES_PER_S] [--ranks 1,2,...]
-                  [--bucket-mb 25 --first-bucket-mb 1] [--compute-scale X]
+                  [--bucket-mb 25 --first-bucket-mb 1] [--compute-scale X] [--cores C]
 
 Ring allreduce of n bytes over P ranks:  2(P-1)/P * n / bandwidth  +  2(P-1) * latency.
 Buckets are built as dptrain builds them (reverse layer order, a small first bucket, then a
 cap); a bucket is ready when backward finishes its lowest layer; buckets go one after another on
-one channel; the optimizer starts when backward and the last bucket are done.
+one channel; the optimizer starts when backward and the last bucket are done. With --cores, ranks
+beyond one per core stretch compute by ceil(ranks / cores) (oversubscription_factor).
 """
 import argparse
 import json
@@ -33,6 +34,15 @@ def ring_allreduce_seconds(nbytes, ranks, bandwidth, latency):
     if ranks <= 1 or nbytes <= 0:
         return 0.0
     return 2.0 * (ranks - 1) / ranks * nbytes / bandwidth + 2.0 * (ranks - 1) * latency
+
+
+def oversubscription_factor(ranks, cores):
+    """How much longer a rank's compute takes when `ranks` ranks share `cores` cores (None: one
+    core or GPU each). Every step waits for the slowest rank, and the most loaded core runs
+    ceil(P/C) ranks by turns, so compute stretches by that factor; 1 when P <= C."""
+    if not cores or ranks <= cores:
+        return 1
+    return -(-ranks // cores)
 
 
 def assign_buckets(layers, first_cap, cap):
@@ -137,6 +147,9 @@ def main(argv=None):
     p.add_argument("--compute-scale", type=float, default=1.0,
                    help="multiply measured compute times (e.g. to stand for a faster device)")
     p.add_argument("--batch", type=int, default=64, help="per-rank batch of the trace")
+    p.add_argument("--cores", type=int,
+                   help="cores the ranks share (CPU runs): beyond one rank per core, compute "
+                   "stretches by ceil(ranks / cores)")
     a = p.parse_args(argv)
     if a.bench:
         ranks, sizes, seconds = read_bench(a.bench)
@@ -155,9 +168,12 @@ def main(argv=None):
     buckets = assign_buckets(grads, int(a.first_bucket_mb * MIB), int(a.bucket_mb * MIB))
     one, _, _ = simulate_step(forward * k, backward, optimizer * k, buckets, 1, bandwidth, latency)
     print("ranks,step_seconds,samples_per_second,efficiency,comm_seconds,exposed_comm_seconds")
+    if a.cores is not None and a.cores < 1:
+        p.error("--cores must be at least 1")
     for ranks in [int(r) for r in a.ranks.split(",")]:
-        step, total, exposed = simulate_step(forward * k, backward, optimizer * k, buckets, ranks,
-                                             bandwidth, latency)
+        f = oversubscription_factor(ranks, a.cores)
+        step, total, exposed = simulate_step(forward * k * f, [(l, s * f) for l, s in backward],
+                                             optimizer * k * f, buckets, ranks, bandwidth, latency)
         print(f"{ranks},{step:.6g},{a.batch * ranks / step:.6g},{one / step:.4f},{total:.6g},"
               f"{exposed:.6g}")
     return 0

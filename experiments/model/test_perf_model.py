@@ -63,5 +63,40 @@ class Schedule(unittest.TestCase):
         self.assertAlmostEqual(step, 4.0)
 
 
+class Oversubscription(unittest.TestCase):
+    def test_one_rank_per_core_or_gpu_costs_nothing(self):
+        self.assertEqual(pm.oversubscription_factor(2, 2), 1)
+        self.assertEqual(pm.oversubscription_factor(512, None), 1)
+
+    def test_the_most_loaded_core_sets_the_pace(self):
+        # 3 ranks on 2 cores: one core runs two ranks in turn, and every step waits for them.
+        self.assertEqual(pm.oversubscription_factor(3, 2), 2)
+        self.assertEqual(pm.oversubscription_factor(4, 2), 2)
+        self.assertEqual(pm.oversubscription_factor(5, 2), 3)
+
+    def test_command_line_stretches_compute_only_beyond_the_cores(self):
+        import io
+        import json
+        import tempfile
+        from contextlib import redirect_stdout
+        # One forward span of 1 ms, one backward span of 2 ms with no gradient bytes, and an
+        # optimizer span of 1 ms: 4 ms of compute, nothing to communicate.
+        events = [{"ph": "X", "pid": 0, "tid": 0, "name": n, "dur": d, "args": a} for n, d, a in [
+            ("forward 0 Linear", 1000, {"step": 1}),
+            ("backward 0 Linear", 2000, {"step": 1, "bytes": 0}),
+            ("optimizer", 1000, {"step": 1})]]
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump({"traceEvents": events}, f)
+        out = io.StringIO()
+        with redirect_stdout(out):
+            pm.main([f.name, "--alpha", "0", "--beta", "1e9", "--ranks", "1,2,3", "--cores", "2"])
+        os.unlink(f.name)
+        steps = [float(line.split(",")[1]) for line in out.getvalue().splitlines()[1:]]
+        self.assertEqual(len(steps), 3)
+        self.assertAlmostEqual(steps[0], 0.004)
+        self.assertAlmostEqual(steps[1], 0.004)
+        self.assertAlmostEqual(steps[2], 0.008)
+
+
 if __name__ == "__main__":
     unittest.main()
