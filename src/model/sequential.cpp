@@ -108,12 +108,10 @@ const float* Sequential::forward(const float* x, int batch, bool training, uint6
       continue;
     }
     ForwardContext ctx{training, mix64(dropout_seed ^ (0x2545f4914f6cdd1dULL * (i + 1)))};
-    const double start = observer_ ? steady_seconds() : 0;
+    double start = 0;
+    const int marker = observer_ ? time_begin(&start) : -1;
     layers_[i]->forward(backend_, act_[i], act_[i + 1], batch, ctx);
-    if (observer_) {
-      backend_.synchronize();
-      observer_(static_cast<int>(i), false, start, steady_seconds());
-    }
+    if (observer_) time_end(static_cast<int>(i), false, marker, start);
   }
   return act_.back();
 }
@@ -129,16 +127,35 @@ void Sequential::backward(const float* doutput, int batch,
       // The input's gradient buffer must hold dy: copy unless they are one buffer already.
       if (dx && dx != dy) backend_.copy(dx, dy, sizeof(float) * batch * shape_numel(shapes_[i]));
     } else {
-      const double start = observer_ ? steady_seconds() : 0;
+      double start = 0;
+      const int marker = observer_ ? time_begin(&start) : -1;
       layers_[i]->backward(backend_, act_[i], act_[i + 1], dy, dx, batch);
-      if (observer_) {
-        backend_.synchronize();
-        observer_(static_cast<int>(i), true, start, steady_seconds());
-      }
+      if (observer_) time_end(static_cast<int>(i), true, marker, start);
     }
     if (on_layer_done) on_layer_done(static_cast<int>(i));
     dy = dx;
   }
+}
+
+int Sequential::time_begin(double* start) {
+  if (backend_.asynchronous()) return backend_.record_marker();
+  *start = steady_seconds();
+  return -1;
+}
+
+void Sequential::time_end(int layer, bool backward, int start_marker, double start) {
+  if (start_marker >= 0)
+    pending_.push_back({layer, backward, start_marker, backend_.record_marker()});
+  else
+    observer_(layer, backward, start, steady_seconds());
+}
+
+void Sequential::report_layer_times() {
+  if (observer_)
+    for (const PendingSpan& p : pending_)
+      observer_(p.layer, p.backward, backend_.marker_time(p.start_marker),
+                backend_.marker_time(p.end_marker));
+  pending_.clear();
 }
 
 void Sequential::zero_grad() { backend_.fill(grads_.data(), flat_size_, 0.0f); }

@@ -42,9 +42,17 @@ class Sequential {
                 const std::function<void(int)>& on_layer_done = nullptr);
   void zero_grad();
   // Called around each layer's forward and backward with (layer, is_backward, start, end) in
-  // steady-clock seconds, for timelines; empty to stop. Costs a synchronize per layer.
+  // steady-clock seconds, for timelines; empty to stop. On a backend that computes while the
+  // host goes on (a GPU), each layer is bracketed by two markers instead, without waiting, and
+  // the observer hears of it from report_layer_times().
   using LayerObserver = std::function<void(int, bool, double, double)>;
-  void set_layer_observer(LayerObserver observer) { observer_ = std::move(observer); }
+  void set_layer_observer(LayerObserver observer) {
+    observer_ = std::move(observer);
+    pending_.clear();
+  }
+  // For an asynchronous backend: calls the observer for the layers run since the last call, in
+  // the order they ran. Call it after the backend's synchronize() and before clear_markers().
+  void report_layer_times();
 
   float* params() const { return params_.data(); }
   float* grads() const { return grads_.data(); }
@@ -80,6 +88,17 @@ class Sequential {
   std::vector<float*> act_, grad_;
   const float* input_ = nullptr;
   LayerObserver observer_;
+  struct PendingSpan {
+    int layer;
+    bool backward;
+    int start_marker, end_marker;
+  };
+  std::vector<PendingSpan> pending_;  // layers timed by markers, not reported yet
+
+  // Starts timing a layer for the observer; returns a start marker (asynchronous backend) or
+  // -1 and sets *start (host time).
+  int time_begin(double* start);
+  void time_end(int layer, bool backward, int start_marker, double start);
 };
 
 }  // namespace dpt

@@ -257,12 +257,16 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       const bool finite = be.count_nonfinite(net_->grads(), net_->flat_size()) == 0;
       if (!finite && !o.skip_nonfinite) throw_nonfinite(steps_done_);
       const double opt_start = steady_seconds();
+      // On a GPU the optimizer's span comes from markers around it, as the layers' do.
+      const int opt_begin = tracing && be.asynchronous() ? be.record_marker() : -1;
       if (finite) {
         ScopedRange range(be, "optimizer");
         optimizer_->step(net_->params(), net_->grads());
       } else {
         ++skips;
       }
+      const int opt_end = opt_begin >= 0 ? be.record_marker() : -1;
+      const double opt_host_end = steady_seconds();
       // While the device runs the update, gather and send the next step's first batch.
       if (s + 1 < sampler.steps_per_epoch() &&
           !(o.max_steps >= 0 && steps_done_ + 1 >= o.max_steps)) {
@@ -272,6 +276,14 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       }
       be.synchronize();
       const double step_seconds = steady_seconds() - step_wall;
+      if (tracing) {
+        net_->report_layer_times();  // a GPU's layer markers, now that they are done
+        if (opt_begin >= 0)
+          tracer->span(Lane::Compute, "optimizer", be.marker_time(opt_begin),
+                       be.marker_time(opt_end), steps_done_);
+        else
+          tracer->span(Lane::Compute, "optimizer", opt_start, opt_host_end, steps_done_);
+      }
       step_times.push_back(step_seconds);
       double exposed;
       if (be.asynchronous()) {
@@ -290,7 +302,6 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       comm_total += cs.total_seconds;
       comm_exposed += std::clamp(exposed, 0.0, cs.total_seconds);
       if (tracing) {
-        tracer->span(Lane::Compute, "optimizer", opt_start, steady_seconds(), steps_done_);
         for (size_t i = 0; i < cs.buckets.size(); ++i)
           tracer->span(Lane::Comm, "allreduce bucket " + std::to_string(i), cs.buckets[i].start,
                        cs.buckets[i].end, steps_done_,

@@ -63,5 +63,30 @@ case $case_name in
       "$tmp/err" ||
       fail "no clear error line"
     ;;
+  trace)
+    # A GPU timeline from device markers: every layer once per traced step in each direction, in
+    # the order the stream ran them (each span starts where the one before ended, or later), and
+    # the optimizer after backward.
+    "$build/dptrain" train --device cuda --dataset "$data" --model cnn --batch-size 64 \
+      --max-steps 12 --trace "$tmp/t.json" --trace-steps 5:10 --out "$tmp/run" > "$tmp/out"
+    python3 - "$tmp/t.json" <<'PY' || fail "the GPU trace is not a timeline of the steps"
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+compute = [e for e in events if e["ph"] == "X" and e["tid"] == 0]
+assert {e["args"]["step"] for e in compute} == {5, 6, 7, 8, 9}, "steps"
+for step in range(5, 10):
+    mine = sorted((e for e in compute if e["args"]["step"] == step), key=lambda e: e["ts"])
+    names = [e["name"].split(" ")[0] + " " + e["name"].split(" ")[1] if e["name"] != "optimizer"
+             else "optimizer" for e in mine]
+    # cnn: 10 layers, of which Flatten (6) aliases its input and runs nothing either way.
+    assert names[:9] == ["forward %d" % i for i in (0, 1, 2, 3, 4, 5, 7, 8, 9)], names
+    assert names[9:18] == ["backward %d" % i for i in (9, 8, 7, 5, 4, 3, 2, 1, 0)], names
+    assert names[18:] == ["optimizer"], names
+    for a, b in zip(mine, mine[1:]):
+        assert b["ts"] >= a["ts"] + a["dur"] - 1.0, (a, b)  # microseconds; 1 us of rounding
+    assert all(e["dur"] > 0 for e in mine), mine
+print("GPU trace ok:", len(compute), "compute spans")
+PY
+    ;;
   *) fail "unknown case $case_name" ;;
 esac
