@@ -9,8 +9,10 @@ with an alpha-beta cost for ring allreduce, and predict step time and scaling ef
 Ring allreduce of n bytes over P ranks:  2(P-1)/P * n / bandwidth  +  2(P-1) * latency.
 Buckets are built as dptrain builds them (reverse layer order, a small first bucket, then a
 cap); a bucket is ready when backward finishes its lowest layer; buckets go one after another on
-one channel; the optimizer starts when backward and the last bucket are done. With --cores, ranks
-beyond one per core stretch compute by ceil(ranks / cores) (oversubscription_factor).
+one channel; the optimizer starts when backward and the last bucket are done. The rest of the
+traced step (its "step" span less the layers and the optimizer) goes before forward. With
+--cores, ranks beyond one per core stretch compute by ceil(ranks / cores)
+(oversubscription_factor).
 """
 import argparse
 import json
@@ -114,7 +116,9 @@ def simulate_step(forward, backward, optimizer, buckets, ranks, bandwidth, laten
 
 def read_trace(path, rank=0):
     """Mean forward, per-layer backward and optimizer seconds over the traced steps of a rank,
-    with each layer's gradient bytes."""
+    with each layer's gradient bytes, and the rest of the step ("other": staging the batch, the
+    loss, zeroing the gradients, launch gaps), from the traces' "step" spans (0 in traces
+    without them)."""
     events = json.load(open(path))["traceEvents"]
     spans = [e for e in events if e.get("ph") == "X" and e.get("pid") == rank and e.get("tid") == 0]
     steps = sorted({e["args"]["step"] for e in spans})
@@ -130,7 +134,12 @@ def read_trace(path, rank=0):
         mine = [e for e in spans if e["name"].startswith(f"backward {layer} ")]
         backward.append((layer, statistics.mean(e["dur"] for e in mine) * 1e-6))
         grads.append((layer, mine[0]["args"].get("bytes", 0)))
-    return forward, backward, optimizer, sorted(grads)
+    whole = [e["dur"] * 1e-6 for e in spans if e["name"] == "step"]
+    other = 0.0
+    if whole:
+        other = max(0.0, statistics.mean(whole) - forward - optimizer -
+                    sum(seconds for _, seconds in backward))
+    return forward, backward, optimizer, sorted(grads), other
 
 
 def main(argv=None):
@@ -162,18 +171,24 @@ def main(argv=None):
         bandwidth, latency = a.beta, a.alpha
     else:
         p.error("give --profile or both --alpha and --beta")
-    forward, backward, optimizer, grads = read_trace(a.trace)
+    forward, backward, optimizer, grads, other = read_trace(a.trace)
+    print(f"# from {a.trace}: forward {forward * 1e3:.4g} ms, backward "
+          f"{sum(s for _, s in backward) * 1e3:.4g} ms, optimizer {optimizer * 1e3:.4g} ms, "
+          f"other {other * 1e3:.4g} ms per step", file=sys.stderr)
     k = a.compute_scale
     backward = [(l, s * k) for l, s in backward]
     buckets = assign_buckets(grads, int(a.first_bucket_mb * MIB), int(a.bucket_mb * MIB))
-    one, _, _ = simulate_step(forward * k, backward, optimizer * k, buckets, 1, bandwidth, latency)
+    # The rest of the step comes before forward (the batch is staged, the gradients zeroed).
+    one, _, _ = simulate_step(other + forward * k, backward, optimizer * k, buckets, 1, bandwidth,
+                              latency)
     print("ranks,step_seconds,samples_per_second,efficiency,comm_seconds,exposed_comm_seconds")
     if a.cores is not None and a.cores < 1:
         p.error("--cores must be at least 1")
     for ranks in [int(r) for r in a.ranks.split(",")]:
         f = oversubscription_factor(ranks, a.cores)
-        step, total, exposed = simulate_step(forward * k * f, [(l, s * f) for l, s in backward],
-                                             optimizer * k * f, buckets, ranks, bandwidth, latency)
+        step, total, exposed = simulate_step((other + forward * k) * f,
+                                             [(l, s * f) for l, s in backward], optimizer * k * f,
+                                             buckets, ranks, bandwidth, latency)
         print(f"{ranks},{step:.6g},{a.batch * ranks / step:.6g},{one / step:.4f},{total:.6g},"
               f"{exposed:.6g}")
     return 0

@@ -75,28 +75,51 @@ class Oversubscription(unittest.TestCase):
         self.assertEqual(pm.oversubscription_factor(5, 2), 3)
 
     def test_command_line_stretches_compute_only_beyond_the_cores(self):
-        import io
-        import json
-        import tempfile
-        from contextlib import redirect_stdout
-        # One forward span of 1 ms, one backward span of 2 ms with no gradient bytes, and an
-        # optimizer span of 1 ms: 4 ms of compute, nothing to communicate.
-        events = [{"ph": "X", "pid": 0, "tid": 0, "name": n, "dur": d, "args": a} for n, d, a in [
-            ("forward 0 Linear", 1000, {"step": 1}),
-            ("backward 0 Linear", 2000, {"step": 1, "bytes": 0}),
-            ("optimizer", 1000, {"step": 1})]]
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump({"traceEvents": events}, f)
-        out = io.StringIO()
-        with redirect_stdout(out):
-            pm.main([f.name, "--alpha", "0", "--beta", "1e9", "--ranks", "1,2,3", "--cores", "2"])
-        os.unlink(f.name)
-        steps = [float(line.split(",")[1]) for line in out.getvalue().splitlines()[1:]]
+        # 1 ms forward, 2 ms backward with no gradient bytes, 1 ms optimizer: 4 ms of compute,
+        # nothing to communicate.
+        steps = predict([("forward 0 Linear", 1000, {}), ("backward 0 Linear", 2000, {"bytes": 0}),
+                         ("optimizer", 1000, {})],
+                        ["--alpha", "0", "--beta", "1e9", "--ranks", "1,2,3", "--cores", "2"])
         self.assertEqual(len(steps), 3)
         self.assertAlmostEqual(steps[0], 0.004)
         self.assertAlmostEqual(steps[1], 0.004)
         self.assertAlmostEqual(steps[2], 0.008)
 
+
+class RestOfTheStep(unittest.TestCase):
+    def test_the_step_span_adds_what_the_layers_leave(self):
+        # A 5 ms step whose layers and optimizer take 4 ms: 1 ms of other work, which a shared
+        # core stretches like the rest.
+        steps = predict([("step", 5000, {}), ("forward 0 Linear", 1000, {}),
+                         ("backward 0 Linear", 2000, {"bytes": 0}), ("optimizer", 1000, {})],
+                        ["--alpha", "0", "--beta", "1e9", "--ranks", "1,3", "--cores", "2"])
+        self.assertAlmostEqual(steps[0], 0.005)
+        self.assertAlmostEqual(steps[1], 0.010)
+
+    def test_no_step_span_means_nothing_else(self):
+        steps = predict([("forward 0 Linear", 1000, {}), ("backward 0 Linear", 2000, {"bytes": 0}),
+                         ("optimizer", 1000, {})], ["--alpha", "0", "--beta", "1e9", "--ranks", "1"])
+        self.assertAlmostEqual(steps[0], 0.004)
+
+
+def predict(spans, args):
+    """Writes spans (name, microseconds, args) of one traced step to a trace file, runs the
+    command line on it with args, and returns the predicted step seconds per world size."""
+    import io
+    import json
+    import tempfile
+    from contextlib import redirect_stderr, redirect_stdout
+    events = [{"ph": "X", "pid": 0, "tid": 0, "name": name, "dur": dur, "args": dict(extra, step=1)}
+              for name, dur, extra in spans]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"traceEvents": events}, f)
+    out = io.StringIO()
+    try:
+        with redirect_stdout(out), redirect_stderr(io.StringIO()):
+            pm.main([f.name] + args)
+    finally:
+        os.unlink(f.name)
+    return [float(line.split(",")[1]) for line in out.getvalue().splitlines()[1:]]
 
 if __name__ == "__main__":
     unittest.main()

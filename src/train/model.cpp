@@ -277,6 +277,9 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       be.synchronize();
       const double step_seconds = steady_seconds() - step_wall;
       if (tracing) {
+        // The whole step too: what its layers and optimizer leave is the host's share (staging
+        // the batch, the loss, zeroing the gradients) and, on a GPU, the gaps between launches.
+        tracer->span(Lane::Compute, "step", step_wall, step_wall + step_seconds, steps_done_);
         net_->report_layer_times();  // a GPU's layer markers, now that they are done
         if (opt_begin >= 0)
           tracer->span(Lane::Compute, "optimizer", be.marker_time(opt_begin),

@@ -75,7 +75,10 @@ events = json.load(open(sys.argv[1]))["traceEvents"]
 compute = [e for e in events if e["ph"] == "X" and e["tid"] == 0]
 assert {e["args"]["step"] for e in compute} == {5, 6, 7, 8, 9}, "steps"
 for step in range(5, 10):
-    mine = sorted((e for e in compute if e["args"]["step"] == step), key=lambda e: e["ts"])
+    mine = sorted((e for e in compute if e["args"]["step"] == step and e["name"] != "step"),
+                  key=lambda e: e["ts"])
+    whole = [e for e in compute if e["args"]["step"] == step and e["name"] == "step"]
+    assert len(whole) == 1, whole
     names = [e["name"].split(" ")[0] + " " + e["name"].split(" ")[1] if e["name"] != "optimizer"
              else "optimizer" for e in mine]
     # cnn: 10 layers, of which Flatten (6) aliases its input and runs nothing either way.
