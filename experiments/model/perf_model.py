@@ -115,16 +115,17 @@ def simulate_step(forward, backward, optimizer, buckets, ranks, bandwidth, laten
 
 
 def read_trace(path, rank=0):
-    """Mean forward, per-layer backward and optimizer seconds over the traced steps of a rank,
-    with each layer's gradient bytes, and the rest of the step ("other": staging the batch, the
-    loss, zeroing the gradients, launch gaps), from the traces' "step" spans (0 in traces
-    without them)."""
+    """Median forward, per-layer backward and optimizer seconds over the traced steps of a rank,
+    with each layer's gradient bytes, and the median rest of the step ("other": staging the
+    batch, the loss, zeroing the gradients, launch gaps) from the trace's "step" spans (0 in a
+    trace without them). Medians, as dptrain's step time is: a stray slow step counts for
+    nothing."""
     events = json.load(open(path))["traceEvents"]
     spans = [e for e in events if e.get("ph") == "X" and e.get("pid") == rank and e.get("tid") == 0]
     steps = sorted({e["args"]["step"] for e in spans})
     if not steps:
         raise SystemExit(f"perf_model.py: error: {path}: no compute spans for rank {rank}")
-    per_step = lambda pred: statistics.mean(
+    per_step = lambda pred: statistics.median(
         sum(e["dur"] for e in spans if e["args"]["step"] == s and pred(e)) for s in steps) * 1e-6
     forward = per_step(lambda e: e["name"].startswith("forward "))
     optimizer = per_step(lambda e: e["name"] == "optimizer")
@@ -132,13 +133,16 @@ def read_trace(path, rank=0):
     backward, grads = [], []
     for layer in reversed(layers):
         mine = [e for e in spans if e["name"].startswith(f"backward {layer} ")]
-        backward.append((layer, statistics.mean(e["dur"] for e in mine) * 1e-6))
+        backward.append((layer, statistics.median(e["dur"] for e in mine) * 1e-6))
         grads.append((layer, mine[0]["args"].get("bytes", 0)))
-    whole = [e["dur"] * 1e-6 for e in spans if e["name"] == "step"]
     other = 0.0
-    if whole:
-        other = max(0.0, statistics.mean(whole) - forward - optimizer -
-                    sum(seconds for _, seconds in backward))
+    if any(e["name"] == "step" for e in spans):
+        rest = []
+        for s in steps:
+            mine = [e for e in spans if e["args"]["step"] == s]
+            whole = sum(e["dur"] for e in mine if e["name"] == "step")
+            rest.append(whole - sum(e["dur"] for e in mine if e["name"] != "step"))
+        other = max(0.0, statistics.median(rest) * 1e-6)
     return forward, backward, optimizer, sorted(grads), other
 
 
