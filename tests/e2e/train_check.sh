@@ -50,12 +50,16 @@ case $case_name in
     check_run_dir "$tmp/run" 3 "0.weight 0.bias 2.weight 2.bias 4.weight 4.bias"
     ;;
   cnn_accuracy)
-    # 2 epochs of the cnn preset must reach test accuracy >= 0.89.
-    mpirun -np 2 "$build/dptrain" train --dataset fashion-mnist --model cnn --epochs 2 \
+    # The cnn preset must reach test accuracy >= 0.89. After 2 epochs this recipe sits on that
+    # bound, and the order of float additions alone moves it across: 0.8916 and 0.8897 from two
+    # versions of the CPU kernels that differ only in rounding, 0.8893 on a GPU (one rank, batch
+    # 128), and 0.8875 for PyTorch DDP with the same recipe. So the test trains 3 epochs
+    # (0.8982 here), as the GPU case does.
+    mpirun -np 2 "$build/dptrain" train --dataset fashion-mnist --model cnn --epochs 3 \
       --batch-size 64 --lr 0.05 --momentum 0.9 --out "$tmp/run" | tee "$tmp/out"
     acc=$(final_value "$tmp/out" test_accuracy)
     at_least "$acc" 0.89 || fail "cnn test accuracy $acc < 0.89"
-    check_run_dir "$tmp/run" 2 \
+    check_run_dir "$tmp/run" 3 \
       "0.weight 0.bias 3.weight 3.bias 7.weight 7.bias 9.weight 9.bias"
     ;;
   example_program)
