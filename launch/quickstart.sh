@@ -6,6 +6,6 @@ root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$root_dir/launch/setup.sh"
 source "$root_dir/launch/mpi_env.sh"
 cd "$root_dir"
-echo "+ mpirun -np 2 build/dptrain train --dataset fashion-mnist --model mlp --epochs 3 --batch-size 64 --lr 0.05 --momentum 0.9 $*"
-exec mpirun -np 2 build/dptrain train --dataset fashion-mnist --model mlp --epochs 3 \
-  --batch-size 64 --lr 0.05 --momentum 0.9 "$@"
+echo "+ mpirun -np 2 build/dptrain train --dataset fashion-mnist --model mlp --epochs 5 --batch-size 64 --lr 0.02 --momentum 0.9 $*"
+exec mpirun -np 2 build/dptrain train --dataset fashion-mnist --model mlp --epochs 5 \
+  --batch-size 64 --lr 0.02 --momentum 0.9 "$@"

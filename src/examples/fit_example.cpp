@@ -1,5 +1,5 @@
 // The library's API in one page: train a small CNN on Fashion-MNIST on every rank of the job.
-//   mpirun -np 2 build/fit_example [data folder] [max steps]
+//   mpirun -np 2 build/fit_example [data folder] [max steps] [seed of the initial weights]
 #include <cstdio>
 #include <string>
 
@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   dpt::MpiSession mpi(&argc, &argv);
   const std::string dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
   const int64_t max_steps = argc > 2 ? std::stoll(argv[2]) : -1;
+  const uint64_t seed = argc > 3 ? std::stoull(argv[3]) : 1;
   try {
     auto comm = dpt::make_mpi_communicator();
     auto backend = dpt::make_cpu_backend(/*threads=*/1);
@@ -22,7 +23,7 @@ int main(int argc, char** argv) {
                                           dir + "/t10k-labels-idx1-ubyte.gz");
 
     dpt::Model model({*comm, *backend}, "conv2d(8,3,pad=1) relu maxpool2d(2) flatten linear(10)",
-                     {1, 28, 28}, /*seed=*/1);
+                     {1, 28, 28}, seed);
     model.compile({.name = "adamw", .lr = 1e-3f});
 
     dpt::FitOptions options;
