@@ -32,7 +32,6 @@ class Work {
   virtual double end_time() const = 0;
 };
 
-
 class Communicator {
  public:
   virtual ~Communicator() = default;

@@ -19,10 +19,10 @@
 namespace dpt {
 
 struct Bucket {
-  size_t offset = 0;     // first float of the range in the flat gradient buffer
-  size_t count = 0;      // floats in the range (padding between tensors included)
-  size_t bytes = 0;      // bytes of the tensors it holds (padding excluded)
-  int lowest_layer = 0;  // the bucket is ready once backward has finished this layer
+  size_t offset = 0;            // first float of the range in the flat gradient buffer
+  size_t count = 0;             // floats in the range (padding between tensors included)
+  size_t bytes = 0;             // bytes of the tensors it holds (padding excluded)
+  int lowest_layer = 0;         // the bucket is ready once backward has finished this layer
   std::vector<size_t> tensors;  // indices into the model's param_info()
 };
 

@@ -19,7 +19,8 @@ class SystemError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-[[noreturn]] void throw_call_error(const char* call, const char* file, int line, const std::string& detail);
+[[noreturn]] void throw_call_error(const char* call, const char* file, int line,
+                                   const std::string& detail);
 
 }  // namespace dpt
 
