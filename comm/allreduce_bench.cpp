@@ -4,8 +4,8 @@
 #include <cmath>
 #include <vector>
 
-#include "core/error.hpp"
 #include "kernels/device_buffer.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 

@@ -4,7 +4,7 @@
 #include <limits>
 #include <string>
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/clock.hpp"
+#include "src/core/clock.hpp"
 
 namespace dpt {
 

@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "comm/communicator.hpp"
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 #define DPT_MPI_CHECK(call)                                                                \
   do {                                                                                     \

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <thread>
 
-#include "core/error.hpp"
 #include "kernels/cuda/cuda_check.hpp"
+#include "src/core/error.hpp"
 
 #define DPT_NCCL_CHECK(call)                                                                \
   do {                                                                                      \

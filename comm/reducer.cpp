@@ -1,6 +1,6 @@
 #include "comm/reducer.hpp"
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 

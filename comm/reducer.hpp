@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
-#include "model/sequential.hpp"
+#include "src/model/sequential.hpp"
 
 namespace dpt {
 

@@ -16,11 +16,11 @@
 #include <emmintrin.h>
 #endif
 
-#include "core/error.hpp"
 #include "kernels/backend.hpp"
 #include "kernels/cpu/builtin_gemm.hpp"
 #include "kernels/cpu/im2col.hpp"
 #include "kernels/random.hpp"
+#include "src/core/error.hpp"
 
 #if DPT_WITH_OPENBLAS
 extern "C" void openblas_set_num_threads(int num_threads);

@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "core/clock.hpp"
 #include "kernels/cuda/conv2d_cudnn.hpp"
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/maxpool2d_cudnn.hpp"
+#include "src/core/clock.hpp"
 
 namespace dpt {
 namespace {

@@ -8,7 +8,7 @@
 
 #include <string>
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt::cuda_detail {
 

@@ -1,4 +1,4 @@
-#include "cli/options.hpp"
+#include "src/cli/options.hpp"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

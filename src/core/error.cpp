@@ -1,4 +1,4 @@
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 #include <sstream>
 

@@ -2,8 +2,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include "core/error.hpp"
-#include "data/dataset.hpp"
+#include "src/core/error.hpp"
+#include "src/data/dataset.hpp"
 
 namespace dpt {
 namespace {

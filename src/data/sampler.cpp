@@ -1,4 +1,4 @@
-#include "data/sampler.hpp"
+#include "src/data/sampler.hpp"
 
 #include <cstddef>
 #include <numeric>

@@ -4,9 +4,9 @@
 #include <string>
 
 #include "comm/communicator.hpp"
-#include "data/dataset.hpp"
 #include "kernels/backend.hpp"
-#include "train/model.hpp"
+#include "src/data/dataset.hpp"
+#include "src/train/model.hpp"
 
 int main(int argc, char** argv) {
   dpt::MpiSession mpi(&argc, &argv);

@@ -1,4 +1,4 @@
-#include "model/activations.hpp"
+#include "src/model/activations.hpp"
 
 #include <sstream>
 

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "kernels/device_buffer.hpp"
-#include "model/layer.hpp"
+#include "src/model/layer.hpp"
 
 namespace dpt {
 

@@ -1,8 +1,8 @@
-#include "model/conv2d.hpp"
+#include "src/model/conv2d.hpp"
 
 #include <cmath>
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 

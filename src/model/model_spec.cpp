@@ -1,15 +1,15 @@
-#include "model/model_spec.hpp"
+#include "src/model/model_spec.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <map>
 
-#include "core/error.hpp"
-#include "model/activations.hpp"
-#include "model/conv2d.hpp"
-#include "model/linear.hpp"
-#include "model/maxpool2d.hpp"
+#include "src/core/error.hpp"
+#include "src/model/activations.hpp"
+#include "src/model/conv2d.hpp"
+#include "src/model/linear.hpp"
+#include "src/model/maxpool2d.hpp"
 
 namespace dpt {
 namespace {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "kernels/device_buffer.hpp"
-#include "model/layer.hpp"
+#include "src/model/layer.hpp"
 
 namespace dpt {
 

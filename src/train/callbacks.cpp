@@ -1,4 +1,4 @@
-#include "train/callbacks.hpp"
+#include "src/train/callbacks.hpp"
 
 #include <unistd.h>
 
@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "core/clock.hpp"
-#include "core/error.hpp"
+#include "src/core/clock.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 namespace {

@@ -1,4 +1,4 @@
-#include "train/checkpoint.hpp"
+#include "src/train/checkpoint.hpp"
 
 #include <algorithm>
 #include <cinttypes>
@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <map>
 
-#include "core/error.hpp"
-#include "io/safetensors.hpp"
+#include "src/core/error.hpp"
+#include "src/io/safetensors.hpp"
 
 namespace fs = std::filesystem;
 

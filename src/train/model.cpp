@@ -1,4 +1,4 @@
-#include "train/model.hpp"
+#include "src/train/model.hpp"
 
 #include <time.h>
 
@@ -7,13 +7,13 @@
 #include <limits>
 
 #include "comm/collective_check.hpp"
-#include "core/clock.hpp"
-#include "core/error.hpp"
-#include "data/sampler.hpp"
-#include "io/safetensors.hpp"
 #include "kernels/random.hpp"
-#include "model/model_spec.hpp"
-#include "train/tracer.hpp"
+#include "src/core/clock.hpp"
+#include "src/core/error.hpp"
+#include "src/data/sampler.hpp"
+#include "src/io/safetensors.hpp"
+#include "src/model/model_spec.hpp"
+#include "src/train/tracer.hpp"
 
 namespace dpt {
 namespace {

@@ -14,9 +14,9 @@
 
 #include "comm/communicator.hpp"
 #include "comm/reducer.hpp"
-#include "data/dataset.hpp"
-#include "model/sequential.hpp"
-#include "train/optimizer.hpp"
+#include "src/data/dataset.hpp"
+#include "src/model/sequential.hpp"
+#include "src/train/optimizer.hpp"
 
 namespace dpt {
 

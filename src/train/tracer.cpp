@@ -1,4 +1,4 @@
-#include "train/tracer.hpp"
+#include "src/train/tracer.hpp"
 
 #include <unistd.h>
 
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 
