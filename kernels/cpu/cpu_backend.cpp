@@ -19,8 +19,8 @@
 #include "kernels/backend.hpp"
 #include "kernels/cpu/builtin_gemm.hpp"
 #include "kernels/cpu/im2col.hpp"
-#include "kernels/random.hpp"
 #include "src/core/error.hpp"
+#include "src/core/random.hpp"
 
 #if DPT_WITH_OPENBLAS
 extern "C" void openblas_set_num_threads(int num_threads);

@@ -3,7 +3,7 @@
 #include <cstddef>
 #include <numeric>
 
-#include "kernels/random.hpp"
+#include "src/core/random.hpp"
 
 namespace dpt {
 

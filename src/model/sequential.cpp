@@ -2,9 +2,9 @@
 
 #include <sstream>
 
-#include "kernels/random.hpp"
 #include "src/core/clock.hpp"
 #include "src/core/error.hpp"
+#include "src/core/random.hpp"
 
 namespace dpt {
 

@@ -7,9 +7,9 @@
 #include <limits>
 
 #include "comm/collective_check.hpp"
-#include "kernels/random.hpp"
 #include "src/core/clock.hpp"
 #include "src/core/error.hpp"
+#include "src/core/random.hpp"
 #include "src/data/sampler.hpp"
 #include "src/io/safetensors.hpp"
 #include "src/model/model_spec.hpp"

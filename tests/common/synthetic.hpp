@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/random.hpp"
+#include "src/core/random.hpp"
 #include "src/data/dataset.hpp"
 
 namespace dpt::testing {

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "kernels/backend.hpp"
-#include "kernels/random.hpp"
+#include "src/core/random.hpp"
 #include "src/model/activations.hpp"
 #include "src/model/conv2d.hpp"
 #include "src/model/linear.hpp"
