@@ -6,7 +6,6 @@
 #include <functional>
 #include <limits>
 
-#include "comm/collective_check.hpp"
 #include "src/core/clock.hpp"
 #include "src/core/error.hpp"
 #include "src/core/random.hpp"
