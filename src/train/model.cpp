@@ -12,6 +12,7 @@
 #include "src/data/sampler.hpp"
 #include "src/io/safetensors.hpp"
 #include "src/model/model_spec.hpp"
+#include "src/train/buckets.hpp"
 #include "src/train/tracer.hpp"
 
 namespace dpt {
@@ -251,7 +252,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
         // communicator orders each allreduce after the work queued so far (a device event
         // for NCCL, a copy that waits for the queue when staging through host memory).
         reducer.begin(net_->grads());
-        net_->backward(dlogits.data(), b, [&](int layer) { reducer.layer_done(layer); });
+        net_->backward(dlogits.data(), b, [&](int layer) { reducer.stage_done(layer); });
         backward_done = be.record_marker();
       }
       StepCommStats cs;

@@ -7,6 +7,7 @@
 #include "kernels/backend.hpp"
 #include "src/model/model_spec.hpp"
 #include "src/model/sequential.hpp"
+#include "src/train/buckets.hpp"
 
 namespace dpt {
 namespace {
