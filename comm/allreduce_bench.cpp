@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/device_buffer.hpp"
+#include "kernels/runtime/device_buffer.hpp"
 #include "src/core/error.hpp"
 
 namespace dpt {
@@ -45,7 +45,7 @@ void validate(const AllreduceBenchOptions& o) {
   if (o.iters < 1 || o.warmup < 0) throw InputError("option -n/-w: need -n >= 1 and -w >= 0");
 }
 
-int64_t run_allreduce_bench(Communicator& comm, Backend& be, const AllreduceBenchOptions& o,
+int64_t run_allreduce_bench(Communicator& comm, Device& be, const AllreduceBenchOptions& o,
                             std::FILE* out) {
   validate(o);
   const int p = comm.size(), rank = comm.rank();
@@ -61,7 +61,7 @@ int64_t run_allreduce_bench(Communicator& comm, Backend& be, const AllreduceBenc
                  "(GB/s)", "(GB/s)", "");
   }
   std::vector<float> buf;
-  DeviceBuffer dev;  // the backend's memory: where training's gradients live
+  DeviceBuffer dev;  // the device's memory: where training's gradients live
   int64_t total_wrong = 0;
   for (uint64_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= o.factor) {
     const size_t count = bytes / 4;

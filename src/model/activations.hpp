@@ -1,7 +1,7 @@
 // Layers without parameters: ReLU, Flatten, Dropout.
 #pragma once
 
-#include "kernels/device_buffer.hpp"
+#include "kernels/runtime/device_buffer.hpp"
 #include "src/model/layer.hpp"
 
 namespace dpt {

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "kernels/device_buffer.hpp"
+#include "kernels/runtime/device_buffer.hpp"
 #include "src/model/layer.hpp"
 
 namespace dpt {

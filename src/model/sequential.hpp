@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/device_buffer.hpp"
+#include "kernels/runtime/device_buffer.hpp"
 #include "src/model/layer.hpp"
 
 namespace dpt {

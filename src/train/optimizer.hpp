@@ -7,7 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/device_buffer.hpp"
+#include "kernels/backend.hpp"
+#include "kernels/runtime/device_buffer.hpp"
 
 namespace dpt {
 

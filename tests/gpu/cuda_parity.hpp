@@ -13,7 +13,7 @@
 
 #include "kernels/backend.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
-#include "kernels/device_buffer.hpp"
+#include "kernels/runtime/device_buffer.hpp"
 #include "src/core/random.hpp"
 
 namespace dpt::gputest {
