@@ -19,12 +19,12 @@
 #include "comm/collective_check.hpp"
 #include "comm/communicator.hpp"
 #include "kernels/backend.hpp"
-#include "src/cli/devices.hpp"
 #include "src/cli/options.hpp"
 #include "src/core/error.hpp"
 #include "src/data/dataset.hpp"
 #include "src/train/callbacks.hpp"
 #include "src/train/checkpoint.hpp"
+#include "src/train/devices.hpp"
 #include "src/train/model.hpp"
 #include "src/train/tracer.hpp"
 

@@ -1,4 +1,4 @@
-#include "src/cli/devices.hpp"
+#include "src/train/devices.hpp"
 
 #include <sched.h>
 #include <unistd.h>
