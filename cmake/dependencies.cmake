@@ -9,8 +9,8 @@
 #   DPT_OPENBLAS  AUTO / ON / OFF  without it: the CPU backend's built-in sgemm
 # AUTO uses what is found, ON makes a missing library an error, OFF does not look for it.
 #
-# Sets DPT_HAVE_MPI, DPT_HAVE_ZLIB and DPT_HAVE_OPENBLAS, and for dptrain_core:
-#   DPT_DEPENDENCY_LIBS, DPT_DEPENDENCY_INCLUDE_DIRS, DPT_DEPENDENCY_DEFINITIONS (DPT_WITH_*=0/1).
+# Sets DPT_HAVE_MPI, DPT_HAVE_ZLIB and DPT_HAVE_OPENBLAS (CMakeLists.txt links each to the layer
+# that uses it), and DPT_DEPENDENCY_DEFINITIONS (DPT_WITH_*=0/1, for every layer).
 
 set(DPT_DEPS_DIR "" CACHE PATH
     "Folder with include/{CLI,nlohmann} and googletest/, for a machine without the Debian packages")
@@ -42,8 +42,6 @@ function(dpt_find_mode dep out)
 endfunction()
 
 find_package(Threads REQUIRED)
-set(DPT_DEPENDENCY_LIBS Threads::Threads)
-set(DPT_DEPENDENCY_INCLUDE_DIRS "")
 set(DPT_DEPENDENCY_DEFINITIONS "")
 
 # Header-only: the package's CMake config where installed, else the header under DPT_DEPS_DIR (or
@@ -64,7 +62,6 @@ if(NOT nlohmann_json_FOUND)
   dpt_header_only_dep(nlohmann_json nlohmann_json::nlohmann_json nlohmann/json.hpp
                       nlohmann-json3-dev)
 endif()
-list(APPEND DPT_DEPENDENCY_LIBS nlohmann_json::nlohmann_json)
 find_package(CLI11 CONFIG QUIET)
 if(NOT CLI11_FOUND)
   dpt_header_only_dep(CLI11 CLI11::CLI11 CLI/CLI.hpp libcli11-dev)
@@ -83,9 +80,7 @@ if(NOT DPT_MPI STREQUAL "OFF")
             "dptrain: MPI ${MPI_C_VERSION} (${MPI_C_COMPILER}), launcher ${MPIEXEC_EXECUTABLE}")
   endif()
 endif()
-if(DPT_HAVE_MPI)
-  list(APPEND DPT_DEPENDENCY_LIBS MPI::MPI_C)
-else()
+if(NOT DPT_HAVE_MPI)
   dpt_dependency_absent(MPI "MPI not found"
     "building a single-process dptrain (one rank, no mpirun; comm/self_communicator.cpp)")
 endif()
@@ -98,9 +93,7 @@ if(NOT DPT_ZLIB STREQUAL "OFF")
     set(DPT_HAVE_ZLIB ON)
   endif()
 endif()
-if(DPT_HAVE_ZLIB)
-  list(APPEND DPT_DEPENDENCY_LIBS ZLIB::ZLIB)
-else()
+if(NOT DPT_HAVE_ZLIB)
   dpt_dependency_absent(ZLIB "zlib not found"
     "building without it; gzip-compressed data files are refused (gunzip them first)")
 endif()
@@ -120,10 +113,7 @@ if(NOT DPT_OPENBLAS STREQUAL "OFF")
     endif()
   endif()
 endif()
-if(DPT_HAVE_OPENBLAS)
-  list(APPEND DPT_DEPENDENCY_LIBS ${BLAS_LIBRARIES})
-  list(APPEND DPT_DEPENDENCY_INCLUDE_DIRS ${CBLAS_INCLUDE_DIR})
-else()
+if(NOT DPT_HAVE_OPENBLAS)
   dpt_dependency_absent(OPENBLAS "OpenBLAS not found"
     "the CPU backend uses its built-in sgemm (kernels/cpu/builtin_gemm.cpp: slower, one thread)")
 endif()

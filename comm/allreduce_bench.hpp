@@ -8,7 +8,7 @@
 #include <string>
 
 #include "comm/communicator.hpp"
-#include "kernels/backend.hpp"
+#include "kernels/runtime/device.hpp"
 
 namespace dpt {
 
@@ -27,7 +27,7 @@ void validate(const AllreduceBenchOptions& o);
 
 // Collective, over buffers in `be`'s memory. Rank 0 prints the table to `out`; returns the
 // total of wrong elements (all ranks).
-int64_t run_allreduce_bench(Communicator& comm, Backend& be, const AllreduceBenchOptions& o,
+int64_t run_allreduce_bench(Communicator& comm, Device& be, const AllreduceBenchOptions& o,
                             std::FILE* out);
 
 }  // namespace dpt

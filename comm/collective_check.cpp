@@ -1,20 +1,11 @@
 #include "comm/collective_check.hpp"
 
-#include <cstdio>
 #include <limits>
 #include <string>
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
-
-void print_error(int rank, int world_size, const std::string& message) {
-  if (world_size > 1 && rank != 0)
-    std::fprintf(stderr, "dptrain: error: rank %d: %s\n", rank, message.c_str());
-  else
-    std::fprintf(stderr, "dptrain: error: %s\n", message.c_str());
-  std::fflush(stderr);
-}
 
 void run_collectively(Communicator& comm, const std::function<void()>& fn) {
   std::string message;

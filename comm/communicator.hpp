@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/clock.hpp"
+#include "src/core/clock.hpp"
 
 namespace dpt {
 
@@ -31,7 +31,6 @@ class Work {
   virtual double start_time() const = 0;
   virtual double end_time() const = 0;
 };
-
 
 class Communicator {
  public:

@@ -16,26 +16,32 @@
 #include <thread>
 
 #include "comm/communicator.hpp"
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
-#define DPT_MPI_CHECK(call)                                                                 \
-  do {                                                                                      \
-    int dpt_mpi_rc_ = (call);                                                               \
-    if (dpt_mpi_rc_ != MPI_SUCCESS) {                                                       \
-      char dpt_msg_[MPI_MAX_ERROR_STRING];                                                  \
-      int dpt_len_ = 0;                                                                     \
-      MPI_Error_string(dpt_mpi_rc_, dpt_msg_, &dpt_len_);                                   \
+#define DPT_MPI_CHECK(call)                                                                \
+  do {                                                                                     \
+    int dpt_mpi_rc_ = (call);                                                              \
+    if (dpt_mpi_rc_ != MPI_SUCCESS) {                                                      \
+      char dpt_msg_[MPI_MAX_ERROR_STRING];                                                 \
+      int dpt_len_ = 0;                                                                    \
+      MPI_Error_string(dpt_mpi_rc_, dpt_msg_, &dpt_len_);                                  \
       ::dpt::throw_call_error(#call, __FILE__, __LINE__, std::string(dpt_msg_, dpt_len_)); \
-    }                                                                                       \
+    }                                                                                      \
   } while (0)
 
 namespace dpt {
 
 size_t dtype_size(DataType t) {
   switch (t) {
-    case DataType::F32: case DataType::I32: return 4;
-    case DataType::F64: case DataType::I64: case DataType::U64: return 8;
-    case DataType::Byte: return 1;
+    case DataType::F32:
+    case DataType::I32:
+      return 4;
+    case DataType::F64:
+    case DataType::I64:
+    case DataType::U64:
+      return 8;
+    case DataType::Byte:
+      return 1;
   }
   return 1;
 }
@@ -44,21 +50,31 @@ namespace {
 
 MPI_Datatype to_mpi(DataType t) {
   switch (t) {
-    case DataType::F32: return MPI_FLOAT;
-    case DataType::F64: return MPI_DOUBLE;
-    case DataType::I32: return MPI_INT32_T;
-    case DataType::I64: return MPI_INT64_T;
-    case DataType::U64: return MPI_UINT64_T;
-    case DataType::Byte: return MPI_BYTE;
+    case DataType::F32:
+      return MPI_FLOAT;
+    case DataType::F64:
+      return MPI_DOUBLE;
+    case DataType::I32:
+      return MPI_INT32_T;
+    case DataType::I64:
+      return MPI_INT64_T;
+    case DataType::U64:
+      return MPI_UINT64_T;
+    case DataType::Byte:
+      return MPI_BYTE;
   }
   return MPI_BYTE;
 }
 
 MPI_Op to_mpi(ReduceOp op) {
   switch (op) {
-    case ReduceOp::Sum: case ReduceOp::Avg: return MPI_SUM;
-    case ReduceOp::Max: return MPI_MAX;
-    case ReduceOp::Min: return MPI_MIN;
+    case ReduceOp::Sum:
+    case ReduceOp::Avg:
+      return MPI_SUM;
+    case ReduceOp::Max:
+      return MPI_MAX;
+    case ReduceOp::Min:
+      return MPI_MIN;
   }
   return MPI_SUM;
 }
@@ -85,9 +101,12 @@ struct TaskState {
 
 class MpiWork final : public Work {
  public:
-  MpiWork(std::shared_ptr<TaskState> s, std::atomic<int>& waiting, std::string what,
-          double timeout, int rank)
-      : s_(std::move(s)), waiting_(waiting), what_(std::move(what)), timeout_(timeout),
+  MpiWork(std::shared_ptr<TaskState> s, std::atomic<int>& waiting, std::string what, double timeout,
+          int rank)
+      : s_(std::move(s)),
+        waiting_(waiting),
+        what_(std::move(what)),
+        timeout_(timeout),
         rank_(rank) {}
   void wait() override {
     waiting_.fetch_add(1);
@@ -103,8 +122,7 @@ class MpiWork final : public Work {
     waiting_.fetch_sub(1);
     if (!done) {
       char msg[256];
-      std::snprintf(msg, sizeof(msg),
-                    "%s did not complete within %g s (--comm-timeout) on rank %d",
+      std::snprintf(msg, sizeof(msg), "%s did not complete within %g s (--comm-timeout) on rank %d",
                     what_.c_str(), timeout_, rank_);
       throw CommTimeout(msg);
     }
@@ -177,29 +195,37 @@ class MpiCommunicator final : public Communicator {
                                         ReduceOp op) override {
     if (op == ReduceOp::Avg && type != DataType::F32 && type != DataType::F64)
       throw SystemError("allreduce: average needs a floating-point type");
-    return submit([=, this] {
-      if (size_ > 1 && count > 0) {
-        MPI_Request req;
-        DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), to_mpi(type),
-                                     to_mpi(op), comm_, &req));
-        wait_for(&req, main_waiting_, oversubscribed_);
-      }
-      if (op == ReduceOp::Avg && size_ > 1) scale(data, count, type, 1.0 / size_);
-    }, "allreduce of " + std::to_string(count) + " elements");
+    return submit(
+        [=, this] {
+          if (size_ > 1 && count > 0) {
+            MPI_Request req;
+            DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), to_mpi(type),
+                                         to_mpi(op), comm_, &req));
+            wait_for(&req, main_waiting_, oversubscribed_);
+          }
+          if (op == ReduceOp::Avg && size_ > 1) scale(data, count, type, 1.0 / size_);
+        },
+        "allreduce of " + std::to_string(count) + " elements");
   }
 
   void broadcast(void* data, size_t count, DataType type, int root) override {
-    submit([=, this] {
-      if (size_ > 1 && count > 0)
-        DPT_MPI_CHECK(MPI_Bcast(data, static_cast<int>(count), to_mpi(type), root, comm_));
-    }, "broadcast")->wait();
+    submit(
+        [=, this] {
+          if (size_ > 1 && count > 0)
+            DPT_MPI_CHECK(MPI_Bcast(data, static_cast<int>(count), to_mpi(type), root, comm_));
+        },
+        "broadcast")
+        ->wait();
   }
 
   void allgather(const void* send, void* recv, size_t count, DataType type) override {
-    submit([=, this] {
-      DPT_MPI_CHECK(MPI_Allgather(send, static_cast<int>(count), to_mpi(type), recv,
-                                  static_cast<int>(count), to_mpi(type), comm_));
-    }, "allgather")->wait();
+    submit(
+        [=, this] {
+          DPT_MPI_CHECK(MPI_Allgather(send, static_cast<int>(count), to_mpi(type), recv,
+                                      static_cast<int>(count), to_mpi(type), comm_));
+        },
+        "allgather")
+        ->wait();
   }
 
   void barrier() override {
@@ -215,8 +241,7 @@ class MpiCommunicator final : public Communicator {
     for (int peer = 0; peer < size_; ++peer) {
       if (peer == rank_) continue;
       MPI_Request r;
-      if (MPI_Isend(&alive, 1, MPI_INT, peer, kTag, health_, &r) == MPI_SUCCESS)
-        sends.push_back(r);
+      if (MPI_Isend(&alive, 1, MPI_INT, peer, kTag, health_, &r) == MPI_SUCCESS) sends.push_back(r);
       MPI_Irecv(&inbox[peer], 1, MPI_INT, peer, kTag, health_, &recvs[peer]);
     }
     const double deadline = steady_seconds() + seconds;

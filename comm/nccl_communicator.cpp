@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <thread>
 
-#include "core/error.hpp"
-#include "kernels/cuda/cuda_check.hpp"
+#include "kernels/runtime/cuda_check.hpp"
+#include "src/core/error.hpp"
 
 #define DPT_NCCL_CHECK(call)                                                                \
   do {                                                                                      \
@@ -122,10 +122,8 @@ class NcclWork final : public Work {
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(Communicator& bootstrap, CudaBackend& backend)
-      : boot_(bootstrap),
-        backend_(backend),
-        compute_(static_cast<cudaStream_t>(backend.compute_stream())) {
+  NcclCommunicator(Communicator& bootstrap, CudaDevice& gpu)
+      : boot_(bootstrap), gpu_(gpu), compute_(static_cast<cudaStream_t>(gpu.compute_stream())) {
     ncclUniqueId id{};
     if (boot_.rank() == 0) DPT_NCCL_CHECK(ncclGetUniqueId(&id));
     boot_.broadcast(&id, sizeof(id), DataType::Byte, 0);
@@ -160,7 +158,7 @@ class NcclCommunicator final : public Communicator {
 
   std::unique_ptr<Work> allreduce_async(void* data, size_t count, DataType type,
                                         ReduceOp op) override {
-    if (!backend_.is_device_memory(data)) {
+    if (!gpu_.is_device_memory(data)) {
       boot_.set_timeout(timeout());
       return boot_.allreduce_async(data, count, type, op);
     }
@@ -171,7 +169,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   void broadcast(void* data, size_t count, DataType type, int root) override {
-    if (!backend_.is_device_memory(data)) {
+    if (!gpu_.is_device_memory(data)) {
       boot_.set_timeout(timeout());
       return boot_.broadcast(data, count, type, root);
     }
@@ -181,7 +179,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   void allgather(const void* send, void* recv, size_t count, DataType type) override {
-    if (!backend_.is_device_memory(send) || !backend_.is_device_memory(recv)) {
+    if (!gpu_.is_device_memory(send) || !gpu_.is_device_memory(recv)) {
       boot_.set_timeout(timeout());
       return boot_.allgather(send, recv, count, type);
     }
@@ -223,7 +221,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   Communicator& boot_;
-  CudaBackend& backend_;  // tells device buffers (NCCL) from host ones (the bootstrap)
+  CudaDevice& gpu_;  // tells device buffers (NCCL) from host ones (the bootstrap)
   cudaStream_t compute_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t ready_ = nullptr;
@@ -233,9 +231,8 @@ class NcclCommunicator final : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap,
-                                                     CudaBackend& backend) {
-  return std::make_unique<NcclCommunicator>(bootstrap, backend);
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, CudaDevice& device) {
+  return std::make_unique<NcclCommunicator>(bootstrap, device);
 }
 
 std::string nccl_version() {

@@ -12,14 +12,14 @@
 #include <string>
 
 #include "comm/communicator.hpp"
-#include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/runtime/cuda_device.hpp"
 
 namespace dpt {
 
-// Collective over the ranks of `bootstrap`; a collective follows the work queued on `backend`'s
+// Collective over the ranks of `bootstrap`; a collective follows the work queued on `device`'s
 // compute stream, and goes to NCCL for its device memory. The current CUDA device must be the
-// rank's device. `bootstrap` must outlive the result.
-std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, CudaBackend& backend);
+// rank's device. `bootstrap` and `device` must outlive the result.
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, CudaDevice& device);
 
 // "NCCL 2.28.3" (the library loaded).
 std::string nccl_version();

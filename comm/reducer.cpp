@@ -1,21 +1,24 @@
 #include "comm/reducer.hpp"
 
-#include "core/error.hpp"
+#include <cstdint>
+#include <utility>
+
+#include "src/core/error.hpp"
 
 namespace dpt {
 
-std::vector<Bucket> assign_buckets(const std::vector<ParamInfo>& params, size_t first_cap_bytes,
+std::vector<Bucket> assign_buckets(const std::vector<ParamRange>& params, size_t first_cap_bytes,
                                    size_t cap_bytes) {
   std::vector<Bucket> buckets;
   Bucket current;
   size_t cap = cap_bytes == 0 ? SIZE_MAX : first_cap_bytes;
   const auto close = [&] {
     if (current.tensors.empty()) return;
-    const ParamInfo& low = params[current.tensors.back()];
-    const ParamInfo& high = params[current.tensors.front()];
+    const ParamRange& low = params[current.tensors.back()];
+    const ParamRange& high = params[current.tensors.front()];
     current.offset = low.offset;
     current.count = high.offset + high.numel - low.offset;
-    current.lowest_layer = low.layer;
+    current.lowest_layer = low.stage;
     buckets.push_back(std::move(current));
     current = Bucket{};
     if (cap_bytes != 0) cap = cap_bytes;
@@ -47,9 +50,9 @@ void Reducer::launch(size_t index) {
   work_.push_back(comm_.allreduce_async(grads_ + b.offset, b.count, DataType::F32, ReduceOp::Sum));
 }
 
-void Reducer::layer_done(int layer) {
-  // Backward runs from the last layer down, so buckets complete in the order they were built.
-  while (next_ < buckets_.size() && buckets_[next_].lowest_layer >= layer) launch(next_++);
+void Reducer::stage_done(int stage) {
+  // Backward's stages count down, so buckets complete in the order they were built.
+  while (next_ < buckets_.size() && buckets_[next_].lowest_layer >= stage) launch(next_++);
 }
 
 StepCommStats Reducer::finish() {

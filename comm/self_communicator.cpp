@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 

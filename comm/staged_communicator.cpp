@@ -4,7 +4,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/device_buffer.hpp"
+#include "kernels/runtime/device_buffer.hpp"
 
 namespace dpt {
 namespace {
@@ -13,7 +13,7 @@ namespace {
 // the buckets of a step, all in flight at once, each get their own, reused step after step.
 class BufferPool {
  public:
-  explicit BufferPool(Backend& be) : be_(be) {}
+  explicit BufferPool(Device& be) : be_(be) {}
   std::unique_ptr<PinnedBuffer> take() {
     if (free_.empty()) return std::make_unique<PinnedBuffer>(be_);
     std::unique_ptr<PinnedBuffer> b = std::move(free_.back());
@@ -23,13 +23,13 @@ class BufferPool {
   void give(std::unique_ptr<PinnedBuffer> b) { free_.push_back(std::move(b)); }
 
  private:
-  Backend& be_;
+  Device& be_;
   std::vector<std::unique_ptr<PinnedBuffer>> free_;
 };
 
 class StagedWork final : public Work {
  public:
-  StagedWork(std::unique_ptr<Work> inner, Backend& be, BufferPool& pool,
+  StagedWork(std::unique_ptr<Work> inner, Device& be, BufferPool& pool,
              std::unique_ptr<PinnedBuffer> buffer, void* device, const void* host, size_t bytes)
       : inner_(std::move(inner)),
         be_(be),
@@ -58,7 +58,7 @@ class StagedWork final : public Work {
 
  private:
   std::unique_ptr<Work> inner_;
-  Backend& be_;
+  Device& be_;
   BufferPool& pool_;
   std::unique_ptr<PinnedBuffer> buffer_;
   void* device_;
@@ -68,7 +68,7 @@ class StagedWork final : public Work {
 
 class StagedCommunicator final : public Communicator {
  public:
-  StagedCommunicator(Communicator& host, Backend& be) : host_(host), be_(be), pool_(be) {}
+  StagedCommunicator(Communicator& host, Device& be) : host_(host), be_(be), pool_(be) {}
 
   std::string name() const override { return host_.name(); }
   int rank() const override { return host_.rank(); }
@@ -83,7 +83,7 @@ class StagedCommunicator final : public Communicator {
     const size_t bytes = count * dtype_size(type);
     std::unique_ptr<PinnedBuffer> buffer = pool_.take();
     void* staging = buffer->get(bytes);
-    // copy_to_host waits for the backend's queue, so the gradients backward wrote are final.
+    // copy_to_host waits for the device's queue, so the gradients backward wrote are final.
     be_.copy_to_host(staging, data, bytes);
     std::unique_ptr<Work> inner = host_.allreduce_async(staging, count, type, op);
     return std::make_unique<StagedWork>(std::move(inner), be_, pool_, std::move(buffer), data,
@@ -128,14 +128,14 @@ class StagedCommunicator final : public Communicator {
 
  private:
   Communicator& host_;
-  Backend& be_;
+  Device& be_;
   BufferPool pool_;  // outlives every StagedWork: the Reducer drops them each step
 };
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_staged_communicator(Communicator& host, Backend& backend) {
-  return std::make_unique<StagedCommunicator>(host, backend);
+std::unique_ptr<Communicator> make_staged_communicator(Communicator& host, Device& device) {
+  return std::make_unique<StagedCommunicator>(host, device);
 }
 
 }  // namespace dpt

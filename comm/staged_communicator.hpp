@@ -9,12 +9,12 @@
 #include <memory>
 
 #include "comm/communicator.hpp"
-#include "kernels/backend.hpp"
+#include "kernels/runtime/device.hpp"
 
 namespace dpt {
 
-// `host` and `backend` must outlive the result. With a CPU backend every pointer is host
-// memory, and the result behaves exactly as `host`.
-std::unique_ptr<Communicator> make_staged_communicator(Communicator& host, Backend& backend);
+// `host` and `device` must outlive the result. On the CPU every pointer is host memory, and the
+// result behaves exactly as `host`.
+std::unique_ptr<Communicator> make_staged_communicator(Communicator& host, Device& device);
 
 }  // namespace dpt

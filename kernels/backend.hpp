@@ -1,5 +1,6 @@
 // Backend: the compute operations the layers, losses and optimizers need, on one device.
 //
+// A Backend is a Device (kernels/runtime/device.hpp: memory, copies, queue, markers) with ops.
 // Pointers passed to a backend point into its own memory (host memory for the CPU backend,
 // device memory for CUDA). Layers never touch that memory directly: they call these ops, so the
 // same layer code runs on every backend. Every op of a backend has a twin on the CPU backend,
@@ -9,10 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <string>
-#include <vector>
 
-#include "core/clock.hpp"
+#include "kernels/runtime/device.hpp"
 
 namespace dpt {
 
@@ -55,50 +54,14 @@ struct AdamWScalars {
 };
 AdamWScalars adamw_scalars(const AdamWParams& p);
 
-class Backend {
+// Virtual inheritance: a backend's implementation also derives from the Device implementation
+// of its runtime (CpuDevice, CudaDevice), and both must be the one Device it is.
+class Backend : public virtual Device {
  public:
-  virtual ~Backend() = default;
-  virtual std::string name() const = 0;
-
-  // Memory of this backend, in bytes; alloc returns zeroed memory.
-  virtual void* alloc(size_t bytes) = 0;
-  virtual void free(void* p) = 0;
-  virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
-  virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
-  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill(float* p, size_t n, float value) = 0;
   // p[i] = (2 u - 1) * bound with u = uniform_float(seed, i): the same values on every backend
   // (parameter initialisation, PyTorch's U(-bound, bound)).
   virtual void fill_uniform(float* p, size_t n, float bound, uint64_t seed) = 0;
-  // Waits for all queued work (a no-op on the CPU).
-  virtual void synchronize() {}
-  // Host memory that this backend copies from fastest (page-locked on CUDA), and a copy from it
-  // that may return before it is done (ordered before every later op of this backend). The
-  // source must stay untouched until the next synchronize().
-  virtual void* alloc_host(size_t bytes) { return alloc(bytes); }
-  virtual void free_host(void* p) { free(p); }
-  virtual void copy_from_host_async(void* dst, const void* src, size_t bytes) {
-    copy_from_host(dst, src, bytes);
-  }
-  // Whether p points into memory of this backend that the host cannot read directly (so a
-  // communicator that works on host memory must stage it). Always false on the CPU.
-  virtual bool is_device_memory(const void* p) const { return false; }
-  // Whether ops return before their work is done (a GPU's queue). Then host clocks measure
-  // launching, and times come from markers instead.
-  virtual bool asynchronous() const { return false; }
-  // A point in this backend's queue: record_marker() marks "all work queued so far", and
-  // marker_time() gives when that work completed, in steady_seconds(), once synchronize() has
-  // returned. Markers are valid until the next synchronize() after they were read. On the CPU
-  // the work is done when queued, so a marker is the time of recording.
-  virtual int record_marker() {
-    markers_.push_back(steady_seconds());
-    return static_cast<int>(markers_.size() - 1);
-  }
-  virtual double marker_time(int marker) { return markers_.at(marker); }
-  virtual void clear_markers() { markers_.clear(); }
-  // Named ranges for profilers (NVTX on CUDA, so that Nsight Systems shows them); no-op here.
-  virtual void push_range(const char* name) {}
-  virtual void pop_range() {}
 
   // Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, with leading dimensions.
   virtual void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
@@ -143,21 +106,6 @@ class Backend {
   virtual void scale(float* p, size_t n, float factor) = 0;
   // Number of NaN or infinite values among n floats.
   virtual size_t count_nonfinite(const float* p, size_t n) = 0;
-
- private:
-  std::vector<double> markers_;
-};
-
-// Marks a profiler range for the life of the object.
-class ScopedRange {
- public:
-  ScopedRange(Backend& be, const char* name) : be_(be) { be_.push_range(name); }
-  ~ScopedRange() { be_.pop_range(); }
-  ScopedRange(const ScopedRange&) = delete;
-  ScopedRange& operator=(const ScopedRange&) = delete;
-
- private:
-  Backend& be_;
 };
 
 // The CPU backend (OpenBLAS). `threads` sets the BLAS thread count for this process.

@@ -16,11 +16,12 @@
 #include <emmintrin.h>
 #endif
 
-#include "core/error.hpp"
 #include "kernels/backend.hpp"
 #include "kernels/cpu/builtin_gemm.hpp"
 #include "kernels/cpu/im2col.hpp"
-#include "kernels/random.hpp"
+#include "kernels/runtime/cpu_device.hpp"
+#include "src/core/error.hpp"
+#include "src/core/random.hpp"
 
 #if DPT_WITH_OPENBLAS
 extern "C" void openblas_set_num_threads(int num_threads);
@@ -29,7 +30,8 @@ extern "C" void openblas_set_num_threads(int num_threads);
 namespace dpt {
 namespace {
 
-class CpuBackend final : public Backend {
+// Its memory, copies and markers are the CpuDevice's.
+class CpuBackend final : public Backend, public CpuDevice {
  public:
   // The built-in sgemm runs on the calling thread only, so it has no thread count to set.
   explicit CpuBackend([[maybe_unused]] int threads) {
@@ -38,26 +40,6 @@ class CpuBackend final : public Backend {
 #endif
   }
 
-  std::string name() const override { return "cpu"; }
-
-  void* alloc(size_t bytes) override {
-    // 64-byte alignment for vector loads; aligned_alloc needs a multiple of the alignment.
-    size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded);
-    if (!p) throw SystemError("out of host memory allocating " + std::to_string(bytes) + " bytes");
-    std::memset(p, 0, rounded);
-    return p;
-  }
-  void free(void* p) override { std::free(p); }
-  void copy_from_host(void* dst, const void* src, size_t bytes) override {
-    if (bytes) std::memcpy(dst, src, bytes);
-  }
-  void copy_to_host(void* dst, const void* src, size_t bytes) override {
-    if (bytes) std::memcpy(dst, src, bytes);
-  }
-  void copy(void* dst, const void* src, size_t bytes) override {
-    if (bytes) std::memmove(dst, src, bytes);
-  }
   void fill(float* p, size_t n, float value) override { std::fill(p, p + n, value); }
   void fill_uniform(float* p, size_t n, float bound, uint64_t seed) override {
     for (size_t i = 0; i < n; ++i) p[i] = (2.0f * uniform_float(seed, i) - 1.0f) * bound;

@@ -1,10 +1,10 @@
 // Bias over the channel axis of [outer, channels, inner] tensors: added in forward, summed in
 // backward.
+#include <algorithm>
+
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
-
-#include <algorithm>
 
 namespace dpt::gpu {
 
@@ -80,8 +80,8 @@ void launch_bias_grad(const float* dy, float* dbias, int outer, int channels, in
     bias_grad_columns_kernel<<<(static_cast<unsigned>(channels) + kBlock - 1) / kBlock, kBlock, 0,
                                stream>>>(dy, dbias, outer, channels);
   else
-    bias_grad_planes_kernel<<<static_cast<unsigned>(channels), 512, 0, stream>>>(
-        dy, dbias, outer, channels, inner);
+    bias_grad_planes_kernel<<<static_cast<unsigned>(channels), 512, 0, stream>>>(dy, dbias, outer,
+                                                                                 channels, inner);
   DPT_CUDA_CHECK_LAUNCH();
 }
 

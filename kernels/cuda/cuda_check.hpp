@@ -1,20 +1,16 @@
-// Check macros for CUDA runtime, cuBLAS and cuDNN calls: a failure throws SystemError naming the
-// call, the file and line, and the library's own description of the error.
+// Check macros for cuBLAS and cuDNN calls (and, from the runtime, CUDA's): a failure throws
+// SystemError naming the call, the file and line, and the library's own description of the error.
 #pragma once
 
 #include <cublas_v2.h>
-#include <cuda_runtime.h>
 #include <cudnn.h>
 
 #include <string>
 
-#include "core/error.hpp"
+#include "kernels/runtime/cuda_check.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt::cuda_detail {
-
-inline std::string cuda_error_text(cudaError_t rc) {
-  return std::string(cudaGetErrorName(rc)) + ": " + cudaGetErrorString(rc);
-}
 
 inline std::string cudnn_error_text(cudnnStatus_t rc) {
   // cuDNN 9 keeps a more specific message for the last failure of this thread.
@@ -26,18 +22,6 @@ inline std::string cudnn_error_text(cudnnStatus_t rc) {
 }
 
 }  // namespace dpt::cuda_detail
-
-#define DPT_CUDA_CHECK(call)                                                      \
-  do {                                                                            \
-    const cudaError_t dpt_cuda_rc_ = (call);                                      \
-    if (dpt_cuda_rc_ != cudaSuccess)                                              \
-      ::dpt::throw_call_error(#call, __FILE__, __LINE__,                          \
-                              ::dpt::cuda_detail::cuda_error_text(dpt_cuda_rc_)); \
-  } while (0)
-
-// After a kernel launch: reports a bad launch configuration at once (faults inside the kernel
-// surface at the next synchronizing call, which is checked too).
-#define DPT_CUDA_CHECK_LAUNCH() DPT_CUDA_CHECK(cudaGetLastError())
 
 #define DPT_CUBLAS_CHECK(call)                                                          \
   do {                                                                                  \

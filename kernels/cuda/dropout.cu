@@ -1,9 +1,9 @@
-// Inverted dropout with the counter-based stream of kernels/random.hpp, so that the mask is the
+// Inverted dropout with the counter-based stream of src/core/random.hpp, so that the mask is the
 // CPU backend's mask bit for bit.
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
-#include "kernels/random.hpp"
+#include "src/core/random.hpp"
 
 namespace dpt::gpu {
 

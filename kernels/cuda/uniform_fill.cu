@@ -1,9 +1,9 @@
-// Uniform random fill from the counter-based stream of kernels/random.hpp: parameter
+// Uniform random fill from the counter-based stream of src/core/random.hpp: parameter
 // initialisation on the GPU, equal bit for bit to the CPU backend's.
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
-#include "kernels/random.hpp"
+#include "src/core/random.hpp"
 
 namespace dpt::gpu {
 

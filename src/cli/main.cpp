@@ -15,18 +15,18 @@
 #include <tuple>
 #include <vector>
 
-#include "cli/devices.hpp"
-#include "cli/options.hpp"
 #include "comm/allreduce_bench.hpp"
 #include "comm/collective_check.hpp"
 #include "comm/communicator.hpp"
-#include "core/error.hpp"
-#include "data/dataset.hpp"
 #include "kernels/backend.hpp"
-#include "train/callbacks.hpp"
-#include "train/checkpoint.hpp"
-#include "train/model.hpp"
-#include "train/tracer.hpp"
+#include "src/cli/options.hpp"
+#include "src/core/error.hpp"
+#include "src/data/dataset.hpp"
+#include "src/train/callbacks.hpp"
+#include "src/train/checkpoint.hpp"
+#include "src/train/devices.hpp"
+#include "src/train/model.hpp"
+#include "src/train/tracer.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,4 @@
-#include "cli/options.hpp"
+#include "src/cli/options.hpp"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -39,8 +39,7 @@ void append_config_file_options(CLI::App& train, std::vector<std::string>& args)
   for (const CLI::ConfigItem& item : items) {
     if (item.name == "++" || item.name == "--") continue;  // section markers
     if (!item.parents.empty() && !(item.parents.size() == 1 && item.parents[0] == "train"))
-      throw CLI::ValidationError("--config", path + ": unknown section [" +
-                                 item.parents[0] + "]");
+      throw CLI::ValidationError("--config", path + ": unknown section [" + item.parents[0] + "]");
     const std::string flag = "--" + item.name;
     const CLI::Option* opt = train.get_option_no_throw(flag);
     if (!opt || item.name == "config")
@@ -73,27 +72,32 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   train->add_option("--config", t.config,
                     "Read options from a TOML file (keys as the long option names, at the top "
                     "level or under [train]); flags on the command line win");
-  train->add_option("--dataset", t.dataset,
-                    "Data set: fashion-mnist (the Debian package's files) or a folder holding "
-                    "train/t10k images and labels IDX files")
+  train
+      ->add_option("--dataset", t.dataset,
+                   "Data set: fashion-mnist (the Debian package's files) or a folder holding "
+                   "train/t10k images and labels IDX files")
       ->capture_default_str();
-  train->add_option("--train-images", t.train_images, "Training images: IDX (gzipped or not) or .npy");
+  train->add_option("--train-images", t.train_images,
+                    "Training images: IDX (gzipped or not) or .npy");
   train->add_option("--train-labels", t.train_labels, "Training labels: IDX or .npy");
   train->add_option("--test-images", t.test_images, "Test images: IDX or .npy");
   train->add_option("--test-labels", t.test_labels, "Test labels: IDX or .npy");
-  train->add_option("--model", t.model,
-                    "Preset (mlp, cnn) or layer spec, e.g. \"conv2d(32,3,pad=1) relu "
-                    "maxpool2d(2) flatten linear(10)\"")
+  train
+      ->add_option("--model", t.model,
+                   "Preset (mlp, cnn) or layer spec, e.g. \"conv2d(32,3,pad=1) relu "
+                   "maxpool2d(2) flatten linear(10)\"")
       ->capture_default_str();
-  train->add_option("--device", t.device,
-                    "Where to compute: cuda (rank r uses the GPU of its local rank), cpu, or auto "
-                    "(cuda where a GPU is visible)")
+  train
+      ->add_option("--device", t.device,
+                   "Where to compute: cuda (rank r uses the GPU of its local rank), cpu, or auto "
+                   "(cuda where a GPU is visible)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
-  train->add_option("--comm", t.comm,
-                    "Gradient allreduce: nccl (GPU memory), mpi (host memory; with cuda it "
-                    "stages through host buffers, so ranks may share a GPU), or auto (nccl for "
-                    "cuda, mpi for cpu)")
+  train
+      ->add_option("--comm", t.comm,
+                   "Gradient allreduce: nccl (GPU memory), mpi (host memory; with cuda it "
+                   "stages through host buffers, so ranks may share a GPU), or auto (nccl for "
+                   "cuda, mpi for cpu)")
       ->check(CLI::IsMember({"auto", "nccl", "mpi"}))
       ->capture_default_str();
   train->add_option("--epochs", t.epochs, "Passes over the training data")
@@ -118,27 +122,32 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
       ->check(CLI::Range(0.0, 0.999999))
       ->capture_default_str();
   train->add_flag("--nesterov", t.nesterov, "Nesterov momentum (SGD)");
-  train->add_option("--weight-decay", t.weight_decay,
-                    "Weight decay (default: 0 for sgd, 0.01 for adamw, as in PyTorch)")
+  train
+      ->add_option("--weight-decay", t.weight_decay,
+                   "Weight decay (default: 0 for sgd, 0.01 for adamw, as in PyTorch)")
       ->check(CLI::Range(0.0, 1.0));
   train->add_flag("--no-shuffle", t.no_shuffle, "Keep the data in file order");
   train->add_option("--seed", t.seed, "Seed of initial weights, data order and dropout")
       ->capture_default_str();
-  train->add_option("--threads", t.threads,
-                    "BLAS threads per rank (default: cores / ranks on this node)")
+  train
+      ->add_option("--threads", t.threads,
+                   "BLAS threads per rank (default: cores / ranks on this node)")
       ->check(CLI::Range(1, 1024));
-  train->add_option("--accumulate", t.accumulate,
-                    "Micro-batches per optimizer step (gradient accumulation); only the last "
-                    "one communicates")
+  train
+      ->add_option("--accumulate", t.accumulate,
+                   "Micro-batches per optimizer step (gradient accumulation); only the last "
+                   "one communicates")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
-  train->add_option("--bucket-mb", t.bucket_mb,
-                    "Gradient bucket cap in MiB; each bucket's allreduce starts during backward "
-                    "(0: one allreduce after backward)")
+  train
+      ->add_option("--bucket-mb", t.bucket_mb,
+                   "Gradient bucket cap in MiB; each bucket's allreduce starts during backward "
+                   "(0: one allreduce after backward)")
       ->check(CLI::Range(0.0, 1e6))
       ->capture_default_str();
-  train->add_option("--first-bucket-mb", t.first_bucket_mb,
-                    "Cap of the first (last layers') bucket in MiB")
+  train
+      ->add_option("--first-bucket-mb", t.first_bucket_mb,
+                   "Cap of the first (last layers') bucket in MiB")
       ->check(CLI::Range(1e-6, 1e6))
       ->capture_default_str();
   train->add_option("--trace", t.trace,
@@ -146,29 +155,34 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
                     "--trace-steps to this JSON file");
   train->add_option("--trace-steps", t.trace_steps, "Steps A to B-1 to trace, as A:B")
       ->capture_default_str();
-  train->add_option("--checkpoint-every", t.checkpoint_every,
-                    "Write a checkpoint to DIR/checkpoints every N steps and at the end (0: never)")
+  train
+      ->add_option("--checkpoint-every", t.checkpoint_every,
+                   "Write a checkpoint to DIR/checkpoints every N steps and at the end (0: never)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 50))
       ->capture_default_str();
-  train->add_option("--keep-checkpoints", t.keep_checkpoints,
-                    "Keep the newest K checkpoints (0: all)")
+  train
+      ->add_option("--keep-checkpoints", t.keep_checkpoints,
+                   "Keep the newest K checkpoints (0: all)")
       ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
   train->add_option("--resume", t.resume,
                     "Continue from a checkpoint: auto (the newest good one in DIR/checkpoints; "
                     "fresh start if there is none) or a checkpoint file");
-  train->add_option("--comm-timeout", t.comm_timeout,
-                    "Seconds a collective may take before this rank ends the job with an error "
-                    "(0: wait forever)")
+  train
+      ->add_option("--comm-timeout", t.comm_timeout,
+                   "Seconds a collective may take before this rank ends the job with an error "
+                   "(0: wait forever)")
       ->check(CLI::Range(0.0, 1e7))
       ->capture_default_str();
-  train->add_option("--on-nonfinite", t.on_nonfinite,
-                    "A NaN or Inf in the loss or averaged gradients: stop (with the step and "
-                    "layer) or skip that optimizer step on every rank")
+  train
+      ->add_option("--on-nonfinite", t.on_nonfinite,
+                   "A NaN or Inf in the loss or averaged gradients: stop (with the step and "
+                   "layer) or skip that optimizer step on every rank")
       ->check(CLI::IsMember({"stop", "skip"}))
       ->capture_default_str();
-  train->add_option("--check-replicas", t.check_replicas,
-                    "Compare a checksum of the parameters across ranks every N steps (0: never)")
+  train
+      ->add_option("--check-replicas", t.check_replicas,
+                   "Compare a checksum of the parameters across ranks every N steps (0: never)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 50))
       ->capture_default_str();
   // Fault injection for the tests; not shown in --help.
@@ -178,7 +192,8 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
                     "Start from these weights (safetensors, named as nn.Sequential names them)");
   train->add_option("--out", t.out, "Run directory (default: runs/<timestamp>)");
 
-  CLI::App* info = app.add_subcommand("info", "Print each rank's host, rank, local rank and versions");
+  CLI::App* info =
+      app.add_subcommand("info", "Print each rank's host, rank, local rank and versions");
 
   CLI::App* bench = app.add_subcommand("bench", "Benchmarks of the communication");
   bench->require_subcommand(1);
@@ -193,8 +208,9 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   allreduce->add_option("-n,--iters", ba.iters, "Timed iterations per size")->capture_default_str();
   allreduce->add_option("-w,--warmup_iters", ba.warmup, "Untimed iterations per size")
       ->capture_default_str();
-  allreduce->add_option("--comm", ba.comm,
-                        "Communicator: mpi (host buffers) or nccl (GPU buffers, one GPU per rank)")
+  allreduce
+      ->add_option("--comm", ba.comm,
+                   "Communicator: mpi (host buffers) or nccl (GPU buffers, one GPU per rank)")
       ->check(CLI::IsMember({"mpi", "nccl"}))
       ->capture_default_str();
 

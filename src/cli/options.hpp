@@ -35,8 +35,8 @@ struct TrainOptions {
   double comm_timeout = 120;
   std::string on_nonfinite = "stop";
   int64_t check_replicas = 0;
-  int64_t inject_nan_step = -1;      // test-only
-  std::string inject_drift;          // test-only, RANK:STEP
+  int64_t inject_nan_step = -1;  // test-only
+  std::string inject_drift;      // test-only, RANK:STEP
   std::string init_weights;
   std::string out;  // default runs/<timestamp>
   std::string config;

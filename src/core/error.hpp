@@ -1,4 +1,5 @@
-// Errors: a user-facing InputError for bad input (exit code 2) and check macros for library calls.
+// Errors: a user-facing InputError for bad input (exit code 2), SystemError for failed calls
+// (exit code 1), JobError for a job that is ending, and how an error is printed.
 #pragma once
 
 #include <stdexcept>
@@ -19,7 +20,21 @@ class SystemError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-[[noreturn]] void throw_call_error(const char* call, const char* file, int line, const std::string& detail);
+// The job is ending with `exit_code`; the reason has already been printed by the rank that failed.
+class JobError : public std::runtime_error {
+ public:
+  explicit JobError(int exit_code) : std::runtime_error("job error"), exit_code_(exit_code) {}
+  int exit_code() const { return exit_code_; }
+
+ private:
+  int exit_code_;
+};
+
+[[noreturn]] void throw_call_error(const char* call, const char* file, int line,
+                                   const std::string& detail);
+
+// The one-line form of an error on stderr, with the rank when the job has several.
+void print_error(int rank, int world_size, const std::string& message);
 
 }  // namespace dpt
 

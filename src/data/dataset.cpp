@@ -1,4 +1,4 @@
-#include "data/dataset.hpp"
+#include "src/data/dataset.hpp"
 
 #if DPT_WITH_ZLIB
 #include <zlib.h>
@@ -13,7 +13,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 namespace {

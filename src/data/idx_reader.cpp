@@ -2,8 +2,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include "core/error.hpp"
-#include "data/dataset.hpp"
+#include "src/core/error.hpp"
+#include "src/data/dataset.hpp"
 
 namespace dpt {
 namespace {
@@ -49,8 +49,8 @@ NdArray parse_idx(const std::string& path, std::span<const uint8_t> bytes) {
   }
   const size_t ndim = bytes[3];
   if (ndim < 1 || ndim > 4) {
-    fail(path, "the IDX header declares " + std::to_string(ndim) +
-                   " dimensions (supported: 1 to 4)");
+    fail(path,
+         "the IDX header declares " + std::to_string(ndim) + " dimensions (supported: 1 to 4)");
   }
   const size_t header = 4 + 4 * ndim;
   if (bytes.size() < header) {

@@ -4,8 +4,8 @@
 #include <limits>
 #include <string_view>
 
-#include "core/error.hpp"
-#include "data/dataset.hpp"
+#include "src/core/error.hpp"
+#include "src/data/dataset.hpp"
 
 namespace dpt {
 namespace {

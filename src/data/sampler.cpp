@@ -1,9 +1,9 @@
-#include "data/sampler.hpp"
+#include "src/data/sampler.hpp"
 
 #include <cstddef>
 #include <numeric>
 
-#include "kernels/random.hpp"
+#include "src/core/random.hpp"
 
 namespace dpt {
 

@@ -4,9 +4,9 @@
 #include <string>
 
 #include "comm/communicator.hpp"
-#include "data/dataset.hpp"
 #include "kernels/backend.hpp"
-#include "train/model.hpp"
+#include "src/data/dataset.hpp"
+#include "src/train/model.hpp"
 
 int main(int argc, char** argv) {
   dpt::MpiSession mpi(&argc, &argv);
@@ -17,10 +17,10 @@ int main(int argc, char** argv) {
     auto comm = dpt::make_mpi_communicator();
     auto backend = dpt::make_cpu_backend(/*threads=*/1);
 
-    dpt::Dataset train = dpt::load_dataset(dir + "/train-images-idx3-ubyte.gz",
-                                           dir + "/train-labels-idx1-ubyte.gz");
-    dpt::Dataset test = dpt::load_dataset(dir + "/t10k-images-idx3-ubyte.gz",
-                                          dir + "/t10k-labels-idx1-ubyte.gz");
+    dpt::Dataset train =
+        dpt::load_dataset(dir + "/train-images-idx3-ubyte.gz", dir + "/train-labels-idx1-ubyte.gz");
+    dpt::Dataset test =
+        dpt::load_dataset(dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
 
     dpt::Model model({*comm, *backend}, "conv2d(8,3,pad=1) relu maxpool2d(2) flatten linear(10)",
                      {1, 28, 28}, seed);

@@ -1,4 +1,4 @@
-#include "io/safetensors.hpp"
+#include "src/io/safetensors.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,7 +14,7 @@
 #include <set>
 #include <stdexcept>
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 namespace {

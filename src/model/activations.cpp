@@ -1,4 +1,4 @@
-#include "model/activations.hpp"
+#include "src/model/activations.hpp"
 
 #include <sstream>
 
@@ -31,8 +31,7 @@ std::string Dropout::describe() const {
   return os.str();
 }
 
-void Dropout::forward(Backend& be, const float* x, float* y, int batch,
-                      const ForwardContext& ctx) {
+void Dropout::forward(Backend& be, const float* x, float* y, int batch, const ForwardContext& ctx) {
   const size_t n = static_cast<size_t>(batch) * shape_numel(in_);
   masked_ = ctx.training && p_ > 0;
   if (!masked_) {

@@ -1,8 +1,8 @@
 // Layers without parameters: ReLU, Flatten, Dropout.
 #pragma once
 
-#include "kernels/device_buffer.hpp"
-#include "model/layer.hpp"
+#include "kernels/runtime/device_buffer.hpp"
+#include "src/model/layer.hpp"
 
 namespace dpt {
 

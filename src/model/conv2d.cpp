@@ -1,14 +1,14 @@
-#include "model/conv2d.hpp"
+#include "src/model/conv2d.hpp"
 
 #include <cmath>
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 
 std::string Conv2d::describe() const {
-  return "Conv2d(" + std::to_string(in_c_) + ", " + std::to_string(out_c_) + ", kernel_size=" +
-         std::to_string(k_) + ", stride=" + std::to_string(stride_) +
+  return "Conv2d(" + std::to_string(in_c_) + ", " + std::to_string(out_c_) +
+         ", kernel_size=" + std::to_string(k_) + ", stride=" + std::to_string(stride_) +
          ", padding=" + std::to_string(pad_) + ")";
 }
 

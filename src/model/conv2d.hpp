@@ -1,6 +1,6 @@
 #pragma once
 
-#include "model/layer.hpp"
+#include "src/model/layer.hpp"
 
 namespace dpt {
 

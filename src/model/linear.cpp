@@ -1,8 +1,8 @@
-#include "model/linear.hpp"
+#include "src/model/linear.hpp"
 
 #include <cmath>
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 

@@ -1,6 +1,6 @@
-#include "model/maxpool2d.hpp"
+#include "src/model/maxpool2d.hpp"
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 

@@ -1,7 +1,7 @@
 #pragma once
 
-#include "kernels/device_buffer.hpp"
-#include "model/layer.hpp"
+#include "kernels/runtime/device_buffer.hpp"
+#include "src/model/layer.hpp"
 
 namespace dpt {
 

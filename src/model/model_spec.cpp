@@ -1,15 +1,15 @@
-#include "model/model_spec.hpp"
+#include "src/model/model_spec.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <map>
 
-#include "core/error.hpp"
-#include "model/activations.hpp"
-#include "model/conv2d.hpp"
-#include "model/linear.hpp"
-#include "model/maxpool2d.hpp"
+#include "src/core/error.hpp"
+#include "src/model/activations.hpp"
+#include "src/model/conv2d.hpp"
+#include "src/model/linear.hpp"
+#include "src/model/maxpool2d.hpp"
 
 namespace dpt {
 namespace {
@@ -57,8 +57,8 @@ class SpecParser {
 
  private:
   void skip_separators() {
-    while (pos_ < spec_.size() && (std::isspace(static_cast<unsigned char>(spec_[pos_])) ||
-                                   spec_[pos_] == ','))
+    while (pos_ < spec_.size() &&
+           (std::isspace(static_cast<unsigned char>(spec_[pos_])) || spec_[pos_] == ','))
       ++pos_;
   }
 
@@ -180,8 +180,7 @@ std::vector<std::unique_ptr<Layer>> parse_model_spec(const std::string& model) {
     } else if (call.name == "conv2d") {
       Args a(parser, call, {"out", "kernel", "stride", "pad"});
       const int out = a.integer(0, 0, 1, true), k = a.integer(1, 0, 1, true);
-      layers.push_back(
-          std::make_unique<Conv2d>(out, k, a.integer(2, 1, 1), a.integer(3, 0, 0)));
+      layers.push_back(std::make_unique<Conv2d>(out, k, a.integer(2, 1, 1), a.integer(3, 0, 0)));
     } else if (call.name == "maxpool2d") {
       Args a(parser, call, {"kernel", "stride"});
       const int k = a.integer(0, 0, 1, true);

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "model/layer.hpp"
+#include "src/model/layer.hpp"
 
 namespace dpt {
 

@@ -1,10 +1,10 @@
-#include "model/sequential.hpp"
+#include "src/model/sequential.hpp"
 
 #include <sstream>
 
-#include "core/clock.hpp"
-#include "core/error.hpp"
-#include "kernels/random.hpp"
+#include "src/core/clock.hpp"
+#include "src/core/error.hpp"
+#include "src/core/random.hpp"
 
 namespace dpt {
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/device_buffer.hpp"
-#include "model/layer.hpp"
+#include "kernels/runtime/device_buffer.hpp"
+#include "src/model/layer.hpp"
 
 namespace dpt {
 

@@ -1,15 +1,15 @@
-#include "train/callbacks.hpp"
+#include "src/train/callbacks.hpp"
 
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <nlohmann/json.hpp>
+#include <string>
 
-#include "core/clock.hpp"
-#include "core/error.hpp"
+#include "src/core/clock.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 namespace {
@@ -20,8 +20,7 @@ bool stdout_is_terminal(std::FILE* out) {
   if (!isatty(fileno(out))) return false;
   const char* term = std::getenv("TERM");
   if (!term || std::string(term) == "dumb") return false;
-  if (!std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("PMI_SIZE") &&
-      !std::getenv("PMIX_RANK"))
+  if (!std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("PMI_SIZE") && !std::getenv("PMIX_RANK"))
     return true;
   char target[256] = {};
   const std::string link = "/proc/" + std::to_string(getppid()) + "/fd/1";
@@ -59,8 +58,8 @@ void ProgressPrinter::on_step_end(int epoch, int64_t step_in_epoch, int64_t, dou
   const double now = steady_seconds();
   if (now - last_draw_ < 0.2 && step_in_epoch != steps_per_epoch_) return;
   last_draw_ = now;
-  const double rate = static_cast<double>(step_in_epoch) * batch_ * world_ /
-                      std::max(1e-9, now - epoch_start_);
+  const double rate =
+      static_cast<double>(step_in_epoch) * batch_ * world_ / std::max(1e-9, now - epoch_start_);
   std::fprintf(out_, "\repoch %d/%d  step %lld/%lld  loss %.4f (rank 0)  %.0f samples/s\033[K",
                epoch, epochs_, static_cast<long long>(step_in_epoch),
                static_cast<long long>(steps_per_epoch_), loss_sum_ / loss_count_, rate);

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <string>
 
-#include "train/model.hpp"
+#include "src/train/model.hpp"
 
 namespace dpt {
 

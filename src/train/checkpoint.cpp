@@ -1,4 +1,4 @@
-#include "train/checkpoint.hpp"
+#include "src/train/checkpoint.hpp"
 
 #include <algorithm>
 #include <cinttypes>
@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <map>
 
-#include "core/error.hpp"
-#include "io/safetensors.hpp"
+#include "src/core/error.hpp"
+#include "src/io/safetensors.hpp"
 
 namespace fs = std::filesystem;
 
@@ -51,7 +51,8 @@ struct Named {
 std::vector<Named> checkpoint_tensors(const Model& model) {
   const Sequential& net = const_cast<Model&>(model).net();
   std::vector<Named> out;
-  for (const ParamInfo& p : net.param_info()) out.push_back({p.name, p.shape, net.params() + p.offset});
+  for (const ParamInfo& p : net.param_info())
+    out.push_back({p.name, p.shape, net.params() + p.offset});
   if (const Optimizer* opt = model.optimizer())
     for (const auto& [state, base] : opt->state())
       for (const ParamInfo& p : net.param_info())

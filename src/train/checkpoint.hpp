@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "train/model.hpp"
+#include "src/train/model.hpp"
 
 namespace dpt {
 

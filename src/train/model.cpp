@@ -1,4 +1,4 @@
-#include "train/model.hpp"
+#include "src/train/model.hpp"
 
 #include <time.h>
 
@@ -6,14 +6,14 @@
 #include <functional>
 #include <limits>
 
-#include "comm/collective_check.hpp"
-#include "core/clock.hpp"
-#include "core/error.hpp"
-#include "data/sampler.hpp"
-#include "io/safetensors.hpp"
-#include "kernels/random.hpp"
-#include "model/model_spec.hpp"
-#include "train/tracer.hpp"
+#include "src/core/clock.hpp"
+#include "src/core/error.hpp"
+#include "src/core/random.hpp"
+#include "src/data/sampler.hpp"
+#include "src/io/safetensors.hpp"
+#include "src/model/model_spec.hpp"
+#include "src/train/buckets.hpp"
+#include "src/train/tracer.hpp"
 
 namespace dpt {
 namespace {
@@ -252,7 +252,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
         // communicator orders each allreduce after the work queued so far (a device event
         // for NCCL, a copy that waits for the queue when staging through host memory).
         reducer.begin(net_->grads());
-        net_->backward(dlogits.data(), b, [&](int layer) { reducer.layer_done(layer); });
+        net_->backward(dlogits.data(), b, [&](int layer) { reducer.stage_done(layer); });
         backward_done = be.record_marker();
       }
       StepCommStats cs;

@@ -5,18 +5,18 @@
 // the data-parallel work (sharding, gradient averaging, reducing metrics) happens inside.
 #pragma once
 
-#include <memory>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "comm/communicator.hpp"
 #include "comm/reducer.hpp"
-#include "data/dataset.hpp"
-#include "model/sequential.hpp"
-#include "train/optimizer.hpp"
+#include "src/data/dataset.hpp"
+#include "src/model/sequential.hpp"
+#include "src/train/optimizer.hpp"
 
 namespace dpt {
 
@@ -38,10 +38,10 @@ struct FitOptions {
   int64_t max_steps = -1;  // stop after this many optimizer steps in all (< 0: no limit)
   int batch_size = 64;     // per rank
   bool shuffle = true;
-  uint64_t seed = 0;       // data order and dropout
+  uint64_t seed = 0;  // data order and dropout
   int eval_batch_size = 500;
-  int accumulate = 1;      // micro-batches per optimizer step; only the last communicates
-  double bucket_mb = 25;   // gradient bucket cap in MiB; 0: one allreduce after backward
+  int accumulate = 1;     // micro-batches per optimizer step; only the last communicates
+  double bucket_mb = 25;  // gradient bucket cap in MiB; 0: one allreduce after backward
   double first_bucket_mb = 1;
   std::string trace_path;  // Chrome trace of steps [trace_first, trace_last) when not empty
   int64_t trace_first = 0, trace_last = 0;
@@ -72,10 +72,10 @@ struct EvalResult {
 };
 
 struct EpochMetrics {
-  int epoch = 0;             // 1-based
-  int64_t step = 0;          // optimizer steps so far
-  int64_t epoch_steps = 0;   // optimizer steps in this epoch
-  double train_loss = 0;     // mean over the epoch's samples, all ranks (0 without steps)
+  int epoch = 0;            // 1-based
+  int64_t step = 0;         // optimizer steps so far
+  int64_t epoch_steps = 0;  // optimizer steps in this epoch
+  double train_loss = 0;    // mean over the epoch's samples, all ranks (0 without steps)
   std::optional<EvalResult> test;
   double samples_per_second = 0;  // global samples per second of training time
   double train_seconds = 0;
@@ -84,10 +84,10 @@ struct EpochMetrics {
   double compute_seconds = 0;
   double comm_seconds = 0;
   double exposed_comm_seconds = 0;
-  double overlap_fraction = 0;  // hidden / total communication (0 when there was none)
-  int64_t nonfinite_skips = 0;  // optimizer steps skipped for non-finite gradients
+  double overlap_fraction = 0;     // hidden / total communication (0 when there was none)
+  int64_t nonfinite_skips = 0;     // optimizer steps skipped for non-finite gradients
   double median_step_seconds = 0;  // rank 0's median step wall time in this epoch
-  double elapsed_seconds = 0;     // since fit started
+  double elapsed_seconds = 0;      // since fit started
   int world_size = 1;
   int64_t global_batch = 0;
 };
@@ -110,8 +110,7 @@ class Model {
   Model(Environment env, const std::string& spec, const Shape& input_shape, uint64_t seed = 0);
 
   // Loss: "softmax_cross_entropy" (the one there is). Metrics: "accuracy".
-  void compile(const OptimizerConfig& optimizer,
-               const std::string& loss = "softmax_cross_entropy",
+  void compile(const OptimizerConfig& optimizer, const std::string& loss = "softmax_cross_entropy",
                const std::vector<std::string>& metrics = {"accuracy"});
 
   std::vector<EpochMetrics> fit(const Dataset& train, const FitOptions& options,

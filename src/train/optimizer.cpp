@@ -1,9 +1,9 @@
-#include "train/optimizer.hpp"
+#include "src/train/optimizer.hpp"
 
 #include <cmath>
 #include <sstream>
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 

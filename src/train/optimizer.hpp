@@ -7,16 +7,17 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/device_buffer.hpp"
+#include "kernels/backend.hpp"
+#include "kernels/runtime/device_buffer.hpp"
 
 namespace dpt {
 
 struct OptimizerConfig {
   std::string name = "sgd";  // "sgd" or "adamw"
   float lr = 0.01f;
-  float momentum = 0.0f;      // sgd
-  bool nesterov = false;      // sgd
-  float weight_decay = -1.0f; // < 0: the optimizer's default (sgd 0, adamw 0.01, as PyTorch)
+  float momentum = 0.0f;       // sgd
+  bool nesterov = false;       // sgd
+  float weight_decay = -1.0f;  // < 0: the optimizer's default (sgd 0, adamw 0.01, as PyTorch)
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // adamw
 };
 

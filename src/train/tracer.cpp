@@ -1,4 +1,4 @@
-#include "train/tracer.hpp"
+#include "src/train/tracer.hpp"
 
 #include <unistd.h>
 
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt {
 
@@ -24,19 +24,30 @@ void Tracer::write(Communicator& comm, const std::string& path) const {
   // This rank's events as one JSON array text; pid is the rank, tid the lane.
   nlohmann::json mine = nlohmann::json::array();
   const int rank = comm.rank();
-  mine.push_back({{"ph", "M"}, {"pid", rank}, {"name", "process_name"},
+  mine.push_back({{"ph", "M"},
+                  {"pid", rank},
+                  {"name", "process_name"},
                   {"args", {{"name", "rank " + std::to_string(rank)}}}});
-  mine.push_back({{"ph", "M"}, {"pid", rank}, {"name", "process_sort_index"},
+  mine.push_back({{"ph", "M"},
+                  {"pid", rank},
+                  {"name", "process_sort_index"},
                   {"args", {{"sort_index", rank}}}});
   for (int lane = 0; lane < 2; ++lane)
-    mine.push_back({{"ph", "M"}, {"pid", rank}, {"tid", lane}, {"name", "thread_name"},
+    mine.push_back({{"ph", "M"},
+                    {"pid", rank},
+                    {"tid", lane},
+                    {"name", "thread_name"},
                     {"args", {{"name", lane == 0 ? "compute" : "communication"}}}});
   for (const Event& e : events_) {
     nlohmann::json args = {{"step", e.step}};
     if (e.bytes >= 0) args["bytes"] = e.bytes;
-    mine.push_back({{"ph", "X"}, {"pid", rank}, {"tid", static_cast<int>(e.lane)},
-                    {"name", e.name}, {"ts", (e.start - origin_) * 1e6},
-                    {"dur", (e.end - e.start) * 1e6}, {"args", args}});
+    mine.push_back({{"ph", "X"},
+                    {"pid", rank},
+                    {"tid", static_cast<int>(e.lane)},
+                    {"name", e.name},
+                    {"ts", (e.start - origin_) * 1e6},
+                    {"dur", (e.end - e.start) * 1e6},
+                    {"args", args}});
   }
   const std::string text = mine.dump();
 

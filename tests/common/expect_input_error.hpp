@@ -7,7 +7,7 @@
 #include <source_location>
 #include <string>
 
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace dpt::testing {
 

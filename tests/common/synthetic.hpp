@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "data/dataset.hpp"
-#include "kernels/random.hpp"
+#include "src/core/random.hpp"
+#include "src/data/dataset.hpp"
 
 namespace dpt::testing {
 

@@ -2,8 +2,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/error.hpp"
-#include "data/dataset.hpp"
+#include "src/core/error.hpp"
+#include "src/data/dataset.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

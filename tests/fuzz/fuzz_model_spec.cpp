@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <string>
 
-#include "core/error.hpp"
-#include "model/model_spec.hpp"
+#include "src/core/error.hpp"
+#include "src/model/model_spec.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 4096) return 0;

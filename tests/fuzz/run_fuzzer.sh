@@ -10,7 +10,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 out=$root/build-fuzz
 mkdir -p "$out/artifacts" "$out/corpus-$target"
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -I"$root/src" -I"$root")
+       -I"$root")
 case $target in
   idx | npy) sources=(-DDPT_WITH_ZLIB=1 "$root/src/data/dataset.cpp"
                       "$root/src/data/idx_reader.cpp" "$root/src/data/npy_reader.cpp" -lz) ;;

@@ -13,8 +13,8 @@
 
 #include "kernels/backend.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
-#include "kernels/device_buffer.hpp"
-#include "kernels/random.hpp"
+#include "kernels/runtime/device_buffer.hpp"
+#include "src/core/random.hpp"
 
 namespace dpt::gputest {
 
@@ -46,7 +46,7 @@ class CudaParity : public ::testing::Test {
   static Backend& gpu() { return *gpu_; }
   static Backend& cpu() { return *cpu_; }
 
-  // Uniform in [lo, hi) from stream `seed` (kernels/random.hpp).
+  // Uniform in [lo, hi) from stream `seed` (src/core/random.hpp).
   static std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.0f,
                                           float hi = 1.0f) {
     std::vector<float> v(n);

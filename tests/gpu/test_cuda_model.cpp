@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "cuda_parity.hpp"
-#include "model/model_spec.hpp"
-#include "model/sequential.hpp"
+#include "src/model/model_spec.hpp"
+#include "src/model/sequential.hpp"
+#include "tests/gpu/cuda_parity.hpp"
 
 namespace dpt::gputest {
 namespace {

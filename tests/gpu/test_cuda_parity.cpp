@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "core/clock.hpp"
-#include "cuda_parity.hpp"
+#include "src/core/clock.hpp"
+#include "tests/gpu/cuda_parity.hpp"
 
 namespace dpt::gputest {
 namespace {

@@ -1,6 +1,5 @@
 // Multi-rank behaviour, run by ctest under mpirun -np 2 and -np 3.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,11 +10,11 @@
 
 #include "comm/collective_check.hpp"
 #include "comm/communicator.hpp"
-#include "common/synthetic.hpp"
-#include "core/error.hpp"
 #include "kernels/backend.hpp"
-#include "train/checkpoint.hpp"
-#include "train/model.hpp"
+#include "src/core/error.hpp"
+#include "src/train/checkpoint.hpp"
+#include "src/train/model.hpp"
+#include "tests/common/synthetic.hpp"
 
 namespace dpt {
 namespace {

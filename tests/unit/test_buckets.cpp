@@ -5,8 +5,9 @@
 
 #include "comm/reducer.hpp"
 #include "kernels/backend.hpp"
-#include "model/model_spec.hpp"
-#include "model/sequential.hpp"
+#include "src/model/model_spec.hpp"
+#include "src/model/sequential.hpp"
+#include "src/train/buckets.hpp"
 
 namespace dpt {
 namespace {

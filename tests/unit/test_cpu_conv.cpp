@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "kernels/backend.hpp"
-#include "kernels/random.hpp"
+#include "src/core/random.hpp"
 
 namespace dpt {
 namespace {

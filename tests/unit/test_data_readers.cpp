@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "common/expect_input_error.hpp"
-#include "core/error.hpp"
-#include "data/dataset.hpp"
+#include "src/core/error.hpp"
+#include "src/data/dataset.hpp"
+#include "tests/common/expect_input_error.hpp"
 
 namespace {
 

@@ -17,13 +17,13 @@
 #include <vector>
 
 #include "kernels/backend.hpp"
-#include "kernels/random.hpp"
-#include "model/activations.hpp"
-#include "model/conv2d.hpp"
-#include "model/linear.hpp"
-#include "model/maxpool2d.hpp"
-#include "model/model_spec.hpp"
-#include "model/sequential.hpp"
+#include "src/core/random.hpp"
+#include "src/model/activations.hpp"
+#include "src/model/conv2d.hpp"
+#include "src/model/linear.hpp"
+#include "src/model/maxpool2d.hpp"
+#include "src/model/model_spec.hpp"
+#include "src/model/sequential.hpp"
 
 namespace dpt {
 namespace {

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
 #include "kernels/backend.hpp"
-#include "model/model_spec.hpp"
-#include "model/sequential.hpp"
+#include "src/core/error.hpp"
+#include "src/model/model_spec.hpp"
+#include "src/model/sequential.hpp"
 
 namespace {
 

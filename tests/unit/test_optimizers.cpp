@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
 #include "kernels/backend.hpp"
-#include "train/optimizer.hpp"
+#include "src/core/error.hpp"
+#include "src/train/optimizer.hpp"
 
 namespace {
 

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "common/expect_input_error.hpp"
-#include "core/error.hpp"
-#include "io/safetensors.hpp"
+#include "src/core/error.hpp"
+#include "src/io/safetensors.hpp"
+#include "tests/common/expect_input_error.hpp"
 
 namespace {
 

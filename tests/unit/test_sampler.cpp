@@ -7,7 +7,7 @@
 #include <set>
 #include <vector>
 
-#include "data/sampler.hpp"
+#include "src/data/sampler.hpp"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 namespace {
 

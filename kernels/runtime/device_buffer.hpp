@@ -1,18 +1,18 @@
-// DeviceBuffer: an owning, resizable allocation in a backend's memory; PinnedBuffer: host memory
+// DeviceBuffer: an owning, resizable allocation in a device's memory; PinnedBuffer: host memory
 // for fast copies to it.
 #pragma once
 
 #include <cstddef>
 #include <utility>
 
-#include "kernels/backend.hpp"
+#include "kernels/runtime/device.hpp"
 
 namespace dpt {
 
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
-  DeviceBuffer(Backend& backend, size_t bytes) { resize(backend, bytes); }
+  DeviceBuffer(Device& device, size_t bytes) { resize(device, bytes); }
   ~DeviceBuffer() { release(); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
@@ -20,7 +20,7 @@ class DeviceBuffer {
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
     if (this != &o) {
       release();
-      std::swap(backend_, o.backend_);
+      std::swap(device_, o.device_);
       std::swap(ptr_, o.ptr_);
       std::swap(bytes_, o.bytes_);
     }
@@ -28,15 +28,15 @@ class DeviceBuffer {
   }
 
   // Reallocates (zeroed) only when more bytes are needed; contents are not preserved then.
-  void resize(Backend& backend, size_t bytes) {
-    if (ptr_ && backend_ == &backend && bytes <= bytes_) return;
+  void resize(Device& device, size_t bytes) {
+    if (ptr_ && device_ == &device && bytes <= bytes_) return;
     release();
-    backend_ = &backend;
-    ptr_ = backend.alloc(bytes);
+    device_ = &device;
+    ptr_ = device.alloc(bytes);
     bytes_ = bytes;
   }
   void release() {
-    if (ptr_) backend_->free(ptr_);
+    if (ptr_) device_->free(ptr_);
     ptr_ = nullptr;
     bytes_ = 0;
   }
@@ -49,27 +49,27 @@ class DeviceBuffer {
   size_t bytes() const { return bytes_; }
 
  private:
-  Backend* backend_ = nullptr;
+  Device* device_ = nullptr;
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
 };
 
-// Host memory the backend copies from fastest (page-locked on CUDA), grown on demand; contents
+// Host memory the device copies from fastest (page-locked on CUDA), grown on demand; contents
 // are not preserved when it grows.
 class PinnedBuffer {
  public:
-  explicit PinnedBuffer(Backend& backend) : backend_(backend) {}
+  explicit PinnedBuffer(Device& device) : device_(device) {}
   ~PinnedBuffer() {
-    if (ptr_) backend_.free_host(ptr_);
+    if (ptr_) device_.free_host(ptr_);
   }
   PinnedBuffer(const PinnedBuffer&) = delete;
   PinnedBuffer& operator=(const PinnedBuffer&) = delete;
 
   void* get(size_t bytes) {
     if (bytes > bytes_) {
-      if (ptr_) backend_.free_host(ptr_);
+      if (ptr_) device_.free_host(ptr_);
       ptr_ = nullptr;
-      ptr_ = backend_.alloc_host(bytes);
+      ptr_ = device_.alloc_host(bytes);
       bytes_ = bytes;
     }
     return ptr_;
@@ -80,7 +80,7 @@ class PinnedBuffer {
   }
 
  private:
-  Backend& backend_;
+  Device& device_;
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
 };

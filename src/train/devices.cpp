@@ -1,4 +1,4 @@
-#include "cli/devices.hpp"
+#include "src/train/devices.hpp"
 
 #include <sched.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 
 #include "comm/collective_check.hpp"
 #include "comm/staged_communicator.hpp"
-#include "core/error.hpp"
+#include "src/core/error.hpp"
 
 #ifdef DPT_WITH_CUDA
 #include "comm/nccl_communicator.hpp"

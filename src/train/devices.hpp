@@ -1,4 +1,5 @@
-// Choosing where a rank computes and how it communicates: --device and --comm.
+// Choosing where a rank computes and how it communicates (dptrain's --device and --comm): part of
+// the library, so that a program using it reaches the GPU and NCCL as the CLI does.
 #pragma once
 
 #include <memory>

@@ -1,0 +1,34 @@
+#include "kernels/runtime/cpu_device.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "src/core/error.hpp"
+
+namespace dpt {
+
+void* CpuDevice::alloc(size_t bytes) {
+  // 64-byte alignment for vector loads; aligned_alloc needs a multiple of the alignment.
+  size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) throw SystemError("out of host memory allocating " + std::to_string(bytes) + " bytes");
+  std::memset(p, 0, rounded);
+  return p;
+}
+
+void CpuDevice::free(void* p) { std::free(p); }
+
+void CpuDevice::copy_from_host(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+
+void CpuDevice::copy_to_host(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+
+void CpuDevice::copy(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memmove(dst, src, bytes);
+}
+
+}  // namespace dpt
