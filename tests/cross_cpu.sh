@@ -50,7 +50,7 @@ for k in "${kernels[@]}"; do
   mpirun -np 2 "$build/dptrain" train --device cpu --comm mpi --model mlp --batch-size 32 \
     --lr 0.05 --momentum 0.9 --max-steps 30 --seed 7 --out "$logs/run-$k" > /dev/null 2>&1 || true
   grep -E 'Test +#[0-9]+: ' "$logs/$k.log" | sed 's/^ *[0-9]*\/[0-9]* //' || true
-  tail -n 3 "$logs/$k.unit.log" | grep -E 'tests passed|tests failed' || true
+  grep -E "tests passed|tests failed" "$logs/$k.unit.log" | sed "s/^/unit: /" || true
 done
 unset OPENBLAS_CORETYPE
 
