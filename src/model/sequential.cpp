@@ -88,7 +88,6 @@ void Sequential::reshape(int batch) {
 
 const float* Sequential::forward(const float* x, int batch, bool training, uint64_t dropout_seed) {
   reshape(batch);
-  input_ = x;
   act_[0] = const_cast<float*>(x);
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (layers_[i]->aliases_input()) {
