@@ -85,9 +85,14 @@ class CommTimeout : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The most elements one MPI call carries: MPI counts are int, so a collective over more elements
+// is split into calls of at most this many (Open MPI 4 has no large-count MPI_*_c calls).
+inline constexpr size_t kMpiMaxCount = 2147483647;  // INT_MAX
+
 // MPI must have been initialised (see MpiSession). Spans the ranks of MPI_COMM_WORLD that pass
-// the same `color` (all of them by default); tests use a color per rank for one-rank references.
-std::unique_ptr<Communicator> make_mpi_communicator(int color = 0);
+// the same `color` (all of them by default); tests use a color per rank for one-rank references,
+// and a small `max_count` to split collectives without gigabytes of data.
+std::unique_ptr<Communicator> make_mpi_communicator(int color = 0, size_t max_count = kMpiMaxCount);
 
 // Initialises MPI for the life of the object and finalises it on destruction.
 class MpiSession {

@@ -3,6 +3,7 @@
 // main thread computes (as PyTorch's ProcessGroupMPI does).
 #include <mpi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -90,6 +91,14 @@ void scale(void* data, size_t count, DataType type, double factor) {
   }
 }
 
+// Calls fn(offset, n) for consecutive pieces [offset, offset + n) of [0, count), each of at most
+// max_count elements (max_count <= INT_MAX, so n fits MPI's int counts); none when count is 0.
+template <class Fn>
+void for_each_chunk(size_t count, size_t max_count, Fn fn) {
+  for (size_t offset = 0; offset < count; offset += max_count)
+    fn(offset, static_cast<int>(std::min(max_count, count - offset)));
+}
+
 // Completion state shared by a queued task and its Work handle.
 struct TaskState {
   std::mutex mu;
@@ -156,7 +165,9 @@ void wait_for(MPI_Request* req, const std::atomic<int>& main_waiting, bool overs
 
 class MpiCommunicator final : public Communicator {
  public:
-  explicit MpiCommunicator(int color) {
+  MpiCommunicator(int color, size_t max_count) : max_count_(max_count) {
+    if (max_count_ == 0 || max_count_ > kMpiMaxCount)
+      throw SystemError("MPI communicator: max_count must be in [1, INT_MAX]");
     int world_rank = 0;
     DPT_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank));
     DPT_MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, color, world_rank, &comm_));
@@ -197,12 +208,13 @@ class MpiCommunicator final : public Communicator {
       throw SystemError("allreduce: average needs a floating-point type");
     return submit(
         [=, this] {
-          if (size_ > 1 && count > 0) {
-            MPI_Request req;
-            DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), to_mpi(type),
-                                         to_mpi(op), comm_, &req));
-            wait_for(&req, main_waiting_, oversubscribed_);
-          }
+          if (size_ > 1)
+            for_each_chunk(count, max_count_, [&](size_t offset, int n) {
+              MPI_Request req;
+              DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, at(data, offset, type), n, to_mpi(type),
+                                           to_mpi(op), comm_, &req));
+              wait_for(&req, main_waiting_, oversubscribed_);
+            });
           if (op == ReduceOp::Avg && size_ > 1) scale(data, count, type, 1.0 / size_);
         },
         "allreduce of " + std::to_string(count) + " elements");
@@ -211,8 +223,10 @@ class MpiCommunicator final : public Communicator {
   void broadcast(void* data, size_t count, DataType type, int root) override {
     submit(
         [=, this] {
-          if (size_ > 1 && count > 0)
-            DPT_MPI_CHECK(MPI_Bcast(data, static_cast<int>(count), to_mpi(type), root, comm_));
+          if (size_ > 1)
+            for_each_chunk(count, max_count_, [&](size_t offset, int n) {
+              DPT_MPI_CHECK(MPI_Bcast(at(data, offset, type), n, to_mpi(type), root, comm_));
+            });
         },
         "broadcast")
         ->wait();
@@ -221,8 +235,26 @@ class MpiCommunicator final : public Communicator {
   void allgather(const void* send, void* recv, size_t count, DataType type) override {
     submit(
         [=, this] {
-          DPT_MPI_CHECK(MPI_Allgather(send, static_cast<int>(count), to_mpi(type), recv,
-                                      static_cast<int>(count), to_mpi(type), comm_));
+          if (count <= max_count_) {
+            DPT_MPI_CHECK(MPI_Allgather(send, static_cast<int>(count), to_mpi(type), recv,
+                                        static_cast<int>(count), to_mpi(type), comm_));
+            return;
+          }
+          // Rank r's elements go to recv[r * count, (r + 1) * count). A piece of n elements at
+          // `offset` is received as one block whose extent is the whole count, so that rank r's
+          // block lands r * count elements after recv[offset] (an MPI_Aint, not an int).
+          const size_t bytes = dtype_size(type);
+          for_each_chunk(count, max_count_, [&](size_t offset, int n) {
+            MPI_Datatype piece, block;
+            DPT_MPI_CHECK(MPI_Type_contiguous(n, to_mpi(type), &piece));
+            DPT_MPI_CHECK(
+                MPI_Type_create_resized(piece, 0, static_cast<MPI_Aint>(count * bytes), &block));
+            MPI_Type_free(&piece);
+            DPT_MPI_CHECK(MPI_Type_commit(&block));
+            DPT_MPI_CHECK(MPI_Allgather(at(send, offset, type), n, to_mpi(type),
+                                        at(recv, offset, type), 1, block, comm_));
+            MPI_Type_free(&block);
+          });
         },
         "allgather")
         ->wait();
@@ -310,6 +342,15 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
+  // The element at `offset` of a buffer of `type`.
+  static void* at(void* data, size_t offset, DataType type) {
+    return static_cast<unsigned char*>(data) + offset * dtype_size(type);
+  }
+  static const void* at(const void* data, size_t offset, DataType type) {
+    return static_cast<const unsigned char*>(data) + offset * dtype_size(type);
+  }
+
+  size_t max_count_;
   MPI_Comm comm_ = MPI_COMM_NULL;
   MPI_Comm health_ = MPI_COMM_NULL;  // heartbeats after a timeout
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
@@ -324,8 +365,8 @@ class MpiCommunicator final : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_mpi_communicator(int color) {
-  return std::make_unique<MpiCommunicator>(color);
+std::unique_ptr<Communicator> make_mpi_communicator(int color, size_t max_count) {
+  return std::make_unique<MpiCommunicator>(color, max_count);
 }
 
 MpiSession::MpiSession(int* argc, char*** argv) {

@@ -83,7 +83,7 @@ int launched_ranks() {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_mpi_communicator(int) {
+std::unique_ptr<Communicator> make_mpi_communicator(int, size_t) {
   // Each of N copies started by mpirun would think itself the only rank and train alone (all
   // writing one run folder): refuse instead.
   if (const int ranks = launched_ranks(); ranks > 1)

@@ -103,7 +103,6 @@ class Backend : public virtual Device {
                           const SgdParams& p) = 0;
   virtual void adamw_update(float* param, const float* grad, float* m, float* v, size_t n,
                             const AdamWParams& p) = 0;
-  virtual void scale(float* p, size_t n, float factor) = 0;
   // Number of NaN or infinite values among n floats.
   virtual size_t count_nonfinite(const float* p, size_t n) = 0;
 };

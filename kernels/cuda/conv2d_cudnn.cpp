@@ -38,6 +38,94 @@ bool exact_enough(cudnnConvolutionBwdFilterAlgo_t a) {
          a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
 }
 
+// What differs between the three directions of a convolution: cuDNN's calls for each, with
+// the descriptors of a plan `p` in the order that direction takes them, its perf struct and an
+// algorithm that handles every shape. `find` measures the algorithms on the inputs `a` and `b`
+// (x and w forward, w and dy for data, x and dy for the filter), writing into `out`.
+template <class Algo>
+struct Direction;
+
+template <>
+struct Direction<cudnnConvolutionFwdAlgo_t> {
+  using Algo = cudnnConvolutionFwdAlgo_t;
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+  static constexpr Algo kFallback = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+  static int max_count(cudnnHandle_t h) {
+    int n = 0;
+    DPT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &n));
+    return n;
+  }
+  template <class P>
+  static void heuristics(cudnnHandle_t h, const P& p, int n, int* returned, Perf* perf) {
+    DPT_CUDNN_CHECK(
+        cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, n, returned, perf));
+  }
+  template <class P>
+  static cudnnStatus_t workspace_size(cudnnHandle_t h, const P& p, Algo algo, size_t* bytes) {
+    return cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, algo, bytes);
+  }
+  template <class P>
+  static cudnnStatus_t find(cudnnHandle_t h, const P& p, const float* a, const float* b, float* out,
+                            int n, int* returned, Perf* perf, void* ws, size_t bytes) {
+    return cudnnFindConvolutionForwardAlgorithmEx(h, p.x, a, p.w, b, p.conv, p.y, out, n, returned,
+                                                  perf, ws, bytes);
+  }
+};
+
+template <>
+struct Direction<cudnnConvolutionBwdDataAlgo_t> {
+  using Algo = cudnnConvolutionBwdDataAlgo_t;
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+  static constexpr Algo kFallback = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+  static int max_count(cudnnHandle_t h) {
+    int n = 0;
+    DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &n));
+    return n;
+  }
+  template <class P>
+  static void heuristics(cudnnHandle_t h, const P& p, int n, int* returned, Perf* perf) {
+    DPT_CUDNN_CHECK(
+        cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, n, returned, perf));
+  }
+  template <class P>
+  static cudnnStatus_t workspace_size(cudnnHandle_t h, const P& p, Algo algo, size_t* bytes) {
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, algo, bytes);
+  }
+  template <class P>
+  static cudnnStatus_t find(cudnnHandle_t h, const P& p, const float* a, const float* b, float* out,
+                            int n, int* returned, Perf* perf, void* ws, size_t bytes) {
+    return cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, a, p.y, b, p.conv, p.x, out, n,
+                                                       returned, perf, ws, bytes);
+  }
+};
+
+template <>
+struct Direction<cudnnConvolutionBwdFilterAlgo_t> {
+  using Algo = cudnnConvolutionBwdFilterAlgo_t;
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  static constexpr Algo kFallback = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+  static int max_count(cudnnHandle_t h) {
+    int n = 0;
+    DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &n));
+    return n;
+  }
+  template <class P>
+  static void heuristics(cudnnHandle_t h, const P& p, int n, int* returned, Perf* perf) {
+    DPT_CUDNN_CHECK(
+        cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w, n, returned, perf));
+  }
+  template <class P>
+  static cudnnStatus_t workspace_size(cudnnHandle_t h, const P& p, Algo algo, size_t* bytes) {
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w, algo, bytes);
+  }
+  template <class P>
+  static cudnnStatus_t find(cudnnHandle_t h, const P& p, const float* a, const float* b, float* out,
+                            int n, int* returned, Perf* perf, void* ws, size_t bytes) {
+    return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x, a, p.y, b, p.conv, p.w, out, n,
+                                                         returned, perf, ws, bytes);
+  }
+};
+
 // Orders cuDNN's heuristic results by preference: deterministic before not (run-to-run
 // reproducible gradients), then FMA before DEFAULT math. Drops the ones that failed, that use
 // tensor-core math (TF32 would break parity with the CPU), that are not exact_enough, and those
@@ -70,6 +158,18 @@ CudnnConv2d::Candidates<Algo> rank_algorithms(const std::vector<Perf>& perf, int
   return out;
 }
 
+// The heuristic candidates of one direction for plan `p` (the _v7 queries run nothing).
+template <class Algo, class P>
+CudnnConv2d::Candidates<Algo> heuristic_candidates(cudnnHandle_t h, const P& p) {
+  using D = Direction<Algo>;
+  std::vector<typename D::Perf> perf(static_cast<size_t>(std::max(D::max_count(h), 1)));
+  int returned = 0;
+  D::heuristics(h, p, static_cast<int>(perf.size()), &returned, perf.data());
+  return rank_algorithms(perf, returned, D::kFallback, [&](Algo algo, size_t* bytes) {
+    return D::workspace_size(h, p, algo, bytes);
+  });
+}
+
 // Runs the current candidate; when cuDNN answers "not supported" for it (its heuristics can
 // offer an algorithm that then declines the shape), moves on to the next one for good. Any other
 // failure throws like DPT_CUDNN_CHECK.
@@ -94,23 +194,28 @@ void run_algorithm(CudnnConv2d::Candidates<Algo>& c, const char* call, const Con
 // Measures the exact_enough algorithms on the caller's data (cuDNN's Find*AlgorithmEx, which
 // runs each one and sorts them by time, as cudnn.benchmark does in PyTorch) and makes the
 // fastest that succeeded the candidates, in that order, with the heuristic list's fallback last.
-// `size` gives an algorithm's workspace; `find(count, &returned, perf, workspace, bytes)` runs
-// the search. When the search itself fails, the heuristic order stays.
-template <class Algo, class Perf, class SizeFn, class FindFn>
-void tune(CudnnConv2d::Candidates<Algo>& c, int count, void* (*workspace_for)(void*, size_t),
-          void* owner, SizeFn size, FindFn find) {
+// The search reads the inputs `a` and `b` and writes `out` (see Direction). When the search
+// itself fails, the heuristic order stays.
+template <class Algo, class P>
+void tune(CudnnConv2d::Candidates<Algo>& c, cudnnHandle_t h, const P& plan, const float* a,
+          const float* b, float* out, void* (*workspace_for)(void*, size_t), void* owner) {
+  using D = Direction<Algo>;
+  using Perf = typename D::Perf;
+  const int count = D::max_count(h);
   c.tuned = true;
   size_t most = 0;
-  for (int a = 0; a < count; ++a) {
+  for (int i = 0; i < count; ++i) {
     size_t bytes = 0;
-    if (exact_enough(static_cast<Algo>(a)) &&
-        size(static_cast<Algo>(a), &bytes) == CUDNN_STATUS_SUCCESS && bytes <= kMaxWorkspaceBytes)
+    if (exact_enough(static_cast<Algo>(i)) &&
+        D::workspace_size(h, plan, static_cast<Algo>(i), &bytes) == CUDNN_STATUS_SUCCESS &&
+        bytes <= kMaxWorkspaceBytes)
       most = std::max(most, bytes);
   }
   void* ws = workspace_for(owner, most);
   std::vector<Perf> perf(static_cast<size_t>(std::max(count, 1)));
   int returned = 0;
-  if (find(static_cast<int>(perf.size()), &returned, perf.data(), ws, most) != CUDNN_STATUS_SUCCESS)
+  if (D::find(h, plan, a, b, out, static_cast<int>(perf.size()), &returned, perf.data(), ws,
+              most) != CUDNN_STATUS_SUCCESS)
     return;
   CudnnConv2d::Candidates<Algo> measured;
   for (int i = 0; i < returned; ++i) {
@@ -194,50 +299,11 @@ CudnnConv2d::Plan& CudnnConv2d::plan(const ConvShape& s) {
   DPT_CUDNN_CHECK(
       cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, on, oc, oh, ow));
 
-  // Heuristic candidates (the _v7 queries run nothing). The first forward and backward of the
-  // shape then measure the candidates on real data and reorder them (tune, above).
-  Plan& q = *p;
-  {
-    int max_count = 0;
-    DPT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle_, &max_count));
-    std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(std::max(max_count, 1)));
-    int returned = 0;
-    DPT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
-        handle_, q.x, q.w, q.conv, q.y, static_cast<int>(perf.size()), &returned, perf.data()));
-    q.fwd = rank_algorithms(perf, returned, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
-                            [&](cudnnConvolutionFwdAlgo_t algo, size_t* bytes) {
-                              return cudnnGetConvolutionForwardWorkspaceSize(
-                                  handle_, q.x, q.w, q.conv, q.y, algo, bytes);
-                            });
-  }
-  {
-    int max_count = 0;
-    DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle_, &max_count));
-    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(
-        static_cast<size_t>(std::max(max_count, 1)));
-    int returned = 0;
-    DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-        handle_, q.w, q.y, q.conv, q.x, static_cast<int>(perf.size()), &returned, perf.data()));
-    q.bwd_data = rank_algorithms(perf, returned, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
-                                 [&](cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
-                                   return cudnnGetConvolutionBackwardDataWorkspaceSize(
-                                       handle_, q.w, q.y, q.conv, q.x, algo, bytes);
-                                 });
-  }
-  {
-    int max_count = 0;
-    DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle_, &max_count));
-    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(
-        static_cast<size_t>(std::max(max_count, 1)));
-    int returned = 0;
-    DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-        handle_, q.x, q.y, q.conv, q.w, static_cast<int>(perf.size()), &returned, perf.data()));
-    q.bwd_filter = rank_algorithms(perf, returned, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
-                                   [&](cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
-                                     return cudnnGetConvolutionBackwardFilterWorkspaceSize(
-                                         handle_, q.x, q.y, q.conv, q.w, algo, bytes);
-                                   });
-  }
+  // Heuristic candidates. The first forward and backward of the shape then measure the
+  // candidates on real data and reorder them (tune, above).
+  p->fwd = heuristic_candidates<cudnnConvolutionFwdAlgo_t>(handle_, *p);
+  p->bwd_data = heuristic_candidates<cudnnConvolutionBwdDataAlgo_t>(handle_, *p);
+  p->bwd_filter = heuristic_candidates<cudnnConvolutionBwdFilterAlgo_t>(handle_, *p);
   return *plans_.emplace(key, std::move(p)).first->second;
 }
 
@@ -247,21 +313,8 @@ void CudnnConv2d::forward(const ConvShape& s, const float* x, const float* w, co
   if (s.n <= 0 || s.out_c <= 0 || oh <= 0 || ow <= 0) return;
   Plan& p = plan(s);
   const float one = 1.0f, zero = 0.0f;
-  if (!p.fwd.tuned) {
-    // The search writes y, which the run below overwrites.
-    int count = 0;
-    DPT_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle_, &count));
-    tune<cudnnConvolutionFwdAlgo_t, cudnnConvolutionFwdAlgoPerf_t>(
-        p.fwd, count, &CudnnConv2d::workspace_of, this,
-        [&](cudnnConvolutionFwdAlgo_t algo, size_t* bytes) {
-          return cudnnGetConvolutionForwardWorkspaceSize(handle_, p.x, p.w, p.conv, p.y, algo,
-                                                         bytes);
-        },
-        [&](int n, int* returned, cudnnConvolutionFwdAlgoPerf_t* perf, void* ws, size_t bytes) {
-          return cudnnFindConvolutionForwardAlgorithmEx(handle_, p.x, x, p.w, w, p.conv, p.y, y, n,
-                                                        returned, perf, ws, bytes);
-        });
-  }
+  // The search writes y, which the run below overwrites.
+  if (!p.fwd.tuned) tune(p.fwd, handle_, p, x, w, y, &CudnnConv2d::workspace_of, this);
   run_algorithm(p.fwd, "cudnnConvolutionForward", s,
                 [&](cudnnConvolutionFwdAlgo_t algo, size_t bytes) {
                   return cudnnConvolutionForward(handle_, &one, p.x, x, p.w, w, p.conv, algo,
@@ -283,39 +336,15 @@ void CudnnConv2d::backward(const ConvShape& s, const float* x, const float* w, c
   }
   Plan& p = plan(s);
   const float one = 1.0f, zero = 0.0f;
-  if (dx && !p.bwd_data.tuned) {
-    // The search writes dx, which the run below overwrites.
-    int count = 0;
-    DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle_, &count));
-    tune<cudnnConvolutionBwdDataAlgo_t, cudnnConvolutionBwdDataAlgoPerf_t>(
-        p.bwd_data, count, &CudnnConv2d::workspace_of, this,
-        [&](cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
-          return cudnnGetConvolutionBackwardDataWorkspaceSize(handle_, p.w, p.y, p.conv, p.x, algo,
-                                                              bytes);
-        },
-        [&](int n, int* returned, cudnnConvolutionBwdDataAlgoPerf_t* perf, void* ws, size_t bytes) {
-          return cudnnFindConvolutionBackwardDataAlgorithmEx(handle_, p.w, w, p.y, dy, p.conv, p.x,
-                                                             dx, n, returned, perf, ws, bytes);
-        });
-  }
+  // The search writes dx, which the run below overwrites.
+  if (dx && !p.bwd_data.tuned)
+    tune(p.bwd_data, handle_, p, w, dy, dx, &CudnnConv2d::workspace_of, this);
   if (dw && !p.bwd_filter.tuned) {
     // dw accumulates, so the search writes into a scratch filter instead.
     float* scratch = nullptr;
     const size_t filter = static_cast<size_t>(s.out_c) * s.in_c * s.kh * s.kw;
     DPT_CUDA_CHECK(cudaMalloc(&scratch, sizeof(float) * filter));
-    int count = 0;
-    DPT_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle_, &count));
-    tune<cudnnConvolutionBwdFilterAlgo_t, cudnnConvolutionBwdFilterAlgoPerf_t>(
-        p.bwd_filter, count, &CudnnConv2d::workspace_of, this,
-        [&](cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
-          return cudnnGetConvolutionBackwardFilterWorkspaceSize(handle_, p.x, p.y, p.conv, p.w,
-                                                                algo, bytes);
-        },
-        [&](int n, int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perf, void* ws,
-            size_t bytes) {
-          return cudnnFindConvolutionBackwardFilterAlgorithmEx(
-              handle_, p.x, x, p.y, dy, p.conv, p.w, scratch, n, returned, perf, ws, bytes);
-        });
+    tune(p.bwd_filter, handle_, p, x, dy, scratch, &CudnnConv2d::workspace_of, this);
     // The search ran on the handle's stream; free once it is done with the scratch.
     DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
     DPT_CUDA_CHECK(cudaFree(scratch));

@@ -144,10 +144,6 @@ class CudaBackendImpl final : public CudaBackend {
     gpu::launch_adamw_update(param, grad, m, v, n, k.decay, k.step_size, k.bias2_sqrt, p.beta1,
                              p.beta2, p.eps, stream_);
   }
-  void scale(float* p, size_t n, float factor) override {
-    make_current();
-    gpu::launch_scale(p, n, factor, stream_);
-  }
   size_t count_nonfinite(const float* p, size_t n) override {
     make_current();
     auto* count = static_cast<unsigned long long*>(scratch(sizeof(unsigned long long)));

@@ -1,4 +1,4 @@
-// Element-wise kernels: fill, scale, multiply, and counting non-finite values.
+// Element-wise kernels: fill, multiply, and counting non-finite values.
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
@@ -12,16 +12,6 @@ __global__ void fill_kernel(float* p, size_t n, float value) {
 void launch_fill(float* p, size_t n, float value, cudaStream_t stream) {
   if (n == 0) return;
   fill_kernel<<<grid_for(n), kBlock, 0, stream>>>(p, n, value);
-  DPT_CUDA_CHECK_LAUNCH();
-}
-
-__global__ void scale_kernel(float* p, size_t n, float factor) {
-  for (size_t i = grid_start(); i < n; i += grid_stride()) p[i] *= factor;
-}
-
-void launch_scale(float* p, size_t n, float factor, cudaStream_t stream) {
-  if (n == 0) return;
-  scale_kernel<<<grid_for(n), kBlock, 0, stream>>>(p, n, factor);
   DPT_CUDA_CHECK_LAUNCH();
 }
 

@@ -44,20 +44,6 @@ const char* dtype_name(NdArray::DType t) {
   return "unknown";
 }
 
-std::string shape_to_string(std::span<const int64_t> shape) {
-  std::string s = "(";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + (shape.size() == 1 ? ",)" : ")");
-}
-
-int64_t checked_numel(std::span<const int64_t> shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) {
-    if (d < 0 || __builtin_mul_overflow(n, d, &n)) return -1;
-  }
-  return n;
-}
-
 #if DPT_WITH_ZLIB
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
   errno = 0;

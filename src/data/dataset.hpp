@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "src/core/shape.hpp"
+
 namespace dpt {
 
 // An n-dimensional array as read from a file, before it becomes images or labels.
@@ -17,10 +19,6 @@ struct NdArray {
   int64_t numel() const;
 };
 const char* dtype_name(NdArray::DType t);
-// "(60000, 28, 28)", "(5,)" or "()": a shape written as Python writes a tuple, for messages.
-std::string shape_to_string(std::span<const int64_t> shape);
-// The product of the dims, or -1 when a dim is negative or the product overflows int64.
-int64_t checked_numel(std::span<const int64_t> shape);
 
 // Reads a whole file; gzip-compressed files are inflated (zlib), or refused in a build without
 // zlib (DPT_WITH_ZLIB=0). Throws InputError naming the path.

@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "src/core/error.hpp"
+#include "src/core/shape.hpp"
 
 namespace dpt {
 namespace {
@@ -268,11 +269,9 @@ void write_safetensors(const std::string& path, const std::vector<TensorOut>& te
       throw std::invalid_argument(path + ": tensor name '" + printable(t.name) +
                                   "' is reserved or used twice");
     }
-    int64_t numel = 1;
-    for (int64_t d : t.shape) {
-      if (d < 0 || __builtin_mul_overflow(numel, d, &numel) || numel > (INT64_MAX >> 2)) {
-        throw std::invalid_argument(path + ": tensor '" + printable(t.name) + "' has a bad shape");
-      }
+    const int64_t numel = checked_numel(t.shape);
+    if (numel < 0 || numel > (INT64_MAX >> 2)) {
+      throw std::invalid_argument(path + ": tensor '" + printable(t.name) + "' has a bad shape");
     }
     if (numel > 0 && t.data == nullptr) {
       throw std::invalid_argument(path + ": tensor '" + printable(t.name) + "' has no data");

@@ -19,12 +19,6 @@ Shape Flatten::setup(const Shape& input) {
   return out_;
 }
 
-void Flatten::backward(Backend& be, const float*, const float*, const float* dy, float* dx,
-                       int batch) {
-  // Output aliases input, so the gradient is already in place unless buffers differ.
-  if (dx && dx != dy) be.copy(dx, dy, sizeof(float) * batch * shape_numel(in_));
-}
-
 std::string Dropout::describe() const {
   std::ostringstream os;
   os << "Dropout(p=" << p_ << ")";

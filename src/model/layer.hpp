@@ -7,12 +7,11 @@
 #include <vector>
 
 #include "kernels/backend.hpp"
+#include "src/core/shape.hpp"
 
 namespace dpt {
 
-using Shape = std::vector<int64_t>;  // per-sample shape, without the batch dimension
-int64_t shape_numel(const Shape& s);
-std::string shape_str(const Shape& s);
+// Shapes here are per sample, without the batch dimension.
 
 struct ParamSpec {
   std::string name;  // "weight" or "bias", as PyTorch names them

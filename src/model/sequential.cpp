@@ -8,18 +8,6 @@
 
 namespace dpt {
 
-int64_t shape_numel(const Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n;
-}
-
-std::string shape_str(const Shape& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 namespace {
 constexpr size_t kAlignFloats = 64;
 size_t align_up(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
@@ -100,7 +88,6 @@ void Sequential::reshape(int batch) {
 
 const float* Sequential::forward(const float* x, int batch, bool training, uint64_t dropout_seed) {
   reshape(batch);
-  input_ = x;
   act_[0] = const_cast<float*>(x);
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (layers_[i]->aliases_input()) {

@@ -86,7 +86,6 @@ class Sequential {
   // Activations and their gradients; act_[i] is the input of layer i. Aliased layers share.
   std::vector<DeviceBuffer> act_store_, grad_store_;
   std::vector<float*> act_, grad_;
-  const float* input_ = nullptr;
   LayerObserver observer_;
   struct PendingSpan {
     int layer;

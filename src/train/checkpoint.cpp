@@ -9,6 +9,7 @@
 #include <map>
 
 #include "src/core/error.hpp"
+#include "src/core/hash.hpp"
 #include "src/io/safetensors.hpp"
 
 namespace fs = std::filesystem;
@@ -18,13 +19,10 @@ namespace {
 
 constexpr const char* kFormat = "dptrain-checkpoint-1";
 
-// FNV-1a over the tensors' bytes in file order: cheap, and any flipped byte changes it.
+// FNV-1a over the tensors' bytes in file order.
 uint64_t checksum(const std::vector<std::pair<const float*, size_t>>& tensors) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (const auto& [data, count] : tensors) {
-    const auto* bytes = reinterpret_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < count * sizeof(float); ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
-  }
+  uint64_t h = kFnv1aOffset;
+  for (const auto& [data, count] : tensors) h = fnv1a(data, count * sizeof(float), h);
   return h;
 }
 

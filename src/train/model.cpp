@@ -8,6 +8,7 @@
 
 #include "src/core/clock.hpp"
 #include "src/core/error.hpp"
+#include "src/core/hash.hpp"
 #include "src/core/random.hpp"
 #include "src/data/sampler.hpp"
 #include "src/io/safetensors.hpp"
@@ -22,12 +23,6 @@ double thread_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
-  return h;
 }
 
 }  // namespace
@@ -106,9 +101,7 @@ void Model::throw_nonfinite(int64_t step) const {
 void Model::check_replicas() {
   // A checksum of each rank's parameter bytes; any difference from rank 0 is drift.
   const std::vector<float> host = net_->params_to_host();
-  uint64_t h = 0xcbf29ce484222325ULL;
-  const auto* bytes = reinterpret_cast<const unsigned char*>(host.data());
-  for (size_t i = 0; i < host.size() * sizeof(float); ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
+  const uint64_t h = fnv1a(host.data(), host.size() * sizeof(float));
   std::vector<uint64_t> all(env_.comm.size());
   env_.comm.allgather(&h, all.data(), 1, DataType::U64);
   std::string differ;

@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Bad input to `dptrain train` under mpirun -np 2: every case must end with exit code 2, exactly
-# one "dptrain: error:" line that names the file or option and the problem, no run directory, and
-# no hang. Fixtures are tiny hand-made IDX / .npy files so each run takes about a second.
+# one "dptrain: error: " line that names the file or option and the problem, no run directory,
+# and no hang (an end within 50 s, under ctest's TIMEOUT).
 #
-# Usage: bad_input.sh CASE BUILD_DIR
+# Usage: bad_input.sh CASE BUILD_DIR          a case below; its fixtures are tiny IDX / .npy
+#                                             files made here, so each run takes about a second
+#        bad_input.sh folder/CASE BUILD_DIR   a line of tests/data/bad_inputs/expected.tsv (the
+#                                             folder's files, made by make_bad_inputs.py)
 set -u
-case_name=${1:?usage: bad_input.sh CASE BUILD_DIR}
-dptrain=${2:?usage: bad_input.sh CASE BUILD_DIR}/dptrain
+usage="usage: bad_input.sh [folder/]CASE BUILD_DIR"
+case_name=${1:?$usage}
+build=$(realpath "${2:?$usage}")
+dptrain=$build/dptrain
+here=$(dirname "$(realpath "$0")")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# shellcheck source=../../launch/mpi_env.sh
+source "$here/../../launch/mpi_env.sh"
 failures=0
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -67,8 +76,8 @@ run_dptrain() {
   local out=$1
   shift
   rc=0
-  timeout -k 5 60 mpirun -np 2 "$dptrain" train "$@" --out "$out" \
-    >"$tmp/stdout" 2>"$tmp/stderr" || rc=$?
+  timeout -k 5 50 mpirun -np 2 "$dptrain" train "$@" --out "$out" \
+    </dev/null >"$tmp/stdout" 2>"$tmp/stderr" || rc=$?
 }
 
 # expect_error WHAT PHRASE ARGS...: the run must fail cleanly, its one error line containing both
@@ -80,16 +89,16 @@ expect_error() {
   run_dptrain "$tmp/run" "$@"
   local problems=() lines
   # mpirun adds its own banner about ranks that exited non-zero; only our lines count.
-  lines=$(grep '^dptrain: error:' "$tmp/stderr")
+  lines=$(grep '^dptrain: error: ' "$tmp/stderr")
   if ((rc == 124 || rc == 137)); then
-    problems+=("no exit within 60 s (hang)")
+    problems+=("no exit within 50 s (hang)")
   elif ((rc != 2)); then
     problems+=("exit code $rc, expected 2")
   fi
   local n
-  n=$(grep -c '^dptrain: error:' "$tmp/stderr")
+  n=$(grep -c '^dptrain: error: ' "$tmp/stderr")
   if ((n != 1)); then
-    problems+=("$n 'dptrain: error:' lines, expected 1")
+    problems+=("$n 'dptrain: error: ' lines, expected 1")
   else
     grep -qF -- "$what" <<<"$lines" || problems+=("error line does not name '$what'")
     grep -qF -- "$phrase" <<<"$lines" || problems+=("error line does not say '$phrase'")
@@ -97,7 +106,7 @@ expect_error() {
   [[ -e $tmp/run ]] && problems+=("run directory $tmp/run was created")
   if ((${#problems[@]})); then
     failures=$((failures + 1))
-    echo "FAIL: dptrain train $*"
+    echo "FAIL: (cd $PWD && mpirun -np 2 $dptrain train $* --out $tmp/run)"
     printf '  - %s\n' "${problems[@]}"
     echo "  --- stderr:"
     sed 's/^/  | /' "$tmp/stderr"
@@ -120,9 +129,39 @@ expect_ok() {
   fi
 }
 
+# listed_case CASE: the line CASE of tests/data/bad_inputs/expected.tsv. The bad file goes to
+# the option its role names and the folder's good fixtures to the other data options, so the bad
+# file is the only thing wrong. Run from the folder with bare names: the path in the message is
+# then exactly the one in expected.tsv, wherever the checkout lives.
+listed_case() {
+  local data role file expected train_images=good_images.idx.gz train_labels=good_labels.idx
+  local extra=()
+  data=$(realpath "$here/../data/bad_inputs")
+  # Fields are tab-separated; the message may hold anything else, so compare the case exactly.
+  IFS=$'\t' read -r _ role file expected < <(awk -F'\t' -v c="$1" '$1 == c' "$data/expected.tsv")
+  if [[ -z ${role:-} || -z ${expected:-} ]]; then
+    echo "bad_input.sh: no case '$1' in $data/expected.tsv" >&2
+    exit 2
+  fi
+  case $role in
+    train-images) train_images=${file%%+*}; [[ $file == *+* ]] && train_labels=${file#*+} ;;
+    train-labels) train_labels=$file ;;
+    init-weights) extra=(--init-weights "$file") ;;
+    *) echo "bad_input.sh: unknown role '$role'" >&2; exit 2 ;;
+  esac
+  cd "$data" || exit 2
+  # The message must name the bad file (for a pair, the images file it leads with).
+  expect_error "${file%%+*}" "$expected" --model mlp --max-steps 1 --batch-size 4 \
+    --train-images "$train_images" --train-labels "$train_labels" \
+    --test-images good_test_images.idx.gz --test-labels good_test_labels.idx "${extra[@]}"
+}
+
 # --- cases ------------------------------------------------------------------------------------
 
 case $case_name in
+  folder/*)
+    listed_case "${case_name#folder/}"
+    ;;
   missing_file)
     set_args "$tmp/no-such-images.gz"
     expect_error "$tmp/no-such-images.gz" "cannot open" "${args[@]}"

@@ -22,7 +22,7 @@ binary=$out/fuzz_$target
 sources_newer=$(find "$root/tests/fuzz/fuzz_$target.cpp" "$root/src" "$root/kernels" -newer "$binary" \
   \( -name '*.cpp' -o -name '*.hpp' \) 2>/dev/null | head -n 1 || true)
 if [ ! -x "$binary" ] || [ -n "$sources_newer" ]; then
-  clang++ "${flags[@]}" "$root/tests/fuzz/fuzz_$target.cpp" "$root/src/core/error.cpp" \
+  clang++ "${flags[@]}" "$root/tests/fuzz/fuzz_$target.cpp" "$root"/src/core/*.cpp \
     "${sources[@]}" -o "$binary"
 fi
 # New inputs go to a scratch corpus in build-fuzz; the committed seeds stay as they are.

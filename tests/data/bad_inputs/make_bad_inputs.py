@@ -2,7 +2,7 @@
 """Writes the bad-input fixtures of this folder (run it to recreate them; Python 3 stdlib only).
 
 Each bad file is broken in exactly one way, so the error it gets is known; expected.tsv (written
-by hand, checked by tests/e2e/bad_inputs_folder.sh) lists the message for each. The good_* files
+by hand, checked by tests/e2e/bad_input.sh folder/CASE) lists the message for each. The good_* files
 are valid partners: a bad labels file needs good images beside it, and so on. Every file stays
 under 4 KiB; that is why the 28x28 good images are gzipped (the readers inflate gzip).
 """
