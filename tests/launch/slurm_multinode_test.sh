@@ -241,10 +241,14 @@ $where
 want
 $want"
 if [ "$launcher" = srun ]; then
-  info=$("${srun_a[@]}" --mpi=pmix "$DPTRAIN" info 2>&1 | sort) || fail "(a) srun dptrain info failed: $info"
+  # stderr apart: srun notes there when the job waits for the nodes ("queued and waiting for
+  # resources"), which on a loaded machine it may.
+  info=$("${srun_a[@]}" --mpi=pmix "$DPTRAIN" info 2> "$tmp/info.err" | sort) ||
+    fail "(a) srun dptrain info failed: $info $(cat "$tmp/info.err")"
   [ "$(cut -d' ' -f1-8 <<< "$info")" = "$(printf 'rank 0/2  local_rank 0/1  host n1\nrank 1/2  local_rank 0/1  host n2')" ] ||
     fail "(a) dptrain info under srun across two nodes:
-$info"
+$info
+$(cat "$tmp/info.err")"
   log "(a) ok: one task per node, each in its node's namespace; dptrain info: 2 ranks, one per host"
 else
   log "(a) ok: one task per node, each in its node's namespace (no PMIx: dptrain info skipped)"
