@@ -8,7 +8,7 @@
 # is the device runtime, the rest of kernels/ the ops.
 set(DPT_LAYERS core runtime kernels comm data io model train cli examples)
 
-set(DPT_LAYER_core_DIR src/core)  # errors, clock, counter-based RNG, hash, shapes
+set(DPT_LAYER_core_DIR src/core)  # errors, clock, dtype, counter-based RNG, hash, shapes
 set(DPT_LAYER_core_USES "")
 set(DPT_LAYER_runtime_DIR kernels/runtime)  # device memory, copies, streams, markers
 set(DPT_LAYER_runtime_USES core)

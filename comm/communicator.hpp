@@ -13,13 +13,11 @@
 #include <vector>
 
 #include "src/core/clock.hpp"
+#include "src/core/dtype.hpp"
 
 namespace dpt {
 
-enum class DataType { F32, F64, I32, I64, U64, Byte };
 enum class ReduceOp { Sum, Avg, Max, Min };
-
-size_t dtype_size(DataType t);
 
 class Work {
  public:

@@ -32,21 +32,6 @@
 
 namespace dpt {
 
-size_t dtype_size(DataType t) {
-  switch (t) {
-    case DataType::F32:
-    case DataType::I32:
-      return 4;
-    case DataType::F64:
-    case DataType::I64:
-    case DataType::U64:
-      return 8;
-    case DataType::Byte:
-      return 1;
-  }
-  return 1;
-}
-
 namespace {
 
 MPI_Datatype to_mpi(DataType t) {
@@ -61,7 +46,7 @@ MPI_Datatype to_mpi(DataType t) {
       return MPI_INT64_T;
     case DataType::U64:
       return MPI_UINT64_T;
-    case DataType::Byte:
+    case DataType::U8:
       return MPI_BYTE;
   }
   return MPI_BYTE;

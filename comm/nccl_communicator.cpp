@@ -32,7 +32,7 @@ ncclDataType_t to_nccl(DataType t) {
       return ncclInt64;
     case DataType::U64:
       return ncclUint64;
-    case DataType::Byte:
+    case DataType::U8:
       return ncclUint8;
   }
   return ncclUint8;
@@ -126,7 +126,7 @@ class NcclCommunicator final : public Communicator {
       : boot_(bootstrap), gpu_(gpu), compute_(static_cast<cudaStream_t>(gpu.compute_stream())) {
     ncclUniqueId id{};
     if (boot_.rank() == 0) DPT_NCCL_CHECK(ncclGetUniqueId(&id));
-    boot_.broadcast(&id, sizeof(id), DataType::Byte, 0);
+    boot_.broadcast(&id, sizeof(id), DataType::U8, 0);
     DPT_CUDA_CHECK(cudaGetDevice(&device_));
     // The comm stream gets the highest priority, so that communication kernels are not
     // queued behind backward's kernels when both are ready.

@@ -12,21 +12,6 @@
 
 namespace dpt {
 
-size_t dtype_size(DataType t) {
-  switch (t) {
-    case DataType::F32:
-    case DataType::I32:
-      return 4;
-    case DataType::F64:
-    case DataType::I64:
-    case DataType::U64:
-      return 8;
-    case DataType::Byte:
-      return 1;
-  }
-  return 1;
-}
-
 namespace {
 
 // Done when made: the collective had nothing to wait for.

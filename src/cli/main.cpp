@@ -334,7 +334,7 @@ int run_info(Communicator& comm) {
                 device.c_str(), MpiSession::library_version().c_str(), gpu_libs.empty() ? "" : "  ",
                 gpu_libs.c_str());
   std::vector<char> all(sizeof(line) * comm.size());
-  comm.allgather(line, all.data(), sizeof(line), DataType::Byte);
+  comm.allgather(line, all.data(), sizeof(line), DataType::U8);
   if (comm.rank() == 0)
     for (int r = 0; r < comm.size(); ++r) std::printf("%s\n", all.data() + r * sizeof(line));
   return 0;

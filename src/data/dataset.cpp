@@ -22,27 +22,9 @@ namespace {
   throw InputError(path + ": " + what);
 }
 
-size_t elem_size(NdArray::DType t) {
-  return t == NdArray::DType::U8 ? 1 : t == NdArray::DType::I64 ? 8 : 4;
-}
-
 }  // namespace
 
 int64_t NdArray::numel() const { return checked_numel(shape); }
-
-const char* dtype_name(NdArray::DType t) {
-  switch (t) {
-    case NdArray::DType::U8:
-      return "uint8";
-    case NdArray::DType::I32:
-      return "int32";
-    case NdArray::DType::I64:
-      return "int64";
-    case NdArray::DType::F32:
-      return "float32";
-  }
-  return "unknown";
-}
 
 #if DPT_WITH_ZLIB
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
@@ -155,15 +137,14 @@ void Dataset::gather(const int64_t* indices, int64_t n, float* x, int32_t* y) co
 
 Dataset make_dataset(const NdArray& images, const std::string& images_path, const NdArray& labels,
                      const std::string& labels_path) {
-  using DT = NdArray::DType;
   // A hand-built NdArray whose bytes disagree with its shape is a bug in the caller, not bad input.
   for (const NdArray* a : {&images, &labels}) {
     const int64_t n = a->numel();
-    if (n < 0 || a->bytes.size() != static_cast<uint64_t>(n) * elem_size(a->dtype)) {
+    if (n < 0 || a->bytes.size() != static_cast<uint64_t>(n) * dtype_size(a->dtype)) {
       throw std::invalid_argument("make_dataset: NdArray bytes do not match its shape");
     }
   }
-  if (images.dtype != DT::U8 && images.dtype != DT::F32) {
+  if (images.dtype != DataType::U8 && images.dtype != DataType::F32) {
     fail(images_path,
          std::string("images must be uint8 or float32, not ") + dtype_name(images.dtype));
   }
@@ -172,7 +153,7 @@ Dataset make_dataset(const NdArray& images, const std::string& images_path, cons
     fail(images_path,
          "images must have shape (N, F), (N, H, W) or (N, C, H, W), not " + shape_to_string(s));
   }
-  if (labels.dtype == DT::F32) fail(labels_path, "labels must be integers, not float32");
+  if (labels.dtype == DataType::F32) fail(labels_path, "labels must be integers, not float32");
   if (labels.shape.size() != 1) {
     fail(labels_path, "labels must have shape (N,), not " + shape_to_string(labels.shape));
   }
@@ -191,7 +172,7 @@ Dataset make_dataset(const NdArray& images, const std::string& images_path, cons
   if (d.sample_numel() == 0) {
     fail(images_path, "images have no pixels (shape " + shape_to_string(s) + ")");
   }
-  if (images.dtype == DT::U8) {
+  if (images.dtype == DataType::U8) {
     d.pixels_u8 = images.bytes;
   } else {
     d.pixels_f32.resize(images.bytes.size() / sizeof(float));
@@ -209,9 +190,9 @@ Dataset make_dataset(const NdArray& images, const std::string& images_path, cons
   const uint8_t* p = labels.bytes.data();
   for (int64_t i = 0; i < n; ++i) {
     int64_t v = 0;
-    if (labels.dtype == DT::U8) {
+    if (labels.dtype == DataType::U8) {
       v = p[i];
-    } else if (labels.dtype == DT::I32) {
+    } else if (labels.dtype == DataType::I32) {
       int32_t t;
       std::memcpy(&t, p + i * 4, 4);
       v = t;

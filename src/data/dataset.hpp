@@ -6,19 +6,18 @@
 #include <string>
 #include <vector>
 
+#include "src/core/dtype.hpp"
 #include "src/core/shape.hpp"
 
 namespace dpt {
 
 // An n-dimensional array as read from a file, before it becomes images or labels.
 struct NdArray {
-  enum class DType { U8, I32, I64, F32 };
-  DType dtype = DType::U8;
+  DataType dtype = DataType::U8;  // uint8, int32, int64 or float32
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;  // host byte order, C order, shape.product() * element size bytes
   int64_t numel() const;
 };
-const char* dtype_name(NdArray::DType t);
 
 // Reads a whole file; gzip-compressed files are inflated (zlib), or refused in a build without
 // zlib (DPT_WITH_ZLIB=0). Throws InputError naming the path.

@@ -31,14 +31,14 @@ NdArray parse_idx(const std::string& path, std::span<const uint8_t> bytes) {
   size_t elem = 4;
   switch (bytes[2]) {
     case 0x08:
-      a.dtype = NdArray::DType::U8;
+      a.dtype = DataType::U8;
       elem = 1;
       break;
     case 0x0C:
-      a.dtype = NdArray::DType::I32;
+      a.dtype = DataType::I32;
       break;
     case 0x0D:
-      a.dtype = NdArray::DType::F32;
+      a.dtype = DataType::F32;
       break;
     default: {
       char code[8];

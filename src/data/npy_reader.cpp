@@ -188,16 +188,16 @@ NdArray parse_npy(const std::string& path, std::span<const uint8_t> bytes) {
   NdArray a;
   size_t elem = 0;
   if (h.descr == "|u1" || h.descr == "<u1" || h.descr == "u1") {
-    a.dtype = NdArray::DType::U8;
+    a.dtype = DataType::U8;
     elem = 1;
   } else if (h.descr == "<i4") {
-    a.dtype = NdArray::DType::I32;
+    a.dtype = DataType::I32;
     elem = 4;
   } else if (h.descr == "<i8") {
-    a.dtype = NdArray::DType::I64;
+    a.dtype = DataType::I64;
     elem = 8;
   } else if (h.descr == "<f4") {
-    a.dtype = NdArray::DType::F32;
+    a.dtype = DataType::F32;
     elem = 4;
   } else {
     const bool big = !h.descr.empty() && h.descr[0] == '>';

@@ -125,7 +125,7 @@ ComputeSetup make_compute(const std::string& device_opt, const std::string& comm
       std::strncpy(mine, id.c_str(), sizeof(mine) - 1);
     });
     std::vector<char> all(sizeof(mine) * host.size());
-    host.allgather(mine, all.data(), sizeof(mine), DataType::Byte);
+    host.allgather(mine, all.data(), sizeof(mine), DataType::U8);
     run_collectively(host, [&] {
       // The higher rank of a pair reports it (run_collectively prints the lowest failing one).
       for (int r = 0; r < host.rank(); ++r)

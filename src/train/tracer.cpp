@@ -60,7 +60,7 @@ void Tracer::write(Communicator& comm, const std::string& path) const {
   std::string padded = text;
   padded.resize(longest, ' ');
   std::string all(longest * comm.size(), ' ');
-  comm.allgather(padded.data(), all.data(), longest, DataType::Byte);
+  comm.allgather(padded.data(), all.data(), longest, DataType::U8);
   if (rank != 0) return;
 
   nlohmann::json trace;

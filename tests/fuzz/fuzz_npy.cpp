@@ -12,7 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // (an array of shape (2**60, 0) parses, with no data, and must not make 2**60 labels).
     if (a.shape.size() >= 2 && a.shape[0] > 0 && a.shape[0] <= 4096) {
       dpt::NdArray labels;
-      labels.dtype = dpt::NdArray::DType::U8;
+      labels.dtype = dpt::DataType::U8;
       labels.shape = {a.shape[0]};
       labels.bytes.assign(static_cast<size_t>(a.shape[0]), 1);
       const dpt::Dataset d = dpt::make_dataset(a, "fuzz.npy", labels, "labels");

@@ -95,7 +95,7 @@ std::vector<T> values(const dpt::NdArray& a) {
   return v;
 }
 
-dpt::NdArray array(dpt::NdArray::DType t, std::vector<int64_t> shape, Bytes bytes) {
+dpt::NdArray array(dpt::DataType t, std::vector<int64_t> shape, Bytes bytes) {
   dpt::NdArray a;
   a.dtype = t;
   a.shape = std::move(shape);
@@ -106,7 +106,7 @@ dpt::NdArray array(dpt::NdArray::DType t, std::vector<int64_t> shape, Bytes byte
 TEST_F(DataReaders, IdxU8ThreeDimRoundTrip) {
   const Bytes pixels = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255};
   const dpt::NdArray a = dpt::load_array(write("x.idx", idx(0x08, {2, 2, 3}, pixels)));
-  EXPECT_EQ(a.dtype, dpt::NdArray::DType::U8);
+  EXPECT_EQ(a.dtype, dpt::DataType::U8);
   EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 2, 3}));
   EXPECT_EQ(a.numel(), 12);
   EXPECT_EQ(a.bytes, pixels);
@@ -117,13 +117,13 @@ TEST_F(DataReaders, IdxInt32AndFloat32AreConvertedFromBigEndian) {
   put_be32(data, 0x01020304);
   put_be32(data, 0xFFFFFFFE);  // -2
   const dpt::NdArray i = dpt::load_array(write("i.idx", idx(0x0C, {2}, data)));
-  EXPECT_EQ(i.dtype, dpt::NdArray::DType::I32);
+  EXPECT_EQ(i.dtype, dpt::DataType::I32);
   EXPECT_EQ(values<int32_t>(i), (std::vector<int32_t>{0x01020304, -2}));
 
   Bytes fdata;
   put_be32(fdata, 0x3FC00000);  // 1.5f
   const dpt::NdArray f = dpt::load_array(write("f.idx", idx(0x0D, {1, 1}, fdata)));
-  EXPECT_EQ(f.dtype, dpt::NdArray::DType::F32);
+  EXPECT_EQ(f.dtype, dpt::DataType::F32);
   EXPECT_EQ(values<float>(f), (std::vector<float>{1.5f}));
 }
 
@@ -174,7 +174,7 @@ TEST_F(DataReaders, NpyU8Version1) {
   const Bytes pixels = {1, 2, 3, 4, 5, 6};
   const dpt::NdArray a = dpt::load_array(
       write("u8.npy", npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }", pixels)));
-  EXPECT_EQ(a.dtype, dpt::NdArray::DType::U8);
+  EXPECT_EQ(a.dtype, dpt::DataType::U8);
   EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(a.bytes, pixels);
 }
@@ -183,7 +183,7 @@ TEST_F(DataReaders, NpyF4Version2AnyKeyOrderAndQuotes) {
   const std::vector<float> v = {0.5f, -1.25f, 3.0f};
   const dpt::NdArray a = dpt::load_array(
       write("f4.npy", npy(R"({"shape":(3,),"fortran_order":False,"descr":"<f4"})", raw(v), 2)));
-  EXPECT_EQ(a.dtype, dpt::NdArray::DType::F32);
+  EXPECT_EQ(a.dtype, dpt::DataType::F32);
   EXPECT_EQ(a.shape, (std::vector<int64_t>{3}));
   EXPECT_EQ(values<float>(a), v);
 }
@@ -193,7 +193,7 @@ TEST_F(DataReaders, NpyI8StaysInt64InBothVersions) {
   for (int major : {1, 2}) {
     const dpt::NdArray a = dpt::load_array(write(
         "i8.npy", npy("{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", raw(v), major)));
-    EXPECT_EQ(a.dtype, dpt::NdArray::DType::I64);
+    EXPECT_EQ(a.dtype, dpt::DataType::I64);
     EXPECT_EQ(values<int64_t>(a), v);
   }
 }
@@ -359,41 +359,40 @@ TEST_F(DataReaders, LabelsOfWrongNdim) {
 }
 
 TEST_F(DataReaders, NegativeAndHugeLabels) {
-  const dpt::NdArray x = array(dpt::NdArray::DType::U8, {3, 1}, Bytes(3));
+  const dpt::NdArray x = array(dpt::DataType::U8, {3, 1}, Bytes(3));
   expect_input_error(
       [&] {
-        dpt::make_dataset(x, "x.npy",
-                          array(dpt::NdArray::DType::I32, {3}, raw<int32_t>({0, 4, -3})), "y.npy");
+        dpt::make_dataset(x, "x.npy", array(dpt::DataType::I32, {3}, raw<int32_t>({0, 4, -3})),
+                          "y.npy");
       },
       "y.npy", "label -3 at index 2 is negative");
   expect_input_error(
       [&] {
-        dpt::make_dataset(x, "x.npy",
-                          array(dpt::NdArray::DType::I64, {3}, raw<int64_t>({0, 3000000000, 1})),
-                          "y.npy");
+        dpt::make_dataset(
+            x, "x.npy", array(dpt::DataType::I64, {3}, raw<int64_t>({0, 3000000000, 1})), "y.npy");
       },
       "y.npy", "label 3000000000 at index 1 does not fit in int32");
 }
 
 TEST_F(DataReaders, BadImageArrays) {
-  const dpt::NdArray y = array(dpt::NdArray::DType::U8, {2}, {0, 1});
+  const dpt::NdArray y = array(dpt::DataType::U8, {2}, {0, 1});
   expect_input_error(
       [&] {
-        dpt::make_dataset(array(dpt::NdArray::DType::I32, {2, 1}, Bytes(8)), "x", y, "y");
+        dpt::make_dataset(array(dpt::DataType::I32, {2, 1}, Bytes(8)), "x", y, "y");
       },
       "x", "must be uint8 or float32");
   expect_input_error(
-      [&] { dpt::make_dataset(array(dpt::NdArray::DType::U8, {2}, Bytes(2)), "x", y, "y"); }, "x",
+      [&] { dpt::make_dataset(array(dpt::DataType::U8, {2}, Bytes(2)), "x", y, "y"); }, "x",
       "images must have shape");
   expect_input_error(
       [&] {
-        dpt::make_dataset(array(dpt::NdArray::DType::U8, {0, 4}, {}), "x",
-                          array(dpt::NdArray::DType::U8, {0}, {}), "y");
+        dpt::make_dataset(array(dpt::DataType::U8, {0, 4}, {}), "x",
+                          array(dpt::DataType::U8, {0}, {}), "y");
       },
       "x", "no images");
   expect_input_error(
       [&] {
-        dpt::make_dataset(array(dpt::NdArray::DType::F32, {2, 1},
+        dpt::make_dataset(array(dpt::DataType::F32, {2, 1},
                                 raw<float>({1.0f, std::numeric_limits<float>::quiet_NaN()})),
                           "x", y, "y");
       },
@@ -431,10 +430,10 @@ TEST_F(DataReaders, DatasetShapesAndGather) {
   EXPECT_THROW(d.gather(bad, 1, x, y), std::out_of_range);
 
   // (N, C, H, W) float32 is used as is; (N, F) gives {F}.
-  const dpt::NdArray labels = array(dpt::NdArray::DType::U8, {2}, {1, 0});
+  const dpt::NdArray labels = array(dpt::DataType::U8, {2}, {1, 0});
   const dpt::Dataset f = dpt::make_dataset(
-      array(dpt::NdArray::DType::F32, {2, 2, 1, 1}, raw<float>({0.25f, -2.0f, 3.5f, 4.0f})), "x",
-      labels, "y");
+      array(dpt::DataType::F32, {2, 2, 1, 1}, raw<float>({0.25f, -2.0f, 3.5f, 4.0f})), "x", labels,
+      "y");
   EXPECT_EQ(f.sample_shape, (std::vector<int64_t>{2, 1, 1}));
   EXPECT_TRUE(f.pixels_u8.empty());
   const int64_t one[] = {1};
@@ -443,7 +442,7 @@ TEST_F(DataReaders, DatasetShapesAndGather) {
   EXPECT_EQ(x[1], 4.0f);
   EXPECT_EQ(y[0], 0);
   const dpt::Dataset flat =
-      dpt::make_dataset(array(dpt::NdArray::DType::U8, {2, 5}, Bytes(10)), "x", labels, "y");
+      dpt::make_dataset(array(dpt::DataType::U8, {2, 5}, Bytes(10)), "x", labels, "y");
   EXPECT_EQ(flat.sample_shape, (std::vector<int64_t>{5}));
 }
 
@@ -452,8 +451,8 @@ TEST(DataHelpers, ShapeToStringAndDtypeName) {
   EXPECT_EQ(dpt::shape_to_string(std::vector<int64_t>{5}), "(5,)");
   EXPECT_EQ(dpt::shape_to_string(std::vector<int64_t>{}), "()");
   EXPECT_EQ(dpt::checked_numel(std::vector<int64_t>{int64_t{1} << 62, 4}), -1);
-  EXPECT_STREQ(dpt::dtype_name(dpt::NdArray::DType::I64), "int64");
-  EXPECT_STREQ(dpt::dtype_name(dpt::NdArray::DType::F32), "float32");
+  EXPECT_STREQ(dpt::dtype_name(dpt::DataType::I64), "int64");
+  EXPECT_STREQ(dpt::dtype_name(dpt::DataType::F32), "float32");
 }
 
 }  // namespace
