@@ -8,12 +8,19 @@
 #   KERNELS="Cooperlake Haswell ..." SEEDS="0 1 2 3 4" OUT=file.csv
 # Prints one CSV row per run (recipe,kernel,seed,test_accuracy) and then, per recipe, the lowest
 # and highest run. Needs a built tree (launch/setup.sh) and, for the peer-* recipes,
-# python3-torch (PYTHON_TORCH names another Python). A kernel that this OpenBLAS cannot run on this CPU is reported and left out.
+# python3-torch (PYTHON_TORCH names another Python). A kernel that this OpenBLAS cannot run on
+# this CPU is reported and left out.
 set -euo pipefail
 root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$root_dir/launch/mpi_env.sh"
 recipes=("$@")
 [ ${#recipes[@]} -gt 0 ] || recipes=(mlp cnn example peer-mlp peer-cnn)
+for r in "${recipes[@]}"; do
+  case $r in
+    mlp | cnn | example | peer-mlp | peer-cnn) ;;
+    *) echo "accuracy_spread.sh: error: unknown recipe '$r' (known: mlp cnn example peer-mlp peer-cnn)" >&2; exit 2 ;;
+  esac
+done
 read -r -a kernels <<< "${KERNELS:-Cooperlake SkylakeX Haswell Zen Sandybridge}"
 read -r -a seeds <<< "${SEEDS:-0 1 2 3 4}"
 out_csv=${OUT:-$root_dir/experiments/results/accuracy-spread.csv}
@@ -55,7 +62,6 @@ run() {  # recipe kernel seed -> test accuracy
         --model "${r#peer-}" --batch-size 64 --max-steps $((${epochs[${r#peer-}]} * (60000 / 128))) \
         --lr "${lr[${r#peer-}]}" --momentum 0.9 --seed "$s" --out "$tmp/peer.json" > /dev/null
       python3 -c "import json; print(round(json.load(open('$tmp/peer.json'))['test_accuracy'], 4))" ;;
-    *) echo "accuracy_spread.sh: error: unknown recipe $r" >&2; exit 2 ;;
   esac
 }
 
