@@ -1,6 +1,7 @@
 #include "comm/reducer.hpp"
 
 #include <cstdint>
+#include <string>
 #include <utility>
 
 #include "src/core/error.hpp"
@@ -33,13 +34,28 @@ std::vector<Bucket> assign_buckets(const std::vector<ParamRange>& params, size_t
   return buckets;
 }
 
-Reducer::Reducer(Communicator& comm, std::vector<Bucket> buckets)
-    : comm_(comm), buckets_(std::move(buckets)) {}
+Reducer::Reducer(Communicator& comm, std::vector<Bucket> buckets, std::vector<ParamRange> params)
+    : comm_(comm),
+      buckets_(std::move(buckets)),
+      params_(std::move(params)),
+      bucket_of_(params_.size(), SIZE_MAX),
+      uses_pending_(params_.size()),
+      params_pending_(buckets_.size()) {
+  for (size_t b = 0; b < buckets_.size(); ++b)
+    for (size_t t : buckets_[b].tensors) {
+      if (t >= params_.size() || bucket_of_[t] != SIZE_MAX)
+        throw SystemError("Reducer: bucket " + std::to_string(b) + " names parameter " +
+                          std::to_string(t) + ", which is out of range or in two buckets");
+      bucket_of_[t] = b;
+    }
+}
 
 void Reducer::begin(float* grads) {
   if (!work_.empty()) throw SystemError("Reducer::begin: the previous step was not finished");
   grads_ = grads;
   next_ = 0;
+  for (size_t i = 0; i < params_.size(); ++i) uses_pending_[i] = params_[i].uses;
+  for (size_t b = 0; b < buckets_.size(); ++b) params_pending_[b] = buckets_[b].tensors.size();
 }
 
 void Reducer::launch(size_t index) {
@@ -50,9 +66,21 @@ void Reducer::launch(size_t index) {
   work_.push_back(comm_.allreduce_async(grads_ + b.offset, b.count, DataType::F32, ReduceOp::Sum));
 }
 
+void Reducer::param_done(size_t param) {
+  if (param >= params_.size() || uses_pending_[param] <= 0)
+    throw SystemError("Reducer: parameter " + std::to_string(param) +
+                      " reported done more often than its uses");
+  if (--uses_pending_[param] > 0) return;
+  const size_t b = bucket_of_[param];
+  if (b == SIZE_MAX) return;  // in no bucket: nothing to reduce
+  --params_pending_[b];
+  // In build order only, so that every rank starts the same collectives in the same order.
+  while (next_ < buckets_.size() && params_pending_[next_] == 0) launch(next_++);
+}
+
 void Reducer::stage_done(int stage) {
-  // Backward's stages count down, so buckets complete in the order they were built.
-  while (next_ < buckets_.size() && buckets_[next_].lowest_layer >= stage) launch(next_++);
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].stage == stage) param_done(i);
 }
 
 StepCommStats Reducer::finish() {

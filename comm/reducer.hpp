@@ -19,13 +19,17 @@
 
 namespace dpt {
 
-// One parameter tensor's gradient: a range of the flat gradient buffer, and the stage of
-// backward after which it is final. Backward reports its stages in decreasing order (the train
-// layer numbers them by layer, so backward's last stage is 0).
+// One parameter tensor's gradient: a range of the flat gradient buffer, how many uses in
+// backward add to it, and the stage of its last use. Backward reports its stages in decreasing
+// order (the train layer numbers them by layer, so backward's last stage is 0). A parameter used
+// by several layers (a tied embedding and output head) has one use per layer, and its gradient is
+// final only after the last of them: readiness is counted per parameter, as PyTorch's Reducer
+// counts it.
 struct ParamRange {
   size_t offset = 0;  // first float in the flat gradient buffer
   size_t numel = 0;   // floats in the tensor
-  int stage = 0;      // final once backward has finished this stage
+  int stage = 0;      // the stage of its last use in backward (the lowest stage that uses it)
+  int uses = 1;       // uses in backward that add to its gradient
 };
 
 struct Bucket {
@@ -53,14 +57,23 @@ struct StepCommStats {
   std::vector<BucketTiming> buckets;
 };
 
+// Each bucket keeps a count of its parameters still pending; a parameter stops pending when its
+// last use is done. Buckets start in the order they were built, on every rank the same: a bucket
+// whose parameters are all final waits for the buckets before it.
 class Reducer {
  public:
-  Reducer(Communicator& comm, std::vector<Bucket> buckets);
+  // `buckets` from assign_buckets(params, ...), over the same `params`.
+  Reducer(Communicator& comm, std::vector<Bucket> buckets, std::vector<ParamRange> params);
   const std::vector<Bucket>& buckets() const { return buckets_; }
 
   // Starts a step over the flat gradient buffer `grads` (summed over ranks in place).
   void begin(float* grads);
-  // Backward has finished `stage`: starts every bucket that is now complete.
+  // One use of parameter `param` (an index into the ranges) is done; starts every bucket that is
+  // now complete. Throws SystemError for a use more than the range declares.
+  void param_done(size_t param);
+  // Backward has finished `stage`: one use done of every range whose last use is that stage.
+  // (Enough for a model whose parameters each have one use; a shared parameter's other uses are
+  // reported with param_done.)
   void stage_done(int stage);
   // Starts what is left, waits for every bucket and reports the step's communication.
   StepCommStats finish();
@@ -70,6 +83,10 @@ class Reducer {
 
   Communicator& comm_;
   std::vector<Bucket> buckets_;
+  std::vector<ParamRange> params_;
+  std::vector<size_t> bucket_of_;       // per parameter
+  std::vector<int> uses_pending_;       // per parameter, this step
+  std::vector<size_t> params_pending_;  // per bucket, this step
   float* grads_ = nullptr;
   size_t next_ = 0;
   std::vector<std::unique_ptr<Work>> work_;

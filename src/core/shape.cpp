@@ -25,10 +25,20 @@ int64_t checked_numel(std::span<const int64_t> shape) {
   return n;
 }
 
-std::string shape_str(std::span<const int64_t> shape) { return "[" + join_dims(shape) + "]"; }
+// Appended rather than "[" + ...: GCC 12 warns (-Wrestrict) about a copy inside
+// operator+(const char*, std::string&&) that cannot happen.
+std::string shape_str(std::span<const int64_t> shape) {
+  std::string s = "[";
+  s += join_dims(shape);
+  s += "]";
+  return s;
+}
 
 std::string shape_to_string(std::span<const int64_t> shape) {
-  return "(" + join_dims(shape) + (shape.size() == 1 ? ",)" : ")");
+  std::string s = "(";
+  s += join_dims(shape);
+  s += shape.size() == 1 ? ",)" : ")";
+  return s;
 }
 
 }  // namespace dpt

@@ -172,7 +172,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   // The loss gradient is scaled by 1 / global batch, so that the sum over ranks (and over
   // micro-batches) is the gradient of the mean over the global batch: averaging costs no pass.
   const float grad_scale = 1.0f / static_cast<float>(sampler.global_batch());
-  Reducer reducer(comm, buckets(o));
+  Reducer reducer(comm, buckets(o), param_ranges(net_->param_info()));
   std::vector<int64_t> layer_grad_bytes(net_->num_layers(), 0);  // for the trace
   for (const ParamInfo& p : net_->param_info())
     layer_grad_bytes[p.layer] += static_cast<int64_t>(p.numel * sizeof(float));
