@@ -27,17 +27,9 @@ out_csv=${OUT:-$root_dir/experiments/results/accuracy-spread.csv}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# The kernel OpenBLAS really uses when asked for $1 (it falls back when the CPU lacks it).
-corename() {
-  OPENBLAS_CORETYPE=$1 python3 -c "import ctypes; l = ctypes.CDLL('libopenblas.so.0'); \
-l.openblas_get_corename.restype = ctypes.c_char_p; print(l.openblas_get_corename().decode())"
-}
-usable=()
-for k in "${kernels[@]}"; do
-  [ "$k" != default ] || { usable+=(default); continue; }  # whatever OpenBLAS picks by itself
-  got=$(corename "$k")
-  if [ "${got,,}" = "${k,,}" ]; then usable+=("$k"); else echo "# $k: this CPU runs $got instead; left out" >&2; fi
-done
+# shellcheck source=../tests/openblas_kernels.sh
+source "$root_dir/tests/openblas_kernels.sh"
+mapfile -t usable < <(openblas_usable_kernels "${kernels[@]}")
 
 final_accuracy() { tail -n 1 "$1" | tr ' ' '\n' | sed -n 's/^test_accuracy=//p'; }
 
@@ -47,7 +39,7 @@ declare -A epochs=([mlp]=5 [cnn]=3) lr=([mlp]=0.02 [cnn]=0.05)
 run() {  # recipe kernel seed -> test accuracy
   local r=$1 k=$2 s=$3
   rm -rf "$tmp/run"
-  if [ "$k" = default ]; then unset OPENBLAS_CORETYPE; else export OPENBLAS_CORETYPE=$k; fi
+  openblas_select "$k"
   case $r in
     mlp | cnn)
       mpirun -np 2 "$root_dir/build/dptrain" train --model "$r" --epochs "${epochs[$r]}" \

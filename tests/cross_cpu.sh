@@ -22,27 +22,17 @@ tests='^(e2e\.(mlp_accuracy|cnn_accuracy|example_program|resume\.other_world_siz
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
-# The kernel OpenBLAS really runs when asked for $1 (it falls back when this CPU lacks it).
-corename() {
-  env ${1:+OPENBLAS_CORETYPE=$1} python3 -c "import ctypes; l = ctypes.CDLL('libopenblas.so.0'); \
-l.openblas_get_corename.restype = ctypes.c_char_p; print(l.openblas_get_corename().decode())"
-}
+# shellcheck source=openblas_kernels.sh
+source "$root_dir/tests/openblas_kernels.sh"
 
-ran=()
-for k in "${kernels[@]}"; do
+mapfile -t usable < <(openblas_usable_kernels "${kernels[@]}")
+for k in "${usable[@]}"; do
+  openblas_select "$k"
   if [ "$k" = default ]; then
-    unset OPENBLAS_CORETYPE
-    echo "== kernel: default (OpenBLAS reports $(corename ''))"
+    echo "== kernel: default (OpenBLAS reports $(openblas_corename))"
   else
-    got=$(corename "$k")
-    if [ "${got,,}" != "${k,,}" ]; then
-      echo "== kernel: $k: this CPU runs $got instead; left out"
-      continue
-    fi
-    export OPENBLAS_CORETYPE=$k
     echo "== kernel: $k"
   fi
-  ran+=("$k")
   (cd "$build" && ctest -V -R "$tests" --timeout 900) > "$logs/$k.log" 2>&1 || true
   (cd "$build" && ctest -L unit --timeout 900) > "$logs/$k.unit.log" 2>&1 || true
   # The CPU side of the GPU parity recipe, kept for the comparison below.
@@ -54,7 +44,7 @@ for k in "${kernels[@]}"; do
 done
 unset OPENBLAS_CORETYPE
 
-python3 - "$logs" "$root_dir/tests/e2e/compare_safetensors.py" "${ran[@]}" <<'PY'
+python3 - "$logs" "$root_dir/tests/e2e/compare_safetensors.py" "${usable[@]}" <<'PY'
 import os, re, subprocess, sys
 logs, compare, kernels = sys.argv[1], sys.argv[2], sys.argv[3:]
 cells, order = {}, []  # (test, kernel) -> text

@@ -1,0 +1,26 @@
+# shellcheck shell=bash
+# Sourced by tests/cross_cpu.sh and experiments/accuracy_spread.sh: which OpenBLAS kernels
+# (OPENBLAS_CORETYPE) this CPU can run, and how to select one.
+
+# openblas_corename [KERNEL]: the kernel OpenBLAS really runs when asked for KERNEL (it falls
+# back when this CPU lacks it), or the one it picks by itself without an argument.
+openblas_corename() {
+  env ${1:+OPENBLAS_CORETYPE=$1} python3 -c "import ctypes; l = ctypes.CDLL('libopenblas.so.0'); \
+l.openblas_get_corename.restype = ctypes.c_char_p; print(l.openblas_get_corename().decode())"
+}
+
+# openblas_usable_kernels KERNEL...: prints, one a line, those this CPU runs as asked ("default",
+# OpenBLAS's own choice, always); says on stderr which it leaves out and why.
+openblas_usable_kernels() {
+  local k got
+  for k in "$@"; do
+    if [ "$k" = default ]; then echo default; continue; fi
+    got=$(openblas_corename "$k")
+    if [ "${got,,}" = "${k,,}" ]; then echo "$k"; else echo "# $k: this CPU runs $got instead; left out" >&2; fi
+  done
+}
+
+# openblas_select KERNEL: exports OPENBLAS_CORETYPE for it ("default": unsets it).
+openblas_select() {
+  if [ "$1" = default ]; then unset OPENBLAS_CORETYPE; else export OPENBLAS_CORETYPE=$1; fi
+}
