@@ -4,16 +4,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
 
+#include "src/core/atomic_file.hpp"
 #include "src/core/error.hpp"
 #include "src/core/shape.hpp"
 
@@ -165,32 +164,6 @@ std::vector<uint8_t> read_raw(const std::string& path) {
   return out;
 }
 
-// The temporary file of an atomic write: removed unless the write got as far as the rename.
-struct TempFile {
-  std::string name;
-  int fd = -1;
-  bool renamed = false;
-  ~TempFile() {
-    if (fd >= 0) ::close(fd);
-    if (!renamed) ::unlink(name.c_str());
-  }
-};
-
-[[noreturn]] void system_fail(const std::string& path, const std::string& what, int err) {
-  throw SystemError(path + ": " + what + ": " + std::strerror(err));
-}
-
-void write_all(const std::string& path, int fd, const void* data, size_t size) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, std::min<size_t>(size, 1 << 30));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) system_fail(path, "cannot write", errno);
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
 }  // namespace
 
 const TensorIn* SafetensorsFile::find(const std::string& name) const {
@@ -294,36 +267,11 @@ void write_safetensors(const std::string& path, const std::vector<TensorOut>& te
   text.append((8 - text.size() % 8) % 8, ' ');
   const uint64_t header_len = text.size();
 
-  TempFile tmp;
-  tmp.name = path + ".tmp." + std::to_string(::getpid());
-  tmp.fd = ::open(tmp.name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (tmp.fd < 0) {
-    const int err = errno;
-    tmp.renamed = true;  // nothing was created, so there is nothing to remove
-    // A path the user got wrong is bad input; anything else is the system's failure.
-    if (err == ENOENT || err == ENOTDIR || err == EACCES || err == EROFS) {
-      fail(path, std::string("cannot write: ") + std::strerror(err));
-    }
-    system_fail(path, "cannot write", err);
-  }
-  write_all(path, tmp.fd, &header_len, 8);
-  write_all(path, tmp.fd, text.data(), text.size());
-  for (size_t i = 0; i < tensors.size(); ++i) write_all(path, tmp.fd, tensors[i].data, sizes[i]);
-  if (::fsync(tmp.fd) != 0) system_fail(path, "cannot write (fsync)", errno);
-  const int fd = tmp.fd;
-  tmp.fd = -1;
-  if (::close(fd) != 0) system_fail(path, "cannot write (close)", errno);
-  if (::rename(tmp.name.c_str(), path.c_str()) != 0) {
-    system_fail(path, "cannot rename " + tmp.name + " over it", errno);
-  }
-  tmp.renamed = true;
-  // Best effort: sync the folder too, so that the rename itself survives a crash.
-  const std::string dir = std::filesystem::path(path).parent_path().string();
-  const int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  AtomicFile file(path);
+  file.write(&header_len, 8);
+  file.write(text.data(), text.size());
+  for (size_t i = 0; i < tensors.size(); ++i) file.write(tensors[i].data, sizes[i]);
+  file.commit();
 }
 
 }  // namespace dpt
