@@ -48,8 +48,10 @@ MPI_Datatype to_mpi(DataType t) {
       return MPI_UINT64_T;
     case DataType::U8:
       return MPI_BYTE;
+    case DataType::BF16:
+      break;  // MPI has no bfloat16 type (nor sum over one)
   }
-  return MPI_BYTE;
+  throw SystemError(std::string("MPI communicator: no MPI type for ") + dtype_name(t));
 }
 
 MPI_Op to_mpi(ReduceOp op) {

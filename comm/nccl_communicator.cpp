@@ -34,6 +34,8 @@ ncclDataType_t to_nccl(DataType t) {
       return ncclUint64;
     case DataType::U8:
       return ncclUint8;
+    case DataType::BF16:
+      return ncclBfloat16;
   }
   return ncclUint8;
 }

@@ -10,8 +10,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
+#include "kernels/ops.hpp"
 #include "kernels/runtime/device.hpp"
+#include "src/core/dtype.hpp"
 
 namespace dpt {
 
@@ -58,6 +61,13 @@ AdamWScalars adamw_scalars(const AdamWParams& p);
 // of its runtime (CpuDevice, CudaDevice), and both must be the one Device it is.
 class Backend : public virtual Device {
  public:
+  // Whether `op` takes tensors of element type `t` on this backend (its floating-point operands:
+  // labels and indices keep their own integer types). Every op takes float32 today.
+  virtual bool takes(Op op, DataType t) const { return t == DataType::F32; }
+  // Throws InputError when `op` does not take `t` here, naming `who` (the layer or optimizer
+  // that asked), the backend, the op and the type.
+  void require(Op op, DataType t, const std::string& who) const;
+
   virtual void fill(float* p, size_t n, float value) = 0;
   // p[i] = (2 u - 1) * bound with u = uniform_float(seed, i): the same values on every backend
   // (parameter initialisation, PyTorch's U(-bound, bound)).

@@ -13,6 +13,8 @@ size_t dtype_size(DataType t) {
       return 8;
     case DataType::U8:
       return 1;
+    case DataType::BF16:
+      return 2;
   }
   return 1;
 }
@@ -31,6 +33,8 @@ const char* dtype_name(DataType t) {
       return "uint64";
     case DataType::U8:
       return "uint8";
+    case DataType::BF16:
+      return "bfloat16";
   }
   return "unknown";
 }

@@ -1,0 +1,51 @@
+#include "kernels/ops.hpp"
+
+#include "kernels/backend.hpp"
+#include "src/core/error.hpp"
+
+namespace dpt {
+
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::Fill:
+      return "fill";
+    case Op::FillUniform:
+      return "fill_uniform";
+    case Op::Gemm:
+      return "gemm";
+    case Op::AddBias:
+      return "add_bias";
+    case Op::BiasGrad:
+      return "bias_grad";
+    case Op::Relu:
+      return "relu";
+    case Op::Dropout:
+      return "dropout";
+    case Op::Mul:
+      return "mul";
+    case Op::Conv2d:
+      return "conv2d";
+    case Op::MaxPool2d:
+      return "maxpool2d";
+    case Op::SoftmaxCrossEntropy:
+      return "softmax_cross_entropy";
+    case Op::SgdUpdate:
+      return "sgd_update";
+    case Op::AdamWUpdate:
+      return "adamw_update";
+    case Op::CountNonfinite:
+      return "count_nonfinite";
+  }
+  return "unknown";
+}
+
+void Backend::require(Op op, DataType t, const std::string& who) const {
+  if (takes(op, t)) return;
+  std::string known;
+  for (DataType d : {DataType::F32, DataType::BF16, DataType::F64})
+    if (takes(op, d)) known += (known.empty() ? "" : ", ") + std::string(dtype_name(d));
+  throw InputError(who + ": the " + name() + " backend's " + op_name(op) + " does not take " +
+                   dtype_name(t) + " (it takes " + (known.empty() ? "none" : known) + ")");
+}
+
+}  // namespace dpt

@@ -1,0 +1,33 @@
+// The ops a Backend offers, by name, so that a backend can say which element types each one
+// takes (Backend::takes) and a layer can ask before it runs: the seam where bf16 joins. Today
+// every op of every backend takes float32 only.
+#pragma once
+
+namespace dpt {
+
+enum class Op {
+  Fill,
+  FillUniform,
+  Gemm,
+  AddBias,
+  BiasGrad,
+  Relu,
+  Dropout,
+  Mul,
+  Conv2d,
+  MaxPool2d,
+  SoftmaxCrossEntropy,
+  SgdUpdate,
+  AdamWUpdate,
+  CountNonfinite,
+};
+inline constexpr Op kAllOps[] = {Op::Fill,       Op::FillUniform, Op::Gemm,
+                                 Op::AddBias,    Op::BiasGrad,    Op::Relu,
+                                 Op::Dropout,    Op::Mul,         Op::Conv2d,
+                                 Op::MaxPool2d,  Op::SoftmaxCrossEntropy,
+                                 Op::SgdUpdate,  Op::AdamWUpdate, Op::CountNonfinite};
+
+// Its name in messages: "gemm", "softmax_cross_entropy", ...
+const char* op_name(Op op);
+
+}  // namespace dpt
