@@ -36,9 +36,8 @@ void launch_fill_uniform(float* p, size_t n, float bound, uint64_t seed, cudaStr
 void launch_dropout_forward(const float* x, float* y, float* mask, size_t n, float p, uint64_t seed,
                             cudaStream_t stream);
 
-// softmax_cross_entropy.cu: the totals land in *sums (device memory); row_loss and row_status
-// are scratch of `rows` entries each. LossResult's fields, for rows whose target is ignore_index
-// or outside [0, classes).
+// softmax_cross_entropy.cu: Backend::softmax_cross_entropy. The totals (LossResult's fields)
+// land in *sums (device memory); row_loss and row_status are scratch of `rows` entries each.
 struct LossSums {
   double loss_sum;
   long long count, correct, invalid;
