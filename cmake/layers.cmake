@@ -20,7 +20,7 @@ set(DPT_LAYER_data_DIR src/data)  # readers, data sets, sampler
 set(DPT_LAYER_data_USES core)
 set(DPT_LAYER_io_DIR src/io)  # safetensors
 set(DPT_LAYER_io_USES core)
-set(DPT_LAYER_model_DIR src/model)  # layers, Sequential, spec parser
+set(DPT_LAYER_model_DIR src/model)  # layers, Sequential, spec parser, losses
 set(DPT_LAYER_model_USES kernels)
 set(DPT_LAYER_train_DIR src/train)  # Model (fit), optimizers, checkpoints, a rank's devices
 set(DPT_LAYER_train_USES model data io comm)

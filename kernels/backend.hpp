@@ -34,9 +34,13 @@ struct PoolShape {
   int out_w() const { return in_w < k ? 0 : (in_w - k) / stride + 1; }
 };
 
+// Totals of a loss over rows. Only counted rows contribute: a row whose target is the ignore
+// index is skipped, and so is one whose target is no class at all (counted in `invalid`).
 struct LossResult {
-  double loss_sum = 0;  // sum over the batch of -log softmax(logits)[label]
-  int64_t correct = 0;  // samples whose arg-max logit equals the label
+  double loss_sum = 0;  // sum over the counted rows of -log softmax(logits)[target]
+  int64_t count = 0;    // counted rows
+  int64_t correct = 0;  // counted rows whose arg-max logit equals the target
+  int64_t invalid = 0;  // rows whose target is neither the ignore index nor in [0, classes)
 };
 
 struct SgdParams {
@@ -103,10 +107,14 @@ class Backend : public virtual Device {
   virtual void maxpool2d_backward(const PoolShape& s, const float* x, const float* y,
                                   const float* dy, const int32_t* argmax, float* dx) = 0;
 
-  // Softmax cross-entropy over rows of logits [batch, classes]; writes
-  // dlogits = (softmax - onehot) * grad_scale when dlogits is not null.
-  virtual LossResult softmax_cross_entropy(const float* logits, const int32_t* labels, int batch,
-                                           int classes, float grad_scale, float* dlogits) = 0;
+  // Softmax cross-entropy over the rows of logits [rows, classes], one target per row. The arg-max
+  // is the first maximum (a NaN wins only as the first logit). When dlogits is not null it is
+  // written in full: (softmax - onehot) * grad_scale on counted rows, zero on the others (rows
+  // whose target is ignore_index, and invalid ones). Deterministic: the same inputs give the
+  // same bits on every call.
+  virtual LossResult softmax_cross_entropy(const float* logits, const int32_t* targets, int rows,
+                                           int classes, int32_t ignore_index, float grad_scale,
+                                           float* dlogits) = 0;
 
   // One optimizer update over flat buffers of n floats, in one pass (PyTorch's semantics).
   virtual void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n,

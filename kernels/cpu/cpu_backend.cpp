@@ -185,10 +185,17 @@ class CpuBackend final : public Backend, public CpuDevice {
         dx[plane * plane_in + argmax[plane * plane_out + o]] += dy[plane * plane_out + o];
   }
 
-  LossResult softmax_cross_entropy(const float* logits, const int32_t* labels, int batch,
-                                   int classes, float grad_scale, float* dlogits) override {
+  LossResult softmax_cross_entropy(const float* logits, const int32_t* targets, int rows,
+                                   int classes, int32_t ignore_index, float grad_scale,
+                                   float* dlogits) override {
     LossResult r;
-    for (int i = 0; i < batch; ++i) {
+    for (int i = 0; i < rows; ++i) {
+      const int label = targets[i];
+      if (label == ignore_index || label < 0 || label >= classes) {
+        r.invalid += (label != ignore_index);
+        if (dlogits) std::fill_n(dlogits + static_cast<size_t>(i) * classes, classes, 0.0f);
+        continue;
+      }
       const float* row = logits + static_cast<size_t>(i) * classes;
       int arg = 0;
       for (int c = 1; c < classes; ++c)
@@ -196,9 +203,9 @@ class CpuBackend final : public Backend, public CpuDevice {
       const float mx = row[arg];
       double sum = 0;
       for (int c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(row[c] - mx));
-      const int label = labels[i];
       r.loss_sum += std::log(sum) - static_cast<double>(row[label] - mx);
       r.correct += (arg == label);
+      ++r.count;
       if (dlogits) {
         float* drow = dlogits + static_cast<size_t>(i) * classes;
         const double inv = 1.0 / sum;

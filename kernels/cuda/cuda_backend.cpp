@@ -110,24 +110,27 @@ class CudaBackendImpl final : public CudaBackend {
     pool_->backward(s, x, y, dy, dx);
   }
 
-  LossResult softmax_cross_entropy(const float* logits, const int32_t* labels, int batch,
-                                   int classes, float grad_scale, float* dlogits) override {
+  LossResult softmax_cross_entropy(const float* logits, const int32_t* targets, int rows,
+                                   int classes, int32_t ignore_index, float grad_scale,
+                                   float* dlogits) override {
     make_current();
-    const size_t rows = static_cast<size_t>(batch > 0 ? batch : 0);
-    // Scratch: the totals, then one double loss and one int32 hit per row.
-    char* base = static_cast<char*>(scratch(sizeof(gpu::LossSums) + rows * 12));
+    const size_t n = static_cast<size_t>(rows > 0 ? rows : 0);
+    // Scratch: the totals, then one double loss and one int32 status per row.
+    char* base = static_cast<char*>(scratch(sizeof(gpu::LossSums) + n * 12));
     auto* sums = reinterpret_cast<gpu::LossSums*>(base);
     auto* row_loss = reinterpret_cast<double*>(base + sizeof(gpu::LossSums));
-    auto* row_correct = reinterpret_cast<int32_t*>(base + sizeof(gpu::LossSums) + rows * 8);
-    gpu::launch_softmax_cross_entropy(logits, labels, batch, classes, grad_scale, dlogits, row_loss,
-                                      row_correct, sums, stream_);
+    auto* row_status = reinterpret_cast<int32_t*>(base + sizeof(gpu::LossSums) + n * 8);
+    gpu::launch_softmax_cross_entropy(logits, targets, rows, classes, ignore_index, grad_scale,
+                                      dlogits, row_loss, row_status, sums, stream_);
     auto* host = static_cast<gpu::LossSums*>(pinned_);
     DPT_CUDA_CHECK(
         cudaMemcpyAsync(host, sums, sizeof(gpu::LossSums), cudaMemcpyDeviceToHost, stream_));
     DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
     LossResult r;
     r.loss_sum = host->loss_sum;
+    r.count = host->count;
     r.correct = host->correct;
+    r.invalid = host->invalid;
     return r;
   }
 

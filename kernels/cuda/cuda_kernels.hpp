@@ -36,15 +36,16 @@ void launch_fill_uniform(float* p, size_t n, float bound, uint64_t seed, cudaStr
 void launch_dropout_forward(const float* x, float* y, float* mask, size_t n, float p, uint64_t seed,
                             cudaStream_t stream);
 
-// softmax_cross_entropy.cu: the batch totals land in *sums (device memory); row_loss and
-// row_correct are scratch of `batch` entries each.
+// softmax_cross_entropy.cu: Backend::softmax_cross_entropy. The totals (LossResult's fields)
+// land in *sums (device memory); row_loss and row_status are scratch of `rows` entries each.
 struct LossSums {
   double loss_sum;
-  long long correct;
+  long long count, correct, invalid;
 };
-void launch_softmax_cross_entropy(const float* logits, const int32_t* labels, int batch,
-                                  int classes, float grad_scale, float* dlogits, double* row_loss,
-                                  int32_t* row_correct, LossSums* sums, cudaStream_t stream);
+void launch_softmax_cross_entropy(const float* logits, const int32_t* targets, int rows,
+                                  int classes, int32_t ignore_index, float grad_scale,
+                                  float* dlogits, double* row_loss, int32_t* row_status,
+                                  LossSums* sums, cudaStream_t stream);
 
 // sgd.cu: SgdParams' fields.
 void launch_sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, float lr,

@@ -1,100 +1,149 @@
-// Softmax cross-entropy over the rows of [batch, classes] logits: per-row loss, arg-max hit and
-// (optionally) the gradient, then the batch totals reduced on the device in a fixed order.
+// Softmax cross-entropy over the rows of [rows, classes] logits: one block per row computes the
+// row's loss, arg-max hit and (optionally) gradient; then one block sums the per-row results in a
+// fixed order. Rows may be as long as a language model's vocabulary (50,257 classes for GPT-2).
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
 
 namespace dpt::gpu {
 
-constexpr int kRowsPerBlock = kBlock / 32;  // one warp per row: class counts are small
+// What became of a row, for the totals.
+enum RowStatus : int32_t { kIgnored = 0, kMiss = 1, kHit = 2, kInvalid = 3 };
 
-// Per row, like the CPU backend: the arg-max (first maximum wins; NaNs never win unless the first
-// logit is one, when the arg-max stays 0), mx = row[arg], sum of exp(row - mx) in double, loss
-// log(sum) - (row[label] - mx) in double, and dlogits = (softmax - onehot) * grad_scale.
-__global__ void softmax_cross_entropy_rows_kernel(const float* logits, const int32_t* labels,
-                                                  int batch, int classes, float grad_scale,
-                                                  float* dlogits, double* row_loss,
-                                                  int32_t* row_correct) {
-  const int lane = static_cast<int>(threadIdx.x % 32);
-  const int r = static_cast<int>(blockIdx.x) * kRowsPerBlock + static_cast<int>(threadIdx.x / 32);
-  if (r >= batch) return;  // the whole warp leaves together; no block-wide sync follows
-  const float* row = logits + static_cast<size_t>(r) * classes;
+// Threads per row: about 8 classes each, a multiple of 32 from one warp (10 classes) to 512
+// (a 50,257-class row: about 98 each).
+inline int threads_per_row(int classes) {
+  const int warps = (classes / 8 + 31) / 32;
+  return 32 * std::clamp(warps, 1, 16);
+}
 
-  // Each lane's best over its classes (lowest index on ties), then a butterfly over the warp
-  // with the same order: larger value first, then lower index; -1 marks "nothing yet".
+// The better of two arg-max candidates: the larger value, then the lower index; -1 is none.
+__device__ inline void take_better(float& best, int& best_i, float other, int other_i) {
+  if (other_i >= 0 && (best_i < 0 || other > best || (other == best && other_i < best_i))) {
+    best = other;
+    best_i = other_i;
+  }
+}
+
+// The block's best candidate, returned to every thread. The result does not depend on the order
+// of the comparisons, as ties go to the lower index. Same conditions as block_sum.
+__device__ void block_argmax(float& best, int& best_i) {
+  __shared__ float value[32];
+  __shared__ int index[32];
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (int offset = 16; offset > 0; offset >>= 1)
+    take_better(best, best_i, __shfl_xor_sync(0xffffffffu, best, offset),
+                __shfl_xor_sync(0xffffffffu, best_i, offset));
+  if (lane == 0) {
+    value[warp] = best;
+    index[warp] = best_i;
+  }
+  __syncthreads();
+  best = lane < blockDim.x / 32 ? value[lane] : 0.0f;
+  best_i = lane < blockDim.x / 32 ? index[lane] : -1;
+  for (int offset = 16; offset > 0; offset >>= 1)
+    take_better(best, best_i, __shfl_xor_sync(0xffffffffu, best, offset),
+                __shfl_xor_sync(0xffffffffu, best_i, offset));
+  __syncthreads();  // value and index may be reused by the next call
+}
+
+// Row blockIdx.x, like the CPU backend: the arg-max (first maximum wins; a NaN never wins unless
+// it is the first logit, when the arg-max stays 0), mx = row[arg], the sum of exp(row - mx) in
+// double, the loss log(sum) - (row[target] - mx) in double, and
+// dlogits = (softmax - onehot) * grad_scale. An ignored or invalid row gets a zero gradient.
+// Class loops run over unsigned ints: classes + blockDim.x cannot overflow them.
+__global__ void softmax_cross_entropy_rows_kernel(const float* logits, const int32_t* targets,
+                                                  int classes, int32_t ignore_index,
+                                                  float grad_scale, float* dlogits,
+                                                  double* row_loss, int32_t* row_status) {
+  const unsigned r = blockIdx.x, n = static_cast<unsigned>(classes);
+  const size_t offset = static_cast<size_t>(r) * n;  // 64 bits: rows * classes may pass 2^31
+  const int target = targets[r];
+  // The whole block takes the same branch, so leaving early skips no __syncthreads.
+  if (target == ignore_index || target < 0 || target >= classes) {
+    if (dlogits)
+      for (unsigned c = threadIdx.x; c < n; c += blockDim.x) dlogits[offset + c] = 0.0f;
+    if (threadIdx.x == 0) {
+      row_loss[r] = 0.0;
+      row_status[r] = target == ignore_index ? kIgnored : kInvalid;
+    }
+    return;
+  }
+  const float* row = logits + offset;
+
   float best = 0.0f;
   int best_i = -1;
-  for (int c = lane; c < classes; c += 32) {
+  for (unsigned c = threadIdx.x; c < n; c += blockDim.x) {
     const float v = row[c];
     if (v != v) continue;  // NaN
+    // Each thread visits its classes in rising order, so a tie keeps the lower index.
     if (best_i < 0 || v > best) {
       best = v;
-      best_i = c;
+      best_i = static_cast<int>(c);
     }
   }
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    const float other = __shfl_xor_sync(0xffffffffu, best, offset);
-    const int other_i = __shfl_xor_sync(0xffffffffu, best_i, offset);
-    if (other_i >= 0 && (best_i < 0 || other > best || (other == best && other_i < best_i))) {
-      best = other;
-      best_i = other_i;
-    }
-  }
+  block_argmax(best, best_i);
   const float first = row[0];
   const int arg = (first != first || best_i < 0) ? 0 : best_i;
   const float mx = row[arg];
 
   double sum = 0.0;
-  for (int c = lane; c < classes; c += 32) sum += exp(static_cast<double>(row[c] - mx));
-  sum = warp_sum(sum);
+  for (unsigned c = threadIdx.x; c < n; c += blockDim.x)
+    sum += exp(static_cast<double>(row[c] - mx));
+  sum = block_sum(sum);
 
-  const int label = labels[r];
-  // An out-of-range label (the data readers reject them) gives a NaN loss instead of a stray read.
-  const bool valid = label >= 0 && label < classes;
-  if (lane == 0) {
-    row_loss[r] = valid ? log(sum) - static_cast<double>(row[label] - mx)
-                        : __longlong_as_double(0x7ff8000000000000LL);
-    row_correct[r] = valid && arg == label ? 1 : 0;
+  if (threadIdx.x == 0) {
+    row_loss[r] = log(sum) - static_cast<double>(row[target] - mx);
+    row_status[r] = arg == target ? kHit : kMiss;
   }
   if (dlogits) {
     const double inv = 1.0 / sum;
-    float* drow = dlogits + static_cast<size_t>(r) * classes;
-    for (int c = lane; c < classes; c += 32) {
+    float* drow = dlogits + offset;
+    for (unsigned c = threadIdx.x; c < n; c += blockDim.x) {
       const float prob = static_cast<float>(exp(static_cast<double>(row[c] - mx)) * inv);
-      drow[c] = (prob - (c == label ? 1.0f : 0.0f)) * grad_scale;
+      drow[c] = (prob - (static_cast<int>(c) == target ? 1.0f : 0.0f)) * grad_scale;
     }
   }
 }
 
-// One block sums the per-row results in a fixed order: the same total on every run.
-__global__ void softmax_cross_entropy_sum_kernel(const double* row_loss, const int32_t* row_correct,
-                                                 int batch, LossSums* sums) {
+// One block sums the per-row results in a fixed order: the same totals on every run, where
+// atomics on doubles would add in whatever order the rows finish.
+__global__ void softmax_cross_entropy_sum_kernel(const double* row_loss, const int32_t* row_status,
+                                                 int rows, LossSums* sums) {
   double loss = 0.0;
-  long long correct = 0;
-  for (int i = static_cast<int>(threadIdx.x); i < batch; i += static_cast<int>(blockDim.x)) {
-    loss += row_loss[i];
-    correct += row_correct[i];
+  long long count = 0, correct = 0, invalid = 0;
+  for (unsigned i = threadIdx.x; i < static_cast<unsigned>(rows); i += blockDim.x) {
+    loss += row_loss[i];  // 0 for the rows that do not count
+    const int32_t s = row_status[i];
+    count += s == kMiss || s == kHit;
+    correct += s == kHit;
+    invalid += s == kInvalid;
   }
   loss = block_sum(loss);
+  count = block_sum(count);
   correct = block_sum(correct);
+  invalid = block_sum(invalid);
   if (threadIdx.x == 0) {
     sums->loss_sum = loss;
+    sums->count = count;
     sums->correct = correct;
+    sums->invalid = invalid;
   }
 }
 
-void launch_softmax_cross_entropy(const float* logits, const int32_t* labels, int batch,
-                                  int classes, float grad_scale, float* dlogits, double* row_loss,
-                                  int32_t* row_correct, LossSums* sums, cudaStream_t stream) {
-  if (batch <= 0 || classes <= 0) {
+void launch_softmax_cross_entropy(const float* logits, const int32_t* targets, int rows,
+                                  int classes, int32_t ignore_index, float grad_scale,
+                                  float* dlogits, double* row_loss, int32_t* row_status,
+                                  LossSums* sums, cudaStream_t stream) {
+  if (rows <= 0 || classes <= 0) {
     DPT_CUDA_CHECK(cudaMemsetAsync(sums, 0, sizeof(*sums), stream));
     return;
   }
-  const unsigned blocks = static_cast<unsigned>((batch + kRowsPerBlock - 1) / kRowsPerBlock);
-  softmax_cross_entropy_rows_kernel<<<blocks, kBlock, 0, stream>>>(
-      logits, labels, batch, classes, grad_scale, dlogits, row_loss, row_correct);
+  softmax_cross_entropy_rows_kernel<<<static_cast<unsigned>(rows), threads_per_row(classes), 0,
+                                      stream>>>(logits, targets, classes, ignore_index, grad_scale,
+                                                dlogits, row_loss, row_status);
   DPT_CUDA_CHECK_LAUNCH();
-  softmax_cross_entropy_sum_kernel<<<1, 1024, 0, stream>>>(row_loss, row_correct, batch, sums);
+  softmax_cross_entropy_sum_kernel<<<1, 1024, 0, stream>>>(row_loss, row_status, rows, sums);
   DPT_CUDA_CHECK_LAUNCH();
 }
 

@@ -60,11 +60,16 @@ void Model::sync_params_from_rank0() {
 
 void Model::compile(const OptimizerConfig& optimizer, const std::string& loss,
                     const std::vector<std::string>& metrics) {
-  if (loss != "softmax_cross_entropy")
-    throw InputError("compile: unknown loss '" + loss + "' (known: softmax_cross_entropy)");
+  std::unique_ptr<Loss> made;
+  try {
+    made = make_loss(loss);
+  } catch (const InputError& e) {
+    throw InputError(std::string("compile: ") + e.what());
+  }
   for (const std::string& m : metrics)
     if (m != "accuracy") throw InputError("compile: unknown metric '" + m + "' (known: accuracy)");
   optimizer_ = std::make_unique<Optimizer>(env_.backend, optimizer, net_->flat_size());
+  loss_ = std::move(made);
 }
 
 void Model::check_labels(const Dataset& data, const std::string& what) const {
@@ -232,9 +237,9 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
           ScopedRange range(be, "forward");
           logits = net_->forward(x_dev.data(), b, true, dropout_seed);
         }
-        step_loss += be.softmax_cross_entropy(logits, y_dev.as<int32_t>(), b, classes, grad_scale,
-                                              dlogits.data())
-                         .loss_sum;
+        step_loss +=
+            loss_->compute(be, logits, y_dev.as<int32_t>(), b, classes, grad_scale, dlogits.data())
+                .loss_sum;
         ScopedRange range(be, "backward");
         if (m + 1 < micro) {
           net_->backward(dlogits.data(), b);  // accumulate locally, no communication
@@ -400,25 +405,27 @@ EvalResult Model::evaluate(const Dataset& data, int batch_size) {
   DeviceBuffer x_dev(be, sizeof(float) * x_host.size());
   DeviceBuffer y_dev(be, sizeof(int32_t) * bs);
   double loss_sum = 0;
-  int64_t correct = 0;
+  int64_t correct = 0, counted = 0;
   for (size_t start = 0; start < mine.size(); start += bs) {
     const int n = static_cast<int>(std::min<size_t>(bs, mine.size() - start));
     data.gather(mine.data() + start, n, x_host.data(), y_host.data());
     be.copy_from_host(x_dev.data(), x_host.data(), sizeof(float) * n * numel);
     be.copy_from_host(y_dev.data(), y_host.data(), sizeof(int32_t) * n);
     const float* logits = net_->forward(x_dev.data(), n, false, 0);
-    const LossResult r =
-        be.softmax_cross_entropy(logits, y_dev.as<int32_t>(), n, classes, 0.0f, nullptr);
+    const LossResult r = loss_->compute(be, logits, y_dev.as<int32_t>(), n, classes, 0.0f, nullptr);
     loss_sum += r.loss_sum;
     correct += r.correct;
+    counted += r.count;
   }
   EvalResult out;
   out.count = comm.allreduce_sum(static_cast<int64_t>(mine.size()));
   const double total_loss = comm.allreduce_sum(loss_sum);
   const int64_t total_correct = comm.allreduce_sum(correct);
-  if (out.count > 0) {
-    out.loss = total_loss / static_cast<double>(out.count);
-    out.accuracy = static_cast<double>(total_correct) / static_cast<double>(out.count);
+  // Means over the samples whose target counts (all of them, unless some carry the ignore index).
+  const int64_t total_counted = comm.allreduce_sum(counted);
+  if (total_counted > 0) {
+    out.loss = total_loss / static_cast<double>(total_counted);
+    out.accuracy = static_cast<double>(total_correct) / static_cast<double>(total_counted);
   }
   return out;
 }

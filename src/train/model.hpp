@@ -15,6 +15,7 @@
 #include "comm/communicator.hpp"
 #include "comm/reducer.hpp"
 #include "src/data/dataset.hpp"
+#include "src/model/loss.hpp"
 #include "src/model/sequential.hpp"
 #include "src/train/optimizer.hpp"
 
@@ -66,8 +67,8 @@ struct FitOptions {
 };
 
 struct EvalResult {
-  double loss = 0;      // mean softmax cross-entropy
-  double accuracy = 0;  // fraction of arg-max predictions equal to the label
+  double loss = 0;      // mean loss over the samples whose target counts (not ignored)
+  double accuracy = 0;  // fraction of those whose arg-max prediction equals the label
   int64_t count = 0;    // samples evaluated, over all ranks
 };
 
@@ -109,7 +110,8 @@ class Model {
   // or when ranks built different models.
   Model(Environment env, const std::string& spec, const Shape& input_shape, uint64_t seed = 0);
 
-  // Loss: "softmax_cross_entropy" (the one there is). Metrics: "accuracy".
+  // Loss: a name for make_loss ("softmax_cross_entropy", the one there is; targets equal to
+  // kIgnoreIndex do not count). Metrics: "accuracy".
   void compile(const OptimizerConfig& optimizer, const std::string& loss = "softmax_cross_entropy",
                const std::vector<std::string>& metrics = {"accuracy"});
 
@@ -127,6 +129,7 @@ class Model {
                     const std::map<std::string, std::string>& metadata = {}) const;
 
   Sequential& net() { return *net_; }
+  const Loss& loss() const { return *loss_; }
   const Optimizer* optimizer() const { return optimizer_.get(); }
   Optimizer* optimizer() { return optimizer_.get(); }
   Environment& environment() { return env_; }
@@ -146,6 +149,7 @@ class Model {
   Environment env_;
   std::unique_ptr<Sequential> net_;
   std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<Loss> loss_ = make_loss("softmax_cross_entropy");  // evaluate() needs no compile
   int64_t steps_done_ = 0;
   bool stopped_on_request_ = false;
 };

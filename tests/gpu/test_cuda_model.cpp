@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "src/model/loss.hpp"
 #include "src/model/model_spec.hpp"
 #include "src/model/sequential.hpp"
 #include "tests/gpu/cuda_parity.hpp"
@@ -53,8 +54,8 @@ ModelRun train(Backend& be, const std::string& spec, const Shape& input, int bat
     net.zero_grad();
     const float* logits = net.forward(x_dev.data(), batch, true, 1000 + step);
     const LossResult loss =
-        be.softmax_cross_entropy(logits, y_dev.as<int32_t>(), batch, classes,
-                                 1.0f / static_cast<float>(batch), dlogits.data());
+        SoftmaxCrossEntropy().compute(be, logits, y_dev.as<int32_t>(), batch, classes,
+                                      1.0f / static_cast<float>(batch), dlogits.data());
     net.backward(dlogits.data(), batch);
     run.logits.push_back(CudaParity::download(be, logits, static_cast<size_t>(batch) * classes));
     run.loss.push_back(loss.loss_sum);

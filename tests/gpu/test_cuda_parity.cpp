@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "src/core/clock.hpp"
+#include "src/model/loss.hpp"
 #include "tests/gpu/cuda_parity.hpp"
 
 namespace dpt::gputest {
@@ -416,8 +417,9 @@ struct LossRun {
   std::vector<float> dlogits_cpu, dlogits_gpu;
 };
 
+// The backend op on both, with dlogits poisoned on the GPU: every element must be written.
 LossRun run_loss(const std::vector<float>& logits, const std::vector<int32_t>& labels, int batch,
-                 int classes, bool with_grad) {
+                 int classes, bool with_grad, int32_t ignore_index = kIgnoreIndex) {
   const size_t n = static_cast<size_t>(batch) * classes;
   Mirror lg = CudaParity::mirror(logits);
   DeviceBuffer lab_cpu = CudaParity::upload(CudaParity::cpu(), labels);
@@ -426,14 +428,24 @@ LossRun run_loss(const std::vector<float>& logits, const std::vector<int32_t>& l
   const float scale = 1.0f / static_cast<float>(batch);
   LossRun r;
   r.cpu = CudaParity::cpu().softmax_cross_entropy(lg.c(), lab_cpu.as<int32_t>(), batch, classes,
-                                                  scale, with_grad ? d.c() : nullptr);
+                                                  ignore_index, scale, with_grad ? d.c() : nullptr);
   r.gpu = CudaParity::gpu().softmax_cross_entropy(lg.g(), lab_gpu.as<int32_t>(), batch, classes,
-                                                  scale, with_grad ? d.g() : nullptr);
+                                                  ignore_index, scale, with_grad ? d.g() : nullptr);
   if (with_grad) {
     r.dlogits_cpu = CudaParity::from_cpu(d);
     r.dlogits_gpu = CudaParity::from_gpu(d);
   }
   return r;
+}
+
+// Both add the same double terms in other orders: loss sums agree far beyond float precision
+// (a 50,257-term sum in double is good to about 1e-11 relative). The counts are exact.
+void expect_same_totals(const LossRun& r, const std::string& name) {
+  EXPECT_NEAR(r.gpu.loss_sum, r.cpu.loss_sum, 1e-9 * std::max(1.0, std::fabs(r.cpu.loss_sum)))
+      << name;
+  EXPECT_EQ(r.gpu.count, r.cpu.count) << name;
+  EXPECT_EQ(r.gpu.correct, r.cpu.correct) << name;
+  EXPECT_EQ(r.gpu.invalid, r.cpu.invalid) << name;
 }
 
 TEST_F(CudaOps, SoftmaxCrossEntropy) {
@@ -442,7 +454,7 @@ TEST_F(CudaOps, SoftmaxCrossEntropy) {
   };
   uint64_t seed = 1400;
   for (const Dims d : {Dims{1, 1}, Dims{1, 10}, Dims{7, 10}, Dims{64, 10}, Dims{33, 100},
-                       Dims{5, 1000}, Dims{300, 3}, Dims{2000, 37}}) {
+                       Dims{5, 1000}, Dims{300, 3}, Dims{2000, 37}, Dims{3, 4097}}) {
     const std::string name =
         "softmax_cross_entropy " + std::to_string(d.batch) + "x" + std::to_string(d.classes);
     const std::vector<float> logits =
@@ -450,13 +462,113 @@ TEST_F(CudaOps, SoftmaxCrossEntropy) {
     const std::vector<int32_t> labels = random_labels(d.batch, d.classes, ++seed);
     for (const bool with_grad : {true, false}) {
       const LossRun r = run_loss(logits, labels, d.batch, d.classes, with_grad);
-      // Both accumulate the loss in double: they agree far beyond float precision.
-      EXPECT_NEAR(r.gpu.loss_sum, r.cpu.loss_sum, 1e-9 * std::max(1.0, std::fabs(r.cpu.loss_sum)))
-          << name;
-      EXPECT_EQ(r.gpu.correct, r.cpu.correct) << name;
+      expect_same_totals(r, name);
+      EXPECT_EQ(r.cpu.count, d.batch) << name;
       if (with_grad) expect_close(r.dlogits_gpu, r.dlogits_cpu, kTol, name + " dlogits");
     }
   }
+}
+
+// Ignored rows (the ignore index) and invalid ones (no class): no loss, not counted, a zero
+// gradient, written in full on the GPU; the others as without them. At 10 classes (one warp per
+// row) and at GPT-2's 50,257 (a block of 512 threads per row, each over about 98 classes).
+TEST_F(CudaOps, SoftmaxCrossEntropyIgnoredRows) {
+  struct Case {
+    int rows, classes;
+    std::vector<int> ignored, invalid, hits;
+  };
+  uint64_t seed = 1450;
+  for (const Case& k :
+       {Case{64, 10, {0, 5, 6, 63}, {9, 12}, {1, 2}}, Case{8, 50257, {2, 5}, {4, 7}, {1, 3}}}) {
+    const std::string name = "softmax_cross_entropy " + std::to_string(k.rows) + "x" +
+                             std::to_string(k.classes) + " with ignored rows";
+    const size_t n = static_cast<size_t>(k.rows) * k.classes;
+    const std::vector<float> logits = random_floats(n, ++seed, -8.0f, 8.0f);
+    std::vector<int32_t> labels = random_labels(k.rows, k.classes, ++seed);
+    for (const int r : k.hits)
+      labels[r] = static_cast<int32_t>(
+          std::max_element(logits.begin() + static_cast<std::ptrdiff_t>(r) * k.classes,
+                           logits.begin() + static_cast<std::ptrdiff_t>(r + 1) * k.classes) -
+          (logits.begin() + static_cast<std::ptrdiff_t>(r) * k.classes));
+    for (const int r : k.ignored) labels[r] = kIgnoreIndex;
+    for (size_t j = 0; j < k.invalid.size(); ++j) labels[k.invalid[j]] = j == 0 ? k.classes : -1;
+    const int64_t counted =
+        k.rows - static_cast<int64_t>(k.ignored.size()) - static_cast<int64_t>(k.invalid.size());
+
+    const LossRun r = run_loss(logits, labels, k.rows, k.classes, true);
+    expect_same_totals(r, name);
+    EXPECT_EQ(r.cpu.count, counted) << name;
+    EXPECT_EQ(r.cpu.invalid, static_cast<int64_t>(k.invalid.size())) << name;
+    EXPECT_GE(r.cpu.correct, static_cast<int64_t>(k.hits.size())) << name;
+    // Float roundings of the same double probabilities: close, mostly identical.
+    expect_close(r.dlogits_gpu, r.dlogits_cpu, kTol, name + " dlogits");
+    std::vector<int> skipped = k.ignored;
+    skipped.insert(skipped.end(), k.invalid.begin(), k.invalid.end());
+    for (const int row : skipped) {
+      const auto at = [&](const std::vector<float>& v) {
+        return std::vector<float>(v.begin() + static_cast<std::ptrdiff_t>(row) * k.classes,
+                                  v.begin() + static_cast<std::ptrdiff_t>(row + 1) * k.classes);
+      };
+      expect_identical(at(r.dlogits_gpu), std::vector<float>(k.classes, 0.0f),
+                       name + " dlogits of skipped row " + std::to_string(row));
+    }
+
+    // Deterministic: the same call again gives the same bits.
+    const LossRun again = run_loss(logits, labels, k.rows, k.classes, true);
+    EXPECT_EQ(std::memcmp(&again.gpu.loss_sum, &r.gpu.loss_sum, sizeof(double)), 0) << name;
+    expect_identical(again.dlogits_gpu, r.dlogits_gpu, name + " dlogits, second run");
+  }
+}
+
+// More than 2^31 logits in all: rows past that mark are read and written at 64-bit offsets.
+// All rows but a few are ignored, so that the CPU needs to compute only those few.
+TEST_F(CudaOps, SoftmaxCrossEntropyPast2To31Elements) {
+  const int classes = 50257, rows = 42800;  // 2,150,999,600 logits; row 42730 starts past 2^31
+  const size_t n = static_cast<size_t>(rows) * classes;
+  if (cuda_device_info(gpu_->ordinal()).total_memory < (size_t{24} << 30))
+    GTEST_SKIP() << "needs 24 GiB of GPU memory for two buffers of " << n << " floats";
+  const std::vector<int> counted = {0, 42729, 42730, 42799};  // 42729 straddles 2^31
+  DeviceBuffer logits(gpu(), sizeof(float) * n), dlogits(gpu(), sizeof(float) * n);
+  gpu().fill_uniform(logits.data(), n, 8.0f, 1480);
+  gpu().fill(dlogits.data(), n, std::nanf(""));
+  std::vector<int32_t> labels(rows, kIgnoreIndex);
+  std::vector<int32_t> packed_labels;
+  std::vector<float> packed_logits;
+  for (const int r : counted) {
+    labels[r] = static_cast<int32_t>(random_u64(1481, static_cast<uint64_t>(r)) % classes);
+    packed_labels.push_back(labels[r]);
+    const std::vector<float> row =
+        download(gpu(), logits.data() + static_cast<size_t>(r) * classes, classes);
+    packed_logits.insert(packed_logits.end(), row.begin(), row.end());
+  }
+  DeviceBuffer labels_gpu = upload(gpu(), labels);
+  const float scale = 1.0f / 1024.0f;
+  const LossResult g = gpu().softmax_cross_entropy(logits.data(), labels_gpu.as<int32_t>(), rows,
+                                                   classes, kIgnoreIndex, scale, dlogits.data());
+
+  const int packed_rows = static_cast<int>(counted.size());
+  Mirror packed = mirror(packed_logits), d = zeros(packed_logits.size());
+  DeviceBuffer packed_labels_cpu = upload(cpu(), packed_labels);
+  const LossResult c =
+      cpu().softmax_cross_entropy(packed.c(), packed_labels_cpu.as<int32_t>(), packed_rows, classes,
+                                  kIgnoreIndex, scale, d.c());
+  EXPECT_EQ(g.count, packed_rows);
+  EXPECT_EQ(g.correct, c.correct);
+  EXPECT_EQ(g.invalid, 0);
+  EXPECT_NEAR(g.loss_sum, c.loss_sum, 1e-9 * std::fabs(c.loss_sum));
+  const std::vector<float> d_cpu = from_cpu(d);
+  for (size_t i = 0; i < counted.size(); ++i) {
+    const size_t row = static_cast<size_t>(counted[i]);
+    const std::string name = "row " + std::to_string(row) + " of " + std::to_string(rows);
+    expect_close(download(gpu(), dlogits.data() + row * classes, classes),
+                 std::vector<float>(d_cpu.begin() + static_cast<std::ptrdiff_t>(i) * classes,
+                                    d_cpu.begin() + static_cast<std::ptrdiff_t>(i + 1) * classes),
+                 kTol, name + " dlogits");
+  }
+  // Ignored rows past 2^31 and the very last element: zeros, written over the NaN.
+  expect_identical(download(gpu(), dlogits.data() + size_t{42731} * classes, classes),
+                   std::vector<float>(classes, 0.0f), "dlogits of ignored row 42731");
+  expect_identical(download(gpu(), dlogits.data() + n - 1, 1), {0.0f}, "the last dlogit");
 }
 
 TEST_F(CudaOps, SoftmaxCrossEntropyArgMaxTiesAndNan) {
@@ -494,6 +606,22 @@ TEST_F(CudaOps, SoftmaxCrossEntropyArgMaxTiesAndNan) {
   EXPECT_TRUE(std::isnan(r.cpu.loss_sum));
   EXPECT_TRUE(std::isnan(r.gpu.loss_sum));
   expect_close(r.dlogits_gpu, r.dlogits_cpu, kTol, "dlogits with NaN");
+}
+
+TEST_F(CudaOps, SoftmaxCrossEntropyArgMaxTiesAcrossWarps) {
+  // 4097 classes: 512 threads per row, so that class c is thread c % 512 of warp (c % 512) / 32.
+  const int classes = 4097;
+  std::vector<float> logits = random_floats(static_cast<size_t>(4) * classes, 1550, -3, 3);
+  auto row = [&](int r) { return logits.begin() + static_cast<std::ptrdiff_t>(r) * classes; };
+  row(0)[40] = row(0)[600] = row(0)[3000] = 10.0f;  // warps 1, 2, 13: 40 wins
+  row(1)[40] = row(1)[552] = 10.0f;                 // one thread holds both: 40 wins
+  row(2)[1000] = row(2)[530] = 10.0f;               // warp 15 against warp 0: 530 wins
+  row(3)[4096] = 10.0f;                             // the last class, alone in its loop round
+  const std::vector<int32_t> labels = {40, 552, 530, 4096};
+  const LossRun r = run_loss(logits, labels, 4, classes, true);
+  EXPECT_EQ(r.cpu.correct, 3);
+  expect_same_totals(r, "ties across warps");
+  expect_close(r.dlogits_gpu, r.dlogits_cpu, kTol, "dlogits with ties across warps");
 }
 
 // ---------------------------------------------------------------- optimizers

@@ -141,6 +141,21 @@ TEST_F(DataParallel, EvaluationCoversEverySampleOnce) {
   EXPECT_DOUBLE_EQ(a.accuracy, s.accuracy);
 }
 
+TEST_F(DataParallel, CompileTakesTheLossByName) {
+  Model model({*world, *backend}, kSmallCnn, {1, 6, 6}, 1);
+  std::string msg;
+  try {
+    model.compile({.name = "sgd", .lr = 0.1f}, "mse");
+  } catch (const InputError& e) {
+    msg = e.what();
+  }
+  EXPECT_EQ(msg, "compile: unknown loss 'mse' (known: softmax_cross_entropy)");
+  EXPECT_EQ(model.optimizer(), nullptr);  // a refused compile leaves the model as it was
+  model.compile({.name = "sgd", .lr = 0.1f}, "softmax_cross_entropy");
+  EXPECT_EQ(model.loss().name(), "softmax_cross_entropy");
+  EXPECT_NE(model.optimizer(), nullptr);
+}
+
 TEST_F(DataParallel, RanksThatBuildDifferentModelsAreRefused) {
   if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks";
   const std::string spec = world->rank() == 1 ? "flatten linear(5) relu linear(4)"

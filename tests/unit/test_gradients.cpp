@@ -21,6 +21,7 @@
 #include "src/model/activations.hpp"
 #include "src/model/conv2d.hpp"
 #include "src/model/linear.hpp"
+#include "src/model/loss.hpp"
 #include "src/model/maxpool2d.hpp"
 #include "src/model/model_spec.hpp"
 #include "src/model/sequential.hpp"
@@ -179,17 +180,20 @@ TEST(Gradients, SoftmaxCrossEntropy) {
   const std::vector<int32_t> labels = {0, 6, 3, 3};
   std::vector<float> dlogits(logits.size());
   const float scale = 1.0f / batch;  // the gradient of the batch mean
-  be->softmax_cross_entropy(logits.data(), labels.data(), batch, classes, scale, dlogits.data());
+  const SoftmaxCrossEntropy loss;
+  loss.compute(*be, logits.data(), labels.data(), batch, classes, scale, dlogits.data());
   CheckResult r;
   const float eps = 1e-2f;  // smooth function: a small step, second-order error ~eps^2
   for (size_t i = 0; i < logits.size(); ++i) {
     const float saved = logits[i];
     logits[i] = saved + eps;
-    const double up = be->softmax_cross_entropy(logits.data(), labels.data(), batch, classes, 0,
-                                                nullptr).loss_sum / batch;
+    const double up =
+        loss.compute(*be, logits.data(), labels.data(), batch, classes, 0, nullptr).loss_sum /
+        batch;
     logits[i] = saved - eps;
-    const double down = be->softmax_cross_entropy(logits.data(), labels.data(), batch, classes,
-                                                  0, nullptr).loss_sum / batch;
+    const double down =
+        loss.compute(*be, logits.data(), labels.data(), batch, classes, 0, nullptr).loss_sum /
+        batch;
     logits[i] = saved;
     compare(dlogits[i], (up - down) / (2.0 * eps), r);
   }
@@ -203,7 +207,8 @@ TEST(SoftmaxCrossEntropy, KnownValues) {
   const std::vector<float> logits = {1, 1, 1, 1, 0, 0, 10, 0};
   const std::vector<int32_t> labels = {2, 2};
   std::vector<float> d(8);
-  const LossResult r = be->softmax_cross_entropy(logits.data(), labels.data(), 2, 4, 1.0f, d.data());
+  const SoftmaxCrossEntropy loss;
+  const LossResult r = loss.compute(*be, logits.data(), labels.data(), 2, 4, 1.0f, d.data());
   const double second = std::log(3.0 + std::exp(10.0)) - 10.0;
   EXPECT_NEAR(r.loss_sum, std::log(4.0) + second, 1e-6);
   EXPECT_EQ(r.correct, 1);  // row 0 ties: arg-max is the first class, not the label
@@ -212,7 +217,7 @@ TEST(SoftmaxCrossEntropy, KnownValues) {
   // Huge logits stay finite.
   const std::vector<float> big = {1e30f, -1e30f};
   const std::vector<int32_t> lab = {1};
-  EXPECT_TRUE(std::isfinite(be->softmax_cross_entropy(big.data(), lab.data(), 1, 2, 1, d.data()).loss_sum));
+  EXPECT_TRUE(std::isfinite(loss.compute(*be, big.data(), lab.data(), 1, 2, 1, d.data()).loss_sum));
 }
 
 // The whole stack, through Sequential's buffers (Flatten aliasing included), on the real loss.
@@ -226,10 +231,12 @@ TEST(Gradients, SequentialCnnEndToEnd) {
   const std::vector<float> x = make_inputs(batch * 72, Inputs::Uniform, 11);
   const std::vector<int32_t> labels = {1, 3, 0};
   std::vector<float> dlogits(batch * 4);
+  const SoftmaxCrossEntropy cross_entropy;
   const auto loss = [&](bool with_grad) {
     const float* logits = net.forward(x.data(), batch, true, 0);
-    return be->softmax_cross_entropy(logits, labels.data(), batch, 4, 1.0f / batch,
-                                     with_grad ? dlogits.data() : nullptr).loss_sum / batch;
+    const LossResult r = cross_entropy.compute(*be, logits, labels.data(), batch, 4, 1.0f / batch,
+                                               with_grad ? dlogits.data() : nullptr);
+    return r.loss_sum / batch;
   };
   net.zero_grad();
   loss(true);
