@@ -164,10 +164,15 @@ TEST(LayerNormKernel, ForwardMatchesTheDefinition) {
     EXPECT_LE(worst_error(yd, want), 1e-13);
     // The saved statistics are those of the rows.
     for (int64_t r = 0; r < s.rows; ++r) {
-      double m = 0;
+      double m = 0, var = 0;
       for (int64_t i = 0; i < s.c; ++i) m += x[r * s.c + i];
-      EXPECT_NEAR(meand[r], m / s.c, 1e-13);
-      EXPECT_NEAR(mean[r], m / s.c, 1e-6 * (1 + s.offset));
+      m /= s.c;
+      for (int64_t i = 0; i < s.c; ++i) var += (x[r * s.c + i] - m) * (x[r * s.c + i] - m);
+      const double rs = 1 / std::sqrt(var / s.c + double{kLnEps});
+      EXPECT_NEAR(meand[r], m, 1e-13);
+      EXPECT_NEAR(rstdd[r], rs, 1e-13);
+      EXPECT_NEAR(mean[r], m, 1e-6 * (1 + s.offset));
+      EXPECT_NEAR(rstd[r], rs, 4e-6 * rs);
     }
   }
 }
@@ -251,7 +256,8 @@ TEST(GeluKernel, ForwardMatchesTheDefinition) {
   std::vector<double> yd(x.size());
   gelu_forward(x.data(), yd.data(), static_cast<int64_t>(x.size()));
   EXPECT_LE(worst_error(yd, want), 1e-14);
-  // Known values: GELU(0) = 0, and the tanh form at 1 (PyTorch's gelu(1, approximate='tanh')).
+  // Known values, independent of the definition above: GELU(0) = 0, and at 1 the value of
+  // 0.5 * (1 + tanh(sqrt(2 / pi) * 1.044715)) as Python's math module computes it.
   EXPECT_EQ(yd[0], 0.0);
   const double one = 1.0;
   double gelu_one = 0;
@@ -369,10 +375,11 @@ TEST(AttentionKernel, ForwardMatchesTheDefinition) {
 }
 
 TEST(AttentionKernel, SoftmaxIsSafeFromLargeScores) {
-  // Scores near 100 overflow a float exp unless the row maximum is subtracted first, and a masked
+  // Scores above 88 overflow a float exp unless the row maximum is subtracted first, and a masked
   // score far above the visible ones must not be taken for that maximum (every visible exp would
-  // underflow to 0, and 0 / 0 is NaN). Queries are positive, keys up to 10 in size, and the last
-  // position's key is 100 everywhere: every earlier row has a masked score near 2000.
+  // underflow to 0, and 0 / 0 is NaN). Queries are in [5, 20), keys in [-10, 10) (visible scores
+  // up to 400 in size), and the last position's key is 100 everywhere: every earlier row has a
+  // masked score between 1000 and 4000.
   const AttnShape s{2, 6, 8, 2};
   std::vector<float> qkv = attention_inputs(s, 81);
   for (int64_t p = 0; p < s.b * s.t; ++p)
@@ -483,7 +490,7 @@ struct EmbShape {
   int64_t b = 2, t = 5, c = 8, vocab = 7;
 };
 
-// Token ids with repeats (a vocabulary of 7 for 10 positions; token 3 at least twice, token 6
+// Token ids with repeats (a vocabulary of 7 for 10 positions; token 3 three times, token 6
 // never, so its gradient row must stay as it was).
 std::vector<int32_t> embedding_tokens() { return {3, 0, 3, 5, 1, 2, 3, 4, 0, 5}; }
 
@@ -546,6 +553,9 @@ TEST(EmbeddingKernel, RefusesTokenIdsOutsideTheVocabulary) {
     EXPECT_THROW(embedding_backward(idx.data(), out.data(), dwte.data(), dwpe.data(), s.b, s.t, s.c,
                                     s.vocab),
                  InputError);
+    EXPECT_TRUE(std::all_of(dwte.begin(), dwte.end(), [](float v) { return v == 0.0f; }) &&
+                std::all_of(dwpe.begin(), dwpe.end(), [](float v) { return v == 0.0f; }))
+        << "gradients written before the check";
   }
 }
 
