@@ -1,0 +1,136 @@
+#include "kernels/cpu/attention.hpp"
+
+#if DPT_WITH_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "kernels/cpu/builtin_gemm.hpp"
+#include "kernels/cpu/lane_sum.hpp"
+#include "src/core/error.hpp"
+
+namespace dpt {
+namespace {
+
+// Row-major C[m,n] = alpha * op(A) op(B) + beta * C, in the element type: sgemm for training,
+// dgemm for the gradient checks, each from OpenBLAS when the build has it.
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+#if DPT_WITH_OPENBLAS
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+              trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
+              c, static_cast<int>(ldc));
+#else
+  builtin_sgemm(trans_a, trans_b, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+                alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
+                static_cast<int>(ldc));
+#endif
+}
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+          const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
+          int64_t ldc) {
+#if DPT_WITH_OPENBLAS
+  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+              trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
+              c, static_cast<int>(ldc));
+#else
+  // Plain loops: double only serves the gradient checks, where speed does not matter.
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double sum = 0;
+      for (int64_t p = 0; p < k; ++p)
+        sum += (trans_a ? a[p * lda + i] : a[i * lda + p]) *
+               (trans_b ? b[j * ldb + p] : b[p * ldb + j]);
+      c[i * ldc + j] = alpha * sum + (beta == 0 ? 0 : beta * c[i * ldc + j]);
+    }
+#endif
+}
+
+void check_heads(int64_t c, int64_t n_head) {
+  if (n_head <= 0 || c % n_head != 0)
+    throw InputError("attention: the embedding width " + std::to_string(c) +
+                     " is not a multiple of the number of heads " + std::to_string(n_head));
+}
+
+}  // namespace
+
+template <typename T>
+void attention_forward(const T* qkv, T* out, T* att, int64_t b, int64_t t, int64_t c,
+                       int64_t n_head) {
+  check_heads(c, n_head);
+  const int64_t hs = c / n_head, c3 = 3 * c;
+  const T scale = T(1) / std::sqrt(static_cast<T>(hs));
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t h = 0; h < n_head; ++h) {
+      const T* q = qkv + bi * t * c3 + h * hs;
+      const T* k = q + c;
+      const T* v = q + 2 * c;
+      T* p = att + (bi * n_head + h) * t * t;
+      gemm(false, true, t, t, hs, scale, q, c3, k, c3, T(0), p, t);
+      for (int64_t i = 0; i < t; ++i) {
+        T* row = p + i * t;
+        const int64_t n = i + 1;  // row i sees positions 0..i
+        T mx = row[0];
+        for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
+        for (int64_t j = 0; j < n; ++j) row[j] = std::exp(row[j] - mx);
+        const T inv = T(1) / lane_sum<T>(n, [&](int64_t j) { return row[j]; });
+        for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+        std::fill(row + n, row + t, T(0));
+      }
+      gemm(false, false, t, hs, t, T(1), p, t, v, c3, T(0), out + bi * t * c + h * hs, c);
+    }
+}
+
+template <typename T>
+void attention_backward(const T* qkv, const T* att, const T* dout, T* dqkv, T* scratch, int64_t b,
+                        int64_t t, int64_t c, int64_t n_head) {
+  // Per head, with S = scale * q k^T and P = softmax(mask(S)):
+  //   dv = P^T dout,  dP = dout v^T,  dS = P * (dP - rowsum(P * dP)),
+  //   dq = scale * dS k,  dk = scale * dS^T q.
+  // dS is zero above the diagonal (P is), so the full-size GEMMs add nothing from the future.
+  check_heads(c, n_head);
+  const int64_t hs = c / n_head, c3 = 3 * c;
+  const T scale = T(1) / std::sqrt(static_cast<T>(hs));
+  T* ds = scratch;
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t h = 0; h < n_head; ++h) {
+      const int64_t at = bi * t * c3 + h * hs;
+      const T* q = qkv + at;
+      const T* k = q + c;
+      const T* v = q + 2 * c;
+      T* dq = dqkv + at;
+      T* dk = dq + c;
+      T* dv = dq + 2 * c;
+      const T* p = att + (bi * n_head + h) * t * t;
+      const T* dy = dout + bi * t * c + h * hs;
+      gemm(true, false, t, hs, t, T(1), p, t, dy, c, T(0), dv, c3);
+      gemm(false, true, t, t, hs, T(1), dy, c, v, c3, T(0), ds, t);
+      for (int64_t i = 0; i < t; ++i) {
+        const T* pr = p + i * t;
+        T* row = ds + i * t;
+        const int64_t n = i + 1;
+        const T dot = lane_sum<T>(n, [&](int64_t j) { return pr[j] * row[j]; });
+        for (int64_t j = 0; j < n; ++j) row[j] = pr[j] * (row[j] - dot);
+        std::fill(row + n, row + t, T(0));
+      }
+      gemm(false, false, t, hs, t, scale, ds, t, k, c3, T(0), dq, c3);
+      gemm(true, false, t, hs, t, scale, ds, t, q, c3, T(0), dk, c3);
+    }
+}
+
+template void attention_forward<float>(const float*, float*, float*, int64_t, int64_t, int64_t,
+                                       int64_t);
+template void attention_forward<double>(const double*, double*, double*, int64_t, int64_t, int64_t,
+                                        int64_t);
+template void attention_backward<float>(const float*, const float*, const float*, float*, float*,
+                                        int64_t, int64_t, int64_t, int64_t);
+template void attention_backward<double>(const double*, const double*, const double*, double*,
+                                         double*, int64_t, int64_t, int64_t, int64_t);
+
+}  // namespace dpt

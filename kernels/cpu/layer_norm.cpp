@@ -1,0 +1,64 @@
+#include "kernels/cpu/layer_norm.hpp"
+
+#include <cmath>
+
+#include "kernels/cpu/lane_sum.hpp"
+
+namespace dpt {
+
+template <typename T>
+void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows,
+                        int64_t c, float eps) {
+  const T inv_c = T(1) / static_cast<T>(c);
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * c;
+    T* yr = y + r * c;
+    const T m = lane_sum<T>(c, [&](int64_t i) { return xr[i]; }) * inv_c;
+    // The deviations go to y first: the variance and the output both read them.
+    for (int64_t i = 0; i < c; ++i) yr[i] = xr[i] - m;
+    const T var = lane_sum<T>(c, [&](int64_t i) { return yr[i] * yr[i]; }) * inv_c;
+    const T s = T(1) / std::sqrt(var + static_cast<T>(eps));
+    for (int64_t i = 0; i < c; ++i) yr[i] = yr[i] * s * w[i] + b[i];
+    mean[r] = m;
+    rstd[r] = s;
+  }
+}
+
+template <typename T>
+void layer_norm_backward(const T* x, const T* w, const T* mean, const T* rstd, const T* dy, T* dx,
+                         T* dw, T* db, int64_t rows, int64_t c) {
+  // With xhat = (x - mean) * rstd and g = dy * w:
+  //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
+  // g is kept in dx until the two row means are known; xhat is recomputed rather than stored.
+  const T inv_c = T(1) / static_cast<T>(c);
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * c;
+    const T* dyr = dy + r * c;
+    T* dxr = dx + r * c;
+    const T m = mean[r], s = rstd[r];
+    for (int64_t i = 0; i < c; ++i) {
+      const T xhat = (xr[i] - m) * s;
+      dxr[i] = dyr[i] * w[i];
+      dw[i] += dyr[i] * xhat;
+      db[i] += dyr[i];
+    }
+    const T mean_g = lane_sum<T>(c, [&](int64_t i) { return dxr[i]; }) * inv_c;
+    const T mean_gx = lane_sum<T>(c, [&](int64_t i) { return dxr[i] * ((xr[i] - m) * s); }) * inv_c;
+    for (int64_t i = 0; i < c; ++i) {
+      const T xhat = (xr[i] - m) * s;
+      dxr[i] = s * (dxr[i] - mean_g - xhat * mean_gx);
+    }
+  }
+}
+
+template void layer_norm_forward<float>(const float*, const float*, const float*, float*, float*,
+                                        float*, int64_t, int64_t, float);
+template void layer_norm_forward<double>(const double*, const double*, const double*, double*,
+                                         double*, double*, int64_t, int64_t, float);
+template void layer_norm_backward<float>(const float*, const float*, const float*, const float*,
+                                         const float*, float*, float*, float*, int64_t, int64_t);
+template void layer_norm_backward<double>(const double*, const double*, const double*,
+                                          const double*, const double*, double*, double*, double*,
+                                          int64_t, int64_t);
+
+}  // namespace dpt
