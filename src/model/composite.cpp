@@ -50,8 +50,9 @@ Shape Composite::setup_chain(const Shape& input) {
 }
 
 void Composite::reshape(Backend& be, int batch) {
-  if (batch == batch_) return;
+  if (batch == batch_ && &be == backend_) return;
   batch_ = batch;
+  backend_ = &be;
   const size_t n = children_.size();
   out_store_.resize(n);
   grad_store_.resize(n);

@@ -64,6 +64,7 @@ class Composite : public Layer {
   std::vector<Child> children_;
   std::vector<Shape> shapes_;  // shapes_[0] the chain's input, shapes_[i + 1] child i's output
   int batch_ = 0;
+  const Backend* backend_ = nullptr;  // where the buffers below live
   // acts_[i]: child i's output, in out_store_[i] or, when child i aliases, its input's buffer.
   // grad_store_[i]: the gradient at child i's output, written by child i + 1's backward (the
   // last child's output gradient is the caller's dy).
