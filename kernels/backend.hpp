@@ -93,6 +93,8 @@ class Backend : public virtual Device {
   virtual void dropout_forward(const float* x, float* y, float* mask, size_t n, float p,
                                uint64_t seed) = 0;
   virtual void mul(const float* a, const float* b, float* out, size_t n) = 0;
+  // out = a + b element-wise (residual connections); out may be a or b.
+  virtual void add(const float* a, const float* b, float* out, size_t n) = 0;
 
   virtual void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                               float* y) = 0;

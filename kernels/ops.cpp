@@ -23,6 +23,8 @@ const char* op_name(Op op) {
       return "dropout";
     case Op::Mul:
       return "mul";
+    case Op::Add:
+      return "add";
     case Op::Conv2d:
       return "conv2d";
     case Op::MaxPool2d:

@@ -14,6 +14,7 @@ enum class Op {
   Relu,
   Dropout,
   Mul,
+  Add,
   Conv2d,
   MaxPool2d,
   SoftmaxCrossEntropy,
@@ -21,11 +22,10 @@ enum class Op {
   AdamWUpdate,
   CountNonfinite,
 };
-inline constexpr Op kAllOps[] = {Op::Fill,       Op::FillUniform, Op::Gemm,
-                                 Op::AddBias,    Op::BiasGrad,    Op::Relu,
-                                 Op::Dropout,    Op::Mul,         Op::Conv2d,
-                                 Op::MaxPool2d,  Op::SoftmaxCrossEntropy,
-                                 Op::SgdUpdate,  Op::AdamWUpdate, Op::CountNonfinite};
+inline constexpr Op kAllOps[] = {
+    Op::Fill,      Op::FillUniform,         Op::Gemm,      Op::AddBias,     Op::BiasGrad,
+    Op::Relu,      Op::Dropout,             Op::Mul,       Op::Add,         Op::Conv2d,
+    Op::MaxPool2d, Op::SoftmaxCrossEntropy, Op::SgdUpdate, Op::AdamWUpdate, Op::CountNonfinite};
 
 // Its name in messages: "gemm", "softmax_cross_entropy", ...
 const char* op_name(Op op);

@@ -110,6 +110,9 @@ class CpuBackend final : public Backend, public CpuDevice {
   void mul(const float* a, const float* b, float* out, size_t n) override {
     for (size_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
   }
+  void add(const float* a, const float* b, float* out, size_t n) override {
+    for (size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+  }
 
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                       float* y) override {

@@ -87,6 +87,10 @@ class CudaBackendImpl final : public CudaBackend {
     make_current();
     gpu::launch_mul(a, b, out, n, stream_);
   }
+  void add(const float* a, const float* b, float* out, size_t n) override {
+    make_current();
+    gpu::launch_add(a, b, out, n, stream_);
+  }
 
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                       float* y) override {

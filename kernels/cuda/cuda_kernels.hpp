@@ -14,6 +14,7 @@ namespace dpt::gpu {
 // elementwise.cu
 void launch_fill(float* p, size_t n, float value, cudaStream_t stream);
 void launch_mul(const float* a, const float* b, float* out, size_t n, cudaStream_t stream);
+void launch_add(const float* a, const float* b, float* out, size_t n, cudaStream_t stream);
 // Sets *count (device memory) to the number of NaN or infinite values among p[0, n).
 void launch_count_nonfinite(const float* p, size_t n, unsigned long long* count,
                             cudaStream_t stream);

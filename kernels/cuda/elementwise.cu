@@ -1,4 +1,4 @@
-// Element-wise kernels: fill, multiply, and counting non-finite values.
+// Element-wise kernels: fill, multiply, add, and counting non-finite values.
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
@@ -22,6 +22,16 @@ __global__ void mul_kernel(const float* a, const float* b, float* out, size_t n)
 void launch_mul(const float* a, const float* b, float* out, size_t n, cudaStream_t stream) {
   if (n == 0) return;
   mul_kernel<<<grid_for(n), kBlock, 0, stream>>>(a, b, out, n);
+  DPT_CUDA_CHECK_LAUNCH();
+}
+
+__global__ void add_kernel(const float* a, const float* b, float* out, size_t n) {
+  for (size_t i = grid_start(); i < n; i += grid_stride()) out[i] = a[i] + b[i];
+}
+
+void launch_add(const float* a, const float* b, float* out, size_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  add_kernel<<<grid_for(n), kBlock, 0, stream>>>(a, b, out, n);
   DPT_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,5 +1,6 @@
-// Layer: one step of a Sequential model. Set-up fixes its shapes from the per-sample input shape;
-// its parameters are views into the model's flat buffers; forward and backward call the Backend.
+// Layer: one step of a Sequential model, or a child of a composite layer (src/model/composite.hpp).
+// Set-up fixes its shapes from the per-sample input shape; its parameters are views into the
+// model's flat buffers; forward and backward call the Backend.
 #pragma once
 
 #include <cstdint>
@@ -46,9 +47,13 @@ class Layer {
   void bind(std::vector<float*> params, std::vector<float*> grads) {
     params_ = std::move(params);
     grads_ = std::move(grads);
+    on_bind();
   }
 
  protected:
+  // Called at the end of bind(): a composite hands each child its share of the views.
+  virtual void on_bind() {}
+
   Shape in_, out_;
   std::vector<float*> params_, grads_;
 };

@@ -10,6 +10,7 @@
 #include "src/model/conv2d.hpp"
 #include "src/model/linear.hpp"
 #include "src/model/maxpool2d.hpp"
+#include "src/model/residual.hpp"
 
 namespace dpt {
 namespace {
@@ -28,7 +29,12 @@ struct LayerCall {
   std::string name;
   std::vector<std::string> positional;
   std::map<std::string, std::string> keywords;
+  std::vector<LayerCall> body;  // the layers inside residual(...)
+  std::string text;             // the call as the spec wrote it
 };
+
+// Blocks nest at most this deep; deeper is surely a mistake, and recursion stays bounded.
+constexpr int kMaxDepth = 32;
 
 std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\n");
@@ -41,12 +47,7 @@ class SpecParser {
   explicit SpecParser(const std::string& spec) : spec_(spec) {}
 
   std::vector<LayerCall> parse() {
-    std::vector<LayerCall> calls;
-    skip_separators();
-    while (pos_ < spec_.size()) {
-      calls.push_back(parse_call());
-      skip_separators();
-    }
+    std::vector<LayerCall> calls = parse_sequence(std::string::npos, 0);
     if (calls.empty()) fail("no layers");
     return calls;
   }
@@ -62,7 +63,26 @@ class SpecParser {
       ++pos_;
   }
 
-  LayerCall parse_call() {
+  // Layers up to the end of the spec, or, inside the block whose '(' is at `open`, up to and
+  // including its ')'.
+  std::vector<LayerCall> parse_sequence(size_t open, int depth) {
+    std::vector<LayerCall> calls;
+    const bool nested = open != std::string::npos;
+    for (skip_separators();; skip_separators()) {
+      if (pos_ == spec_.size()) {
+        if (nested) fail("missing ')' to close the '(' at position " + std::to_string(open + 1));
+        return calls;
+      }
+      if (spec_[pos_] == ')') {
+        if (!nested) fail("unbalanced ')' at position " + std::to_string(pos_ + 1));
+        ++pos_;
+        return calls;
+      }
+      calls.push_back(parse_call(depth));
+    }
+  }
+
+  LayerCall parse_call(int depth) {
     LayerCall call;
     const size_t start = pos_;
     while (pos_ < spec_.size() &&
@@ -74,6 +94,17 @@ class SpecParser {
     call.name = spec_.substr(start, pos_ - start);
     std::transform(call.name.begin(), call.name.end(), call.name.begin(),
                    [](unsigned char c) { return std::tolower(c); });
+    if (call.name == "residual") {
+      if (pos_ == spec_.size() || spec_[pos_] != '(')
+        fail("residual needs its layers in parentheses, e.g. residual(linear(64) relu)");
+      if (depth + 1 > kMaxDepth)
+        fail("residual blocks nest deeper than " + std::to_string(kMaxDepth));
+      call.body = parse_sequence(pos_++, depth + 1);
+      call.text = spec_.substr(start, pos_ - start);
+      if (call.body.empty())
+        fail(call.text + " has an empty body; give it layers, e.g. residual(linear(64) relu)");
+      return call;
+    }
     if (pos_ < spec_.size() && spec_[pos_] == '(') {
       const size_t close = spec_.find(')', pos_);
       if (close == std::string::npos) fail("missing ')' after " + call.name + "(");
@@ -98,6 +129,7 @@ class SpecParser {
         if (comma == inside.size()) break;
       }
     }
+    call.text = spec_.substr(start, pos_ - start);
     return call;
   }
 
@@ -168,11 +200,12 @@ std::string expand_preset(const std::string& model) {
   return it == presets().end() ? model : it->second;
 }
 
-std::vector<std::unique_ptr<Layer>> parse_model_spec(const std::string& model) {
-  const std::string spec = expand_preset(model);
-  SpecParser parser(spec);
+namespace {
+
+std::vector<std::unique_ptr<Layer>> build_layers(const SpecParser& parser,
+                                                 const std::vector<LayerCall>& calls) {
   std::vector<std::unique_ptr<Layer>> layers;
-  for (const LayerCall& call : parser.parse()) {
+  for (const LayerCall& call : calls) {
     const bool has_args = !call.positional.empty() || !call.keywords.empty();
     if (call.name == "linear") {
       Args a(parser, call, {"out"});
@@ -194,13 +227,23 @@ std::vector<std::unique_ptr<Layer>> parse_model_spec(const std::string& model) {
     } else if (call.name == "dropout") {
       Args a(parser, call, {"p"});
       layers.push_back(std::make_unique<Dropout>(a.real(0, 0.5f, 0.0f, 1.0f)));
+    } else if (call.name == "residual") {
+      layers.push_back(std::make_unique<Residual>(build_layers(parser, call.body), call.text));
     } else {
       parser.fail("unknown layer '" + call.name +
-                  "' (known: linear, conv2d, maxpool2d, relu, flatten, dropout; presets: mlp, "
-                  "cnn)");
+                  "' (known: linear, conv2d, maxpool2d, relu, flatten, dropout, residual(...); "
+                  "presets: mlp, cnn)");
     }
   }
   return layers;
+}
+
+}  // namespace
+
+std::vector<std::unique_ptr<Layer>> parse_model_spec(const std::string& model) {
+  const std::string spec = expand_preset(model);
+  SpecParser parser(spec);
+  return build_layers(parser, parser.parse());
 }
 
 }  // namespace dpt

@@ -1,7 +1,9 @@
 // Model spec strings: a preset name ("mlp", "cnn") or layers separated by spaces or commas, e.g.
 //   "conv2d(32,3,pad=1) relu maxpool2d(2) flatten linear(128) relu linear(10)"
 // Layers: linear(out) | conv2d(out, kernel[, stride][, pad]) | maxpool2d(kernel[, stride]) |
-//         relu | flatten | dropout([p]).  Keyword forms: stride=S, pad=P (or padding=P), p=X.
+//         relu | flatten | dropout([p]) | residual(layers...).
+// Keyword forms: stride=S, pad=P (or padding=P), p=X. residual(...) holds a spec of its own, which
+// may hold residual blocks in turn; its output is its input plus that of its layers.
 #pragma once
 
 #include <memory>

@@ -5,12 +5,34 @@
 #include "src/core/clock.hpp"
 #include "src/core/error.hpp"
 #include "src/core/random.hpp"
+#include "src/model/composite.hpp"
 
 namespace dpt {
 
 namespace {
 constexpr size_t kAlignFloats = 64;
 size_t align_up(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+
+size_t count_params(const Layer& layer) {
+  size_t n = 0;
+  for (const ParamSpec& p : layer.param_specs()) n += static_cast<size_t>(shape_numel(p.shape));
+  return n;
+}
+
+// One line per layer: "(name) what -> output shape  params N"; a composite gets its kind on its
+// line and its children on indented lines beneath, as PyTorch prints nested modules.
+void summary_line(std::ostringstream& os, const std::string& indent, const std::string& name,
+                  const Layer& layer, const Shape& output) {
+  const auto* composite = dynamic_cast<const Composite*>(&layer);
+  os << indent << "(" << name << ") " << (composite ? composite->kind() : layer.describe())
+     << " -> " << shape_str(output);
+  if (const size_t count = count_params(layer)) os << "  params " << count;
+  os << "\n";
+  if (composite)
+    for (size_t i = 0; i < composite->num_children(); ++i)
+      summary_line(os, indent + "  ", composite->child_name(i), composite->child(i),
+                   composite->child_output(i));
+}
 }  // namespace
 
 Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& backend,
@@ -150,14 +172,8 @@ void Sequential::zero_grad() { backend_.fill(grads_.data(), flat_size_, 0.0f); }
 std::string Sequential::summary() const {
   std::ostringstream os;
   os << "  input " << shape_str(shapes_[0]) << "\n";
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    size_t count = 0;
-    for (const ParamInfo& p : info_)
-      if (p.layer == static_cast<int>(i)) count += p.numel;
-    os << "  (" << i << ") " << layers_[i]->describe() << " -> " << shape_str(shapes_[i + 1]);
-    if (count) os << "  params " << count;
-    os << "\n";
-  }
+  for (size_t i = 0; i < layers_.size(); ++i)
+    summary_line(os, "  ", std::to_string(i), *layers_[i], shapes_[i + 1]);
   os << "  total parameters " << num_params();
   return os.str();
 }

@@ -3,6 +3,9 @@
 // All parameters live in one allocation, all gradients in another, laid out in layer order with
 // each tensor starting on a 64-float boundary; layers hold views. Parameter names follow
 // nn.Sequential ("0.weight", "2.bias": every layer counts), so weights map onto PyTorch by index.
+// A composite layer (a residual block) is one layer here: its tensors follow in its children's
+// order, named beneath its index as PyTorch nests them ("1.0.weight"), and ParamInfo::layer, the
+// stage backward reports, is the index of the block.
 #pragma once
 
 #include <functional>
@@ -20,7 +23,7 @@ struct ParamInfo {
   Shape shape;
   size_t offset = 0;  // in floats, into the flat buffers
   size_t numel = 0;
-  int layer = 0;
+  int layer = 0;  // index of the top-level layer that holds it
   float init_bound = 0;
 };
 
@@ -65,7 +68,8 @@ class Sequential {
   const Layer& layer(size_t i) const { return *layers_[i]; }
   Backend& backend() const { return backend_; }
 
-  // A printable table of the layers with their output shapes and parameter counts.
+  // A printable table of the layers with their output shapes and parameter counts; the children
+  // of a composite are listed, indented, under it.
   std::string summary() const;
   // Text that is equal on two ranks exactly when they built the same parameter names and shapes.
   std::string signature() const;

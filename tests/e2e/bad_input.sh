@@ -249,6 +249,8 @@ case $case_name in
     expect_error '"linear(256"' "missing ')'" "${args[@]}" --model "linear(256"
     expect_error '"conv2d(0,3)"' "out of range" "${args[@]}" --model "conv2d(0,3)"
     expect_error '"linear(x)"' "is not an integer" "${args[@]}" --model "linear(x)"
+    expect_error '"residual() linear(10)"' "residual() has an empty body" "${args[@]}" \
+      --model "residual() linear(10)"
     ;;
   spec_not_fitting_input)
     # Parses, but the layers do not fit 1x28x28 samples: the line must still name the spec.
@@ -259,6 +261,9 @@ case $case_name in
     # A 29x29 window on 28x28 samples must be refused, not read past the image.
     expect_error '"maxpool2d(29) flatten linear(10)"' "does not fit" "${args[@]}" \
       --model "maxpool2d(29) flatten linear(10)"
+    expect_error '"flatten residual(linear(32)) linear(10)"' \
+      "residual(linear(32)): body maps [784] to [32]; a residual block must keep the shape" \
+      "${args[@]}" --model "flatten residual(linear(32)) linear(10)"
     ;;
   batch_size_zero)
     batch=0 set_args

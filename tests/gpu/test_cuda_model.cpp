@@ -111,5 +111,15 @@ TEST_F(CudaModel, MlpPresetTrainsAlikeOnALastPartialBatch) {
   expect_same_training("mlp", {1, 28, 28}, 3, 2, 2201);
 }
 
+// Residual blocks, nested, convolutional and with dropout inside: the skip connections' adds
+// and each child's own dropout stream must be the same on both backends.
+TEST_F(CudaModel, ResidualBlocksTrainAlike) {
+  expect_same_training(
+      "conv2d(4,3,pad=1) residual(conv2d(4,3,pad=1) relu dropout(0.2) conv2d(4,3,pad=1)) relu "
+      "maxpool2d(2) flatten linear(16) residual(linear(8) relu residual(relu linear(8)) "
+      "linear(16)) linear(5)",
+      {1, 12, 12}, 4, 3, 2300);
+}
+
 }  // namespace
 }  // namespace dpt::gputest

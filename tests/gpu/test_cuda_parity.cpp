@@ -139,6 +139,20 @@ TEST_F(CudaOps, Mul) {
   }
 }
 
+TEST_F(CudaOps, AddAlsoInPlace) {
+  for (const size_t n : {size_t{1}, size_t{777}, size_t{300001}}) {
+    Mirror a = mirror(random_floats(n, 310 + n)), b = mirror(random_floats(n, 311 + n, -3, 3));
+    Mirror out = poisoned(n);
+    cpu().add(a.c(), b.c(), out.c(), n);
+    gpu().add(a.g(), b.g(), out.g(), n);
+    expect_identical(from_gpu(out), from_cpu(out), "add n=" + std::to_string(n));
+    // In place, as a residual block's backward adds into its input gradient.
+    cpu().add(a.c(), out.c(), a.c(), n);
+    gpu().add(a.g(), out.g(), a.g(), n);
+    expect_identical(from_gpu(a), from_cpu(a), "add in place n=" + std::to_string(n));
+  }
+}
+
 TEST_F(CudaOps, CountNonfinite) {
   const size_t n = 1000003;
   std::vector<float> x = random_floats(n, 400, -1e30f, 1e30f);

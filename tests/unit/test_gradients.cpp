@@ -24,6 +24,7 @@
 #include "src/model/loss.hpp"
 #include "src/model/maxpool2d.hpp"
 #include "src/model/model_spec.hpp"
+#include "src/model/residual.hpp"
 #include "src/model/sequential.hpp"
 
 namespace dpt {
@@ -172,6 +173,36 @@ TEST(Gradients, Dropout) {
   expect_good(r, "Dropout(0.4)");
 }
 
+// A residual block is one Layer to the checker: its parameters are its children's, and dL/dx
+// must include the skip connection. The bodies have no kinks that a perturbation could cross
+// (ReLU only on inputs away from zero); blocks with ReLU after a linear layer are checked end
+// to end below.
+TEST(Gradients, ResidualBlocks) {
+  struct Case {
+    const char* spec;
+    Shape in;
+    Inputs inputs;
+  };
+  for (const Case& c : {
+           Case{"residual(linear(4) linear(6))", {6}, Inputs::Uniform},
+           Case{"residual(relu)", {3, 4}, Inputs::AwayFromZero},
+           // A first child that aliases its input: the block's dx is copied from its gradient.
+           Case{"residual(flatten linear(6))", {6}, Inputs::Uniform},
+           // Nested, with dropout (the same mask each evaluation) and an aliasing last child.
+           Case{"residual(linear(6) residual(linear(3) dropout(0.3) linear(6)) flatten)",
+                {6},
+                Inputs::Uniform},
+           Case{"residual(conv2d(3,3,pad=1) dropout(0.2) conv2d(2,3,pad=1))",
+                {2, 5, 5},
+                Inputs::Uniform},
+       }) {
+    std::vector<std::unique_ptr<Layer>> layers = parse_model_spec(c.spec);
+    ASSERT_EQ(layers.size(), 1u);
+    ASSERT_NE(dynamic_cast<Residual*>(layers[0].get()), nullptr) << c.spec;
+    expect_good(check_layer(*layers[0], c.in, 3, c.inputs, 12), c.spec);
+  }
+}
+
 TEST(Gradients, SoftmaxCrossEntropy) {
   auto be = make_cpu_backend(1);
   const int batch = 4, classes = 7;
@@ -220,29 +251,32 @@ TEST(SoftmaxCrossEntropy, KnownValues) {
   EXPECT_TRUE(std::isfinite(loss.compute(*be, big.data(), lab.data(), 1, 2, 1, d.data()).loss_sum));
 }
 
-// The whole stack, through Sequential's buffers (Flatten aliasing included), on the real loss.
-TEST(Gradients, SequentialCnnEndToEnd) {
+// The whole stack, through Sequential's buffers (aliasing included), on the real loss: every
+// third parameter's gradient against a central difference. `stages` is the order in which
+// backward must report the top-level layers done.
+void check_model(const std::string& spec, const Shape& input, const std::vector<int>& stages) {
+  SCOPED_TRACE(spec);
   auto be = make_cpu_backend(1);
-  Sequential net(parse_model_spec("conv2d(3,3,pad=1) relu maxpool2d(2) flatten linear(5) relu "
-                                  "linear(4)"),
-                 *be, {2, 6, 6});
+  Sequential net(parse_model_spec(spec), *be, input);
   net.init_params(3);
   const int batch = 3;
-  const std::vector<float> x = make_inputs(batch * 72, Inputs::Uniform, 11);
+  const int classes = static_cast<int>(net.num_outputs());
+  const std::vector<float> x =
+      make_inputs(static_cast<size_t>(batch * shape_numel(input)), Inputs::Uniform, 11);
   const std::vector<int32_t> labels = {1, 3, 0};
-  std::vector<float> dlogits(batch * 4);
+  std::vector<float> dlogits(static_cast<size_t>(batch * classes));
   const SoftmaxCrossEntropy cross_entropy;
   const auto loss = [&](bool with_grad) {
     const float* logits = net.forward(x.data(), batch, true, 0);
-    const LossResult r = cross_entropy.compute(*be, logits, labels.data(), batch, 4, 1.0f / batch,
-                                               with_grad ? dlogits.data() : nullptr);
+    const LossResult r = cross_entropy.compute(*be, logits, labels.data(), batch, classes,
+                                               1.0f / batch, with_grad ? dlogits.data() : nullptr);
     return r.loss_sum / batch;
   };
   net.zero_grad();
   loss(true);
   std::vector<int> finished;
   net.backward(dlogits.data(), batch, [&](int layer) { finished.push_back(layer); });
-  EXPECT_EQ(finished, (std::vector<int>{6, 5, 4, 3, 2, 1, 0}));
+  EXPECT_EQ(finished, stages);
 
   const std::vector<float> analytic(net.grads(), net.grads() + net.flat_size());
   CheckResult r;
@@ -273,6 +307,28 @@ TEST(Gradients, SequentialCnnEndToEnd) {
   EXPECT_GT(r.checked, 40u) << "skipped " << skipped_kinks;
   EXPECT_EQ(r.wrong, 0u) << "max abs error " << r.max_abs_err;
   EXPECT_GT(r.max_grad, 0.01);
+}
+
+TEST(Gradients, SequentialCnnEndToEnd) {
+  check_model("conv2d(3,3,pad=1) relu maxpool2d(2) flatten linear(5) relu linear(4)", {2, 6, 6},
+              {6, 5, 4, 3, 2, 1, 0});
+}
+
+// Models holding residual blocks: each block is one stage of backward, and the layers before a
+// block get their gradients through both its paths.
+TEST(Gradients, ModelsWithResidualBlocks) {
+  check_model("linear(8) residual(linear(8) relu linear(8)) relu linear(4)", {5}, {3, 2, 1, 0});
+  // Nested blocks; a block first, whose input gradient nobody needs.
+  check_model("residual(linear(6) relu residual(relu linear(6)) linear(5)) relu linear(4)", {5},
+              {2, 1, 0});
+  check_model(
+      "linear(8) residual(linear(8) relu residual(linear(4) relu linear(8)) dropout(0.2)) "
+      "linear(4)",
+      {5}, {2, 1, 0});
+  check_model(
+      "conv2d(3,3,pad=1) residual(conv2d(3,3,pad=1) relu conv2d(3,3,pad=1)) maxpool2d(2) "
+      "flatten linear(4)",
+      {2, 6, 6}, {4, 3, 2, 1, 0});
 }
 
 }  // namespace
