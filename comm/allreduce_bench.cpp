@@ -68,7 +68,7 @@ int64_t run_allreduce_bench(Communicator& comm, Device& be, const AllreduceBench
     buf.assign(count, 0.0f);
     // Check: rank r contributes (r + 1) * (i % 7 + 1); every sum is a small integer, exact.
     for (size_t i = 0; i < count; ++i) buf[i] = static_cast<float>((rank + 1) * (i % 7 + 1));
-    dev.resize(be, count * 4);
+    dev.resize(be, DataType::F32, count);
     be.copy_from_host(dev.data(), buf.data(), count * 4);
     comm.allreduce(dev.data(), count, DataType::F32, ReduceOp::Sum);
     be.copy_to_host(buf.data(), dev.data(), count * 4);

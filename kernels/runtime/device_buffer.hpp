@@ -1,18 +1,20 @@
-// DeviceBuffer: an owning, resizable allocation in a device's memory; PinnedBuffer: host memory
-// for fast copies to it.
+// DeviceBuffer: an owning, resizable allocation in a device's memory, of elements of one type;
+// PinnedBuffer: host memory for fast copies to it.
 #pragma once
 
 #include <cstddef>
 #include <utility>
 
 #include "kernels/runtime/device.hpp"
+#include "src/core/dtype.hpp"
+#include "src/core/tensor_ref.hpp"
 
 namespace dpt {
 
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
-  DeviceBuffer(Device& device, size_t bytes) { resize(device, bytes); }
+  DeviceBuffer(Device& device, DataType dtype, size_t count) { resize(device, dtype, count); }
   ~DeviceBuffer() { release(); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
@@ -23,35 +25,49 @@ class DeviceBuffer {
       std::swap(device_, o.device_);
       std::swap(ptr_, o.ptr_);
       std::swap(bytes_, o.bytes_);
+      std::swap(dtype_, o.dtype_);
+      std::swap(count_, o.count_);
     }
     return *this;
   }
 
-  // Reallocates (zeroed) only when more bytes are needed; contents are not preserved then.
-  void resize(Device& device, size_t bytes) {
-    if (ptr_ && device_ == &device && bytes <= bytes_) return;
-    release();
-    device_ = &device;
-    ptr_ = device.alloc(bytes);
-    bytes_ = bytes;
+  // Holds `count` elements of `dtype` afterwards. Reallocates (zeroed) only when more bytes are
+  // needed; the contents are not preserved then.
+  void resize(Device& device, DataType dtype, size_t count) {
+    const size_t bytes = count * dtype_size(dtype);
+    if (!ptr_ || device_ != &device || bytes > bytes_) {
+      release();
+      device_ = &device;
+      ptr_ = device.alloc(bytes);
+      bytes_ = bytes;
+    }
+    dtype_ = dtype;
+    count_ = count;
   }
   void release() {
     if (ptr_) device_->free(ptr_);
     ptr_ = nullptr;
     bytes_ = 0;
+    count_ = 0;
   }
 
-  template <class T = float>
+  DataType dtype() const { return dtype_; }
+  size_t count() const { return count_; }  // elements of dtype() it holds
+  size_t bytes() const { return bytes_; }   // allocated, at least count() * dtype_size
+  // The memory as T; throws SystemError when T is not the buffer's element type.
+  template <class T>
   T* as() const {
-    return static_cast<T*>(ptr_);
+    return TensorRef(ptr_, dtype_).as<T>();
   }
-  float* data() const { return static_cast<float*>(ptr_); }
-  size_t bytes() const { return bytes_; }
+  float* data() const { return as<float>(); }
+  TensorRef ref() const { return {ptr_, dtype_}; }
 
  private:
   Device* device_ = nullptr;
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
+  DataType dtype_ = DataType::F32;
+  size_t count_ = 0;
 };
 
 // Host memory the device copies from fastest (page-locked on CUDA), grown on demand; contents

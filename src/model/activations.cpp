@@ -4,13 +4,15 @@
 
 namespace dpt {
 
-void ReLU::forward(Backend& be, const float* x, float* y, int batch, const ForwardContext&) {
-  be.relu_forward(x, y, static_cast<size_t>(batch) * shape_numel(in_));
+void ReLU::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch, const ForwardContext&) {
+  be.relu_forward(x.as<float>(), y.as<float>(), static_cast<size_t>(batch) * shape_numel(in_));
 }
 
-void ReLU::backward(Backend& be, const float*, const float* y, const float* dy, float* dx,
-                    int batch) {
-  if (dx) be.relu_backward(y, dy, dx, static_cast<size_t>(batch) * shape_numel(in_));
+void ReLU::backward(Backend& be, ConstTensorRef, ConstTensorRef y, ConstTensorRef dy,
+                    TensorRef dx, int batch) {
+  if (dx)
+    be.relu_backward(y.as<float>(), dy.as<float>(), dx.as<float>(),
+                     static_cast<size_t>(batch) * shape_numel(in_));
 }
 
 Shape Flatten::setup(const Shape& input) {
@@ -25,25 +27,26 @@ std::string Dropout::describe() const {
   return os.str();
 }
 
-void Dropout::forward(Backend& be, const float* x, float* y, int batch, const ForwardContext& ctx) {
+void Dropout::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
+                      const ForwardContext& ctx) {
   const size_t n = static_cast<size_t>(batch) * shape_numel(in_);
   masked_ = ctx.training && p_ > 0;
   if (!masked_) {
-    be.copy(y, x, sizeof(float) * n);
+    be.copy(y.as<float>(), x.as<float>(), sizeof(float) * n);
     return;
   }
-  mask_.resize(be, sizeof(float) * n);
-  be.dropout_forward(x, y, mask_.data(), n, p_, ctx.seed);
+  mask_.resize(be, DataType::F32, n);
+  be.dropout_forward(x.as<float>(), y.as<float>(), mask_.data(), n, p_, ctx.seed);
 }
 
-void Dropout::backward(Backend& be, const float*, const float*, const float* dy, float* dx,
-                       int batch) {
+void Dropout::backward(Backend& be, ConstTensorRef, ConstTensorRef, ConstTensorRef dy,
+                       TensorRef dx, int batch) {
   if (!dx) return;
   const size_t n = static_cast<size_t>(batch) * shape_numel(in_);
   if (masked_)
-    be.mul(dy, mask_.data(), dx, n);
+    be.mul(dy.as<float>(), mask_.data(), dx.as<float>(), n);
   else
-    be.copy(dx, dy, sizeof(float) * n);
+    be.copy(dx.as<float>(), dy.as<float>(), sizeof(float) * n);
 }
 
 }  // namespace dpt

@@ -10,10 +10,11 @@ class ReLU final : public Layer {
  public:
   std::string describe() const override { return "ReLU()"; }
   Shape setup(const Shape& input) override { return in_ = out_ = input; }
-  void forward(Backend& be, const float* x, float* y, int batch,
+  std::vector<Op> ops() const override { return {Op::Relu}; }
+  void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
-  void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
-                int batch) override;
+  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
+                TensorRef dx, int batch) override;
 };
 
 class Flatten final : public Layer {
@@ -23,8 +24,10 @@ class Flatten final : public Layer {
   // Sequential gives the output the input's buffers, and its gradient the input gradient's, so
   // there is nothing to compute either way.
   bool aliases_input() const override { return true; }
-  void forward(Backend&, const float*, float*, int, const ForwardContext&) override {}
-  void backward(Backend&, const float*, const float*, const float*, float*, int) override {}
+  std::vector<Op> ops() const override { return {}; }
+  void forward(Backend&, ConstTensorRef, TensorRef, int, const ForwardContext&) override {}
+  void backward(Backend&, ConstTensorRef, ConstTensorRef, ConstTensorRef, TensorRef,
+                int) override {}
 };
 
 // Inverted dropout: in training, zeroes each element with probability p and scales the rest by
@@ -34,10 +37,11 @@ class Dropout final : public Layer {
   explicit Dropout(float p) : p_(p) {}
   std::string describe() const override;
   Shape setup(const Shape& input) override { return in_ = out_ = input; }
-  void forward(Backend& be, const float* x, float* y, int batch,
+  std::vector<Op> ops() const override { return {Op::Dropout, Op::Mul}; }
+  void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
-  void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
-                int batch) override;
+  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
+                TensorRef dx, int batch) override;
 
  private:
   float p_;

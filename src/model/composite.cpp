@@ -1,5 +1,7 @@
 #include "src/model/composite.hpp"
 
+#include <algorithm>
+
 #include "src/core/error.hpp"
 #include "src/core/random.hpp"
 
@@ -49,27 +51,29 @@ Shape Composite::setup_chain(const Shape& input) {
   return shapes_.back();
 }
 
-void Composite::reshape(Backend& be, int batch) {
-  if (batch == batch_ && &be == backend_) return;
+void Composite::reshape(Backend& be, int batch, DataType dtype) {
+  if (batch == batch_ && &be == backend_ && dtype == dtype_) return;
   batch_ = batch;
   backend_ = &be;
+  dtype_ = dtype;
   const size_t n = children_.size();
   out_store_.resize(n);
   grad_store_.resize(n);
   acts_.assign(n, nullptr);
   for (size_t i = 0; i < n; ++i) {
-    const size_t bytes = sizeof(float) * static_cast<size_t>(batch) * shape_numel(shapes_[i + 1]);
-    if (!children_[i].layer->aliases_input()) out_store_[i].resize(be, bytes);
+    const size_t count = static_cast<size_t>(batch) * shape_numel(shapes_[i + 1]);
+    if (!children_[i].layer->aliases_input()) out_store_[i].resize(be, dtype, count);
     // The gradient at child i's output is written by child i + 1's backward, unless that child
     // aliases its input and passes the gradient on as it is.
-    if (i + 1 < n && !children_[i + 1].layer->aliases_input()) grad_store_[i].resize(be, bytes);
+    if (i + 1 < n && !children_[i + 1].layer->aliases_input())
+      grad_store_[i].resize(be, dtype, count);
   }
 }
 
-const float* Composite::forward_chain(Backend& be, const float* x, int batch,
-                                      const ForwardContext& ctx) {
-  reshape(be, batch);
-  const float* in = x;
+ConstTensorRef Composite::forward_chain(Backend& be, ConstTensorRef x, int batch,
+                                        const ForwardContext& ctx) {
+  reshape(be, batch, x.dtype());
+  ConstTensorRef in = x;
   for (size_t i = 0; i < children_.size(); ++i) {
     Layer& c = *children_[i].layer;
     if (c.aliases_input()) {
@@ -77,30 +81,41 @@ const float* Composite::forward_chain(Backend& be, const float* x, int batch,
     } else {
       const ForwardContext child_ctx{ctx.training,
                                      mix64(ctx.seed ^ (0x9e3779b97f4a7c15ULL * (i + 1)))};
-      c.forward(be, in, out_store_[i].data(), batch, child_ctx);
-      acts_[i] = out_store_[i].data();
+      const TensorRef out = out_store_[i].ref();
+      c.forward(be, in, out, batch, child_ctx);
+      acts_[i] = out;
     }
     in = acts_[i];
   }
   return in;
 }
 
-void Composite::backward_chain(Backend& be, const float* x, const float* dy, float* dx, int batch) {
+void Composite::backward_chain(Backend& be, ConstTensorRef x, ConstTensorRef dy, TensorRef dx,
+                               int batch) {
   if (batch != batch_) throw SystemError("Composite::backward: batch differs from forward");
-  const size_t bytes_in = sizeof(float) * static_cast<size_t>(batch) * shape_numel(shapes_[0]);
-  if (children_.empty() && dx && dx != dy) be.copy(dx, dy, bytes_in);  // the identity
-  const float* g = dy;  // the gradient at child i's output
+  const size_t bytes_in = dtype_size(dtype_) * static_cast<size_t>(batch) * shape_numel(shapes_[0]);
+  if (children_.empty() && dx && dx.data() != dy.data())
+    be.copy(dx.data(), dy.data(), bytes_in);  // the identity
+  ConstTensorRef g = dy;  // the gradient at child i's output
   for (size_t i = children_.size(); i-- > 0;) {
     Layer& c = *children_[i].layer;
     if (c.aliases_input()) {
       // Its input gradient is its output gradient: pass g on, into dx at the chain's start.
-      if (i == 0 && dx && dx != g) be.copy(dx, g, bytes_in);
+      if (i == 0 && dx && dx.data() != g.data()) be.copy(dx.data(), g.data(), bytes_in);
       continue;
     }
-    float* gin = i == 0 ? dx : grad_store_[i - 1].data();
+    const TensorRef gin = i == 0 ? dx : grad_store_[i - 1].ref();
     c.backward(be, i == 0 ? x : acts_[i - 1], acts_[i], g, gin, batch);
     g = gin;
   }
+}
+
+std::vector<Op> Composite::ops() const {
+  std::vector<Op> ops;
+  for (const Child& c : children_)
+    for (Op op : c.layer->ops())
+      if (std::find(ops.begin(), ops.end(), op) == ops.end()) ops.push_back(op);
+  return ops;
 }
 
 }  // namespace dpt

@@ -36,6 +36,8 @@ class Composite : public Layer {
   // One line: the kind with the children inside, "Residual(Linear(64, 64), ReLU())".
   std::string describe() const override;
   std::vector<ParamSpec> param_specs() const override;
+  // Every op of its children, once each.
+  std::vector<Op> ops() const override;
 
   size_t num_children() const { return children_.size(); }
   const Layer& child(size_t i) const { return *children_[i].layer; }
@@ -50,26 +52,29 @@ class Composite : public Layer {
   // Sets them up from `input`; returns the last child's output shape.
   Shape setup_chain(const Shape& input);
   // Runs the chain on x; returns its output, which stays valid until the next forward (it is x
-  // itself when every child aliases its input). Child i draws its random numbers from a stream
-  // of its own, derived from ctx.seed and i.
-  const float* forward_chain(Backend& be, const float* x, int batch, const ForwardContext& ctx);
+  // itself when every child aliases its input). The activations between children take x's
+  // element type. Child i draws its random numbers from a stream of its own, derived from
+  // ctx.seed and i.
+  ConstTensorRef forward_chain(Backend& be, ConstTensorRef x, int batch,
+                               const ForwardContext& ctx);
   // Back-propagates dy, the gradient at the chain's output, through the children in reverse:
   // adds their parameter gradients and writes dx, the gradient at x, unless dx is null.
   // x is the input of the last forward_chain, with the same batch.
-  void backward_chain(Backend& be, const float* x, const float* dy, float* dx, int batch);
+  void backward_chain(Backend& be, ConstTensorRef x, ConstTensorRef dy, TensorRef dx, int batch);
 
  private:
-  void reshape(Backend& be, int batch);
+  void reshape(Backend& be, int batch, DataType dtype);
 
   std::vector<Child> children_;
   std::vector<Shape> shapes_;  // shapes_[0] the chain's input, shapes_[i + 1] child i's output
   int batch_ = 0;
+  DataType dtype_ = DataType::F32;  // of the activations below
   const Backend* backend_ = nullptr;  // where the buffers below live
   // acts_[i]: child i's output, in out_store_[i] or, when child i aliases, its input's buffer.
   // grad_store_[i]: the gradient at child i's output, written by child i + 1's backward (the
   // last child's output gradient is the caller's dy).
   std::vector<DeviceBuffer> out_store_, grad_store_;
-  std::vector<const float*> acts_;
+  std::vector<ConstTensorRef> acts_;
 };
 
 }  // namespace dpt

@@ -46,13 +46,14 @@ std::vector<ParamSpec> Conv2d::param_specs() const {
   return {{"weight", {out_c_, in_c_, k_, k_}, bound}, {"bias", {out_c_}, bound}};
 }
 
-void Conv2d::forward(Backend& be, const float* x, float* y, int batch, const ForwardContext&) {
-  be.conv2d_forward(shape(batch), x, params_[0], params_[1], y);
+void Conv2d::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch, const ForwardContext&) {
+  be.conv2d_forward(shape(batch), x.as<float>(), params_[0], params_[1], y.as<float>());
 }
 
-void Conv2d::backward(Backend& be, const float* x, const float*, const float* dy, float* dx,
-                      int batch) {
-  be.conv2d_backward(shape(batch), x, params_[0], dy, dx, grads_[0], grads_[1]);
+void Conv2d::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
+                      TensorRef dx, int batch) {
+  be.conv2d_backward(shape(batch), x.as<float>(), params_[0], dy.as<float>(), dx.as<float>(),
+                     grads_[0], grads_[1]);
 }
 
 }  // namespace dpt

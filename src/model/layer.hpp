@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "kernels/backend.hpp"
+#include "kernels/ops.hpp"
 #include "src/core/shape.hpp"
+#include "src/core/tensor_ref.hpp"
 
 namespace dpt {
 
@@ -37,11 +39,18 @@ class Layer {
   // Output is the input itself (Flatten): no buffer, no work.
   virtual bool aliases_input() const { return false; }
 
-  virtual void forward(Backend& be, const float* x, float* y, int batch,
+  // The backend ops forward and backward call on the activations. The model asks the backend,
+  // when it is built, whether each takes the activations' element type (Backend::require), so
+  // that a type a layer cannot compute in is refused up front, naming the layer.
+  virtual std::vector<Op> ops() const = 0;
+
+  // Activations and their gradients carry their element type (float32 for now; the
+  // parameters are float32 always). A layer reads them with as<float>(), which checks it.
+  virtual void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                        const ForwardContext& ctx) = 0;
   // Accumulates parameter gradients; writes dx unless it is null (the first layer).
-  virtual void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
-                        int batch) = 0;
+  virtual void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
+                        TensorRef dx, int batch) = 0;
 
   // Views into the flat parameter and gradient buffers, in param_specs() order.
   void bind(std::vector<float*> params, std::vector<float*> grads) {

@@ -22,18 +22,24 @@ std::vector<ParamSpec> Linear::param_specs() const {
   return {{"weight", {out_features_, in_features_}, bound}, {"bias", {out_features_}, bound}};
 }
 
-void Linear::forward(Backend& be, const float* x, float* y, int batch, const ForwardContext&) {
+std::vector<Op> Linear::ops() const { return {Op::Gemm, Op::AddBias, Op::BiasGrad}; }
+
+void Linear::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch, const ForwardContext&) {
   const int in = static_cast<int>(in_features_), out = static_cast<int>(out_features_);
-  be.gemm(false, true, batch, out, in, 1.0f, x, in, params_[0], in, 0.0f, y, out);
-  be.add_bias(y, params_[1], batch, out, 1);
+  float* yf = y.as<float>();
+  be.gemm(false, true, batch, out, in, 1.0f, x.as<float>(), in, params_[0], in, 0.0f, yf, out);
+  be.add_bias(yf, params_[1], batch, out, 1);
 }
 
-void Linear::backward(Backend& be, const float* x, const float*, const float* dy, float* dx,
-                      int batch) {
+void Linear::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
+                      TensorRef dx, int batch) {
   const int in = static_cast<int>(in_features_), out = static_cast<int>(out_features_);
-  be.gemm(true, false, out, in, batch, 1.0f, dy, out, x, in, 1.0f, grads_[0], in);
-  be.bias_grad(dy, grads_[1], batch, out, 1);
-  if (dx) be.gemm(false, false, batch, in, out, 1.0f, dy, out, params_[0], in, 0.0f, dx, in);
+  const float* dyf = dy.as<float>();
+  be.gemm(true, false, out, in, batch, 1.0f, dyf, out, x.as<float>(), in, 1.0f, grads_[0], in);
+  be.bias_grad(dyf, grads_[1], batch, out, 1);
+  if (dx)
+    be.gemm(false, false, batch, in, out, 1.0f, dyf, out, params_[0], in, 0.0f, dx.as<float>(),
+            in);
 }
 
 }  // namespace dpt

@@ -11,10 +11,11 @@ class Linear final : public Layer {
   std::string describe() const override;
   Shape setup(const Shape& input) override;
   std::vector<ParamSpec> param_specs() const override;
-  void forward(Backend& be, const float* x, float* y, int batch,
+  std::vector<Op> ops() const override;
+  void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
-  void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
-                int batch) override;
+  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
+                TensorRef dx, int batch) override;
 
  private:
   int64_t in_features_ = 0, out_features_;

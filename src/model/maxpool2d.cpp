@@ -33,14 +33,17 @@ PoolShape MaxPool2d::shape(int batch) const {
   return s;
 }
 
-void MaxPool2d::forward(Backend& be, const float* x, float* y, int batch, const ForwardContext&) {
-  argmax_.resize(be, sizeof(int32_t) * batch * shape_numel(out_));
-  be.maxpool2d_forward(shape(batch), x, y, argmax_.as<int32_t>());
+void MaxPool2d::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
+                        const ForwardContext&) {
+  argmax_.resize(be, DataType::I32, batch * shape_numel(out_));
+  be.maxpool2d_forward(shape(batch), x.as<float>(), y.as<float>(), argmax_.as<int32_t>());
 }
 
-void MaxPool2d::backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
-                         int batch) {
-  if (dx) be.maxpool2d_backward(shape(batch), x, y, dy, argmax_.as<int32_t>(), dx);
+void MaxPool2d::backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
+                         TensorRef dx, int batch) {
+  if (dx)
+    be.maxpool2d_backward(shape(batch), x.as<float>(), y.as<float>(), dy.as<float>(),
+                          argmax_.as<int32_t>(), dx.as<float>());
 }
 
 }  // namespace dpt

@@ -11,10 +11,11 @@ class MaxPool2d final : public Layer {
   MaxPool2d(int kernel, int stride) : k_(kernel), stride_(stride) {}
   std::string describe() const override;
   Shape setup(const Shape& input) override;
-  void forward(Backend& be, const float* x, float* y, int batch,
+  std::vector<Op> ops() const override { return {Op::MaxPool2d}; }
+  void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
-  void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
-                int batch) override;
+  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
+                TensorRef dx, int batch) override;
 
  private:
   PoolShape shape(int batch) const;

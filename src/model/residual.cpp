@@ -15,16 +15,25 @@ Shape Residual::setup(const Shape& input) {
   return in_ = out_ = input;
 }
 
-void Residual::forward(Backend& be, const float* x, float* y, int batch,
-                       const ForwardContext& ctx) {
-  const float* body = forward_chain(be, x, batch, ctx);
-  be.add(x, body, y, static_cast<size_t>(batch) * shape_numel(in_));
+std::vector<Op> Residual::ops() const {
+  std::vector<Op> ops = Composite::ops();
+  ops.push_back(Op::Add);
+  return ops;
 }
 
-void Residual::backward(Backend& be, const float* x, const float*, const float* dy, float* dx,
-                        int batch) {
+void Residual::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
+                       const ForwardContext& ctx) {
+  const ConstTensorRef body = forward_chain(be, x, batch, ctx);
+  be.add(x.as<float>(), body.as<float>(), y.as<float>(),
+         static_cast<size_t>(batch) * shape_numel(in_));
+}
+
+void Residual::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
+                        TensorRef dx, int batch) {
   backward_chain(be, x, dy, dx, batch);
-  if (dx) be.add(dx, dy, dx, static_cast<size_t>(batch) * shape_numel(in_));
+  if (dx)
+    be.add(dx.as<float>(), dy.as<float>(), dx.as<float>(),
+           static_cast<size_t>(batch) * shape_numel(in_));
 }
 
 }  // namespace dpt

@@ -22,11 +22,13 @@ class Residual final : public Composite {
   std::string kind() const override { return "Residual"; }
   // Throws InputError when the body changes the shape: x + body(x) needs both alike.
   Shape setup(const Shape& input) override;
-  void forward(Backend& be, const float* x, float* y, int batch,
+  // The body's ops and the add of the skip connection.
+  std::vector<Op> ops() const override;
+  void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
   // dx = dy + the body's input gradient; the body's parameter gradients are added as usual.
-  void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
-                int batch) override;
+  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
+                TensorRef dx, int batch) override;
 
  private:
   std::string spec_;

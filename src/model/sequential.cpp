@@ -36,17 +36,20 @@ void summary_line(std::ostringstream& os, const std::string& indent, const std::
 }  // namespace
 
 Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& backend,
-                       const Shape& input)
-    : backend_(backend), layers_(std::move(layers)) {
+                       const Shape& input, DataType activations)
+    : backend_(backend), layers_(std::move(layers)), act_dtype_(activations) {
   shapes_.push_back(input);
   for (size_t i = 0; i < layers_.size(); ++i) {
     shapes_.push_back(layers_[i]->setup(shapes_.back()));
+    for (Op op : layers_[i]->ops())
+      backend_.require(op, act_dtype_,
+                       "model: layer " + std::to_string(i) + " " + layers_[i]->describe());
     for (const ParamSpec& p : layers_[i]->param_specs()) {
       ParamInfo info;
       info.name = std::to_string(i) + "." + p.name;
       info.shape = p.shape;
       info.numel = static_cast<size_t>(shape_numel(p.shape));
-      info.offset = flat_size_;
+      info.elem_offset = flat_size_;
       info.layer = static_cast<int>(i);
       info.init_bound = p.init_bound;
       flat_size_ = align_up(flat_size_ + info.numel);
@@ -56,14 +59,14 @@ Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& back
   if (shapes_.back().size() != 1)
     throw InputError("model: the last layer must give flat outputs, got " +
                      shape_str(shapes_.back()) + " (add flatten and linear)");
-  params_.resize(backend_, sizeof(float) * std::max<size_t>(flat_size_, 1));
-  grads_.resize(backend_, sizeof(float) * std::max<size_t>(flat_size_, 1));
+  params_.resize(backend_, DataType::F32, std::max<size_t>(flat_size_, 1));
+  grads_.resize(backend_, DataType::F32, std::max<size_t>(flat_size_, 1));
   for (size_t i = 0; i < layers_.size(); ++i) {
     std::vector<float*> p, g;
     for (const ParamInfo& info : info_)
       if (info.layer == static_cast<int>(i)) {
-        p.push_back(params_.data() + info.offset);
-        g.push_back(grads_.data() + info.offset);
+        p.push_back(params_.data() + info.elem_offset);
+        g.push_back(grads_.data() + info.elem_offset);
       }
     layers_[i]->bind(std::move(p), std::move(g));
   }
@@ -82,7 +85,7 @@ void Sequential::init_params(uint64_t seed) {
   for (size_t t = 0; t < info_.size(); ++t) {
     const ParamInfo& p = info_[t];
     const uint64_t stream = mix64(seed ^ (0x5851f42d4c957f2dULL * (t + 1)));
-    backend_.fill_uniform(params_.data() + p.offset, p.numel, p.init_bound, stream);
+    backend_.fill_uniform(params_.data() + p.elem_offset, p.numel, p.init_bound, stream);
   }
 }
 
@@ -95,12 +98,12 @@ void Sequential::reshape(int batch) {
   act_.assign(n + 1, nullptr);
   grad_.assign(n + 1, nullptr);
   for (size_t i = 1; i <= n; ++i) {
-    const size_t bytes = sizeof(float) * static_cast<size_t>(batch) * shape_numel(shapes_[i]);
-    grad_store_[i].resize(backend_, bytes);
-    grad_[i] = grad_store_[i].data();
+    const size_t count = static_cast<size_t>(batch) * shape_numel(shapes_[i]);
+    grad_store_[i].resize(backend_, act_dtype_, count);
+    grad_[i] = grad_store_[i].ref();
     if (layers_[i - 1]->aliases_input()) continue;
-    act_store_[i].resize(backend_, bytes);
-    act_[i] = act_store_[i].data();
+    act_store_[i].resize(backend_, act_dtype_, count);
+    act_[i] = act_store_[i].ref();
   }
   // The first layer's input gradient is never needed; aliased layers share their input's
   // buffers so that their backward is free.
@@ -110,7 +113,7 @@ void Sequential::reshape(int batch) {
 
 const float* Sequential::forward(const float* x, int batch, bool training, uint64_t dropout_seed) {
   reshape(batch);
-  act_[0] = const_cast<float*>(x);
+  act_[0] = TensorRef(const_cast<float*>(x));
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (layers_[i]->aliases_input()) {
       act_[i + 1] = act_[i];
@@ -122,19 +125,21 @@ const float* Sequential::forward(const float* x, int batch, bool training, uint6
     layers_[i]->forward(backend_, act_[i], act_[i + 1], batch, ctx);
     if (observer_) time_end(static_cast<int>(i), false, marker, start);
   }
-  return act_.back();
+  return act_.back().as<float>();
 }
 
 void Sequential::backward(const float* doutput, int batch,
                           const std::function<void(int)>& on_layer_done) {
   if (batch != batch_) throw SystemError("Sequential::backward: batch differs from forward");
   const size_t n = layers_.size();
-  const float* dy = doutput;
+  ConstTensorRef dy = doutput;
   for (size_t i = n; i-- > 0;) {
-    float* dx = i == 0 ? nullptr : grad_[i];
+    const TensorRef dx = i == 0 ? TensorRef() : grad_[i];
     if (layers_[i]->aliases_input()) {
       // The input's gradient buffer must hold dy: copy unless they are one buffer already.
-      if (dx && dx != dy) backend_.copy(dx, dy, sizeof(float) * batch * shape_numel(shapes_[i]));
+      if (dx && dx.data() != dy.data())
+        backend_.copy(dx.data(), dy.data(),
+                      dtype_size(act_dtype_) * batch * shape_numel(shapes_[i]));
     } else {
       double start = 0;
       const int marker = observer_ ? time_begin(&start) : -1;

@@ -1,9 +1,11 @@
 // Sequential: layers applied in order, like PyTorch's nn.Sequential, over flat buffers.
 //
 // All parameters live in one allocation, all gradients in another, laid out in layer order with
-// each tensor starting on a 64-float boundary; layers hold views. Parameter names follow
-// nn.Sequential ("0.weight", "2.bias": every layer counts), so weights map onto PyTorch by index.
-// A composite layer (a residual block) is one layer here: its tensors follow in its children's
+// each tensor starting on a 64-element boundary; layers hold views. The flat buffers are float32
+// (the master copy of the weights, whatever type the activations take); the activations and
+// their gradients have the model's activation type, which the layers' ops must take. Parameter
+// names follow nn.Sequential ("0.weight", "2.bias": every layer counts), so weights map onto
+// PyTorch by index. A composite layer (a residual block) is one layer here: its tensors follow in its children's
 // order, named beneath its index as PyTorch nests them ("1.0.weight"), and ParamInfo::layer, the
 // stage backward reports, is the index of the block.
 #pragma once
@@ -21,7 +23,7 @@ namespace dpt {
 struct ParamInfo {
   std::string name;  // "0.weight"
   Shape shape;
-  size_t offset = 0;  // in floats, into the flat buffers
+  size_t elem_offset = 0;  // in elements (float32) from the start of the flat buffers
   size_t numel = 0;
   int layer = 0;  // index of the top-level layer that holds it
   float init_bound = 0;
@@ -29,7 +31,10 @@ struct ParamInfo {
 
 class Sequential {
  public:
-  Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& backend, const Shape& input);
+  // Throws InputError when a layer does not fit its input, or when the backend does not take
+  // `activations` for an op a layer needs (naming the layer). Only float32 is trained today.
+  Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& backend, const Shape& input,
+             DataType activations = DataType::F32);
   Sequential(const Sequential&) = delete;
   Sequential& operator=(const Sequential&) = delete;
 
@@ -59,7 +64,9 @@ class Sequential {
 
   float* params() const { return params_.data(); }
   float* grads() const { return grads_.data(); }
-  size_t flat_size() const { return flat_size_; }  // floats in each flat buffer, padding included
+  // Elements (float32) in each flat buffer, padding included.
+  size_t flat_size() const { return flat_size_; }
+  DataType activation_dtype() const { return act_dtype_; }
   size_t num_params() const;                       // parameters, padding excluded
   const std::vector<ParamInfo>& param_info() const { return info_; }
   const Shape& input_shape() const { return shapes_.front(); }
@@ -89,7 +96,8 @@ class Sequential {
   int batch_ = 0;
   // Activations and their gradients; act_[i] is the input of layer i. Aliased layers share.
   std::vector<DeviceBuffer> act_store_, grad_store_;
-  std::vector<float*> act_, grad_;
+  DataType act_dtype_;
+  std::vector<TensorRef> act_, grad_;
   LayerObserver observer_;
   struct PendingSpan {
     int layer;

@@ -5,7 +5,7 @@ namespace dpt {
 std::vector<ParamRange> param_ranges(const std::vector<ParamInfo>& params) {
   std::vector<ParamRange> ranges;
   ranges.reserve(params.size());
-  for (const ParamInfo& p : params) ranges.push_back({p.offset, p.numel, p.layer});
+  for (const ParamInfo& p : params) ranges.push_back({p.elem_offset, p.numel, p.layer});
   return ranges;
 }
 

@@ -50,11 +50,11 @@ std::vector<Named> checkpoint_tensors(const Model& model) {
   const Sequential& net = const_cast<Model&>(model).net();
   std::vector<Named> out;
   for (const ParamInfo& p : net.param_info())
-    out.push_back({p.name, p.shape, net.params() + p.offset});
+    out.push_back({p.name, p.shape, net.params() + p.elem_offset});
   if (const Optimizer* opt = model.optimizer())
     for (const auto& [state, base] : opt->state())
       for (const ParamInfo& p : net.param_info())
-        out.push_back({"optimizer." + state + "." + p.name, p.shape, base + p.offset});
+        out.push_back({"optimizer." + state + "." + p.name, p.shape, base + p.elem_offset});
   return out;
 }
 

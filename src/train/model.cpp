@@ -89,7 +89,7 @@ void Model::throw_nonfinite(int64_t step) const {
   // gradient is the first that went bad.
   const auto& params = net_->param_info();
   for (size_t t = params.size(); t-- > 0;) {
-    if (env_.backend.count_nonfinite(net_->grads() + params[t].offset, params[t].numel) == 0)
+    if (env_.backend.count_nonfinite(net_->grads() + params[t].elem_offset, params[t].numel) == 0)
       continue;
     const int layer = params[t].layer;
     if (env_.comm.rank() == 0)
@@ -164,16 +164,16 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   PinnedBuffer x_pinned(be), y_pinned(be);
   float* x_host = x_pinned.as<float>(static_cast<size_t>(b) * numel);
   int32_t* y_host = y_pinned.as<int32_t>(b);
-  DeviceBuffer x_dev(be, sizeof(float) * b * numel);
-  DeviceBuffer y_dev(be, sizeof(int32_t) * b);
+  DeviceBuffer x_dev(be, DataType::F32, b * numel);
+  DeviceBuffer y_dev(be, DataType::I32, b);
   int64_t staged_step = -1;  // the global step whose first micro-batch is on the device
   const auto stage = [&](const int64_t* batch_idx, bool inject_nan) {
     train.gather(batch_idx, b, x_host, y_host);
     if (inject_nan) x_host[0] = std::numeric_limits<float>::quiet_NaN();
     be.copy_from_host_async(x_dev.data(), x_host, sizeof(float) * b * numel);
-    be.copy_from_host_async(y_dev.data(), y_host, sizeof(int32_t) * b);
+    be.copy_from_host_async(y_dev.as<int32_t>(), y_host, sizeof(int32_t) * b);
   };
-  DeviceBuffer dlogits(be, sizeof(float) * b * classes);
+  DeviceBuffer dlogits(be, DataType::F32, b * classes);
   // The loss gradient is scaled by 1 / global batch, so that the sum over ranks (and over
   // micro-batches) is the gradient of the mean over the global batch: averaging costs no pass.
   const float grad_scale = 1.0f / static_cast<float>(sampler.global_batch());
@@ -402,15 +402,15 @@ EvalResult Model::evaluate(const Dataset& data, int batch_size) {
   const int bs = std::max(1, batch_size);
   std::vector<float> x_host(static_cast<size_t>(bs) * numel);
   std::vector<int32_t> y_host(bs);
-  DeviceBuffer x_dev(be, sizeof(float) * x_host.size());
-  DeviceBuffer y_dev(be, sizeof(int32_t) * bs);
+  DeviceBuffer x_dev(be, DataType::F32, x_host.size());
+  DeviceBuffer y_dev(be, DataType::I32, bs);
   double loss_sum = 0;
   int64_t correct = 0, counted = 0;
   for (size_t start = 0; start < mine.size(); start += bs) {
     const int n = static_cast<int>(std::min<size_t>(bs, mine.size() - start));
     data.gather(mine.data() + start, n, x_host.data(), y_host.data());
     be.copy_from_host(x_dev.data(), x_host.data(), sizeof(float) * n * numel);
-    be.copy_from_host(y_dev.data(), y_host.data(), sizeof(int32_t) * n);
+    be.copy_from_host(y_dev.as<int32_t>(), y_host.data(), sizeof(int32_t) * n);
     const float* logits = net_->forward(x_dev.data(), n, false, 0);
     const LossResult r = loss_->compute(be, logits, y_dev.as<int32_t>(), n, classes, 0.0f, nullptr);
     loss_sum += r.loss_sum;
@@ -434,7 +434,7 @@ std::vector<float> Model::predict(const float* x, int n) {
   Backend& be = env_.backend;
   const int64_t numel = shape_numel(net_->input_shape());
   const int classes = static_cast<int>(net_->num_outputs());
-  DeviceBuffer x_dev(be, sizeof(float) * n * numel);
+  DeviceBuffer x_dev(be, DataType::F32, n * numel);
   be.copy_from_host(x_dev.data(), x, sizeof(float) * n * numel);
   const float* logits = net_->forward(x_dev.data(), n, false, 0);
   std::vector<float> out(static_cast<size_t>(n) * classes);
@@ -458,7 +458,7 @@ void Model::load_weights(const std::string& path) {
     if (Shape(t->shape.begin(), t->shape.end()) != p.shape)
       throw InputError(path + ": tensor '" + p.name + "' has shape " + shape_str(t->shape) +
                        ", the model needs " + shape_str(p.shape));
-    std::copy(t->data.begin(), t->data.end(), host.begin() + p.offset);
+    std::copy(t->data.begin(), t->data.end(), host.begin() + p.elem_offset);
   }
   for (const TensorIn& t : file.tensors) {
     bool known = false;
@@ -475,7 +475,7 @@ void Model::save_weights(const std::string& path,
   const std::vector<float> host = net_->params_to_host();
   std::vector<TensorOut> tensors;
   for (const ParamInfo& p : net_->param_info())
-    tensors.push_back({p.name, p.shape, host.data() + p.offset});
+    tensors.push_back({p.name, p.shape, host.data() + p.elem_offset});
   write_safetensors(path, tensors, metadata);
 }
 

@@ -19,10 +19,13 @@ Optimizer::Optimizer(Backend& backend, const OptimizerConfig& config, size_t n)
     bad("--weight-decay: must be a non-negative number");
   if (!(config.beta1 >= 0 && config.beta1 < 1) || !(config.beta2 >= 0 && config.beta2 < 1))
     bad("--beta1/--beta2: must be in [0, 1)");
-  if (config.name == "sgd" && config.momentum > 0) state1_.resize(backend, sizeof(float) * n);
+  // The parameters, their gradients and the optimizer state are float32 (the master weights).
+  backend.require(config.name == "sgd" ? Op::SgdUpdate : Op::AdamWUpdate, DataType::F32,
+                  "optimizer " + config.name);
+  if (config.name == "sgd" && config.momentum > 0) state1_.resize(backend, DataType::F32, n);
   if (config.name == "adamw") {
-    state1_.resize(backend, sizeof(float) * n);
-    state2_.resize(backend, sizeof(float) * n);
+    state1_.resize(backend, DataType::F32, n);
+    state2_.resize(backend, DataType::F32, n);
   }
 }
 

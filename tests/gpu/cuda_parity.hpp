@@ -62,7 +62,7 @@ class CudaParity : public ::testing::Test {
 
   template <class T>
   static DeviceBuffer upload(Backend& be, const std::vector<T>& host) {
-    DeviceBuffer b(be, sizeof(T) * host.size());
+    DeviceBuffer b(be, dtype_of<T>(), host.size());
     be.copy_from_host(b.as<T>(), host.data(), sizeof(T) * host.size());
     return b;
   }
@@ -78,7 +78,7 @@ class CudaParity : public ::testing::Test {
   }
   // Zeros on both; or, poisoned, NaN on the GPU, so that an element the op fails to write shows.
   static Mirror zeros(size_t n) {
-    return {DeviceBuffer(cpu(), sizeof(float) * n), DeviceBuffer(gpu(), sizeof(float) * n), n};
+    return {DeviceBuffer(cpu(), DataType::F32, n), DeviceBuffer(gpu(), DataType::F32, n), n};
   }
   static Mirror poisoned(size_t n) {
     Mirror m = zeros(n);

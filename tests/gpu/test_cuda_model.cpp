@@ -42,8 +42,8 @@ ModelRun train(Backend& be, const std::string& spec, const Shape& input, int bat
   net.init_params(42);
   const int classes = static_cast<int>(net.num_outputs());
   DeviceBuffer x_dev = CudaParity::upload(be, x), y_dev = CudaParity::upload(be, labels);
-  DeviceBuffer dlogits(be, sizeof(float) * static_cast<size_t>(batch) * classes);
-  DeviceBuffer momentum(be, sizeof(float) * net.flat_size());
+  DeviceBuffer dlogits(be, DataType::F32, static_cast<size_t>(batch) * classes);
+  DeviceBuffer momentum(be, DataType::F32, net.flat_size());
   SgdParams sgd;
   sgd.lr = 0.05f;
   sgd.momentum = 0.9f;
@@ -85,8 +85,8 @@ void expect_same_training(const std::string& spec, const Shape& input, int batch
     // A hit is decided by an arg-max that rounding could in principle flip; it is not.
     EXPECT_EQ(gpu.correct[step], cpu.correct[step]) << "correct" << at;
     for (const ParamInfo& p : cpu.info) {
-      const auto first = static_cast<std::ptrdiff_t>(p.offset);
-      const auto last = static_cast<std::ptrdiff_t>(p.offset + p.numel);
+      const auto first = static_cast<std::ptrdiff_t>(p.elem_offset);
+      const auto last = static_cast<std::ptrdiff_t>(p.elem_offset + p.numel);
       const std::vector<float> g(gpu.grads[step].begin() + first, gpu.grads[step].begin() + last);
       const std::vector<float> c(cpu.grads[step].begin() + first, cpu.grads[step].begin() + last);
       expect_close(g, c, kModelTol, "gradient of " + p.name + at);

@@ -42,14 +42,14 @@ TEST_F(CudaOps, AllocReturnsZeroedMemory) {
   const size_t n = 100003;
   {
     // Dirty some memory and give it back, so that the next allocation may well reuse it.
-    DeviceBuffer dirty(gpu(), sizeof(float) * n);
+    DeviceBuffer dirty(gpu(), DataType::F32, n);
     gpu().fill(dirty.data(), n, 7.0f);
     gpu().synchronize();
   }
-  DeviceBuffer b(gpu(), sizeof(float) * n);
+  DeviceBuffer b(gpu(), DataType::F32, n);
   const std::vector<float> host = download(gpu(), b.data(), n);
   EXPECT_EQ(std::count(host.begin(), host.end(), 0.0f), static_cast<std::ptrdiff_t>(n));
-  DeviceBuffer empty(gpu(), 0);
+  DeviceBuffer empty(gpu(), DataType::F32, 0);
   EXPECT_NE(empty.data(), nullptr);
 }
 
@@ -57,7 +57,7 @@ TEST_F(CudaOps, CopiesRoundTrip) {
   const size_t n = 65537;
   const std::vector<float> x = random_floats(n, 101);
   DeviceBuffer a = upload(gpu(), x);
-  DeviceBuffer b(gpu(), sizeof(float) * n);
+  DeviceBuffer b(gpu(), DataType::F32, n);
   gpu().copy(b.data(), a.data(), sizeof(float) * n);
   expect_identical(download(gpu(), b.data(), n), x, "host -> device -> device -> host");
 
@@ -79,7 +79,7 @@ TEST_F(CudaOps, CopiesRoundTrip) {
   ASSERT_NE(pinned, nullptr);
   EXPECT_EQ(pinned[0], 0.0f);
   std::copy(x.begin(), x.end(), pinned);
-  DeviceBuffer c(gpu(), sizeof(float) * n);
+  DeviceBuffer c(gpu(), DataType::F32, n);
   gpu().copy_from_host_async(c.data(), pinned, sizeof(float) * n);
   gpu().synchronize();
   gpu().free_host(pinned);
@@ -93,7 +93,7 @@ TEST_F(CudaOps, CopiesRoundTrip) {
 }
 
 TEST_F(CudaOps, DeviceMemoryIsRecognised) {
-  DeviceBuffer b(gpu(), 256);
+  DeviceBuffer b(gpu(), DataType::F32, 64);
   std::vector<float> host(4);
   EXPECT_TRUE(gpu().is_device_memory(b.data()));
   EXPECT_FALSE(gpu().is_device_memory(host.data()));
@@ -104,7 +104,7 @@ TEST_F(CudaOps, MarkersAreOrderedInSteadyTime) {
   const double before = steady_seconds();
   gpu().clear_markers();
   const size_t n = 1 << 22;
-  DeviceBuffer b(gpu(), sizeof(float) * n);
+  DeviceBuffer b(gpu(), DataType::F32, n);
   const int m0 = gpu().record_marker();
   for (int i = 0; i < 20; ++i) gpu().fill(b.data(), n, 1.5f);
   const int m1 = gpu().record_marker();
@@ -388,7 +388,7 @@ TEST_F(CudaOps, MaxPoolForwardBackward) {
     // Random floats: ties inside a window, where backends may pick different winners, are
     // vanishingly unlikely.
     Mirror x = mirror(random_floats(nx, ++seed)), y = poisoned(ny);
-    DeviceBuffer argmax_cpu(cpu(), sizeof(int32_t) * ny), argmax_gpu(gpu(), sizeof(int32_t) * ny);
+    DeviceBuffer argmax_cpu(cpu(), DataType::I32, ny), argmax_gpu(gpu(), DataType::I32, ny);
     cpu().maxpool2d_forward(s, x.c(), y.c(), argmax_cpu.as<int32_t>());
     gpu().maxpool2d_forward(s, x.g(), y.g(), argmax_gpu.as<int32_t>());
     const std::string name = pool_name(s);
@@ -416,7 +416,7 @@ TEST_F(CudaOps, MaxPoolPropagatesNan) {
   std::vector<float> x = random_floats(nx, 1300);
   for (const size_t i : {size_t{0}, size_t{20}, size_t{75}, nx - 1}) x[i] = kNaN;
   Mirror xm = mirror(x), y = poisoned(ny);
-  DeviceBuffer argmax_cpu(cpu(), sizeof(int32_t) * ny), argmax_gpu(gpu(), sizeof(int32_t) * ny);
+  DeviceBuffer argmax_cpu(cpu(), DataType::I32, ny), argmax_gpu(gpu(), DataType::I32, ny);
   cpu().maxpool2d_forward(s, xm.c(), y.c(), argmax_cpu.as<int32_t>());
   gpu().maxpool2d_forward(s, xm.g(), y.g(), argmax_gpu.as<int32_t>());
   const std::vector<float> y_cpu = from_cpu(y);
@@ -542,7 +542,7 @@ TEST_F(CudaOps, SoftmaxCrossEntropyPast2To31Elements) {
   if (cuda_device_info(gpu_->ordinal()).total_memory < (size_t{24} << 30))
     GTEST_SKIP() << "needs 24 GiB of GPU memory for two buffers of " << n << " floats";
   const std::vector<int> counted = {0, 42729, 42730, 42799};  // 42729 straddles 2^31
-  DeviceBuffer logits(gpu(), sizeof(float) * n), dlogits(gpu(), sizeof(float) * n);
+  DeviceBuffer logits(gpu(), DataType::F32, n), dlogits(gpu(), DataType::F32, n);
   gpu().fill_uniform(logits.data(), n, 8.0f, 1480);
   gpu().fill(dlogits.data(), n, std::nanf(""));
   std::vector<int32_t> labels(rows, kIgnoreIndex);

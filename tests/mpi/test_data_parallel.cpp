@@ -98,7 +98,7 @@ TEST_F(DataParallel, PRanksEqualOneRankWithPTimesTheBatch) {
     double max_rel = 0;
     for (const ParamInfo& info : parallel.net().param_info()) {
       double scale = 0, diff = 0;
-      for (size_t i = info.offset; i < info.offset + info.numel; ++i) {
+      for (size_t i = info.elem_offset; i < info.elem_offset + info.numel; ++i) {
         scale = std::max(scale, std::fabs(static_cast<double>(s[i])));
         diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - s[i]));
       }

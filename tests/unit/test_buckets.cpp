@@ -30,8 +30,8 @@ void expect_well_formed(const Sequential& net, const std::vector<Bucket>& bucket
       EXPECT_TRUE(seen.insert(t).second) << "tensor " << params[t].name << " in two buckets";
       bytes += params[t].numel * sizeof(float);
       // Each tensor lies inside the bucket's range of the flat buffer.
-      EXPECT_GE(params[t].offset, bucket.offset);
-      EXPECT_LE(params[t].offset + params[t].numel, bucket.offset + bucket.count);
+      EXPECT_GE(params[t].elem_offset, bucket.offset);
+      EXPECT_LE(params[t].elem_offset + params[t].numel, bucket.offset + bucket.count);
     }
     EXPECT_EQ(bytes, bucket.bytes);
     const size_t limit = b == 0 ? first_cap : cap;
@@ -75,7 +75,7 @@ TEST(Buckets, CapZeroIsOneBucketOfEverything) {
   const auto buckets = assign_buckets(net.param_info(), 1 << 20, 0);
   ASSERT_EQ(buckets.size(), 1u);
   EXPECT_EQ(buckets[0].offset, 0u);
-  EXPECT_EQ(buckets[0].count, net.param_info().back().offset + net.param_info().back().numel);
+  EXPECT_EQ(buckets[0].count, net.param_info().back().elem_offset + net.param_info().back().numel);
   EXPECT_EQ(buckets[0].lowest_layer, 0);
 }
 

@@ -284,7 +284,7 @@ void check_model(const std::string& spec, const Shape& input, const std::vector<
   size_t skipped_kinks = 0;
   for (const ParamInfo& p : net.param_info())
     for (size_t i = 0; i < p.numel; i += 3) {
-      float& v = net.params()[p.offset + i];
+      float& v = net.params()[p.elem_offset + i];
       const float saved = v;
       v = saved + eps;
       const double up = loss(false);
@@ -298,9 +298,9 @@ void check_model(const std::string& spec, const Shape& input, const std::vector<
         ++skipped_kinks;
         continue;
       }
-      const double err = std::fabs(analytic[p.offset + i] - numeric);
+      const double err = std::fabs(analytic[p.elem_offset + i] - numeric);
       r.max_abs_err = std::max(r.max_abs_err, err);
-      r.max_grad = std::max(r.max_grad, std::fabs(static_cast<double>(analytic[p.offset + i])));
+      r.max_grad = std::max(r.max_grad, std::fabs(static_cast<double>(analytic[p.elem_offset + i])));
       ++r.checked;
       if (err > 1e-3 + 1e-2 * std::fabs(numeric)) ++r.wrong;
     }

@@ -206,8 +206,8 @@ TEST_F(ModelSpec, ResidualBlockNamesNestAsInPyTorch) {
   size_t end = 0;
   for (const dpt::ParamInfo& p : net->param_info()) {
     stage.push_back(p.layer);
-    EXPECT_GE(p.offset, end) << p.name;
-    end = p.offset + p.numel;
+    EXPECT_GE(p.elem_offset, end) << p.name;
+    end = p.elem_offset + p.numel;
     const float fan_in = static_cast<float>(p.name[0] == '0' ? 784 : 64);
     EXPECT_FLOAT_EQ(p.init_bound, 1.0f / std::sqrt(fan_in)) << p.name;
   }

@@ -175,7 +175,7 @@ TEST(Residual, MatchesPyTorchWithItsParameterNames) {
     ASSERT_NE(t, nullptr) << p.name;
     ASSERT_EQ(t->shape, p.shape) << p.name;
     std::copy(t->data.begin(), t->data.end(),
-              params.begin() + static_cast<std::ptrdiff_t>(p.offset));
+              params.begin() + static_cast<std::ptrdiff_t>(p.elem_offset));
   }
   EXPECT_EQ(ours, state_dict);
   EXPECT_TRUE(ours.count("5.2.1.weight")) << "the fixture should hold a nested block";
@@ -210,7 +210,7 @@ TEST(Residual, MatchesPyTorchWithItsParameterNames) {
   expect_close(logits, *f.find("logits"), "logits");
   EXPECT_NEAR(loss.loss_sum / batch, f.find("loss")->data[0], 1e-5);
   for (const ParamInfo& p : net.param_info())
-    expect_close(net.grads() + p.offset, *f.find("grad." + p.name), "gradient of " + p.name);
+    expect_close(net.grads() + p.elem_offset, *f.find("grad." + p.name), "gradient of " + p.name);
 }
 
 }  // namespace
