@@ -1,7 +1,5 @@
 #include "src/train/model.hpp"
 
-#include <time.h>
-
 #include <algorithm>
 #include <functional>
 #include <limits>
@@ -17,15 +15,6 @@
 #include "src/train/tracer.hpp"
 
 namespace dpt {
-namespace {
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-}  // namespace
 
 Model::Model(Environment env, const std::string& spec, const Shape& input_shape, uint64_t seed)
     : env_(env) {
@@ -172,7 +161,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   // The loss gradient is scaled by 1 / global batch, so that the sum over ranks (and over
   // micro-batches) is the gradient of the mean over the global batch: averaging costs no pass.
   const float grad_scale = 1.0f / static_cast<float>(sampler.global_batch());
-  Reducer reducer(comm, buckets(o), param_ranges(net_->param_info()));
+  Reducer reducer(comm, be, buckets(o), param_ranges(net_->param_info()));
   std::vector<int64_t> layer_grad_bytes(net_->num_layers(), 0);  // for the trace
   for (const ParamInfo& p : net_->param_info())
     layer_grad_bytes[p.layer] += static_cast<int64_t>(p.numel * sizeof(float));
@@ -215,11 +204,11 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
           tracer->span(Lane::Compute, names[static_cast<size_t>(layer)], start, end, steps_done_,
                        backward ? layer_grad_bytes[layer] : -1);
         });
-      const double step_wall = steady_seconds(), step_cpu = thread_cpu_seconds();
+      const double step_wall = steady_seconds();
+      reducer.step_begin();
       sampler.batch_indices(perm, s, idx.data());
       net_->zero_grad();
       double step_loss = 0;
-      int backward_done = -1;  // marker: the device finished this step's backward
       for (int m = 0; m < micro; ++m) {
         if (m > 0 || staged_step != steps_done_)
           stage(idx.data() + static_cast<size_t>(m) * b,
@@ -246,12 +235,11 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
         // for NCCL, a copy that waits for the queue when staging through host memory).
         reducer.begin(net_->grads());
         net_->backward(dlogits.data(), b, [&](int layer) { reducer.stage_done(layer); });
-        backward_done = be.record_marker();
+        reducer.backward_done();
       }
-      StepCommStats cs;
       {
         ScopedRange range(be, "allreduce wait");
-        cs = reducer.finish();
+        reducer.finish();
       }
       // After the allreduce every rank holds the same gradients, so every rank decides alike.
       const bool finite = be.count_nonfinite(net_->grads(), net_->flat_size()) == 0;
@@ -276,6 +264,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       }
       be.synchronize();
       const double step_seconds = steady_seconds() - step_wall;
+      const StepCommStats cs = reducer.step_end();
       if (tracing) {
         // The whole step too: what its layers and optimizer leave is the host's share (staging
         // the batch, the loss, zeroing the gradients) and, on a GPU, the gaps between launches.
@@ -288,22 +277,9 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
           tracer->span(Lane::Compute, "optimizer", opt_start, opt_host_end, steps_done_);
       }
       step_times.push_back(step_seconds);
-      double exposed;
-      if (be.asynchronous()) {
-        // A GPU computes while this thread waits, so CPU time says nothing: communication is
-        // exposed from when the device finished backward until the last bucket was reduced.
-        double last_end = 0;
-        for (const BucketTiming& t : cs.buckets) last_end = std::max(last_end, t.end);
-        exposed = cs.buckets.empty() ? 0 : last_end - be.marker_time(backward_done);
-      } else {
-        // The step's wall time that this thread did not spend computing. That covers both
-        // waiting in finish() and losing the core to the communication thread (with one core
-        // per rank they take turns, and only the wall clock tells the cost).
-        exposed = step_seconds - (thread_cpu_seconds() - step_cpu);
-      }
       be.clear_markers();
       comm_total += cs.total_seconds;
-      comm_exposed += std::clamp(exposed, 0.0, cs.total_seconds);
+      comm_exposed += cs.exposed_seconds;
       if (tracing) {
         for (size_t i = 0; i < cs.buckets.size(); ++i)
           tracer->span(Lane::Comm, "allreduce bucket " + std::to_string(i), cs.buckets[i].start,
