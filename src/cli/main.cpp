@@ -114,11 +114,11 @@ void check_resume_config(const std::string& path, const std::string& saved_text,
 }
 
 // The bucket settings of fit(), for the settings table printed before it runs.
-FitOptions fo_preview(const TrainOptions& o) {
-  FitOptions fo;
-  fo.bucket_mb = o.bucket_mb;
-  fo.first_bucket_mb = o.first_bucket_mb;
-  return fo;
+FitOptions::Comm comm_preview(const TrainOptions& o) {
+  FitOptions::Comm c;
+  c.bucket_mb = o.bucket_mb;
+  c.first_bucket_mb = o.first_bucket_mb;
+  return c;
 }
 
 int run_train(const TrainOptions& o, Communicator& host) {
@@ -225,7 +225,7 @@ int run_train(const TrainOptions& o, Communicator& host) {
         o.epochs > 1 ? "s" : "",
         o.max_steps >= 0 ? (", at most " + std::to_string(o.max_steps) + " steps").c_str() : "",
         static_cast<unsigned long long>(o.seed), o.no_shuffle ? ", no shuffle" : "");
-    const std::vector<Bucket> buckets = model->buckets(fo_preview(o));
+    const std::vector<Bucket> buckets = model->buckets(comm_preview(o));
     std::printf("comm   %s allreduce in %zu bucket%s (first %.2f MiB, cap %g MiB)%s\n",
                 comm.name().c_str(), buckets.size(), buckets.size() > 1 ? "s" : "",
                 buckets.empty() ? 0.0 : buckets.front().bytes / 1048576.0, o.bucket_mb,
@@ -237,36 +237,35 @@ int run_train(const TrainOptions& o, Communicator& host) {
   }
 
   FitOptions fo;
-  fo.epochs = o.epochs;
-  fo.max_steps = o.max_steps;
-  fo.batch_size = o.batch_size;
-  fo.shuffle = !o.no_shuffle;
-  fo.seed = o.seed;
-  fo.eval_batch_size = o.eval_batch_size;
-  fo.accumulate = o.accumulate;
-  fo.bucket_mb = o.bucket_mb;
-  fo.first_bucket_mb = o.first_bucket_mb;
-  fo.trace_path = o.trace;
-  fo.trace_first = trace_first;
-  fo.trace_last = trace_last;
-  fo.skip_nonfinite = o.on_nonfinite == "skip";
-  fo.check_replicas_every = o.check_replicas;
-  fo.inject_nan_step = o.inject_nan_step;
+  fo.schedule.epochs = o.epochs;
+  fo.schedule.max_steps = o.max_steps;
+  fo.schedule.batch_size = o.batch_size;
+  fo.schedule.accumulate = o.accumulate;
+  fo.schedule.shuffle = !o.no_shuffle;
+  fo.schedule.seed = o.seed;
+  fo.eval.batch_size = o.eval_batch_size;
+  fo.comm = comm_preview(o);
+  fo.trace.path = o.trace;
+  fo.trace.first = trace_first;
+  fo.trace.last = trace_last;
+  fo.health.skip_nonfinite = o.on_nonfinite == "skip";
+  fo.health.check_replicas_every = o.check_replicas;
+  fo.faults.nan_step = o.inject_nan_step;
   if (!o.inject_drift.empty()) {
     const auto [rank, step] = parse_step_window(o.inject_drift);  // RANK:STEP, RANK < STEP
-    fo.inject_drift_rank = static_cast<int>(rank);
-    fo.inject_drift_step = step;
+    fo.faults.drift_rank = static_cast<int>(rank);
+    fo.faults.drift_step = step;
   }
-  fo.resume = resume_from;
-  fo.checkpoint_every = o.checkpoint_every;
+  fo.checkpoint.resume = resume_from;
+  fo.checkpoint.every = o.checkpoint_every;
   const std::string checkpoint_dir = (fs::path(out_dir) / "checkpoints").string();
   if (root) fs::create_directories(checkpoint_dir);
   const std::string config = run_config(o, comm.size()).dump();
-  fo.on_checkpoint = [&](const TrainPosition& pos) {
+  fo.checkpoint.on_write = [&](const TrainPosition& pos) {
     save_checkpoint(checkpoint_path(checkpoint_dir, pos.step), *model, pos, config);
     if (root) prune_checkpoints(checkpoint_dir, o.keep_checkpoints);
   };
-  fo.stop_requested = [] { return stop_signal.load() != 0; };
+  fo.stop.requested = [] { return stop_signal.load() != 0; };
   if (root && resume_from)
     std::printf("resume: from step %lld (epoch %d, %lld steps into it)\n",
                 static_cast<long long>(resume_from->step), resume_from->epoch + 1,

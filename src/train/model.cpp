@@ -106,7 +106,7 @@ void Model::check_replicas() {
   throw JobError(1);
 }
 
-std::vector<Bucket> Model::buckets(const FitOptions& o) const {
+std::vector<Bucket> Model::buckets(const FitOptions::Comm& o) const {
   constexpr double kMiB = 1024.0 * 1024.0;
   return assign_buckets(net_->param_info(), static_cast<size_t>(o.first_bucket_mb * kMiB),
                         static_cast<size_t>(o.bucket_mb * kMiB));
@@ -118,10 +118,10 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   if (!optimizer_) throw InputError("fit: call compile() first");
   Communicator& comm = env_.comm;
   Backend& be = env_.backend;
-  if (o.batch_size < 1) throw InputError("option --batch-size: must be at least 1");
-  if (o.epochs < 1) throw InputError("option --epochs: must be at least 1");
-  if (o.accumulate < 1) throw InputError("option --accumulate: must be at least 1");
-  if (!(o.bucket_mb >= 0) || !(o.first_bucket_mb > 0))
+  if (o.schedule.batch_size < 1) throw InputError("option --batch-size: must be at least 1");
+  if (o.schedule.epochs < 1) throw InputError("option --epochs: must be at least 1");
+  if (o.schedule.accumulate < 1) throw InputError("option --accumulate: must be at least 1");
+  if (!(o.comm.bucket_mb >= 0) || !(o.comm.first_bucket_mb > 0))
     throw InputError("option --bucket-mb: must be >= 0 (and --first-bucket-mb > 0)");
   check_labels(train, "training data");
   if (validation) check_labels(*validation, "test data");
@@ -129,9 +129,9 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   // With accumulation, one optimizer step takes accumulate micro-batches of batch_size from
   // this rank's shard: exactly the samples of one step with accumulate * batch_size.
   const int world = comm.size();
-  const int b = o.batch_size, micro = o.accumulate;
+  const int b = o.schedule.batch_size, micro = o.schedule.accumulate;
   DistributedSampler sampler(train.count, world, comm.rank(), static_cast<int64_t>(b) * micro,
-                             o.shuffle, o.seed);
+                             o.schedule.shuffle, o.schedule.seed);
   if (sampler.steps_per_epoch() == 0)
     throw InputError("option --batch-size: " + std::to_string(b) +
                      (micro > 1 ? " x --accumulate " + std::to_string(micro) : std::string()) +
@@ -161,7 +161,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   // The loss gradient is scaled by 1 / global batch, so that the sum over ranks (and over
   // micro-batches) is the gradient of the mean over the global batch: averaging costs no pass.
   const float grad_scale = 1.0f / static_cast<float>(sampler.global_batch());
-  Reducer reducer(comm, be, buckets(o), param_ranges(net_->param_info()));
+  Reducer reducer(comm, be, buckets(o.comm), param_ranges(net_->param_info()));
   std::vector<int64_t> layer_grad_bytes(net_->num_layers(), 0);  // for the trace
   for (const ParamInfo& p : net_->param_info())
     layer_grad_bytes[p.layer] += static_cast<int64_t>(p.numel * sizeof(float));
@@ -171,8 +171,8 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   std::unique_ptr<Tracer> tracer;
   // Span names made once: building them per span cost mlp a tenth of its traced step.
   std::vector<std::string> forward_span_names, backward_span_names;
-  if (!o.trace_path.empty()) {
-    tracer = std::make_unique<Tracer>(o.trace_first, o.trace_last, fit_start);
+  if (!o.trace.path.empty()) {
+    tracer = std::make_unique<Tracer>(o.trace.first, o.trace.last, fit_start);
     for (size_t i = 0; i < net_->num_layers(); ++i) {
       const std::string layer = std::to_string(i) + " " + net_->layer(i).describe();
       forward_span_names.push_back("forward " + layer);
@@ -180,15 +180,15 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     }
   }
 
-  for (Callback* cb : callbacks) cb->on_fit_begin(sampler.steps_per_epoch(), o.epochs);
+  for (Callback* cb : callbacks) cb->on_fit_begin(sampler.steps_per_epoch(), o.schedule.epochs);
   std::vector<EpochMetrics> history;
   stopped_on_request_ = false;
-  const TrainPosition from = o.resume.value_or(TrainPosition{steps_done_, 0, 0, 0.0});
+  const TrainPosition from = o.checkpoint.resume.value_or(TrainPosition{steps_done_, 0, 0, 0.0});
   steps_done_ = from.step;
   const auto checkpoint = [&](int epoch, int64_t step_in_epoch, double loss_sum) {
-    if (o.on_checkpoint) o.on_checkpoint({steps_done_, epoch, step_in_epoch, loss_sum});
+    if (o.checkpoint.on_write) o.checkpoint.on_write({steps_done_, epoch, step_in_epoch, loss_sum});
   };
-  for (int epoch = from.epoch; epoch < o.epochs; ++epoch) {
+  for (int epoch = from.epoch; epoch < o.schedule.epochs; ++epoch) {
     const std::vector<int64_t> perm = sampler.permutation(epoch);
     const double t0 = steady_seconds();
     const bool resumed = epoch == from.epoch && from.step_in_epoch > 0;
@@ -196,7 +196,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     int64_t steps = resumed ? from.step_in_epoch : 0, skips = 0;
     std::vector<double> step_times;  // wall time of each step (the callbacks' time excluded)
     for (int64_t s = steps; s < sampler.steps_per_epoch(); ++s) {
-      if (o.max_steps >= 0 && steps_done_ >= o.max_steps) break;
+      if (o.schedule.max_steps >= 0 && steps_done_ >= o.schedule.max_steps) break;
       const bool tracing = tracer && tracer->records(steps_done_);
       if (tracing)
         net_->set_layer_observer([&](int layer, bool backward, double start, double end) {
@@ -212,9 +212,9 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       for (int m = 0; m < micro; ++m) {
         if (m > 0 || staged_step != steps_done_)
           stage(idx.data() + static_cast<size_t>(m) * b,
-                steps_done_ == o.inject_nan_step && comm.rank() == 0 && m == 0);
+                steps_done_ == o.faults.nan_step && comm.rank() == 0 && m == 0);
         const uint64_t dropout_seed =
-            random_u64(o.seed ^ 0xd1d1d1d1ULL,
+            random_u64(o.schedule.seed ^ 0xd1d1d1d1ULL,
                        (static_cast<uint64_t>(steps_done_) * micro + m) * world + comm.rank());
         const float* logits;
         {
@@ -243,7 +243,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       }
       // After the allreduce every rank holds the same gradients, so every rank decides alike.
       const bool finite = be.count_nonfinite(net_->grads(), net_->flat_size()) == 0;
-      if (!finite && !o.skip_nonfinite) throw_nonfinite(steps_done_);
+      if (!finite && !o.health.skip_nonfinite) throw_nonfinite(steps_done_);
       const double opt_start = steady_seconds();
       // On a GPU the optimizer's span comes from markers around it, as the layers' do.
       const int opt_begin = tracing && be.asynchronous() ? be.record_marker() : -1;
@@ -257,9 +257,9 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       const double opt_host_end = steady_seconds();
       // While the device runs the update, gather and send the next step's first batch.
       if (s + 1 < sampler.steps_per_epoch() &&
-          !(o.max_steps >= 0 && steps_done_ + 1 >= o.max_steps)) {
+          !(o.schedule.max_steps >= 0 && steps_done_ + 1 >= o.schedule.max_steps)) {
         sampler.batch_indices(perm, s + 1, idx.data());
-        stage(idx.data(), steps_done_ + 1 == o.inject_nan_step && comm.rank() == 0);
+        stage(idx.data(), steps_done_ + 1 == o.faults.nan_step && comm.rank() == 0);
         staged_step = steps_done_ + 1;
       }
       be.synchronize();
@@ -290,25 +290,26 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       ++steps_done_;
       ++steps;
       if (finite) loss_sum += step_loss;
-      if (comm.rank() == o.inject_drift_rank && steps_done_ == o.inject_drift_step) {
+      if (comm.rank() == o.faults.drift_rank && steps_done_ == o.faults.drift_step) {
         float one_more = 0;
         be.copy_to_host(&one_more, net_->params(), sizeof(float));
         one_more += 1e-3f;
         be.copy_from_host(net_->params(), &one_more, sizeof(float));
       }
-      if (o.check_replicas_every > 0 && steps_done_ % o.check_replicas_every == 0) check_replicas();
+      if (o.health.check_replicas_every > 0 && steps_done_ % o.health.check_replicas_every == 0)
+        check_replicas();
       for (Callback* cb : callbacks)
         cb->on_step_end(epoch + 1, s + 1, steps_done_,
                         step_loss / (static_cast<double>(b) * micro));
       // Mid-epoch checkpoints here; one that falls on the epoch's last step is taken after the
       // epoch's metrics below, so that a resumed run neither repeats nor misses that line.
-      const bool stopping = o.max_steps >= 0 && steps_done_ >= o.max_steps;
-      if (o.checkpoint_every > 0 && s + 1 < sampler.steps_per_epoch() && !stopping &&
-          steps_done_ % o.checkpoint_every == 0)
+      const bool stopping = o.schedule.max_steps >= 0 && steps_done_ >= o.schedule.max_steps;
+      if (o.checkpoint.every > 0 && s + 1 < sampler.steps_per_epoch() && !stopping &&
+          steps_done_ % o.checkpoint.every == 0)
         checkpoint(epoch, s + 1, loss_sum);
       if (stopping) break;
-      if (o.stop_requested && steps_done_ % std::max<int64_t>(1, o.stop_check_every) == 0) {
-        int64_t flag = o.stop_requested() ? 1 : 0;
+      if (o.stop.requested && steps_done_ % std::max<int64_t>(1, o.stop.check_every) == 0) {
+        int64_t flag = o.stop.requested() ? 1 : 0;
         comm.allreduce(&flag, 1, DataType::I64, ReduceOp::Max);
         if (flag) {
           stopped_on_request_ = true;
@@ -340,15 +341,16 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       std::nth_element(step_times.begin(), mid, step_times.end());
       m.median_step_seconds = *mid;
     }
-    if (validation) m.test = evaluate(*validation, o.eval_batch_size);
+    if (validation) m.test = evaluate(*validation, o.eval.batch_size);
     m.elapsed_seconds = steady_seconds() - fit_start;
     history.push_back(m);
     for (Callback* cb : callbacks) cb->on_epoch_end(m);
-    const bool stopping = (o.max_steps >= 0 && steps_done_ >= o.max_steps) || stopped_on_request_;
+    const bool stopping =
+        (o.schedule.max_steps >= 0 && steps_done_ >= o.schedule.max_steps) || stopped_on_request_;
     const bool finished_epoch = steps == sampler.steps_per_epoch();
-    if ((o.checkpoint_every > 0 || stopped_on_request_) && steps > 0 &&
-        (stopped_on_request_ || steps_done_ % o.checkpoint_every == 0 || stopping ||
-         epoch + 1 == o.epochs)) {
+    if ((o.checkpoint.every > 0 || stopped_on_request_) && steps > 0 &&
+        (stopped_on_request_ || steps_done_ % o.checkpoint.every == 0 || stopping ||
+         epoch + 1 == o.schedule.epochs)) {
       if (finished_epoch)
         checkpoint(epoch + 1, 0, 0.0);
       else
@@ -356,7 +358,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     }
     if (stopping) break;
   }
-  if (tracer) tracer->write(comm, o.trace_path);
+  if (tracer) tracer->write(comm, o.trace.path);
   return history;
 }
 
