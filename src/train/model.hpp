@@ -165,9 +165,10 @@ class Model {
   void check_labels(const Dataset& data, const std::string& what) const;
 
  private:
+  struct FitRun;      // what fit() builds once: the state of a step's phases
+  struct StepResult;  // what one optimizer step reports to its epoch
+  StepResult train_step(FitRun& run, const std::vector<int64_t>& perm, int64_t s);
   void sync_params_from_rank0();
-  [[noreturn]] void throw_nonfinite(int64_t step) const;
-  void check_replicas();
 
   Environment env_;
   std::unique_ptr<Sequential> net_;
