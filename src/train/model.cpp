@@ -12,6 +12,7 @@
 #include "src/model/model_spec.hpp"
 #include "src/train/batch_stager.hpp"
 #include "src/train/buckets.hpp"
+#include "src/train/checkpoint_policy.hpp"
 #include "src/train/epoch_metrics.hpp"
 #include "src/train/faults.hpp"
 #include "src/train/health.hpp"
@@ -72,48 +73,6 @@ bool stop_requested(Communicator& comm, const FitOptions::Stop& stop, int64_t st
 
 }  // namespace
 
-// The phases of a step, built once per fit().
-struct Model::FitRun {
-  FitRun(Model& model, const Dataset& train, const FitOptions& o)
-      : options(o),
-        sampler(shard_sampler(train, model.env_.comm, o.schedule)),
-        stager(model.env_.backend, train, sampler, o.schedule.batch_size, o.schedule.accumulate),
-        dlogits(model.env_.backend,
-                sizeof(float) * o.schedule.batch_size * model.net_->num_outputs()),
-        grad_scale(1.0f / static_cast<float>(sampler.global_batch())),
-        reducer(model.env_.comm, model.env_.backend, model.buckets(o.comm),
-                param_ranges(model.net_->param_info())),
-        health(model.env_, *model.net_, o.health),
-        faults(FaultInjector::make(o.faults, model.env_.comm.rank())),
-        start(common_origin(model.env_.comm)),
-        trace(*model.net_, o.trace, start) {
-    if (faults)
-      stager.set_host_hook([this](int64_t step, int micro, float* inputs) {
-        faults->on_host_batch(step, micro, inputs);
-      });
-  }
-
-  const FitOptions& options;
-  DistributedSampler sampler;
-  BatchStager stager;
-  DeviceBuffer dlogits;
-  // The loss gradient is scaled by 1 / global batch, so that the sum over ranks (and over
-  // micro-batches) is the gradient of the mean over the global batch: averaging costs no pass.
-  float grad_scale;
-  Reducer reducer;
-  HealthChecks health;
-  std::unique_ptr<FaultInjector> faults;  // none unless the tests plan a fault
-  double start;                           // of training, the same moment on every rank
-  StepTrace trace;
-};
-
-struct Model::StepResult {
-  double loss = 0;       // this rank's loss sum over the step's micro-batches
-  bool applied = false;  // false: skipped for non-finite gradients
-  double seconds = 0;    // wall time
-  StepCommStats comm;
-};
-
 Model::Model(Environment env, const std::string& spec, const Shape& input_shape, uint64_t seed)
     : env_(env) {
   try {
@@ -172,6 +131,48 @@ std::vector<Bucket> Model::buckets(const FitOptions::Comm& o) const {
                         static_cast<size_t>(o.bucket_mb * kMiB));
 }
 
+// The phases of a step, built once per fit().
+struct Model::FitRun {
+  FitRun(Model& model, const Dataset& train, const FitOptions& o)
+      : options(o),
+        sampler(shard_sampler(train, model.env_.comm, o.schedule)),
+        stager(model.env_.backend, train, sampler, o.schedule.batch_size, o.schedule.accumulate),
+        dlogits(model.env_.backend,
+                sizeof(float) * o.schedule.batch_size * model.net_->num_outputs()),
+        grad_scale(1.0f / static_cast<float>(sampler.global_batch())),
+        reducer(model.env_.comm, model.env_.backend, model.buckets(o.comm),
+                param_ranges(model.net_->param_info())),
+        health(model.env_, *model.net_, o.health),
+        faults(FaultInjector::make(o.faults, model.env_.comm.rank())),
+        start(common_origin(model.env_.comm)),
+        trace(*model.net_, o.trace, start) {
+    if (faults)
+      stager.set_host_hook([this](int64_t step, int micro, float* inputs) {
+        faults->on_host_batch(step, micro, inputs);
+      });
+  }
+
+  const FitOptions& options;
+  DistributedSampler sampler;
+  BatchStager stager;
+  DeviceBuffer dlogits;
+  // The loss gradient is scaled by 1 / global batch, so that the sum over ranks (and over
+  // micro-batches) is the gradient of the mean over the global batch: averaging costs no pass.
+  float grad_scale;
+  Reducer reducer;
+  HealthChecks health;
+  std::unique_ptr<FaultInjector> faults;  // none unless the tests plan a fault
+  double start;                           // of training, the same moment on every rank
+  StepTrace trace;
+};
+
+struct Model::StepResult {
+  double loss = 0;       // this rank's loss sum over the step's micro-batches
+  bool applied = false;  // false: skipped for non-finite gradients
+  double seconds = 0;    // wall time
+  StepCommStats comm;
+};
+
 std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
                                      const Dataset* validation,
                                      const std::vector<Callback*>& callbacks) {
@@ -183,9 +184,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
   const int64_t steps_per_epoch = run.sampler.steps_per_epoch();
   const double samples_per_step =
       static_cast<double>(o.schedule.batch_size) * o.schedule.accumulate;
-  const auto checkpoint = [&](int epoch, int64_t step_in_epoch, double loss_sum) {
-    if (o.checkpoint.on_write) o.checkpoint.on_write({steps_done_, epoch, step_in_epoch, loss_sum});
-  };
+  const CheckpointPolicy* checkpoints = o.checkpoint.policy;
 
   for (Callback* cb : callbacks) cb->on_fit_begin(steps_per_epoch, o.schedule.epochs);
   std::vector<EpochMetrics> history;
@@ -206,11 +205,9 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       for (Callback* cb : callbacks)
         cb->on_step_end(epoch + 1, s + 1, steps_done_, step.loss / samples_per_step);
       const bool run_ends = max_steps_reached(o.schedule, steps_done_);
-      // Mid-epoch checkpoints here; one that falls on the epoch's last step is taken after the
-      // epoch's metrics below, so that a resumed run neither repeats nor misses that line.
-      const int64_t every = o.checkpoint.every;
-      if (every > 0 && s + 1 < steps_per_epoch && !run_ends && steps_done_ % every == 0)
-        checkpoint(epoch, s + 1, tally.loss_sum);
+      if (checkpoints &&
+          checkpoints->due_after_step(steps_done_, s + 1 == steps_per_epoch, run_ends))
+        checkpoints->write(*this, {steps_done_, epoch, s + 1, tally.loss_sum});
       if (run_ends) break;
       if (stop_requested(env_.comm, o.stop, steps_done_)) {
         stopped_on_request_ = true;
@@ -225,14 +222,15 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     history.push_back(m);
     for (Callback* cb : callbacks) cb->on_epoch_end(m);
     const bool stopping = max_steps_reached(o.schedule, steps_done_) || stopped_on_request_;
-    const int64_t every = o.checkpoint.every;
-    if ((every > 0 || stopped_on_request_) && tally.steps > 0 &&
-        (stopped_on_request_ || steps_done_ % every == 0 || stopping ||
-         epoch + 1 == o.schedule.epochs)) {
+    // A checkpoint of the epoch's last step is taken here, after the epoch's metrics, so that a
+    // resumed run neither repeats nor misses that line.
+    if (checkpoints && checkpoints->due_at_epoch_end(steps_done_, tally.steps,
+                                                     stopping || epoch + 1 == o.schedule.epochs,
+                                                     stopped_on_request_)) {
       if (tally.steps == steps_per_epoch)
-        checkpoint(epoch + 1, 0, 0.0);
-      else
-        checkpoint(epoch, tally.steps, tally.loss_sum);  // stopped inside the epoch
+        checkpoints->write(*this, {steps_done_, epoch + 1, 0, 0.0});
+      else  // stopped inside the epoch
+        checkpoints->write(*this, {steps_done_, epoch, tally.steps, tally.loss_sum});
     }
     if (stopping) break;
   }
@@ -260,6 +258,7 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
       logits =
           net_->forward(run.stager.inputs(), b, true, dropout_seed(o, steps_done_, m, env_.comm));
     }
+    // The loss over the micro-batch, and its gradient (scaled by grad_scale) into dlogits.
     r.loss += be.softmax_cross_entropy(logits, run.stager.labels(), b, classes, run.grad_scale,
                                        run.dlogits.data())
                   .loss_sum;

@@ -33,6 +33,8 @@ struct TrainPosition {
   double loss_sum = 0;        // this rank's loss sum over those steps
 };
 
+class CheckpointPolicy;
+
 // How fit() trains, in groups: the schedule, the gradient buckets, checkpoints, health checks,
 // the trace, stopping on request and the tests' injected faults.
 struct FitOptions {
@@ -55,9 +57,8 @@ struct FitOptions {
   } comm;
 
   struct Checkpoints {
-    // Called on every rank after every `every` steps and at the end (0: never).
-    int64_t every = 0;
-    std::function<void(const TrainPosition&)> on_write;
+    // When and where checkpoints are written (see checkpoint_policy.hpp); none: never.
+    const CheckpointPolicy* policy = nullptr;
     std::optional<TrainPosition> resume;  // continue from here (after loading a checkpoint)
   } checkpoint;
 
@@ -75,7 +76,7 @@ struct FitOptions {
 
   struct Stop {
     // Polled every check_every steps (all ranks agree by an allreduce): when it returns true on
-    // any rank, every rank finishes the step, a checkpoint is written (checkpoint.on_write),
+    // any rank, every rank finishes the step, a checkpoint is written (when there is a policy),
     // and fit() returns with stopped_on_request() set. How a scheduler's warning signal ends a
     // job.
     std::function<bool()> requested;
