@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -136,10 +137,53 @@ TEST_F(FitPhases, HealthChecksPassFiniteGradientsAndStopOrSkipNonFiniteOnes) {
       << err;
 }
 
-TEST_F(FitPhases, HealthChecksCompareReplicasOnlyEveryNSteps) {
-  // With one rank there is no other replica: the check runs (a collective) and passes.
-  const HealthChecks every5({comm, *backend}, model.net(), {.check_replicas_every = 5});
-  for (int64_t step = 1; step <= 10; ++step) EXPECT_NO_THROW(every5.after_step(step));
+// Rank 0 of two, whose peer holds the same parameters until `drifted` is set; counts the
+// checksum exchanges.
+class TwoReplicas final : public Communicator {
+ public:
+  bool drifted = false;
+  int exchanges = 0;
+
+  std::string name() const override { return "two replicas"; }
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  int local_rank() const override { return 0; }
+  int local_size() const override { return 2; }
+  std::unique_ptr<Work> allreduce_async(void*, size_t, DataType, ReduceOp) override {
+    ADD_FAILURE() << "no allreduce expected";
+    return nullptr;
+  }
+  void broadcast(void*, size_t, DataType, int) override {}
+  void allgather(const void* send, void* recv, size_t count, DataType type) override {
+    ++exchanges;
+    ASSERT_EQ(type, DataType::U64);
+    ASSERT_EQ(count, 1u);
+    const uint64_t mine = *static_cast<const uint64_t*>(send);
+    static_cast<uint64_t*>(recv)[0] = mine;
+    static_cast<uint64_t*>(recv)[1] = drifted ? mine + 1 : mine;
+  }
+  void barrier() override {}
+  [[noreturn]] void abort(int) override { std::abort(); }
+};
+
+TEST_F(FitPhases, HealthChecksCompareReplicasEveryNStepsAndNameTheOneThatDrifted) {
+  TwoReplicas two;
+  const HealthChecks every5({two, *backend}, model.net(), {.check_replicas_every = 5});
+  for (int64_t step = 1; step <= 10; ++step) every5.after_step(step);
+  EXPECT_EQ(two.exchanges, 2) << "steps 5 and 10 only";
+
+  two.drifted = true;
+  EXPECT_NO_THROW(every5.after_step(14));
+  ::testing::internal::CaptureStderr();
+  EXPECT_THROW(every5.after_step(15), JobError);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("replicas differ after step 15: rank 1 holds other parameters than rank 0 "
+                     "(--check-replicas)"),
+            std::string::npos)
+      << err;
+
+  const HealthChecks never({two, *backend}, model.net(), {});
+  EXPECT_NO_THROW(never.after_step(15));
 }
 
 TEST(EpochMetrics, AreMadeFromTheEpochsTally) {
