@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "src/core/clock.hpp"
 #include "src/core/error.hpp"
 
 namespace dpt {
@@ -34,8 +35,10 @@ std::vector<Bucket> assign_buckets(const std::vector<ParamRange>& params, size_t
   return buckets;
 }
 
-Reducer::Reducer(Communicator& comm, std::vector<Bucket> buckets, std::vector<ParamRange> params)
+Reducer::Reducer(Communicator& comm, Device& device, std::vector<Bucket> buckets,
+                 std::vector<ParamRange> params)
     : comm_(comm),
+      accounting_(device),
       buckets_(std::move(buckets)),
       params_(std::move(params)),
       bucket_of_(params_.size(), SIZE_MAX),
@@ -50,10 +53,13 @@ Reducer::Reducer(Communicator& comm, std::vector<Bucket> buckets, std::vector<Pa
     }
 }
 
+void Reducer::step_begin() { accounting_.step_begin(); }
+
 void Reducer::begin(float* grads) {
   if (!work_.empty()) throw SystemError("Reducer::begin: the previous step was not finished");
   grads_ = grads;
   next_ = 0;
+  stats_ = StepCommStats{};
   for (size_t i = 0; i < params_.size(); ++i) uses_pending_[i] = params_[i].uses;
   for (size_t b = 0; b < buckets_.size(); ++b) params_pending_[b] = buckets_[b].tensors.size();
 }
@@ -83,19 +89,24 @@ void Reducer::stage_done(int stage) {
     if (params_[i].stage == stage) param_done(i);
 }
 
-StepCommStats Reducer::finish() {
+void Reducer::backward_done() { accounting_.backward_done(); }
+
+void Reducer::finish() {
   while (next_ < buckets_.size()) launch(next_++);
-  StepCommStats stats;
   const double wait_start = steady_seconds();
   for (auto& w : work_) w->wait();
   const double wait_end = steady_seconds();
   for (auto& w : work_) {
-    stats.buckets.push_back({w->start_time(), w->end_time()});
-    stats.total_seconds += w->end_time() - w->start_time();
+    stats_.buckets.push_back({w->start_time(), w->end_time()});
+    stats_.total_seconds += w->end_time() - w->start_time();
   }
-  stats.wait_seconds = wait_end - wait_start;
+  stats_.wait_seconds = wait_end - wait_start;
   work_.clear();
-  return stats;
+}
+
+StepCommStats Reducer::step_end() {
+  stats_.exposed_seconds = accounting_.exposed_seconds(stats_.buckets, stats_.total_seconds);
+  return stats_;
 }
 
 }  // namespace dpt

@@ -9,13 +9,19 @@
 // larger than the cap is a bucket of its own. Each bucket is one contiguous span of the buffer,
 // reduced in place. Every rank builds the same buckets from the same ranges and starts them in
 // the same order.
+//
+// It also accounts for its communication: the buckets' own durations and the part of them the
+// step waited for (exposed), measured over a training step that step_begin() and step_end()
+// bracket (see comm/comm_accounting.hpp).
 #pragma once
 
 #include <cstddef>
 #include <memory>
 #include <vector>
 
+#include "comm/comm_accounting.hpp"
 #include "comm/communicator.hpp"
+#include "kernels/runtime/device.hpp"
 
 namespace dpt {
 
@@ -47,14 +53,12 @@ struct Bucket {
 std::vector<Bucket> assign_buckets(const std::vector<ParamRange>& params, size_t first_cap_bytes,
                                    size_t cap_bytes);
 
-struct BucketTiming {
-  double start = 0, end = 0;  // when its allreduce ran (steady clock seconds)
-};
-
+// A step's communication.
 struct StepCommStats {
-  double total_seconds = 0;  // sum of the buckets' allreduce durations
-  double wait_seconds = 0;   // time finish() blocked waiting for them
-  std::vector<BucketTiming> buckets;
+  double total_seconds = 0;           // sum of the buckets' allreduce durations
+  double exposed_seconds = 0;         // the part of it the step waited for, in [0, total_seconds]
+  double wait_seconds = 0;            // time finish() blocked waiting for the buckets
+  std::vector<BucketTiming> buckets;  // in the order they started
 };
 
 // Each bucket keeps a count of its parameters still pending; a parameter stops pending when its
@@ -62,11 +66,16 @@ struct StepCommStats {
 // whose parameters are all final waits for the buckets before it.
 class Reducer {
  public:
-  // `buckets` from assign_buckets(params, ...), over the same `params`.
-  Reducer(Communicator& comm, std::vector<Bucket> buckets, std::vector<ParamRange> params);
+  // `buckets` from assign_buckets(params, ...), over the same `params`. `device` is where the
+  // gradients are computed: its markers time backward for the exposed communication.
+  Reducer(Communicator& comm, Device& device, std::vector<Bucket> buckets,
+          std::vector<ParamRange> params);
   const std::vector<Bucket>& buckets() const { return buckets_; }
 
-  // Starts a step over the flat gradient buffer `grads` (summed over ranks in place).
+  // A training step starts (before its first forward): the clocks of its accounting start.
+  void step_begin();
+  // Starts reducing the flat gradient buffer `grads` (summed over ranks in place): called before
+  // the backward whose gradients are to be summed (with accumulation, the last one).
   void begin(float* grads);
   // One use of parameter `param` (an index into the ranges) is done; starts every bucket that is
   // now complete. Throws SystemError for a use more than the range declares.
@@ -75,13 +84,19 @@ class Reducer {
   // (Enough for a model whose parameters each have one use; a shared parameter's other uses are
   // reported with param_done.)
   void stage_done(int stage);
-  // Starts what is left, waits for every bucket and reports the step's communication.
-  StepCommStats finish();
+  // Backward is all queued (after the last stage_done): when it is done, exposure starts.
+  void backward_done();
+  // Starts what is left and waits for every bucket.
+  void finish();
+  // The step is over and its device work done (after Device::synchronize(), before the device's
+  // markers are cleared): its communication, total and exposed.
+  StepCommStats step_end();
 
  private:
   void launch(size_t index);
 
   Communicator& comm_;
+  CommAccounting accounting_;
   std::vector<Bucket> buckets_;
   std::vector<ParamRange> params_;
   std::vector<size_t> bucket_of_;       // per parameter
@@ -90,6 +105,7 @@ class Reducer {
   float* grads_ = nullptr;
   size_t next_ = 0;
   std::vector<std::unique_ptr<Work>> work_;
+  StepCommStats stats_;  // of the reduction since begin(), filled in by finish()
 };
 
 }  // namespace dpt

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -20,7 +19,7 @@
 #include "src/core/error.hpp"
 #include "src/data/dataset.hpp"
 #include "src/train/callbacks.hpp"
-#include "src/train/checkpoint.hpp"
+#include "src/train/checkpoint_policy.hpp"
 #include "src/train/devices.hpp"
 #include "src/train/model.hpp"
 #include "src/train/tracer.hpp"
@@ -87,37 +86,31 @@ std::string default_run_dir() {
   return dir;
 }
 
-// What a checkpoint records of the configuration, and what a resume must agree with so that
-// the data order and the global batch (and so the run) are the same.
-nlohmann::json run_config(const TrainOptions& o, int world_size) {
-  return {{"model", o.model},
-          {"global_batch", static_cast<int64_t>(o.batch_size) * o.accumulate * world_size},
-          {"seed", o.seed},
-          {"shuffle", !o.no_shuffle},
-          {"world_size", world_size}};
-}
-
-void check_resume_config(const std::string& path, const std::string& saved_text,
-                         const TrainOptions& o, int world_size) {
-  nlohmann::json saved;
-  try {
-    saved = nlohmann::json::parse(saved_text);
-  } catch (const std::exception&) {
-    throw InputError(path + ": no readable configuration in its metadata");
-  }
-  const nlohmann::json now = run_config(o, world_size);
-  for (const char* key : {"global_batch", "seed", "shuffle"})
-    if (saved.value(key, nlohmann::json()) != now[key])
-      throw InputError(path + ": saved with " + key + " " +
-                       saved.value(key, nlohmann::json()).dump() + ", this run has " +
-                       now[key].dump() + " (they must match to resume)");
-}
-
-// The bucket settings of fit(), for the settings table printed before it runs.
-FitOptions fo_preview(const TrainOptions& o) {
+// fit()'s options from the flags. Throws InputError for a bad --trace-steps or --inject-drift.
+FitOptions fit_options(const TrainOptions& o) {
   FitOptions fo;
-  fo.bucket_mb = o.bucket_mb;
-  fo.first_bucket_mb = o.first_bucket_mb;
+  fo.schedule.epochs = o.epochs;
+  fo.schedule.max_steps = o.max_steps;
+  fo.schedule.batch_size = o.batch_size;
+  fo.schedule.accumulate = o.accumulate;
+  fo.schedule.shuffle = !o.no_shuffle;
+  fo.schedule.seed = o.seed;
+  fo.eval.batch_size = o.eval_batch_size;
+  fo.comm.bucket_mb = o.bucket_mb;
+  fo.comm.first_bucket_mb = o.first_bucket_mb;
+  fo.health.skip_nonfinite = o.on_nonfinite == "skip";
+  fo.health.check_replicas_every = o.check_replicas;
+  if (!o.trace.empty()) {
+    fo.trace.path = o.trace;
+    std::tie(fo.trace.first, fo.trace.last) = parse_step_window(o.trace_steps);
+  }
+  fo.stop.requested = [] { return stop_signal.load() != 0; };
+  fo.faults.nan_step = o.inject_nan_step;
+  if (!o.inject_drift.empty()) {
+    const auto [rank, step] = parse_step_window(o.inject_drift);  // RANK:STEP, RANK < STEP
+    fo.faults.drift_rank = static_cast<int>(rank);
+    fo.faults.drift_step = step;
+  }
   return fo;
 }
 
@@ -141,7 +134,7 @@ int run_train(const TrainOptions& o, Communicator& host) {
   });
 
   std::unique_ptr<Model> model;
-  int64_t trace_first = 0, trace_last = 0;
+  FitOptions fo;
   run_collectively(comm, [&] {
     Shape input(train.sample_shape.begin(), train.sample_shape.end());
     model = std::make_unique<Model>(Environment{comm, *backend}, o.model, input, o.seed);
@@ -155,7 +148,7 @@ int run_train(const TrainOptions& o, Communicator& host) {
     oc.nesterov = o.nesterov;
     oc.weight_decay = static_cast<float>(o.weight_decay);
     model->compile(oc);
-    if (!o.trace.empty()) std::tie(trace_first, trace_last) = parse_step_window(o.trace_steps);
+    fo = fit_options(o);
     const int64_t shard = train.count / comm.size();
     if (o.batch_size > shard)
       throw InputError("option --batch-size: " + std::to_string(o.batch_size) +
@@ -165,42 +158,36 @@ int run_train(const TrainOptions& o, Communicator& host) {
   });
 
   // Resume: every rank reads the same checkpoint (the run directory is on a shared file
-  // system, or the node is one machine), so every rank fails or succeeds alike.
+  // system, or the node is one machine), so every rank fails or succeeds alike. The run
+  // directory is named here and made below, once every input is checked.
+  std::string out_dir = o.out;
+  std::unique_ptr<CheckpointPolicy> checkpoints;
   std::optional<TrainPosition> resume_from;
   run_collectively(comm, [&] {
+    if (root && out_dir.empty()) out_dir = default_run_dir();
+    checkpoints =
+        std::make_unique<CheckpointPolicy>(out_dir, o.checkpoint_every, o.keep_checkpoints,
+                                           RunKeys::of(o.model, fo.schedule, comm.size()));
     if (o.resume.empty()) return;
-    const auto load = [&](const std::string& path) {
-      return load_checkpoint(path, *model, [&](const std::string& saved) {
-        check_resume_config(path, saved, o, comm.size());
-      });
-    };
     if (o.resume != "auto") {
-      resume_from = load(o.resume);
+      resume_from = checkpoints->resume_from(o.resume, *model);
       return;
     }
     if (o.out.empty()) throw InputError("--resume auto: needs --out, the run directory to resume");
-    const std::string dir = (fs::path(o.out) / "checkpoints").string();
-    for (const std::string& path : list_checkpoints(dir)) {
-      try {
-        resume_from = load(path);
-        break;
-      } catch (const InputError& e) {
-        resume_from.reset();
-        if (root)
-          std::fprintf(stderr, "dptrain: warning: %s; falling back to an older checkpoint\n",
-                       e.what());
-      }
-    }
+    resume_from = checkpoints->resume_newest(*model, [&](const std::string& why) {
+      if (root)
+        std::fprintf(stderr, "dptrain: warning: %s; falling back to an older checkpoint\n",
+                     why.c_str());
+    });
     if (!resume_from && root)
-      std::printf("resume: no usable checkpoint in %s, starting fresh\n", dir.c_str());
+      std::printf("resume: no usable checkpoint in %s, starting fresh\n",
+                  checkpoints->folder().c_str());
   });
 
   // Only now, with every input checked, does anything get written.
-  std::string out_dir = o.out;
   std::unique_ptr<MetricsWriter> metrics;
   run_collectively(comm, [&] {
     if (!root) return;
-    if (out_dir.empty()) out_dir = default_run_dir();
     if (o.resume.empty() && fs::exists(fs::path(out_dir) / "metrics.jsonl"))
       throw InputError("--out " + out_dir +
                        ": already holds a run (metrics.jsonl); choose another folder or --resume");
@@ -209,6 +196,7 @@ int run_train(const TrainOptions& o, Communicator& host) {
     if (ec || !fs::is_directory(out_dir))
       throw InputError("--out " + out_dir + ": cannot create: " + ec.message());
     metrics = std::make_unique<MetricsWriter>(0, (fs::path(out_dir) / "metrics.jsonl").string());
+    checkpoints->create_folder();
   });
 
   if (root) {
@@ -225,7 +213,7 @@ int run_train(const TrainOptions& o, Communicator& host) {
         o.epochs > 1 ? "s" : "",
         o.max_steps >= 0 ? (", at most " + std::to_string(o.max_steps) + " steps").c_str() : "",
         static_cast<unsigned long long>(o.seed), o.no_shuffle ? ", no shuffle" : "");
-    const std::vector<Bucket> buckets = model->buckets(fo_preview(o));
+    const std::vector<Bucket> buckets = model->buckets(fo.comm);
     std::printf("comm   %s allreduce in %zu bucket%s (first %.2f MiB, cap %g MiB)%s\n",
                 comm.name().c_str(), buckets.size(), buckets.size() > 1 ? "s" : "",
                 buckets.empty() ? 0.0 : buckets.front().bytes / 1048576.0, o.bucket_mb,
@@ -236,37 +224,8 @@ int run_train(const TrainOptions& o, Communicator& host) {
     std::fflush(stdout);
   }
 
-  FitOptions fo;
-  fo.epochs = o.epochs;
-  fo.max_steps = o.max_steps;
-  fo.batch_size = o.batch_size;
-  fo.shuffle = !o.no_shuffle;
-  fo.seed = o.seed;
-  fo.eval_batch_size = o.eval_batch_size;
-  fo.accumulate = o.accumulate;
-  fo.bucket_mb = o.bucket_mb;
-  fo.first_bucket_mb = o.first_bucket_mb;
-  fo.trace_path = o.trace;
-  fo.trace_first = trace_first;
-  fo.trace_last = trace_last;
-  fo.skip_nonfinite = o.on_nonfinite == "skip";
-  fo.check_replicas_every = o.check_replicas;
-  fo.inject_nan_step = o.inject_nan_step;
-  if (!o.inject_drift.empty()) {
-    const auto [rank, step] = parse_step_window(o.inject_drift);  // RANK:STEP, RANK < STEP
-    fo.inject_drift_rank = static_cast<int>(rank);
-    fo.inject_drift_step = step;
-  }
-  fo.resume = resume_from;
-  fo.checkpoint_every = o.checkpoint_every;
-  const std::string checkpoint_dir = (fs::path(out_dir) / "checkpoints").string();
-  if (root) fs::create_directories(checkpoint_dir);
-  const std::string config = run_config(o, comm.size()).dump();
-  fo.on_checkpoint = [&](const TrainPosition& pos) {
-    save_checkpoint(checkpoint_path(checkpoint_dir, pos.step), *model, pos, config);
-    if (root) prune_checkpoints(checkpoint_dir, o.keep_checkpoints);
-  };
-  fo.stop_requested = [] { return stop_signal.load() != 0; };
+  fo.checkpoint.policy = checkpoints.get();
+  fo.checkpoint.resume = resume_from;
   if (root && resume_from)
     std::printf("resume: from step %lld (epoch %d, %lld steps into it)\n",
                 static_cast<long long>(resume_from->step), resume_from->epoch + 1,
@@ -282,7 +241,8 @@ int run_train(const TrainOptions& o, Communicator& host) {
           "stopped by signal %s at step %lld; checkpoint written to %s; continue with "
           "--resume auto --out %s\n",
           stop_signal.load() == SIGUSR1 ? "USR1" : "TERM",
-          static_cast<long long>(model->steps_done()), checkpoint_dir.c_str(), out_dir.c_str());
+          static_cast<long long>(model->steps_done()), checkpoints->folder().c_str(),
+          out_dir.c_str());
       std::fflush(stdout);
     }
     return kExitRequeue;

@@ -27,9 +27,9 @@ int main(int argc, char** argv) {
     model.compile({.name = "adamw", .lr = 1e-3f});
 
     dpt::FitOptions options;
-    options.epochs = 1;
-    options.batch_size = 32;
-    options.max_steps = max_steps;
+    options.schedule.epochs = 1;
+    options.schedule.batch_size = 32;
+    options.schedule.max_steps = max_steps;
     model.fit(train, options);
 
     const dpt::EvalResult r = model.evaluate(test);

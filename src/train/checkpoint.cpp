@@ -1,18 +1,14 @@
 #include "src/train/checkpoint.hpp"
 
-#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <map>
 
 #include "src/core/error.hpp"
 #include "src/core/hash.hpp"
 #include "src/io/safetensors.hpp"
-
-namespace fs = std::filesystem;
 
 namespace dpt {
 namespace {
@@ -59,31 +55,6 @@ std::vector<Named> checkpoint_tensors(const Model& model) {
 }
 
 }  // namespace
-
-std::string checkpoint_path(const std::string& dir, int64_t step) {
-  char name[40];
-  std::snprintf(name, sizeof(name), "step-%09lld.safetensors", static_cast<long long>(step));
-  return (fs::path(dir) / name).string();
-}
-
-std::vector<std::string> list_checkpoints(const std::string& dir) {
-  std::vector<std::string> found;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("step-", 0) == 0 && name.size() > 17 &&
-        name.substr(name.size() - 12) == ".safetensors")
-      found.push_back(entry.path().string());
-  }
-  std::sort(found.rbegin(), found.rend());  // zero-padded step numbers sort as text
-  return found;
-}
-
-void prune_checkpoints(const std::string& dir, int keep) {
-  if (keep <= 0) return;
-  const std::vector<std::string> all = list_checkpoints(dir);
-  for (size_t i = static_cast<size_t>(keep); i < all.size(); ++i) fs::remove(all[i]);
-}
 
 void save_checkpoint(const std::string& path, const Model& model, const TrainPosition& position,
                      const std::string& config) {

@@ -6,13 +6,14 @@
 // optimizer's step count, the configuration, and a checksum of the tensor data. Random numbers
 // need no state of their own: data order and dropout masks are pure functions of the seed, the
 // epoch and the step, so the position is the whole RNG state.
+//
+// When checkpoints are written, their names and which one a resume takes: checkpoint_policy.hpp.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "src/train/model.hpp"
 
@@ -30,12 +31,5 @@ void save_checkpoint(const std::string& path, const Model& model, const TrainPos
 TrainPosition load_checkpoint(
     const std::string& path, Model& model,
     const std::function<void(const std::string& saved_config)>& check_config = nullptr);
-
-// The checkpoint file name for a step, inside `dir`.
-std::string checkpoint_path(const std::string& dir, int64_t step);
-// Checkpoints in `dir`, newest (highest step) first.
-std::vector<std::string> list_checkpoints(const std::string& dir);
-// Deletes all but the newest `keep` checkpoints in `dir` (keep <= 0: keeps all).
-void prune_checkpoints(const std::string& dir, int keep);
 
 }  // namespace dpt

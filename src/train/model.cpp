@@ -1,10 +1,7 @@
 #include "src/train/model.hpp"
 
-#include <time.h>
-
 #include <algorithm>
 #include <functional>
-#include <limits>
 
 #include "src/core/clock.hpp"
 #include "src/core/error.hpp"
@@ -13,16 +10,65 @@
 #include "src/data/sampler.hpp"
 #include "src/io/safetensors.hpp"
 #include "src/model/model_spec.hpp"
+#include "src/train/batch_stager.hpp"
 #include "src/train/buckets.hpp"
-#include "src/train/tracer.hpp"
+#include "src/train/checkpoint_policy.hpp"
+#include "src/train/epoch_metrics.hpp"
+#include "src/train/faults.hpp"
+#include "src/train/health.hpp"
+#include "src/train/step_trace.hpp"
 
 namespace dpt {
 namespace {
 
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+void check_fit_options(const FitOptions& o) {
+  if (o.schedule.batch_size < 1) throw InputError("option --batch-size: must be at least 1");
+  if (o.schedule.epochs < 1) throw InputError("option --epochs: must be at least 1");
+  if (o.schedule.accumulate < 1) throw InputError("option --accumulate: must be at least 1");
+  if (!(o.comm.bucket_mb >= 0) || !(o.comm.first_bucket_mb > 0))
+    throw InputError("option --bucket-mb: must be >= 0 (and --first-bucket-mb > 0)");
+}
+
+// With accumulation, one optimizer step takes accumulate micro-batches of batch_size from this
+// rank's shard: exactly the samples of one step with accumulate * batch_size.
+DistributedSampler shard_sampler(const Dataset& train, const Communicator& comm,
+                                 const FitOptions::Schedule& o) {
+  DistributedSampler sampler(train.count, comm.size(), comm.rank(),
+                             static_cast<int64_t>(o.batch_size) * o.accumulate, o.shuffle, o.seed);
+  if (sampler.steps_per_epoch() == 0)
+    throw InputError(
+        "option --batch-size: " + std::to_string(o.batch_size) +
+        (o.accumulate > 1 ? " x --accumulate " + std::to_string(o.accumulate) : std::string()) +
+        " is larger than a rank's shard (" + std::to_string(train.count) + " samples / " +
+        std::to_string(comm.size()) + " ranks)");
+  return sampler;
+}
+
+bool max_steps_reached(const FitOptions::Schedule& o, int64_t steps) {
+  return o.max_steps >= 0 && steps >= o.max_steps;
+}
+
+// Dropout masks differ by step, micro-batch and rank, and depend on nothing else, so a resumed
+// run draws the same ones.
+uint64_t dropout_seed(const FitOptions::Schedule& o, int64_t step, int micro,
+                      const Communicator& comm) {
+  return random_u64(
+      o.seed ^ 0xd1d1d1d1ULL,
+      (static_cast<uint64_t>(step) * o.accumulate + micro) * comm.size() + comm.rank());
+}
+
+// A common time origin for every rank's trace: the moment after a barrier.
+double common_origin(Communicator& comm) {
+  comm.barrier();
+  return steady_seconds();
+}
+
+// Whether any rank was asked to stop, polled every check_every steps; every rank agrees.
+bool stop_requested(Communicator& comm, const FitOptions::Stop& stop, int64_t steps_done) {
+  if (!stop.requested || steps_done % std::max<int64_t>(1, stop.check_every) != 0) return false;
+  int64_t flag = stop.requested() ? 1 : 0;
+  comm.allreduce(&flag, 1, DataType::I64, ReduceOp::Max);
+  return flag != 0;
 }
 
 }  // namespace
@@ -84,309 +130,177 @@ void Model::check_labels(const Dataset& data, const std::string& what) const {
                      " do not fit a model built for " + shape_str(net_->input_shape()));
 }
 
-void Model::throw_nonfinite(int64_t step) const {
-  // Backward runs from the last layer down: the highest-numbered layer with a non-finite
-  // gradient is the first that went bad.
-  const auto& params = net_->param_info();
-  for (size_t t = params.size(); t-- > 0;) {
-    if (env_.backend.count_nonfinite(net_->grads() + params[t].elem_offset, params[t].numel) == 0)
-      continue;
-    const int layer = params[t].layer;
-    if (env_.comm.rank() == 0)
-      print_error(0, env_.comm.size(),
-                  "non-finite loss or gradients at step " + std::to_string(step) +
-                      ": first in backward at layer " + std::to_string(layer) + " " +
-                      net_->layer(layer).describe() + " (" + params[t].name +
-                      "); --on-nonfinite skip skips such steps");
-    throw JobError(1);
-  }
-  throw SystemError("non-finite gradients at step " + std::to_string(step));
-}
-
-void Model::check_replicas() {
-  // A checksum of each rank's parameter bytes; any difference from rank 0 is drift.
-  const std::vector<float> host = net_->params_to_host();
-  const uint64_t h = fnv1a(host.data(), host.size() * sizeof(float));
-  std::vector<uint64_t> all(env_.comm.size());
-  env_.comm.allgather(&h, all.data(), 1, DataType::U64);
-  std::string differ;
-  for (int r = 1; r < env_.comm.size(); ++r)
-    if (all[r] != all[0]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
-  if (differ.empty()) return;
-  if (env_.comm.rank() == 0)
-    print_error(0, env_.comm.size(),
-                "replicas differ after step " + std::to_string(steps_done_) + ": rank" +
-                    (differ.find(',') == std::string::npos ? " " + differ + " holds"
-                                                           : "s " + differ + " hold") +
-                    " other parameters than rank 0 (--check-replicas)");
-  throw JobError(1);
-}
-
-std::vector<Bucket> Model::buckets(const FitOptions& o) const {
+std::vector<Bucket> Model::buckets(const FitOptions::Comm& o) const {
   constexpr double kMiB = 1024.0 * 1024.0;
   return assign_buckets(net_->param_info(), static_cast<size_t>(o.first_bucket_mb * kMiB),
                         static_cast<size_t>(o.bucket_mb * kMiB));
 }
 
+// The phases of a step, built once per fit().
+struct Model::FitRun {
+  FitRun(Model& model, const Dataset& train, const FitOptions& o)
+      : options(o),
+        sampler(shard_sampler(train, model.env_.comm, o.schedule)),
+        stager(model.env_.backend, train, sampler, o.schedule.batch_size, o.schedule.accumulate),
+        dlogits(model.env_.backend, DataType::F32,
+                static_cast<size_t>(o.schedule.batch_size) * model.net_->num_outputs()),
+        grad_scale(1.0f / static_cast<float>(sampler.global_batch())),
+        reducer(model.env_.comm, model.env_.backend, model.buckets(o.comm),
+                param_ranges(model.net_->param_info())),
+        health(model.env_, *model.net_, o.health),
+        faults(FaultInjector::make(o.faults, model.env_.comm.rank())),
+        start(common_origin(model.env_.comm)),
+        trace(*model.net_, o.trace, start) {
+    if (faults)
+      stager.set_host_hook([this](int64_t step, int micro, float* inputs) {
+        faults->on_host_batch(step, micro, inputs);
+      });
+  }
+
+  const FitOptions& options;
+  DistributedSampler sampler;
+  BatchStager stager;
+  DeviceBuffer dlogits;
+  // The loss gradient is scaled by 1 / global batch, so that the sum over ranks (and over
+  // micro-batches) is the gradient of the mean over the global batch: averaging costs no pass.
+  float grad_scale;
+  Reducer reducer;
+  HealthChecks health;
+  std::unique_ptr<FaultInjector> faults;  // none unless the tests plan a fault
+  double start;                           // of training, the same moment on every rank
+  StepTrace trace;
+};
+
+struct Model::StepResult {
+  double loss = 0;       // this rank's loss sum over the step's micro-batches
+  bool applied = false;  // false: skipped for non-finite gradients
+  double seconds = 0;    // wall time
+  StepCommStats comm;
+};
+
 std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
                                      const Dataset* validation,
                                      const std::vector<Callback*>& callbacks) {
   if (!optimizer_) throw InputError("fit: call compile() first");
-  Communicator& comm = env_.comm;
-  Backend& be = env_.backend;
-  if (o.batch_size < 1) throw InputError("option --batch-size: must be at least 1");
-  if (o.epochs < 1) throw InputError("option --epochs: must be at least 1");
-  if (o.accumulate < 1) throw InputError("option --accumulate: must be at least 1");
-  if (!(o.bucket_mb >= 0) || !(o.first_bucket_mb > 0))
-    throw InputError("option --bucket-mb: must be >= 0 (and --first-bucket-mb > 0)");
+  check_fit_options(o);
   check_labels(train, "training data");
   if (validation) check_labels(*validation, "test data");
+  FitRun run(*this, train, o);
+  const int64_t steps_per_epoch = run.sampler.steps_per_epoch();
+  const double samples_per_step =
+      static_cast<double>(o.schedule.batch_size) * o.schedule.accumulate;
+  const CheckpointPolicy* checkpoints = o.checkpoint.policy;
 
-  // With accumulation, one optimizer step takes accumulate micro-batches of batch_size from
-  // this rank's shard: exactly the samples of one step with accumulate * batch_size.
-  const int world = comm.size();
-  const int b = o.batch_size, micro = o.accumulate;
-  DistributedSampler sampler(train.count, world, comm.rank(), static_cast<int64_t>(b) * micro,
-                             o.shuffle, o.seed);
-  if (sampler.steps_per_epoch() == 0)
-    throw InputError("option --batch-size: " + std::to_string(b) +
-                     (micro > 1 ? " x --accumulate " + std::to_string(micro) : std::string()) +
-                     " is larger than a rank's shard (" + std::to_string(train.count) +
-                     " samples / " + std::to_string(world) + " ranks)");
-
-  const int64_t numel = train.sample_numel();
-  const int classes = static_cast<int>(net_->num_outputs());
-  std::vector<int64_t> idx(static_cast<size_t>(b) * micro);
-  // Batches are gathered into pinned host memory and copied without waiting; the next step's
-  // first batch is gathered and sent while the device runs this step's optimizer update.
-  // One host buffer suffices: every step waits for its loss, so the copy out of it is done
-  // by the time the next gather writes it.
-  PinnedBuffer x_pinned(be), y_pinned(be);
-  float* x_host = x_pinned.as<float>(static_cast<size_t>(b) * numel);
-  int32_t* y_host = y_pinned.as<int32_t>(b);
-  DeviceBuffer x_dev(be, DataType::F32, b * numel);
-  DeviceBuffer y_dev(be, DataType::I32, b);
-  int64_t staged_step = -1;  // the global step whose first micro-batch is on the device
-  const auto stage = [&](const int64_t* batch_idx, bool inject_nan) {
-    train.gather(batch_idx, b, x_host, y_host);
-    if (inject_nan) x_host[0] = std::numeric_limits<float>::quiet_NaN();
-    be.copy_from_host_async(x_dev.data(), x_host, sizeof(float) * b * numel);
-    be.copy_from_host_async(y_dev.as<int32_t>(), y_host, sizeof(int32_t) * b);
-  };
-  DeviceBuffer dlogits(be, DataType::F32, b * classes);
-  // The loss gradient is scaled by 1 / global batch, so that the sum over ranks (and over
-  // micro-batches) is the gradient of the mean over the global batch: averaging costs no pass.
-  const float grad_scale = 1.0f / static_cast<float>(sampler.global_batch());
-  Reducer reducer(comm, buckets(o), param_ranges(net_->param_info()));
-  std::vector<int64_t> layer_grad_bytes(net_->num_layers(), 0);  // for the trace
-  for (const ParamInfo& p : net_->param_info())
-    layer_grad_bytes[p.layer] += static_cast<int64_t>(p.numel * sizeof(float));
-
-  comm.barrier();  // a common time origin for every rank's trace
-  const double fit_start = steady_seconds();
-  std::unique_ptr<Tracer> tracer;
-  // Span names made once: building them per span cost mlp a tenth of its traced step.
-  std::vector<std::string> forward_span_names, backward_span_names;
-  if (!o.trace_path.empty()) {
-    tracer = std::make_unique<Tracer>(o.trace_first, o.trace_last, fit_start);
-    for (size_t i = 0; i < net_->num_layers(); ++i) {
-      const std::string layer = std::to_string(i) + " " + net_->layer(i).describe();
-      forward_span_names.push_back("forward " + layer);
-      backward_span_names.push_back("backward " + layer);
-    }
-  }
-
-  for (Callback* cb : callbacks) cb->on_fit_begin(sampler.steps_per_epoch(), o.epochs);
+  for (Callback* cb : callbacks) cb->on_fit_begin(steps_per_epoch, o.schedule.epochs);
   std::vector<EpochMetrics> history;
   stopped_on_request_ = false;
-  const TrainPosition from = o.resume.value_or(TrainPosition{steps_done_, 0, 0, 0.0});
+  const TrainPosition from = o.checkpoint.resume.value_or(TrainPosition{steps_done_, 0, 0, 0.0});
   steps_done_ = from.step;
-  const auto checkpoint = [&](int epoch, int64_t step_in_epoch, double loss_sum) {
-    if (o.on_checkpoint) o.on_checkpoint({steps_done_, epoch, step_in_epoch, loss_sum});
-  };
-  for (int epoch = from.epoch; epoch < o.epochs; ++epoch) {
-    const std::vector<int64_t> perm = sampler.permutation(epoch);
-    const double t0 = steady_seconds();
-    const bool resumed = epoch == from.epoch && from.step_in_epoch > 0;
-    double loss_sum = resumed ? from.loss_sum : 0, comm_total = 0, comm_exposed = 0;
-    int64_t steps = resumed ? from.step_in_epoch : 0, skips = 0;
-    std::vector<double> step_times;  // wall time of each step (the callbacks' time excluded)
-    for (int64_t s = steps; s < sampler.steps_per_epoch(); ++s) {
-      if (o.max_steps >= 0 && steps_done_ >= o.max_steps) break;
-      const bool tracing = tracer && tracer->records(steps_done_);
-      if (tracing)
-        net_->set_layer_observer([&](int layer, bool backward, double start, double end) {
-          const auto& names = backward ? backward_span_names : forward_span_names;
-          tracer->span(Lane::Compute, names[static_cast<size_t>(layer)], start, end, steps_done_,
-                       backward ? layer_grad_bytes[layer] : -1);
-        });
-      const double step_wall = steady_seconds(), step_cpu = thread_cpu_seconds();
-      sampler.batch_indices(perm, s, idx.data());
-      net_->zero_grad();
-      double step_loss = 0;
-      int backward_done = -1;  // marker: the device finished this step's backward
-      for (int m = 0; m < micro; ++m) {
-        if (m > 0 || staged_step != steps_done_)
-          stage(idx.data() + static_cast<size_t>(m) * b,
-                steps_done_ == o.inject_nan_step && comm.rank() == 0 && m == 0);
-        const uint64_t dropout_seed =
-            random_u64(o.seed ^ 0xd1d1d1d1ULL,
-                       (static_cast<uint64_t>(steps_done_) * micro + m) * world + comm.rank());
-        const float* logits;
-        {
-          ScopedRange range(be, "forward");
-          logits = net_->forward(x_dev.data(), b, true, dropout_seed);
-        }
-        step_loss +=
-            loss_->compute(be, logits, y_dev.as<int32_t>(), b, classes, grad_scale, dlogits.data())
-                .loss_sum;
-        ScopedRange range(be, "backward");
-        if (m + 1 < micro) {
-          net_->backward(dlogits.data(), b);  // accumulate locally, no communication
-          continue;
-        }
-        // The last micro-batch: each bucket's allreduce starts as soon as backward has
-        // finished its layers, and overlaps the backward of the layers below. The
-        // communicator orders each allreduce after the work queued so far (a device event
-        // for NCCL, a copy that waits for the queue when staging through host memory).
-        reducer.begin(net_->grads());
-        net_->backward(dlogits.data(), b, [&](int layer) { reducer.stage_done(layer); });
-        backward_done = be.record_marker();
-      }
-      StepCommStats cs;
-      {
-        ScopedRange range(be, "allreduce wait");
-        cs = reducer.finish();
-      }
-      // After the allreduce every rank holds the same gradients, so every rank decides alike.
-      const bool finite = be.count_nonfinite(net_->grads(), net_->flat_size()) == 0;
-      if (!finite && !o.skip_nonfinite) throw_nonfinite(steps_done_);
-      const double opt_start = steady_seconds();
-      // On a GPU the optimizer's span comes from markers around it, as the layers' do.
-      const int opt_begin = tracing && be.asynchronous() ? be.record_marker() : -1;
-      if (finite) {
-        ScopedRange range(be, "optimizer");
-        optimizer_->step(net_->params(), net_->grads());
-      } else {
-        ++skips;
-      }
-      const int opt_end = opt_begin >= 0 ? be.record_marker() : -1;
-      const double opt_host_end = steady_seconds();
-      // While the device runs the update, gather and send the next step's first batch.
-      if (s + 1 < sampler.steps_per_epoch() &&
-          !(o.max_steps >= 0 && steps_done_ + 1 >= o.max_steps)) {
-        sampler.batch_indices(perm, s + 1, idx.data());
-        stage(idx.data(), steps_done_ + 1 == o.inject_nan_step && comm.rank() == 0);
-        staged_step = steps_done_ + 1;
-      }
-      be.synchronize();
-      const double step_seconds = steady_seconds() - step_wall;
-      if (tracing) {
-        // The whole step too: what its layers and optimizer leave is the host's share (staging
-        // the batch, the loss, zeroing the gradients) and, on a GPU, the gaps between launches.
-        tracer->span(Lane::Compute, "step", step_wall, step_wall + step_seconds, steps_done_);
-        net_->report_layer_times();  // a GPU's layer markers, now that they are done
-        if (opt_begin >= 0)
-          tracer->span(Lane::Compute, "optimizer", be.marker_time(opt_begin),
-                       be.marker_time(opt_end), steps_done_);
-        else
-          tracer->span(Lane::Compute, "optimizer", opt_start, opt_host_end, steps_done_);
-      }
-      step_times.push_back(step_seconds);
-      double exposed;
-      if (be.asynchronous()) {
-        // A GPU computes while this thread waits, so CPU time says nothing: communication is
-        // exposed from when the device finished backward until the last bucket was reduced.
-        double last_end = 0;
-        for (const BucketTiming& t : cs.buckets) last_end = std::max(last_end, t.end);
-        exposed = cs.buckets.empty() ? 0 : last_end - be.marker_time(backward_done);
-      } else {
-        // The step's wall time that this thread did not spend computing. That covers both
-        // waiting in finish() and losing the core to the communication thread (with one core
-        // per rank they take turns, and only the wall clock tells the cost).
-        exposed = step_seconds - (thread_cpu_seconds() - step_cpu);
-      }
-      be.clear_markers();
-      comm_total += cs.total_seconds;
-      comm_exposed += std::clamp(exposed, 0.0, cs.total_seconds);
-      if (tracing) {
-        for (size_t i = 0; i < cs.buckets.size(); ++i)
-          tracer->span(Lane::Comm, "allreduce bucket " + std::to_string(i), cs.buckets[i].start,
-                       cs.buckets[i].end, steps_done_,
-                       static_cast<int64_t>(reducer.buckets()[i].bytes));
-        net_->set_layer_observer(nullptr);
-      }
+  for (int epoch = from.epoch; epoch < o.schedule.epochs; ++epoch) {
+    const std::vector<int64_t> perm = run.sampler.permutation(epoch);
+    const double epoch_start = steady_seconds();
+    EpochTally tally = EpochTally::starting(epoch, from);
+    for (int64_t s = tally.steps;
+         s < steps_per_epoch && !max_steps_reached(o.schedule, steps_done_); ++s) {
+      const StepResult step = train_step(run, perm, s);
+      tally.add_step(step.seconds, step.comm, step.applied, step.loss);
       ++steps_done_;
-      ++steps;
-      if (finite) loss_sum += step_loss;
-      if (comm.rank() == o.inject_drift_rank && steps_done_ == o.inject_drift_step) {
-        float one_more = 0;
-        be.copy_to_host(&one_more, net_->params(), sizeof(float));
-        one_more += 1e-3f;
-        be.copy_from_host(net_->params(), &one_more, sizeof(float));
-      }
-      if (o.check_replicas_every > 0 && steps_done_ % o.check_replicas_every == 0) check_replicas();
+      if (run.faults) run.faults->after_step(steps_done_, *net_);
+      run.health.after_step(steps_done_);
       for (Callback* cb : callbacks)
-        cb->on_step_end(epoch + 1, s + 1, steps_done_,
-                        step_loss / (static_cast<double>(b) * micro));
-      // Mid-epoch checkpoints here; one that falls on the epoch's last step is taken after the
-      // epoch's metrics below, so that a resumed run neither repeats nor misses that line.
-      const bool stopping = o.max_steps >= 0 && steps_done_ >= o.max_steps;
-      if (o.checkpoint_every > 0 && s + 1 < sampler.steps_per_epoch() && !stopping &&
-          steps_done_ % o.checkpoint_every == 0)
-        checkpoint(epoch, s + 1, loss_sum);
-      if (stopping) break;
-      if (o.stop_requested && steps_done_ % std::max<int64_t>(1, o.stop_check_every) == 0) {
-        int64_t flag = o.stop_requested() ? 1 : 0;
-        comm.allreduce(&flag, 1, DataType::I64, ReduceOp::Max);
-        if (flag) {
-          stopped_on_request_ = true;
-          break;
-        }
+        cb->on_step_end(epoch + 1, s + 1, steps_done_, step.loss / samples_per_step);
+      const bool run_ends = max_steps_reached(o.schedule, steps_done_);
+      if (checkpoints &&
+          checkpoints->due_after_step(steps_done_, s + 1 == steps_per_epoch, run_ends))
+        checkpoints->write(*this, {steps_done_, epoch, s + 1, tally.loss_sum});
+      if (run_ends) break;
+      if (stop_requested(env_.comm, o.stop, steps_done_)) {
+        stopped_on_request_ = true;
+        break;
       }
     }
-    be.synchronize();
-    const double train_seconds = steady_seconds() - t0;
-
-    EpochMetrics m;
-    m.epoch = epoch + 1;
-    m.step = steps_done_;
-    m.epoch_steps = steps;
-    m.world_size = world;
-    m.global_batch = sampler.global_batch();
-    const double samples = static_cast<double>((steps - skips) * sampler.global_batch());
-    const double total_loss = comm.allreduce_sum(loss_sum);
-    m.train_loss = samples > 0 ? total_loss / samples : 0;
-    m.train_seconds = train_seconds;
-    m.comm_seconds = comm_total;
-    m.exposed_comm_seconds = comm_exposed;
-    m.compute_seconds = train_seconds - comm_exposed;
-    m.overlap_fraction = comm_total > 0 ? (comm_total - comm_exposed) / comm_total : 0;
-    m.nonfinite_skips = skips;
-    m.samples_per_second = train_seconds > 0 ? samples / train_seconds : 0;
-    if (!step_times.empty()) {
-      auto mid = step_times.begin() + static_cast<std::ptrdiff_t>(step_times.size() / 2);
-      std::nth_element(step_times.begin(), mid, step_times.end());
-      m.median_step_seconds = *mid;
-    }
-    if (validation) m.test = evaluate(*validation, o.eval_batch_size);
-    m.elapsed_seconds = steady_seconds() - fit_start;
+    env_.backend.synchronize();
+    EpochMetrics m = epoch_metrics(env_.comm, tally, epoch, steps_done_, run.sampler.global_batch(),
+                                   steady_seconds() - epoch_start);
+    if (validation) m.test = evaluate(*validation, o.eval.batch_size);
+    m.elapsed_seconds = steady_seconds() - run.start;
     history.push_back(m);
     for (Callback* cb : callbacks) cb->on_epoch_end(m);
-    const bool stopping = (o.max_steps >= 0 && steps_done_ >= o.max_steps) || stopped_on_request_;
-    const bool finished_epoch = steps == sampler.steps_per_epoch();
-    if ((o.checkpoint_every > 0 || stopped_on_request_) && steps > 0 &&
-        (stopped_on_request_ || steps_done_ % o.checkpoint_every == 0 || stopping ||
-         epoch + 1 == o.epochs)) {
-      if (finished_epoch)
-        checkpoint(epoch + 1, 0, 0.0);
-      else
-        checkpoint(epoch, steps, loss_sum);  // stopped by --max-steps inside the epoch
+    const bool stopping = max_steps_reached(o.schedule, steps_done_) || stopped_on_request_;
+    // A checkpoint of the epoch's last step is taken here, after the epoch's metrics, so that a
+    // resumed run neither repeats nor misses that line.
+    if (checkpoints && checkpoints->due_at_epoch_end(steps_done_, tally.steps,
+                                                     stopping || epoch + 1 == o.schedule.epochs,
+                                                     stopped_on_request_)) {
+      if (tally.steps == steps_per_epoch)
+        checkpoints->write(*this, {steps_done_, epoch + 1, 0, 0.0});
+      else  // stopped inside the epoch
+        checkpoints->write(*this, {steps_done_, epoch, tally.steps, tally.loss_sum});
     }
     if (stopping) break;
   }
-  if (tracer) tracer->write(comm, o.trace_path);
+  run.trace.write(env_.comm);
   return history;
+}
+
+// One optimizer step: per micro-batch stage, forward, loss, backward (the last one reducing),
+// then health, optimizer, timing and trace.
+Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& perm, int64_t s) {
+  Backend& be = env_.backend;
+  const FitOptions::Schedule& o = run.options.schedule;
+  const int b = o.batch_size;
+  const int classes = static_cast<int>(net_->num_outputs());
+  StepResult r;
+  run.trace.step_begin(steps_done_);
+  const double step_start = steady_seconds();
+  run.reducer.step_begin();
+  net_->zero_grad();
+  for (int m = 0; m < o.accumulate; ++m) {
+    run.stager.stage(perm, s, steps_done_, m);
+    const float* logits;
+    {
+      ScopedRange range(be, "forward");
+      logits =
+          net_->forward(run.stager.inputs(), b, true, dropout_seed(o, steps_done_, m, env_.comm));
+    }
+    // The loss over the micro-batch, and its gradient (scaled by grad_scale) into dlogits.
+    r.loss +=
+        loss_->compute(be, logits, run.stager.labels(), b, classes, run.grad_scale,
+                       run.dlogits.data())
+            .loss_sum;
+    ScopedRange range(be, "backward");
+    if (m + 1 < o.accumulate) {
+      net_->backward(run.dlogits.data(), b);  // accumulate locally, no communication
+      continue;
+    }
+    // The last micro-batch: each bucket's allreduce starts as soon as backward has finished its
+    // layers, and overlaps the backward of the layers below. The communicator orders each
+    // allreduce after the work queued so far (a device event for NCCL, a copy that waits for
+    // the queue when staging through host memory).
+    run.reducer.begin(net_->grads());
+    net_->backward(run.dlogits.data(), b, [&](int layer) { run.reducer.stage_done(layer); });
+    run.reducer.backward_done();
+  }
+  {
+    ScopedRange range(be, "allreduce wait");
+    run.reducer.finish();
+  }
+  r.applied = run.health.gradients_usable(steps_done_);
+  run.trace.optimizer_begin();
+  if (r.applied) {
+    ScopedRange range(be, "optimizer");
+    optimizer_->step(net_->params(), net_->grads());
+  }
+  run.trace.optimizer_end();
+  // While the device runs the update, gather and send the next step's first batch.
+  if (s + 1 < run.sampler.steps_per_epoch() && !max_steps_reached(o, steps_done_ + 1))
+    run.stager.prefetch(perm, s + 1, steps_done_ + 1);
+  be.synchronize();
+  r.seconds = steady_seconds() - step_start;
+  r.comm = run.reducer.step_end();
+  run.trace.step_end(step_start, r.seconds, r.comm, run.reducer.buckets());
+  be.clear_markers();
+  return r;
 }
 
 EvalResult Model::evaluate(const Dataset& data, int batch_size) {

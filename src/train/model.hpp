@@ -34,36 +34,63 @@ struct TrainPosition {
   double loss_sum = 0;        // this rank's loss sum over those steps
 };
 
+class CheckpointPolicy;
+
+// How fit() trains, in groups: the schedule, the gradient buckets, checkpoints, health checks,
+// the trace, stopping on request and the tests' injected faults.
 struct FitOptions {
-  int epochs = 1;
-  int64_t max_steps = -1;  // stop after this many optimizer steps in all (< 0: no limit)
-  int batch_size = 64;     // per rank
-  bool shuffle = true;
-  uint64_t seed = 0;  // data order and dropout
-  int eval_batch_size = 500;
-  int accumulate = 1;     // micro-batches per optimizer step; only the last communicates
-  double bucket_mb = 25;  // gradient bucket cap in MiB; 0: one allreduce after backward
-  double first_bucket_mb = 1;
-  std::string trace_path;  // Chrome trace of steps [trace_first, trace_last) when not empty
-  int64_t trace_first = 0, trace_last = 0;
-  std::optional<TrainPosition> resume;  // continue from here (after load_checkpoint)
-  // Called on every rank after every checkpoint_every steps and at the end (0: never).
-  int64_t checkpoint_every = 0;
-  std::function<void(const TrainPosition&)> on_checkpoint;
-  // Non-finite gradients after the allreduce (a NaN or Inf loss makes them so): stop with an
-  // error naming the step and layer, or skip that optimizer step on every rank alike.
-  bool skip_nonfinite = false;
-  // Polled every stop_check_every steps (all ranks agree by an allreduce): when it returns true
-  // on any rank, every rank finishes the step, a checkpoint is written (on_checkpoint), and
-  // fit() returns with stopped_on_request() set. How a scheduler's warning signal ends a job.
-  std::function<bool()> stop_requested;
-  int64_t stop_check_every = 10;
-  int64_t check_replicas_every = 0;  // compare parameter checksums across ranks (0: never)
-  // Test-only faults: a NaN in rank 0's input at this step; a perturbed parameter on a rank
-  // after a step (< 0: none).
-  int64_t inject_nan_step = -1;
-  int inject_drift_rank = -1;
-  int64_t inject_drift_step = -1;
+  struct Schedule {
+    int epochs = 1;
+    int64_t max_steps = -1;  // stop after this many optimizer steps in all (< 0: no limit)
+    int batch_size = 64;     // per rank (per micro-batch)
+    int accumulate = 1;      // micro-batches per optimizer step; only the last communicates
+    bool shuffle = true;
+    uint64_t seed = 0;  // data order and dropout
+  } schedule;
+
+  struct Evaluation {
+    int batch_size = 500;  // of the evaluation on the validation data after each epoch
+  } eval;
+
+  struct Comm {
+    double bucket_mb = 25;  // gradient bucket cap in MiB; 0: one allreduce after backward
+    double first_bucket_mb = 1;
+  } comm;
+
+  struct Checkpoints {
+    // When and where checkpoints are written (see checkpoint_policy.hpp); none: never.
+    const CheckpointPolicy* policy = nullptr;
+    std::optional<TrainPosition> resume;  // continue from here (after loading a checkpoint)
+  } checkpoint;
+
+  struct Health {
+    // Non-finite gradients after the allreduce (a NaN or Inf loss makes them so): stop with an
+    // error naming the step and layer, or skip that optimizer step on every rank alike.
+    bool skip_nonfinite = false;
+    int64_t check_replicas_every = 0;  // compare parameter checksums across ranks (0: never)
+  } health;
+
+  struct Trace {
+    std::string path;  // Chrome trace of steps [first, last) when not empty
+    int64_t first = 0, last = 0;
+  } trace;
+
+  struct Stop {
+    // Polled every check_every steps (all ranks agree by an allreduce): when it returns true on
+    // any rank, every rank finishes the step, a checkpoint is written (when there is a policy),
+    // and fit() returns with stopped_on_request() set. How a scheduler's warning signal ends a
+    // job.
+    std::function<bool()> requested;
+    int64_t check_every = 10;
+  } stop;
+
+  // Test-only faults (see faults.hpp): a NaN in rank 0's input at nan_step; a perturbed
+  // parameter on drift_rank after step drift_step (< 0: none).
+  struct Faults {
+    int64_t nan_step = -1;
+    int drift_rank = -1;
+    int64_t drift_step = -1;
+  } faults;
 };
 
 struct EvalResult {
@@ -137,14 +164,15 @@ class Model {
   int64_t steps_done() const { return steps_done_; }
   bool stopped_on_request() const { return stopped_on_request_; }
   // The gradient buckets fit() uses for these options (the same on every rank).
-  std::vector<Bucket> buckets(const FitOptions& options) const;
+  std::vector<Bucket> buckets(const FitOptions::Comm& options) const;
   // Throws InputError when a label does not fit the model's outputs; `what` names the labels.
   void check_labels(const Dataset& data, const std::string& what) const;
 
  private:
+  struct FitRun;      // what fit() builds once: the state of a step's phases
+  struct StepResult;  // what one optimizer step reports to its epoch
+  StepResult train_step(FitRun& run, const std::vector<int64_t>& perm, int64_t s);
   void sync_params_from_rank0();
-  [[noreturn]] void throw_nonfinite(int64_t step) const;
-  void check_replicas();
 
   Environment env_;
   std::unique_ptr<Sequential> net_;

@@ -76,18 +76,18 @@ TEST_F(DataParallel, PRanksEqualOneRankWithPTimesTheBatch) {
     oc.lr = optimizer == std::string("sgd") ? 0.1f : 0.01f;
     oc.momentum = optimizer == std::string("sgd") ? 0.9f : 0.0f;
     FitOptions fo;
-    fo.epochs = 3;
-    fo.max_steps = steps;
-    fo.seed = 11;
+    fo.schedule.epochs = 3;
+    fo.schedule.max_steps = steps;
+    fo.schedule.seed = 11;
 
     Model parallel({*world, *backend}, kSmallCnn, {1, 6, 6}, 5);
     parallel.compile(oc);
-    fo.batch_size = b;
+    fo.schedule.batch_size = b;
     parallel.fit(data, fo);
 
     Model single({*alone, *backend}, kSmallCnn, {1, 6, 6}, 5);
     single.compile(oc);
-    fo.batch_size = b * p;
+    fo.schedule.batch_size = b * p;
     single.fit(data, fo);
 
     const std::vector<float> a = parallel.net().params_to_host();
@@ -119,8 +119,8 @@ TEST_F(DataParallel, ReplicasStayIdenticalWithDropout) {
   Model model({*world, *backend}, "flatten linear(16) relu dropout(0.3) linear(4)", {1, 6, 6}, 2);
   model.compile({.name = "sgd", .lr = 0.1f, .momentum = 0.9f});
   FitOptions fo;
-  fo.batch_size = 5;
-  fo.epochs = 2;
+  fo.schedule.batch_size = 5;
+  fo.schedule.epochs = 2;
   model.fit(data, fo);
   const std::vector<float> mine = model.net().params_to_host();
   std::vector<float> all(mine.size() * world->size());
@@ -202,12 +202,12 @@ TEST_F(DataParallel, BucketedOverlapEqualsOneAllreduceAfterBackward) {
     Model model({*world, *backend}, kSmallCnn, {1, 6, 6}, 4);
     model.compile({.name = "sgd", .lr = 0.1f, .momentum = 0.9f});
     FitOptions fo;
-    fo.batch_size = 5;
-    fo.max_steps = 12;
-    fo.bucket_mb = bucket_mb;
-    fo.first_bucket_mb = bucket_mb > 0 ? 64.0 / (1 << 20) : 1;  // tiny: many buckets
+    fo.schedule.batch_size = 5;
+    fo.schedule.max_steps = 12;
+    fo.comm.bucket_mb = bucket_mb;
+    fo.comm.first_bucket_mb = bucket_mb > 0 ? 64.0 / (1 << 20) : 1;  // tiny: many buckets
     if (bucket_mb > 0) {
-      EXPECT_GE(model.buckets(fo).size(), 3u);
+      EXPECT_GE(model.buckets(fo.comm).size(), 3u);
     }
     model.fit(data, fo);
     return model.net().params_to_host();
@@ -232,10 +232,10 @@ TEST_F(DataParallel, AccumulatingFourMicroBatchesEqualsFourTimesTheBatch) {
     Model model({*world, *backend}, kSmallCnn, {1, 6, 6}, 6);
     model.compile({.name = "adamw", .lr = 0.01f});
     FitOptions fo;
-    fo.batch_size = batch;
-    fo.accumulate = accumulate;
-    fo.max_steps = 5;
-    fo.seed = 3;
+    fo.schedule.batch_size = batch;
+    fo.schedule.accumulate = accumulate;
+    fo.schedule.max_steps = 5;
+    fo.schedule.seed = 3;
     model.fit(data, fo);
     return model.net().params_to_host();
   };
@@ -254,7 +254,7 @@ TEST_F(DataParallel, EveryRankBuildsTheSameBuckets) {
   Model model({*world, *backend}, "cnn", {1, 28, 28}, 1);
   FitOptions fo;
   std::vector<uint64_t> layout;
-  for (const Bucket& b : model.buckets(fo)) {
+  for (const Bucket& b : model.buckets(fo.comm)) {
     layout.push_back(b.offset);
     layout.push_back(b.count);
     layout.push_back(static_cast<uint64_t>(b.lowest_layer));
@@ -270,8 +270,8 @@ TEST_F(DataParallel, EveryRankBuildsTheSameBuckets) {
 TEST_F(DataParallel, RefusedCheckpointChangesNothingAcceptedOneRestores) {
   const Dataset data = testing::make_synthetic_dataset(80, {1, 6, 6}, 4, 31);
   FitOptions fo;
-  fo.batch_size = 4;
-  fo.max_steps = 3;
+  fo.schedule.batch_size = 4;
+  fo.schedule.max_steps = 3;
   Model trained({*world, *backend}, kSmallCnn, {1, 6, 6}, 8);
   trained.compile({.name = "adamw", .lr = 0.01f});
   trained.fit(data, fo);

@@ -1,0 +1,41 @@
+#include "src/train/batch_stager.hpp"
+
+namespace dpt {
+
+BatchStager::BatchStager(Device& device, const Dataset& data, const DistributedSampler& sampler,
+                         int batch, int micro_batches)
+    : device_(device),
+      data_(data),
+      sampler_(sampler),
+      batch_(batch),
+      numel_(data.sample_numel()),
+      indices_(static_cast<size_t>(batch) * micro_batches),
+      x_pinned_(device),
+      y_pinned_(device),
+      x_host_(x_pinned_.as<float>(static_cast<size_t>(batch) * numel_)),
+      y_host_(y_pinned_.as<int32_t>(batch)),
+      x_dev_(device, DataType::F32, static_cast<size_t>(batch) * numel_),
+      y_dev_(device, DataType::I32, batch) {}
+
+void BatchStager::stage(const std::vector<int64_t>& perm, int64_t s, int64_t step, int micro) {
+  if (micro == 0) {
+    sampler_.batch_indices(perm, s, indices_.data());
+    if (staged_step_ == step) return;
+  }
+  send(indices_.data() + static_cast<size_t>(micro) * batch_, step, micro);
+}
+
+void BatchStager::prefetch(const std::vector<int64_t>& perm, int64_t s, int64_t step) {
+  sampler_.batch_indices(perm, s, indices_.data());
+  send(indices_.data(), step, 0);
+  staged_step_ = step;
+}
+
+void BatchStager::send(const int64_t* indices, int64_t step, int micro) {
+  data_.gather(indices, batch_, x_host_, y_host_);
+  if (host_hook_) host_hook_(step, micro, x_host_);
+  device_.copy_from_host_async(x_dev_.data(), x_host_, sizeof(float) * batch_ * numel_);
+  device_.copy_from_host_async(y_dev_.as<int32_t>(), y_host_, sizeof(int32_t) * batch_);
+}
+
+}  // namespace dpt

@@ -1,0 +1,57 @@
+// BatchStager: a rank's training batches on their way to the device.
+//
+// Each micro-batch is gathered into pinned host memory and copied without waiting. The first
+// micro-batch of the next step can be staged ahead (prefetch), while the device runs this step's
+// optimizer update. One host buffer suffices: every step waits for its loss, so the copy out of
+// it is done by the time the next gather writes it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "kernels/runtime/device_buffer.hpp"
+#include "src/data/dataset.hpp"
+#include "src/data/sampler.hpp"
+
+namespace dpt {
+
+class BatchStager {
+ public:
+  // Micro-batches of `batch` samples, `micro_batches` of them per step, as `sampler` shards
+  // `data` for this rank.
+  BatchStager(Device& device, const Dataset& data, const DistributedSampler& sampler, int batch,
+              int micro_batches);
+
+  // Micro-batch `micro` of global step `step`, at position `s` of the epoch's permutation
+  // `perm`, onto the device (the first one may be there already, from prefetch()).
+  void stage(const std::vector<int64_t>& perm, int64_t s, int64_t step, int micro);
+  // The first micro-batch of global step `step`, at position `s` of `perm`, ahead of time.
+  void prefetch(const std::vector<int64_t>& perm, int64_t s, int64_t step);
+
+  const float* inputs() const { return x_dev_.as<float>(); }
+  const int32_t* labels() const { return y_dev_.as<int32_t>(); }
+
+  // Called with each micro-batch in host memory before it is copied: (step, micro, inputs).
+  using HostHook = std::function<void(int64_t, int, float*)>;
+  void set_host_hook(HostHook hook) { host_hook_ = std::move(hook); }
+
+ private:
+  void send(const int64_t* indices, int64_t step, int micro);
+
+  Device& device_;
+  const Dataset& data_;
+  const DistributedSampler& sampler_;
+  const int batch_;
+  const int64_t numel_;           // floats per sample
+  std::vector<int64_t> indices_;  // the step's samples, every micro-batch's
+  PinnedBuffer x_pinned_, y_pinned_;
+  float* x_host_;
+  int32_t* y_host_;
+  DeviceBuffer x_dev_, y_dev_;
+  int64_t staged_step_ = -1;  // the global step whose first micro-batch is on the device
+  HostHook host_hook_;
+};
+
+}  // namespace dpt

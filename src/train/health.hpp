@@ -1,0 +1,34 @@
+// HealthChecks: the fit loop's checks that training is still sound, each ending the job with one
+// clear error line on rank 0 (JobError) when it is not: non-finite gradients (or skip that step,
+// FitOptions::Health::skip_nonfinite) and replicas whose parameters drifted apart.
+#pragma once
+
+#include <cstdint>
+
+#include "src/model/sequential.hpp"
+#include "src/train/model.hpp"
+
+namespace dpt {
+
+class HealthChecks {
+ public:
+  HealthChecks(Environment env, const Sequential& net, const FitOptions::Health& options);
+
+  // After the gradients of step `step` are averaged: whether the optimizer may take them. Every
+  // rank holds the same gradients then, so every rank decides alike. Non-finite ones end the job
+  // (naming the step and the first layer in backward that went bad) unless skipping.
+  bool gradients_usable(int64_t step) const;
+  // After optimizer step `steps_done`: every check_replicas_every steps, ends the job when a
+  // rank's parameters differ from rank 0's.
+  void after_step(int64_t steps_done) const;
+
+ private:
+  [[noreturn]] void throw_nonfinite(int64_t step) const;
+  void check_replicas(int64_t steps_done) const;
+
+  Environment env_;
+  const Sequential& net_;
+  FitOptions::Health options_;
+};
+
+}  // namespace dpt
