@@ -18,8 +18,8 @@ std::vector<Bucket> assign_buckets(const std::vector<ParamRange>& params, size_t
     if (current.tensors.empty()) return;
     const ParamRange& low = params[current.tensors.back()];
     const ParamRange& high = params[current.tensors.front()];
-    current.offset = low.offset;
-    current.count = high.offset + high.numel - low.offset;
+    current.elem_offset = low.elem_offset;
+    current.numel = high.elem_offset + high.numel - low.elem_offset;
     current.lowest_layer = low.stage;
     buckets.push_back(std::move(current));
     current = Bucket{};
@@ -55,7 +55,7 @@ Reducer::Reducer(Communicator& comm, Device& device, std::vector<Bucket> buckets
 
 void Reducer::step_begin() { accounting_.step_begin(); }
 
-void Reducer::begin(float* grads) {
+void Reducer::begin(TensorRef grads) {
   if (!work_.empty()) throw SystemError("Reducer::begin: the previous step was not finished");
   grads_ = grads;
   next_ = 0;
@@ -69,7 +69,9 @@ void Reducer::launch(size_t index) {
   // that saves a collective launch per bucket, on the CPU a pass through MPI).
   if (comm_.size() == 1) return;
   const Bucket& b = buckets_[index];
-  work_.push_back(comm_.allreduce_async(grads_ + b.offset, b.count, DataType::F32, ReduceOp::Sum));
+  auto* first =
+      static_cast<unsigned char*>(grads_.data()) + b.elem_offset * dtype_size(grads_.dtype());
+  work_.push_back(comm_.allreduce_async(first, b.numel, grads_.dtype(), ReduceOp::Sum));
 }
 
 void Reducer::param_done(size_t param) {

@@ -22,6 +22,7 @@
 #include "comm/comm_accounting.hpp"
 #include "comm/communicator.hpp"
 #include "kernels/runtime/device.hpp"
+#include "src/core/tensor_ref.hpp"
 
 namespace dpt {
 
@@ -32,16 +33,16 @@ namespace dpt {
 // final only after the last of them: readiness is counted per parameter, as PyTorch's Reducer
 // counts it.
 struct ParamRange {
-  size_t offset = 0;  // first float in the flat gradient buffer
-  size_t numel = 0;   // floats in the tensor
+  size_t elem_offset = 0;  // its first element in the flat gradient buffer
+  size_t numel = 0;        // elements in the tensor
   int stage = 0;      // the stage of its last use in backward (the lowest stage that uses it)
   int uses = 1;       // uses in backward that add to its gradient
 };
 
 struct Bucket {
-  size_t offset = 0;  // first float of the range in the flat gradient buffer
-  size_t count = 0;   // floats in the range (padding between tensors included)
-  size_t bytes = 0;   // bytes of the tensors it holds (padding excluded)
+  size_t elem_offset = 0;  // the range's first element in the flat gradient buffer
+  size_t numel = 0;        // elements in the range (padding between tensors included)
+  size_t bytes = 0;        // bytes of the float32 tensors it holds (padding excluded)
   // The lowest stage of its ranges: the bucket is ready once backward has finished it. (Named
   // for what the train layer passes as stages: layer indices.)
   int lowest_layer = 0;
@@ -76,7 +77,7 @@ class Reducer {
   void step_begin();
   // Starts reducing the flat gradient buffer `grads` (summed over ranks in place): called before
   // the backward whose gradients are to be summed (with accumulation, the last one).
-  void begin(float* grads);
+  void begin(TensorRef grads);
   // One use of parameter `param` (an index into the ranges) is done; starts every bucket that is
   // now complete. Throws SystemError for a use more than the range declares.
   void param_done(size_t param);
@@ -102,7 +103,7 @@ class Reducer {
   std::vector<size_t> bucket_of_;       // per parameter
   std::vector<int> uses_pending_;       // per parameter, this step
   std::vector<size_t> params_pending_;  // per bucket, this step
-  float* grads_ = nullptr;
+  TensorRef grads_;
   size_t next_ = 0;
   std::vector<std::unique_ptr<Work>> work_;
   StepCommStats stats_;  // of the reduction since begin(), filled in by finish()

@@ -255,8 +255,8 @@ TEST_F(DataParallel, EveryRankBuildsTheSameBuckets) {
   FitOptions fo;
   std::vector<uint64_t> layout;
   for (const Bucket& b : model.buckets(fo.comm)) {
-    layout.push_back(b.offset);
-    layout.push_back(b.count);
+    layout.push_back(b.elem_offset);
+    layout.push_back(b.numel);
     layout.push_back(static_cast<uint64_t>(b.lowest_layer));
   }
   std::vector<uint64_t> all(layout.size() * world->size());

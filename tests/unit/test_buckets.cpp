@@ -30,8 +30,8 @@ void expect_well_formed(const Sequential& net, const std::vector<Bucket>& bucket
       EXPECT_TRUE(seen.insert(t).second) << "tensor " << params[t].name << " in two buckets";
       bytes += params[t].numel * sizeof(float);
       // Each tensor lies inside the bucket's range of the flat buffer.
-      EXPECT_GE(params[t].elem_offset, bucket.offset);
-      EXPECT_LE(params[t].elem_offset + params[t].numel, bucket.offset + bucket.count);
+      EXPECT_GE(params[t].elem_offset, bucket.elem_offset);
+      EXPECT_LE(params[t].elem_offset + params[t].numel, bucket.elem_offset + bucket.numel);
     }
     EXPECT_EQ(bytes, bucket.bytes);
     const size_t limit = b == 0 ? first_cap : cap;
@@ -39,8 +39,8 @@ void expect_well_formed(const Sequential& net, const std::vector<Bucket>& bucket
       EXPECT_LE(bucket.bytes, limit) << "bucket " << b;
     }
     // Reverse layer order: each bucket lies below the previous one in the buffer.
-    EXPECT_LT(bucket.offset, previous_lowest_offset);
-    previous_lowest_offset = bucket.offset;
+    EXPECT_LT(bucket.elem_offset, previous_lowest_offset);
+    previous_lowest_offset = bucket.elem_offset;
     EXPECT_EQ(bucket.lowest_layer, params[bucket.tensors.back()].layer);
   }
   EXPECT_EQ(seen.size(), params.size());
@@ -74,8 +74,8 @@ TEST(Buckets, CapZeroIsOneBucketOfEverything) {
   Sequential net(parse_model_spec("cnn"), cpu(), {1, 28, 28});
   const auto buckets = assign_buckets(net.param_info(), 1 << 20, 0);
   ASSERT_EQ(buckets.size(), 1u);
-  EXPECT_EQ(buckets[0].offset, 0u);
-  EXPECT_EQ(buckets[0].count, net.param_info().back().elem_offset + net.param_info().back().numel);
+  EXPECT_EQ(buckets[0].elem_offset, 0u);
+  EXPECT_EQ(buckets[0].numel, net.param_info().back().elem_offset + net.param_info().back().numel);
   EXPECT_EQ(buckets[0].lowest_layer, 0);
 }
 

@@ -92,9 +92,9 @@ class FakeDevice final : public Device {
 // A model's gradient buffer as ranges: a tied embedding first (used by the first layer, stage 0,
 // and by the output head, stage 2), then a layer-1 tensor and a layer-2 tensor.
 std::vector<ParamRange> tied_ranges() {
-  return {{.offset = 0, .numel = 64, .stage = 0, .uses = 2},
-          {.offset = 64, .numel = 64, .stage = 1},
-          {.offset = 128, .numel = 64, .stage = 2}};
+  return {{.elem_offset = 0, .numel = 64, .stage = 0, .uses = 2},
+          {.elem_offset = 64, .numel = 64, .stage = 1},
+          {.elem_offset = 128, .numel = 64, .stage = 2}};
 }
 
 TEST(Reducer, TiedParameterIsReadyAfterItsLastUse) {
@@ -158,8 +158,8 @@ TEST(Reducer, ABucketWithATiedParameterWaitsForItsLastUse) {
 
 TEST(Reducer, BucketsStartInBuildOrderEvenWhenALaterOneIsCompleteFirst) {
   // Two buckets, {layer 1} then {layer 0}; layer 0's tensor reported first.
-  const std::vector<ParamRange> ranges = {{.offset = 0, .numel = 64, .stage = 0},
-                                          {.offset = 64, .numel = 64, .stage = 1}};
+  const std::vector<ParamRange> ranges = {{.elem_offset = 0, .numel = 64, .stage = 0},
+                                          {.elem_offset = 64, .numel = 64, .stage = 1}};
   RecordingCommunicator comm;
   FakeDevice device;
   Reducer reducer(comm, device, assign_buckets(ranges, 64 * sizeof(float), 64 * sizeof(float)),
@@ -200,7 +200,7 @@ StepCommStats run_step(Reducer& reducer, float* grads, const std::function<void(
 }
 
 std::vector<ParamRange> two_layer_ranges() {
-  return {{.offset = 0, .numel = 64, .stage = 0}, {.offset = 64, .numel = 64, .stage = 1}};
+  return {{.elem_offset = 0, .numel = 64, .stage = 0}, {.elem_offset = 64, .numel = 64, .stage = 1}};
 }
 
 TEST(ReducerAccounting, OnAnAsynchronousDeviceExposedRunsFromBackwardDoneToTheLastBucket) {
