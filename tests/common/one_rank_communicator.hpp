@@ -11,7 +11,7 @@
 
 namespace dpt::testing {
 
-class OneRankCommunicator final : public Communicator {
+class OneRankCommunicator : public Communicator {
  public:
   std::string name() const override { return "one rank"; }
   int rank() const override { return 0; }

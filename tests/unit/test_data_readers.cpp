@@ -17,6 +17,7 @@
 #include "src/core/error.hpp"
 #include "src/data/dataset.hpp"
 #include "tests/common/expect_input_error.hpp"
+#include "tests/common/temp_dir.hpp"
 
 namespace {
 
@@ -25,19 +26,8 @@ using Bytes = std::vector<uint8_t>;
 
 using dpt::testing::expect_input_error;
 
-class DataReaders : public testing::Test {
+class DataReaders : public dpt::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("dpt_readers_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   std::string write(const std::string& name, const Bytes& b) {
     const std::string p = (dir_ / name).string();
     std::ofstream(p, std::ios::binary)
@@ -54,7 +44,6 @@ class DataReaders : public testing::Test {
     return p;
   }
 #endif
-  fs::path dir_;
 };
 
 void put_be32(Bytes& b, uint32_t v) {

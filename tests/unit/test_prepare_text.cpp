@@ -11,23 +11,19 @@
 #include "src/data/prepare_text.hpp"
 #include "src/data/token_shards.hpp"
 #include "tests/common/expect_input_error.hpp"
+#include "tests/common/temp_dir.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using dpt::testing::expect_input_error;
 
-class PrepareText : public testing::Test {
+class PrepareText : public dpt::testing::TempDirTest {
  protected:
   void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("dpt_prepare_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
+    TempDirTest::SetUp();
     fs::create_directories(dir_ / "in" / "sub");
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
   void put(const std::string& name, const std::string& bytes) {
     std::ofstream(path(name), std::ios::binary) << bytes;
   }
@@ -43,7 +39,6 @@ class PrepareText : public testing::Test {
     }
     return out;
   }
-  fs::path dir_;
 };
 
 TEST_F(PrepareText, SplitsEachFileOnALineAndSkipsWhatIsNotText) {

@@ -13,6 +13,7 @@
 
 #include "comm/reducer.hpp"
 #include "src/core/error.hpp"
+#include "tests/common/one_rank_communicator.hpp"
 
 namespace dpt {
 namespace {
@@ -261,21 +262,12 @@ TEST(ReducerAccounting, OnTheCpuExposedIsTheWallTimeNotSpentComputingAtMostTheTo
 
 TEST(ReducerAccounting, WithoutCommunicationNothingIsExposed) {
   // One rank starts no allreduce: a step that waited still exposed nothing.
-  class OneRank final : public Communicator {
+  class OneRank final : public testing::OneRankCommunicator {
    public:
-    std::string name() const override { return "one"; }
-    int rank() const override { return 0; }
-    int size() const override { return 1; }
-    int local_rank() const override { return 0; }
-    int local_size() const override { return 1; }
     std::unique_ptr<Work> allreduce_async(void*, size_t, DataType, ReduceOp) override {
       ADD_FAILURE() << "one rank needs no allreduce";
       return nullptr;
     }
-    void broadcast(void*, size_t, DataType, int) override {}
-    void allgather(const void*, void*, size_t, DataType) override {}
-    void barrier() override {}
-    [[noreturn]] void abort(int) override { std::abort(); }
   } comm;
   const std::vector<ParamRange> ranges = two_layer_ranges();
   std::vector<float> grads(128);

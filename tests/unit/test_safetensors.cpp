@@ -13,6 +13,7 @@
 #include "src/core/error.hpp"
 #include "src/io/safetensors.hpp"
 #include "tests/common/expect_input_error.hpp"
+#include "tests/common/temp_dir.hpp"
 
 namespace {
 
@@ -30,25 +31,13 @@ Bytes st(const std::string& header, size_t data = 0) {
   return b;
 }
 
-class Safetensors : public testing::Test {
+class Safetensors : public dpt::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("dpt_safetensors_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   std::vector<std::string> files() const {
     std::vector<std::string> names;
     for (const auto& e : fs::directory_iterator(dir_)) names.push_back(e.path().filename());
     return names;
   }
-  fs::path dir_;
 };
 
 TEST_F(Safetensors, RoundTripWithMetadata) {

@@ -12,6 +12,7 @@
 #include "src/core/error.hpp"
 #include "src/data/token_shards.hpp"
 #include "tests/common/expect_input_error.hpp"
+#include "tests/common/temp_dir.hpp"
 
 namespace {
 
@@ -19,18 +20,8 @@ namespace fs = std::filesystem;
 using dpt::TokenShards;
 using dpt::testing::expect_input_error;
 
-class TokenShardsTest : public testing::Test {
+class TokenShardsTest : public dpt::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("dpt_tokens_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
   // A shard written byte by byte: header fields as given, then `tokens` of `width` bytes each.
   std::string raw_shard(const std::string& name, int32_t magic, int32_t version, int32_t count,
                         const std::vector<uint32_t>& tokens, int width) {
@@ -43,8 +34,6 @@ class TokenShardsTest : public testing::Test {
     for (uint32_t t : tokens) f.write(reinterpret_cast<const char*>(&t), width);
     return path(name);
   }
-
-  fs::path dir_;
 };
 
 std::vector<uint16_t> iota16(int n, int start) {
