@@ -18,6 +18,7 @@
 #include "src/cli/options.hpp"
 #include "src/core/error.hpp"
 #include "src/data/dataset.hpp"
+#include "src/data/prepare_text.hpp"
 #include "src/train/callbacks.hpp"
 #include "src/train/checkpoint_policy.hpp"
 #include "src/train/devices.hpp"
@@ -320,6 +321,30 @@ int run_bench_allreduce(const BenchAllreduceOptions& b, Communicator& host) {
   return wrong == 0 ? 0 : 1;
 }
 
+// Only rank 0 writes the shards (the others wait for it), so that running it under mpirun
+// writes each file once.
+int run_prepare_text(const PrepareTextCliOptions& p, Communicator& comm) {
+  int64_t failed = 0;
+  if (comm.rank() == 0) {
+    try {
+      const PrepareTextReport r =
+          prepare_text({p.inputs, p.out, p.val_fraction, p.shard_tokens});
+      for (const std::string& s : r.skipped) std::printf("skipped %s\n", s.c_str());
+      std::printf(
+          "prepare-text: %zu text file(s), %zu skipped; %lld training and %lld validation tokens "
+          "(bytes, vocabulary 256) in %zu shard(s) in %s\n",
+          r.used.size(), r.skipped.size(), static_cast<long long>(r.train_tokens),
+          static_cast<long long>(r.val_tokens), r.shards.size(), p.out.c_str());
+      std::fflush(stdout);
+    } catch (const InputError& e) {
+      print_error(0, 1, e.what());
+      failed = 2;
+    }
+  }
+  comm.allreduce(&failed, 1, DataType::I64, ReduceOp::Max);
+  return static_cast<int>(failed);
+}
+
 }  // namespace
 }  // namespace dpt
 
@@ -342,6 +367,8 @@ int main(int argc, char** argv) {
         return run_info(*comm);
       case Command::BenchAllreduce:
         return run_bench_allreduce(cmd.bench_allreduce, *comm);
+      case Command::PrepareText:
+        return run_prepare_text(cmd.prepare_text, *comm);
       case Command::None:
         return 2;
     }

@@ -214,6 +214,21 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
       ->check(CLI::IsMember({"mpi", "nccl"}))
       ->capture_default_str();
 
+  CLI::App* prepare = app.add_subcommand(
+      "prepare-text",
+      "Turn text files into token shards (bytes as tokens, vocabulary 256) for language models");
+  PrepareTextCliOptions& pt = out.prepare_text;
+  prepare->add_option("inputs", pt.inputs, "Text files or folders (walked recursively)")
+      ->required();
+  prepare->add_option("--out", pt.out, "Folder for train_NNNNNN.bin and val_NNNNNN.bin")
+      ->required();
+  prepare
+      ->add_option("--val-fraction", pt.val_fraction,
+                   "Share of each file, from its end, held out for validation")
+      ->capture_default_str();
+  prepare->add_option("--shard-tokens", pt.shard_tokens, "Tokens per shard at most")
+      ->capture_default_str();
+
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
     if (!args.empty() && args[0] == "train") append_config_file_options(*train, args);
@@ -232,6 +247,7 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   if (train->parsed()) out.command = Command::Train;
   if (info->parsed()) out.command = Command::Info;
   if (allreduce->parsed()) out.command = Command::BenchAllreduce;
+  if (prepare->parsed()) out.command = Command::PrepareText;
   return out;
 }
 

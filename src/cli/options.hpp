@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace dpt {
 
@@ -49,12 +50,20 @@ struct BenchAllreduceOptions {
   std::string comm = "mpi";
 };
 
-enum class Command { None, Train, Info, BenchAllreduce };
+struct PrepareTextCliOptions {
+  std::vector<std::string> inputs;  // files or folders
+  std::string out;
+  double val_fraction = 0.1;
+  int64_t shard_tokens = 100'000'000;
+};
+
+enum class Command { None, Train, Info, BenchAllreduce, PrepareText };
 
 struct ParsedCommand {
   Command command = Command::None;
   TrainOptions train;
   BenchAllreduceOptions bench_allreduce;
+  PrepareTextCliOptions prepare_text;
   int exit_code = -1;  // >= 0: stop now with this code (help printed, or a parse error)
 };
 

@@ -132,12 +132,18 @@ PrepareTextReport prepare_text(const PrepareTextOptions& o) {
   ShardWriter train(o.out_dir + "/train", o.shard_tokens, report.shards);
   ShardWriter val(o.out_dir + "/val", o.shard_tokens, report.shards);
   for (const std::string& t : texts) {
-    // The split point: the first line start at or after (1 - fraction) of the file.
-    size_t cut = static_cast<size_t>(static_cast<double>(t.size()) * (1.0 - o.val_fraction));
+    // The split point: the first line start at or after (1 - fraction) of the file, or, when
+    // the last line holds that point, the start of the last line.
+    const size_t at = static_cast<size_t>(static_cast<double>(t.size()) * (1.0 - o.val_fraction));
+    size_t cut = t.size();
     if (o.val_fraction > 0) {
+      cut = at;
       while (cut < t.size() && cut > 0 && t[cut - 1] != '\n') ++cut;
-    } else {
-      cut = t.size();
+      if (cut == t.size()) {
+        cut = std::min(at, t.size());
+        while (cut > 0 && t[cut - 1] != '\n') --cut;
+        if (cut == 0) cut = t.size();  // one line: all of it trains
+      }
     }
     train.add(t.substr(0, cut));
     val.add(t.substr(cut));

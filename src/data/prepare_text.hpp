@@ -3,8 +3,10 @@
 //
 // Inputs are files or folders (walked recursively, in name order). A file that is not text (a NUL
 // byte, or bytes that are not UTF-8) is skipped and reported; a file reached twice (a symlink to
-// another input) is used once. Each file is split on a line boundary: its first 1 - val_fraction
-// of bytes go to training, the rest to validation, so both sets draw from every file. Files are
+// another input) is used once. Each file is split on a line boundary: about its first
+// 1 - val_fraction of bytes go to training (up to the first line start past that point, or the
+// start of the last line when the point lies in it), the rest to validation, so both sets draw
+// from every file of more than one line. Files are
 // concatenated in order. The shards are DIR/train_NNNNNN.bin and DIR/val_NNNNNN.bin in llm.c's
 // uint16 format, each of at most shard_tokens tokens.
 #pragma once

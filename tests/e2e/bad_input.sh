@@ -71,12 +71,13 @@ set_args() {
 # --- checks -----------------------------------------------------------------------------------
 
 # run_dptrain OUT ARGS...: mpirun -np 2 dptrain train ARGS --out OUT, output in $tmp/std{out,err};
-# sets rc. A timeout (124, or 137 after the kill) means a hang.
+# sets rc. A timeout (124, or 137 after the kill) means a hang. subcommand=S before the call runs
+# another subcommand that writes to --out (prepare-text).
 run_dptrain() {
   local out=$1
   shift
   rc=0
-  timeout -k 5 50 mpirun -np 2 "$dptrain" train "$@" --out "$out" \
+  timeout -k 5 50 mpirun -np 2 "$dptrain" "${subcommand:-train}" "$@" --out "$out" \
     </dev/null >"$tmp/stdout" 2>"$tmp/stderr" || rc=$?
 }
 
@@ -291,6 +292,16 @@ case $case_name in
     set_args
     expect_error "$tmp/none.safetensors" "cannot open" "${args[@]}" \
       --init-weights "$tmp/none.safetensors"
+    ;;
+  prepare_text_bad_input)
+    mkdir -p "$tmp/text" "$tmp/binary"
+    printf 'some text\nand more\n' >"$tmp/text/a.txt"
+    head -c 100 /dev/zero >"$tmp/binary/x.dat"
+    subcommand=prepare-text expect_error "$tmp/no-such-text" "no such file or folder" \
+      "$tmp/no-such-text"
+    subcommand=prepare-text expect_error "--val-fraction" "is not in [0, 1)" "$tmp/text" \
+      --val-fraction 1.5
+    subcommand=prepare-text expect_error "prepare-text" "no text in 1 file(s)" "$tmp/binary"
     ;;
   *)
     echo "bad_input.sh: unknown case '$case_name'" >&2

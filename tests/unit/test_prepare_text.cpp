@@ -59,13 +59,24 @@ TEST_F(PrepareText, SplitsEachFileOnALineAndSkipsWhatIsNotText) {
   EXPECT_NE(r.skipped[0].find("a.dat: not text (a NUL byte at offset 2)"), std::string::npos);
   EXPECT_NE(r.skipped[1].find("latin1.txt: not text (not UTF-8 at offset 3)"), std::string::npos);
   // a.txt: 49 * 0.75 = 36.75 -> 36 is inside "eight\n" (bytes 34..39): the cut moves to 40.
-  // b.txt (14 bytes): 10.5 -> 10 is inside "wörld\n" (7..13): the cut moves to the end, so all
-  // of it trains.
+  // b.txt (14 bytes): 10.5 -> 10 is inside its last line "wörld\n" (7..13): the cut moves back
+  // to that line's start, 7.
   EXPECT_EQ(tokens_of("out/train_*.bin"),
-            "one\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nh\xc3\xa9llo\nw\xc3\xb6rld\n");
-  EXPECT_EQ(tokens_of("out/val_*.bin"), "nine\nten\n");
-  EXPECT_EQ(r.train_tokens, 40 + 14);
-  EXPECT_EQ(r.val_tokens, 9);
+            "one\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nh\xc3\xa9llo\n");
+  EXPECT_EQ(tokens_of("out/val_*.bin"), "nine\nten\nw\xc3\xb6rld\n");
+  EXPECT_EQ(r.train_tokens, 40 + 7);
+  EXPECT_EQ(r.val_tokens, 9 + 7);
+}
+
+TEST_F(PrepareText, AFileOfOneLineAllTrains) {
+  put("in/one.txt", "a single line\n");
+  dpt::PrepareTextOptions o;
+  o.inputs = {path("in/one.txt")};
+  o.out_dir = path("out");
+  const dpt::PrepareTextReport r = dpt::prepare_text(o);
+  EXPECT_EQ(r.train_tokens, 14);
+  EXPECT_EQ(r.val_tokens, 0);
+  EXPECT_EQ(tokens_of("out/train_*.bin"), "a single line\n");
 }
 
 TEST_F(PrepareText, ShardsHoldAtMostTheirSize) {
