@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "src/core/error.hpp"
+#include "src/data/batch_source.hpp"
 #include "src/data/token_shards.hpp"
 #include "tests/common/expect_input_error.hpp"
 #include "tests/common/temp_dir.hpp"
@@ -140,6 +141,27 @@ TEST_F(TokenShardsTest, AFailedWriteLeavesNoFile) {
   expect_input_error([&] { dpt::write_token_shard(p, iota16(3, 0)); }, p, "cannot write");
   EXPECT_FALSE(fs::exists(p));
   EXPECT_TRUE(fs::is_empty(dir_));
+}
+
+TEST_F(TokenShardsTest, TokenBatchesGatherWindowsByIndex) {
+  dpt::write_token_shard(path("a.bin"), iota16(9, 0));   // windows of 4: [0..4], [4..8]
+  dpt::write_token_shard(path("b.bin"), iota16(6, 50));  // [50..54]
+  const TokenShards shards({path("a.bin"), path("b.bin")}, "--train-tokens", 4, 256);
+  const dpt::TokenBatches batches(shards);
+  EXPECT_EQ(batches.size(), 3);
+  EXPECT_EQ(batches.input_dtype(), dpt::DataType::I32);
+  EXPECT_EQ(batches.sample_shape(), dpt::Shape{4});
+  EXPECT_EQ(batches.targets_per_sample(), 4);
+  EXPECT_EQ(batches.max_target(), 255);
+  const int64_t idx[2] = {2, 0};
+  int32_t x[8], y[8];
+  batches.gather(idx, 2, x, y);
+  const int32_t want_x[8] = {50, 51, 52, 53, 0, 1, 2, 3};
+  const int32_t want_y[8] = {51, 52, 53, 54, 1, 2, 3, 4};
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(x[i], want_x[i]) << i;
+    EXPECT_EQ(y[i], want_y[i]) << i;
+  }
 }
 
 }  // namespace
