@@ -139,8 +139,8 @@ int run_train(const TrainOptions& o, Communicator& host) {
   run_collectively(comm, [&] {
     Shape input(train.sample_shape.begin(), train.sample_shape.end());
     model = std::make_unique<Model>(Environment{comm, *backend}, o.model, input, o.seed);
-    model->check_labels(train, files.train_labels);
-    model->check_labels(test, files.test_labels);
+    model->check_targets(ImageBatches(train), files.train_labels);
+    model->check_targets(ImageBatches(test), files.test_labels);
     if (!o.init_weights.empty()) model->load_weights(o.init_weights);
     OptimizerConfig oc;
     oc.name = o.optimizer;

@@ -111,9 +111,11 @@ void Sequential::reshape(int batch) {
     if (layers_[i - 1]->aliases_input() && i > 1) grad_[i] = grad_[i - 1];
 }
 
-const float* Sequential::forward(const float* x, int batch, bool training, uint64_t dropout_seed) {
+const float* Sequential::forward(ConstTensorRef x, int batch, bool training,
+                                 uint64_t dropout_seed) {
   reshape(batch);
-  act_[0] = TensorRef(const_cast<float*>(x));
+  // Layers only read their input; TensorRef is the one type the list of activations holds.
+  act_[0] = TensorRef(const_cast<void*>(x.data()), x.dtype());
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (layers_[i]->aliases_input()) {
       act_[i + 1] = act_[i];

@@ -43,7 +43,8 @@ class Sequential {
   void init_params(uint64_t seed);
 
   // Runs the layers on a batch (x in this backend's memory); returns the output [batch, outputs].
-  const float* forward(const float* x, int batch, bool training, uint64_t dropout_seed);
+  // x's element type is the first layer's to check: float32 pixels or features, int32 tokens.
+  const float* forward(ConstTensorRef x, int batch, bool training, uint64_t dropout_seed);
   // Back-propagates d(loss)/d(output) and adds the parameter gradients into grads().
   // `on_layer_done(i)` is called once layer i's parameter gradients are final.
   void backward(const float* doutput, int batch,

@@ -2,20 +2,21 @@
 
 namespace dpt {
 
-BatchStager::BatchStager(Device& device, const Dataset& data, const DistributedSampler& sampler,
-                         int batch, int micro_batches)
+BatchStager::BatchStager(Device& device, const BatchSource& data,
+                         const DistributedSampler& sampler, int batch, int micro_batches)
     : device_(device),
       data_(data),
       sampler_(sampler),
       batch_(batch),
-      numel_(data.sample_numel()),
+      x_count_(static_cast<size_t>(batch) * shape_numel(data.sample_shape())),
+      y_count_(static_cast<size_t>(batch) * data.targets_per_sample()),
       indices_(static_cast<size_t>(batch) * micro_batches),
       x_pinned_(device),
       y_pinned_(device),
-      x_host_(x_pinned_.as<float>(static_cast<size_t>(batch) * numel_)),
-      y_host_(y_pinned_.as<int32_t>(batch)),
-      x_dev_(device, DataType::F32, static_cast<size_t>(batch) * numel_),
-      y_dev_(device, DataType::I32, batch) {}
+      x_host_(x_pinned_.get(x_count_ * dtype_size(data.input_dtype()))),
+      y_host_(y_pinned_.as<int32_t>(y_count_)),
+      x_dev_(device, data.input_dtype(), x_count_),
+      y_dev_(device, DataType::I32, y_count_) {}
 
 void BatchStager::stage(const std::vector<int64_t>& perm, int64_t s, int64_t step, int micro) {
   if (micro == 0) {
@@ -33,9 +34,10 @@ void BatchStager::prefetch(const std::vector<int64_t>& perm, int64_t s, int64_t 
 
 void BatchStager::send(const int64_t* indices, int64_t step, int micro) {
   data_.gather(indices, batch_, x_host_, y_host_);
-  if (host_hook_) host_hook_(step, micro, x_host_);
-  device_.copy_from_host_async(x_dev_.data(), x_host_, sizeof(float) * batch_ * numel_);
-  device_.copy_from_host_async(y_dev_.as<int32_t>(), y_host_, sizeof(int32_t) * batch_);
+  if (host_hook_) host_hook_(step, micro, TensorRef(x_host_, data_.input_dtype()));
+  device_.copy_from_host_async(x_dev_.ref().data(), x_host_,
+                               x_count_ * dtype_size(data_.input_dtype()));
+  device_.copy_from_host_async(y_dev_.as<int32_t>(), y_host_, sizeof(int32_t) * y_count_);
 }
 
 }  // namespace dpt

@@ -12,7 +12,8 @@
 #include <vector>
 
 #include "kernels/runtime/device_buffer.hpp"
-#include "src/data/dataset.hpp"
+#include "src/core/tensor_ref.hpp"
+#include "src/data/batch_source.hpp"
 #include "src/data/sampler.hpp"
 
 namespace dpt {
@@ -21,8 +22,8 @@ class BatchStager {
  public:
   // Micro-batches of `batch` samples, `micro_batches` of them per step, as `sampler` shards
   // `data` for this rank.
-  BatchStager(Device& device, const Dataset& data, const DistributedSampler& sampler, int batch,
-              int micro_batches);
+  BatchStager(Device& device, const BatchSource& data, const DistributedSampler& sampler,
+              int batch, int micro_batches);
 
   // Micro-batch `micro` of global step `step`, at position `s` of the epoch's permutation
   // `perm`, onto the device (the first one may be there already, from prefetch()).
@@ -30,24 +31,26 @@ class BatchStager {
   // The first micro-batch of global step `step`, at position `s` of `perm`, ahead of time.
   void prefetch(const std::vector<int64_t>& perm, int64_t s, int64_t step);
 
-  const float* inputs() const { return x_dev_.as<float>(); }
-  const int32_t* labels() const { return y_dev_.as<int32_t>(); }
+  // The micro-batch on the device: inputs of the source's type, and batch x targets_per_sample
+  // targets.
+  ConstTensorRef inputs() const { return x_dev_.ref(); }
+  const int32_t* targets() const { return y_dev_.as<int32_t>(); }
 
   // Called with each micro-batch in host memory before it is copied: (step, micro, inputs).
-  using HostHook = std::function<void(int64_t, int, float*)>;
+  using HostHook = std::function<void(int64_t, int, TensorRef)>;
   void set_host_hook(HostHook hook) { host_hook_ = std::move(hook); }
 
  private:
   void send(const int64_t* indices, int64_t step, int micro);
 
   Device& device_;
-  const Dataset& data_;
+  const BatchSource& data_;
   const DistributedSampler& sampler_;
   const int batch_;
-  const int64_t numel_;           // floats per sample
-  std::vector<int64_t> indices_;  // the step's samples, every micro-batch's
+  const size_t x_count_, y_count_;  // elements of a micro-batch's inputs and targets
+  std::vector<int64_t> indices_;    // the step's samples, every micro-batch's
   PinnedBuffer x_pinned_, y_pinned_;
-  float* x_host_;
+  void* x_host_;
   int32_t* y_host_;
   DeviceBuffer x_dev_, y_dev_;
   int64_t staged_step_ = -1;  // the global step whose first micro-batch is on the device

@@ -25,7 +25,7 @@ void EpochTally::add_step(double seconds, const StepCommStats& comm, bool applie
 }
 
 EpochMetrics epoch_metrics(Communicator& comm, const EpochTally& tally, int epoch, int64_t step,
-                           int64_t global_batch, double train_seconds) {
+                           int64_t global_batch, double train_seconds, int64_t rows_per_sample) {
   EpochMetrics m;
   m.epoch = epoch + 1;
   m.step = step;
@@ -34,7 +34,8 @@ EpochMetrics epoch_metrics(Communicator& comm, const EpochTally& tally, int epoc
   m.global_batch = global_batch;
   const double samples = static_cast<double>((tally.steps - tally.skips) * global_batch);
   const double total_loss = comm.allreduce_sum(tally.loss_sum);
-  m.train_loss = samples > 0 ? total_loss / samples : 0;
+  const double rows = samples * static_cast<double>(rows_per_sample);
+  m.train_loss = rows > 0 ? total_loss / rows : 0;
   m.train_seconds = train_seconds;
   m.comm_seconds = tally.comm_seconds;
   m.exposed_comm_seconds = tally.exposed_comm_seconds;
@@ -44,6 +45,7 @@ EpochMetrics epoch_metrics(Communicator& comm, const EpochTally& tally, int epoc
                            : 0;
   m.nonfinite_skips = tally.skips;
   m.samples_per_second = train_seconds > 0 ? samples / train_seconds : 0;
+  m.tokens_per_second = train_seconds > 0 ? rows / train_seconds : 0;
   if (!tally.step_seconds.empty()) {
     std::vector<double> times = tally.step_seconds;
     auto mid = times.begin() + static_cast<std::ptrdiff_t>(times.size() / 2);

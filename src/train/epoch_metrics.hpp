@@ -25,8 +25,9 @@ struct EpochTally {
 };
 
 // Collective (the loss is summed over ranks). `epoch` is 0-based; `step` the optimizer steps so
-// far; `train_seconds` the epoch's training time. Leaves test and elapsed_seconds to the caller.
+// far; `train_seconds` the epoch's training time; `rows_per_sample` the loss rows (targets) of a
+// sample, over which the train loss is a mean. Leaves test and elapsed_seconds to the caller.
 EpochMetrics epoch_metrics(Communicator& comm, const EpochTally& tally, int epoch, int64_t step,
-                           int64_t global_batch, double train_seconds);
+                           int64_t global_batch, double train_seconds, int64_t rows_per_sample = 1);
 
 }  // namespace dpt

@@ -9,9 +9,10 @@ std::unique_ptr<FaultInjector> FaultInjector::make(const FitOptions::Faults& pla
   return std::unique_ptr<FaultInjector>(new FaultInjector(plan, rank));
 }
 
-void FaultInjector::on_host_batch(int64_t step, int micro, float* inputs) const {
+void FaultInjector::on_host_batch(int64_t step, int micro, TensorRef inputs) const {
+  // A NaN needs float inputs (pixels, features); token ids have none to hold.
   if (step == plan_.nan_step && rank_ == 0 && micro == 0)
-    inputs[0] = std::numeric_limits<float>::quiet_NaN();
+    inputs.as<float>()[0] = std::numeric_limits<float>::quiet_NaN();
 }
 
 void FaultInjector::after_step(int64_t steps_done, Sequential& net) const {

@@ -21,7 +21,7 @@ class FaultInjector {
 
   // Micro-batch `micro` of step `step` in host memory: rank 0's first input of the first
   // micro-batch of nan_step becomes a NaN.
-  void on_host_batch(int64_t step, int micro, float* inputs) const;
+  void on_host_batch(int64_t step, int micro, TensorRef inputs) const;
   // After optimizer step `steps_done` (counted from 1): on drift_rank after drift_step, the
   // first parameter moves by 1e-3, so that this replica no longer equals the others.
   void after_step(int64_t steps_done, Sequential& net) const;

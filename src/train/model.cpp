@@ -31,15 +31,15 @@ void check_fit_options(const FitOptions& o) {
 
 // With accumulation, one optimizer step takes accumulate micro-batches of batch_size from this
 // rank's shard: exactly the samples of one step with accumulate * batch_size.
-DistributedSampler shard_sampler(const Dataset& train, const Communicator& comm,
+DistributedSampler shard_sampler(const BatchSource& train, const Communicator& comm,
                                  const FitOptions::Schedule& o) {
-  DistributedSampler sampler(train.count, comm.size(), comm.rank(),
+  DistributedSampler sampler(train.size(), comm.size(), comm.rank(),
                              static_cast<int64_t>(o.batch_size) * o.accumulate, o.shuffle, o.seed);
   if (sampler.steps_per_epoch() == 0)
     throw InputError(
         "option --batch-size: " + std::to_string(o.batch_size) +
         (o.accumulate > 1 ? " x --accumulate " + std::to_string(o.accumulate) : std::string()) +
-        " is larger than a rank's shard (" + std::to_string(train.count) + " samples / " +
+        " is larger than a rank's shard (" + std::to_string(train.size()) + " samples / " +
         std::to_string(comm.size()) + " ranks)");
   return sampler;
 }
@@ -118,16 +118,24 @@ void Model::compile(const OptimizerConfig& optimizer, const std::string& loss,
   loss_ = std::move(made);
 }
 
-void Model::check_labels(const Dataset& data, const std::string& what) const {
-  const int32_t max_label = data.max_label();
-  if (max_label >= net_->num_outputs())
-    throw InputError(what + ": label " + std::to_string(max_label) +
-                     " is out of range for a model with " + std::to_string(net_->num_outputs()) +
-                     " outputs");
-  Shape sample(data.sample_shape.begin(), data.sample_shape.end());
+int64_t Model::classes_per_row(const BatchSource& data) const {
+  return net_->num_outputs() / std::max<int64_t>(1, data.targets_per_sample());
+}
+
+void Model::check_targets(const BatchSource& data, const std::string& what) const {
+  const Shape sample = data.sample_shape();
   if (shape_numel(sample) != shape_numel(net_->input_shape()))
     throw InputError(what + ": samples of shape " + shape_str(sample) +
                      " do not fit a model built for " + shape_str(net_->input_shape()));
+  const int64_t rows = data.targets_per_sample();
+  if (net_->num_outputs() % rows != 0)
+    throw InputError(what + ": " + std::to_string(rows) + " targets per sample do not divide the " +
+                     std::to_string(net_->num_outputs()) + " outputs of the model");
+  const int32_t max_target = data.max_target();
+  if (max_target >= classes_per_row(data))
+    throw InputError(what + ": label " + std::to_string(max_target) +
+                     " is out of range for a model with " + std::to_string(classes_per_row(data)) +
+                     " outputs");
 }
 
 std::vector<Bucket> Model::buckets(const FitOptions::Comm& o) const {
@@ -138,13 +146,15 @@ std::vector<Bucket> Model::buckets(const FitOptions::Comm& o) const {
 
 // The phases of a step, built once per fit().
 struct Model::FitRun {
-  FitRun(Model& model, const Dataset& train, const FitOptions& o)
+  FitRun(Model& model, const BatchSource& train, const FitOptions& o)
       : options(o),
+        rows_per_sample(train.targets_per_sample()),
+        classes(model.classes_per_row(train)),
         sampler(shard_sampler(train, model.env_.comm, o.schedule)),
         stager(model.env_.backend, train, sampler, o.schedule.batch_size, o.schedule.accumulate),
         dlogits(model.env_.backend, DataType::F32,
                 static_cast<size_t>(o.schedule.batch_size) * model.net_->num_outputs()),
-        grad_scale(1.0f / static_cast<float>(sampler.global_batch())),
+        grad_scale(1.0f / static_cast<float>(sampler.global_batch() * rows_per_sample)),
         reducer(model.env_.comm, model.env_.backend, model.buckets(o.comm),
                 param_ranges(model.net_->param_info())),
         health(model.env_, *model.net_, o.health),
@@ -152,17 +162,20 @@ struct Model::FitRun {
         start(common_origin(model.env_.comm)),
         trace(*model.net_, o.trace, start) {
     if (faults)
-      stager.set_host_hook([this](int64_t step, int micro, float* inputs) {
+      stager.set_host_hook([this](int64_t step, int micro, TensorRef inputs) {
         faults->on_host_batch(step, micro, inputs);
       });
   }
 
   const FitOptions& options;
+  const int64_t rows_per_sample;  // loss rows (targets) per sample: 1, or T tokens
+  const int64_t classes;          // outputs per row
   DistributedSampler sampler;
   BatchStager stager;
   DeviceBuffer dlogits;
-  // The loss gradient is scaled by 1 / global batch, so that the sum over ranks (and over
-  // micro-batches) is the gradient of the mean over the global batch: averaging costs no pass.
+  // The loss gradient is scaled by 1 / (global batch x rows per sample), so that the sum over
+  // ranks (and over micro-batches) is the gradient of the mean over every target of the global
+  // batch: averaging costs no pass.
   float grad_scale;
   Reducer reducer;
   HealthChecks health;
@@ -181,14 +194,24 @@ struct Model::StepResult {
 std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
                                      const Dataset* validation,
                                      const std::vector<Callback*>& callbacks) {
+  const ImageBatches train_batches(train);
+  if (!validation) return fit(train_batches, o, nullptr, callbacks);
+  const ImageBatches validation_batches(*validation);
+  return fit(train_batches, o, &validation_batches, callbacks);
+}
+
+std::vector<EpochMetrics> Model::fit(const BatchSource& train, const FitOptions& o,
+                                     const BatchSource* validation,
+                                     const std::vector<Callback*>& callbacks) {
   if (!optimizer_) throw InputError("fit: call compile() first");
   check_fit_options(o);
-  check_labels(train, "training data");
-  if (validation) check_labels(*validation, "test data");
+  check_targets(train, "training data");
+  if (validation) check_targets(*validation, "test data");
   FitRun run(*this, train, o);
   const int64_t steps_per_epoch = run.sampler.steps_per_epoch();
-  const double samples_per_step =
-      static_cast<double>(o.schedule.batch_size) * o.schedule.accumulate;
+  // Targets (loss rows) per optimizer step on this rank, for the callbacks' mean step loss.
+  const double rows_per_step = static_cast<double>(o.schedule.batch_size) *
+                               o.schedule.accumulate * run.rows_per_sample;
   const CheckpointPolicy* checkpoints = o.checkpoint.policy;
 
   for (Callback* cb : callbacks) cb->on_fit_begin(steps_per_epoch, o.schedule.epochs);
@@ -208,7 +231,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
       if (run.faults) run.faults->after_step(steps_done_, *net_);
       run.health.after_step(steps_done_);
       for (Callback* cb : callbacks)
-        cb->on_step_end(epoch + 1, s + 1, steps_done_, step.loss / samples_per_step);
+        cb->on_step_end(epoch + 1, s + 1, steps_done_, step.loss / rows_per_step);
       const bool run_ends = max_steps_reached(o.schedule, steps_done_);
       if (checkpoints &&
           checkpoints->due_after_step(steps_done_, s + 1 == steps_per_epoch, run_ends))
@@ -221,7 +244,7 @@ std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
     }
     env_.backend.synchronize();
     EpochMetrics m = epoch_metrics(env_.comm, tally, epoch, steps_done_, run.sampler.global_batch(),
-                                   steady_seconds() - epoch_start);
+                                   steady_seconds() - epoch_start, run.rows_per_sample);
     if (validation) m.test = evaluate(*validation, o.eval.batch_size);
     m.elapsed_seconds = steady_seconds() - run.start;
     history.push_back(m);
@@ -249,7 +272,8 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
   Backend& be = env_.backend;
   const FitOptions::Schedule& o = run.options.schedule;
   const int b = o.batch_size;
-  const int classes = static_cast<int>(net_->num_outputs());
+  const int rows = static_cast<int>(b * run.rows_per_sample);
+  const int classes = static_cast<int>(run.classes);
   StepResult r;
   run.trace.step_begin(steps_done_);
   const double step_start = steady_seconds();
@@ -265,7 +289,7 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
     }
     // The loss over the micro-batch, and its gradient (scaled by grad_scale) into dlogits.
     r.loss +=
-        loss_->compute(be, logits, run.stager.labels(), b, classes, run.grad_scale,
+        loss_->compute(be, logits, run.stager.targets(), rows, classes, run.grad_scale,
                        run.dlogits.data())
             .loss_sum;
     ScopedRange range(be, "backward");
@@ -304,29 +328,40 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
 }
 
 EvalResult Model::evaluate(const Dataset& data, int batch_size) {
+  return evaluate(ImageBatches(data), batch_size);
+}
+
+EvalResult Model::evaluate(const BatchSource& data, int batch_size, int64_t max_batches) {
   Communicator& comm = env_.comm;
   Backend& be = env_.backend;
-  check_labels(data, "evaluation data");
-  const int classes = static_cast<int>(net_->num_outputs());
-  const int64_t numel = data.sample_numel();
+  check_targets(data, "evaluation data");
+  const int64_t rows_per_sample = data.targets_per_sample();
+  const int classes = static_cast<int>(classes_per_row(data));
   const int world = comm.size();
-  // Rank r evaluates samples r, r + P, r + 2P, ...: every sample exactly once over all ranks.
-  std::vector<int64_t> mine;
-  for (int64_t i = comm.rank(); i < data.count; i += world) mine.push_back(i);
   const int bs = std::max(1, batch_size);
-  std::vector<float> x_host(static_cast<size_t>(bs) * numel);
-  std::vector<int32_t> y_host(bs);
-  DeviceBuffer x_dev(be, DataType::F32, x_host.size());
-  DeviceBuffer y_dev(be, DataType::I32, bs);
+  int64_t limit = data.size();
+  if (max_batches >= 0) limit = std::min(limit, max_batches * bs * world);
+  // Rank r evaluates samples r, r + P, r + 2P, ... below the limit: each exactly once over all
+  // ranks.
+  std::vector<int64_t> mine;
+  for (int64_t i = comm.rank(); i < limit; i += world) mine.push_back(i);
+  const size_t x_per_sample = static_cast<size_t>(shape_numel(data.sample_shape()));
+  const size_t x_bytes = dtype_size(data.input_dtype());
+  std::vector<unsigned char> x_host(static_cast<size_t>(bs) * x_per_sample * x_bytes);
+  std::vector<int32_t> y_host(static_cast<size_t>(bs * rows_per_sample));
+  DeviceBuffer x_dev(be, data.input_dtype(), static_cast<size_t>(bs) * x_per_sample);
+  DeviceBuffer y_dev(be, DataType::I32, y_host.size());
   double loss_sum = 0;
   int64_t correct = 0, counted = 0;
   for (size_t start = 0; start < mine.size(); start += bs) {
     const int n = static_cast<int>(std::min<size_t>(bs, mine.size() - start));
+    const int rows = static_cast<int>(n * rows_per_sample);
     data.gather(mine.data() + start, n, x_host.data(), y_host.data());
-    be.copy_from_host(x_dev.data(), x_host.data(), sizeof(float) * n * numel);
-    be.copy_from_host(y_dev.as<int32_t>(), y_host.data(), sizeof(int32_t) * n);
-    const float* logits = net_->forward(x_dev.data(), n, false, 0);
-    const LossResult r = loss_->compute(be, logits, y_dev.as<int32_t>(), n, classes, 0.0f, nullptr);
+    be.copy_from_host(x_dev.ref().data(), x_host.data(), n * x_per_sample * x_bytes);
+    be.copy_from_host(y_dev.as<int32_t>(), y_host.data(), sizeof(int32_t) * rows);
+    const float* logits = net_->forward(x_dev.ref(), n, false, 0);
+    const LossResult r =
+        loss_->compute(be, logits, y_dev.as<int32_t>(), rows, classes, 0.0f, nullptr);
     loss_sum += r.loss_sum;
     correct += r.correct;
     counted += r.count;
@@ -335,7 +370,7 @@ EvalResult Model::evaluate(const Dataset& data, int batch_size) {
   out.count = comm.allreduce_sum(static_cast<int64_t>(mine.size()));
   const double total_loss = comm.allreduce_sum(loss_sum);
   const int64_t total_correct = comm.allreduce_sum(correct);
-  // Means over the samples whose target counts (all of them, unless some carry the ignore index).
+  // Means over the targets that count (every one, unless some carry the ignore index).
   const int64_t total_counted = comm.allreduce_sum(counted);
   if (total_counted > 0) {
     out.loss = total_loss / static_cast<double>(total_counted);

@@ -14,6 +14,7 @@
 
 #include "comm/communicator.hpp"
 #include "comm/reducer.hpp"
+#include "src/data/batch_source.hpp"
 #include "src/data/dataset.hpp"
 #include "src/model/loss.hpp"
 #include "src/model/sequential.hpp"
@@ -106,6 +107,7 @@ struct EpochMetrics {
   double train_loss = 0;    // mean over the epoch's samples, all ranks (0 without steps)
   std::optional<EvalResult> test;
   double samples_per_second = 0;  // global samples per second of training time
+  double tokens_per_second = 0;   // global targets per second (samples/s x targets per sample)
   double train_seconds = 0;
   // Where this rank's training time went (rank 0's figures): compute is everything but the
   // exposed communication; comm is the allreduces' own duration, partly hidden behind backward.
@@ -142,9 +144,17 @@ class Model {
   void compile(const OptimizerConfig& optimizer, const std::string& loss = "softmax_cross_entropy",
                const std::vector<std::string>& metrics = {"accuracy"});
 
+  // Trains on batches of `train` (images and labels, or windows of tokens); the loss is the
+  // mean over every target of the global batch (B·T of them for a language model).
+  std::vector<EpochMetrics> fit(const BatchSource& train, const FitOptions& options,
+                                const BatchSource* validation = nullptr,
+                                const std::vector<Callback*>& callbacks = {});
   std::vector<EpochMetrics> fit(const Dataset& train, const FitOptions& options,
                                 const Dataset* validation = nullptr,
                                 const std::vector<Callback*>& callbacks = {});
+  // Over every sample of `data` once, or over the first max_batches global batches of
+  // batch_size per rank (< 0: all).
+  EvalResult evaluate(const BatchSource& data, int batch_size = 500, int64_t max_batches = -1);
   EvalResult evaluate(const Dataset& data, int batch_size = 500);
   // Logits [n, outputs] for n samples in host memory (this rank only, no communication).
   std::vector<float> predict(const float* x, int n);
@@ -165,8 +175,12 @@ class Model {
   bool stopped_on_request() const { return stopped_on_request_; }
   // The gradient buckets fit() uses for these options (the same on every rank).
   std::vector<Bucket> buckets(const FitOptions::Comm& options) const;
-  // Throws InputError when a label does not fit the model's outputs; `what` names the labels.
-  void check_labels(const Dataset& data, const std::string& what) const;
+  // Throws InputError when a target does not fit the model's outputs or a sample its input;
+  // `what` names the data.
+  void check_targets(const BatchSource& data, const std::string& what) const;
+  // The classes of one row of outputs: the model's outputs per sample over the source's
+  // targets per sample (one row per sample for a classifier, per position for a language model).
+  int64_t classes_per_row(const BatchSource& data) const;
 
  private:
   struct FitRun;      // what fit() builds once: the state of a step's phases

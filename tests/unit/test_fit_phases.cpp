@@ -55,14 +55,15 @@ TEST_F(FitPhases, StagerPutsEachMicroBatchOnTheDeviceAndAPrefetchedOneOnlyOnce) 
     data.gather(idx.data() + m * batch, batch, x.data(), y.data());
     return std::make_pair(x, y);
   };
-  BatchStager stager(*backend, data, sampler, batch, micro);
+  const ImageBatches source(data);
+  BatchStager stager(*backend, source, sampler, batch, micro);
   std::vector<std::pair<int64_t, int>> sent;  // (step, micro) of each batch that went out
-  stager.set_host_hook([&](int64_t step, int m, float*) { sent.emplace_back(step, m); });
+  stager.set_host_hook([&](int64_t step, int m, TensorRef) { sent.emplace_back(step, m); });
   const size_t floats = static_cast<size_t>(batch * data.sample_numel());
   const auto check = [&](int64_t s, int m) {
     const auto [x, y] = expected(s, m);
-    EXPECT_EQ(download(stager.inputs(), floats), x) << "step " << s << " micro " << m;
-    EXPECT_EQ(download(stager.labels(), batch), y) << "step " << s << " micro " << m;
+    EXPECT_EQ(download(stager.inputs().as<float>(), floats), x) << "step " << s << " micro " << m;
+    EXPECT_EQ(download(stager.targets(), batch), y) << "step " << s << " micro " << m;
   };
 
   for (int m = 0; m < micro; ++m) {
