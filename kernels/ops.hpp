@@ -15,6 +15,10 @@ enum class Op {
   Dropout,
   Mul,
   Add,
+  LayerNorm,
+  Gelu,
+  Attention,
+  Embedding,
   Conv2d,
   MaxPool2d,
   SoftmaxCrossEntropy,
@@ -23,9 +27,10 @@ enum class Op {
   CountNonfinite,
 };
 inline constexpr Op kAllOps[] = {
-    Op::Fill,      Op::FillUniform,         Op::Gemm,      Op::AddBias,     Op::BiasGrad,
-    Op::Relu,      Op::Dropout,             Op::Mul,       Op::Add,         Op::Conv2d,
-    Op::MaxPool2d, Op::SoftmaxCrossEntropy, Op::SgdUpdate, Op::AdamWUpdate, Op::CountNonfinite};
+    Op::Fill,      Op::FillUniform, Op::Gemm,      Op::AddBias,   Op::BiasGrad,
+    Op::Relu,      Op::Dropout,     Op::Mul,       Op::Add,       Op::LayerNorm,
+    Op::Gelu,      Op::Attention,   Op::Embedding, Op::Conv2d,    Op::MaxPool2d,
+    Op::SoftmaxCrossEntropy,        Op::SgdUpdate, Op::AdamWUpdate, Op::CountNonfinite};
 
 // Its name in messages: "gemm", "softmax_cross_entropy", ...
 const char* op_name(Op op);
