@@ -161,6 +161,11 @@ class Backend : public virtual Device {
                             const AdamWParams& p) = 0;
   // Number of NaN or infinite values among n floats.
   virtual size_t count_nonfinite(const float* p, size_t n) = 0;
+  // The sum of the squares of n floats, accumulated in double in an order that does not change
+  // from run to run (the gradients' global L2 norm, for clipping).
+  virtual double sum_squares(const float* p, size_t n) = 0;
+  // p[i] *= alpha (clipping the gradients by their norm).
+  virtual void scale(float* p, size_t n, float alpha) = 0;
 };
 
 // The CPU backend (OpenBLAS). `threads` sets the BLAS thread count for this process.

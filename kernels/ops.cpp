@@ -45,6 +45,10 @@ const char* op_name(Op op) {
       return "adamw_update";
     case Op::CountNonfinite:
       return "count_nonfinite";
+    case Op::SumSquares:
+      return "sum_squares";
+    case Op::Scale:
+      return "scale";
   }
   return "unknown";
 }

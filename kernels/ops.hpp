@@ -25,12 +25,15 @@ enum class Op {
   SgdUpdate,
   AdamWUpdate,
   CountNonfinite,
+  SumSquares,
+  Scale,
 };
 inline constexpr Op kAllOps[] = {
     Op::Fill,      Op::FillUniform, Op::Gemm,      Op::AddBias,   Op::BiasGrad,
     Op::Relu,      Op::Dropout,     Op::Mul,       Op::Add,       Op::LayerNorm,
     Op::Gelu,      Op::Attention,   Op::Embedding, Op::Conv2d,    Op::MaxPool2d,
-    Op::SoftmaxCrossEntropy,        Op::SgdUpdate, Op::AdamWUpdate, Op::CountNonfinite};
+    Op::SoftmaxCrossEntropy,        Op::SgdUpdate, Op::AdamWUpdate, Op::CountNonfinite,
+    Op::SumSquares, Op::Scale};
 
 // Its name in messages: "gemm", "softmax_cross_entropy", ...
 const char* op_name(Op op);

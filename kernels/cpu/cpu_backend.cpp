@@ -314,6 +314,20 @@ class CpuBackend final : public Backend, public CpuDevice {
     return bad;
   }
 
+  double sum_squares(const float* p, size_t n) override {
+    // Four interleaved partial sums (a fixed order that vectorizes), added in order at the end.
+    double s[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+      for (size_t k = 0; k < 4; ++k) s[k] += static_cast<double>(p[i + k]) * p[i + k];
+    for (; i < n; ++i) s[0] += static_cast<double>(p[i]) * p[i];
+    return ((s[0] + s[1]) + s[2]) + s[3];
+  }
+
+  void scale(float* p, size_t n, float alpha) override {
+    for (size_t i = 0; i < n; ++i) p[i] *= alpha;
+  }
+
  private:
   // The common 2x2, stride 2 window, unrolled: the general loop's index arithmetic and branches
   // cost more than the comparisons. Same rule: the first NaN wins, else the first maximum.
