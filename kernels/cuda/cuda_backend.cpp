@@ -160,9 +160,23 @@ class CudaBackendImpl final : public CudaBackend {
     DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return static_cast<size_t>(*host);
   }
+  double sum_squares(const float* p, size_t n) override {
+    make_current();
+    const size_t partials = gpu::sum_squares_partials(n);
+    auto* sums = static_cast<double*>(scratch(sizeof(double) * (partials + 1)));
+    gpu::launch_sum_squares(p, n, sums + 1, sums, stream_);
+    auto* host = static_cast<double*>(pinned_);
+    DPT_CUDA_CHECK(cudaMemcpyAsync(host, sums, sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return *host;
+  }
+  void scale(float* p, size_t n, float alpha) override {
+    make_current();
+    gpu::launch_scale(p, n, alpha, stream_);
+  }
 
  private:
-  static constexpr size_t kPinnedBytes = 64;  // holds one LossSums or one count
+  static constexpr size_t kPinnedBytes = 64;  // holds one LossSums, one count or one sum
 
   // Destroys whatever was created, in reverse order; used by the destructor and by a
   // constructor that failed half-way. Errors are ignored: nothing useful can be done with them.

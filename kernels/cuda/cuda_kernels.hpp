@@ -18,6 +18,14 @@ void launch_add(const float* a, const float* b, float* out, size_t n, cudaStream
 // Sets *count (device memory) to the number of NaN or infinite values among p[0, n).
 void launch_count_nonfinite(const float* p, size_t n, unsigned long long* count,
                             cudaStream_t stream);
+// p[i] *= alpha.
+void launch_scale(float* p, size_t n, float alpha, cudaStream_t stream);
+
+// sum_squares.cu: *result (device memory) = the sum of p[i]^2 in double, in an order set by n
+// alone. partials is scratch of sum_squares_partials(n) doubles.
+size_t sum_squares_partials(size_t n);
+void launch_sum_squares(const float* p, size_t n, double* partials, double* result,
+                        cudaStream_t stream);
 
 // bias.cu: y[o, c, i] += bias[c]; dbias[c] += sum over o, i of dy[o, c, i].
 void launch_add_bias(float* y, const float* bias, int outer, int channels, int inner,
