@@ -92,6 +92,17 @@ class CudaBackendImpl final : public CudaBackend {
     gpu::launch_add(a, b, out, n, stream_);
   }
 
+  // The transformer's ops. Their scratch (backward's partial sums, score gradients, sort
+  // buffers) is the device's, grown on demand and reused from call to call.
+  void gelu_forward(const float* x, float* y, int64_t n) override {
+    make_current();
+    gpu::launch_gelu_forward(x, y, n, stream_);
+  }
+  void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) override {
+    make_current();
+    gpu::launch_gelu_backward(x, dy, dx, n, stream_);
+  }
+
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                       float* y) override {
     make_current();

@@ -27,6 +27,11 @@ size_t sum_squares_partials(size_t n);
 void launch_sum_squares(const float* p, size_t n, double* partials, double* result,
                         cudaStream_t stream);
 
+// gelu.cu: Backend::gelu_forward and gelu_backward.
+void launch_gelu_forward(const float* x, float* y, int64_t n, cudaStream_t stream);
+void launch_gelu_backward(const float* x, const float* dy, float* dx, int64_t n,
+                          cudaStream_t stream);
+
 // bias.cu: y[o, c, i] += bias[c]; dbias[c] += sum over o, i of dy[o, c, i].
 void launch_add_bias(float* y, const float* bias, int outer, int channels, int inner,
                      cudaStream_t stream);
