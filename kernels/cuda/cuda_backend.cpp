@@ -94,6 +94,19 @@ class CudaBackendImpl final : public CudaBackend {
 
   // The transformer's ops. Their scratch (backward's partial sums, score gradients, sort
   // buffers) is the device's, grown on demand and reused from call to call.
+  void layer_norm_forward(const float* x, const float* w, const float* b, float* y, float* mean,
+                          float* rstd, int64_t rows, int64_t c, float eps) override {
+    make_current();
+    gpu::launch_layer_norm_forward(x, w, b, y, mean, rstd, rows, c, eps, stream_);
+  }
+  void layer_norm_backward(const float* x, const float* w, const float* mean, const float* rstd,
+                           const float* dy, float* dx, float* dw, float* db, int64_t rows,
+                           int64_t c) override {
+    make_current();
+    auto* partials =
+        static_cast<float*>(scratch(sizeof(float) * gpu::layer_norm_backward_partials(rows, c)));
+    gpu::launch_layer_norm_backward(x, w, mean, rstd, dy, dx, dw, db, partials, rows, c, stream_);
+  }
   void gelu_forward(const float* x, float* y, int64_t n) override {
     make_current();
     gpu::launch_gelu_forward(x, y, n, stream_);

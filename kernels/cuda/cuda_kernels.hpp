@@ -27,6 +27,16 @@ size_t sum_squares_partials(size_t n);
 void launch_sum_squares(const float* p, size_t n, double* partials, double* result,
                         cudaStream_t stream);
 
+// layer_norm.cu: Backend::layer_norm_forward and layer_norm_backward. Backward's partials is
+// scratch of layer_norm_backward_partials(rows, c) floats.
+void launch_layer_norm_forward(const float* x, const float* w, const float* b, float* y,
+                               float* mean, float* rstd, int64_t rows, int64_t c, float eps,
+                               cudaStream_t stream);
+size_t layer_norm_backward_partials(int64_t rows, int64_t c);
+void launch_layer_norm_backward(const float* x, const float* w, const float* mean,
+                                const float* rstd, const float* dy, float* dx, float* dw, float* db,
+                                float* partials, int64_t rows, int64_t c, cudaStream_t stream);
+
 // gelu.cu: Backend::gelu_forward and gelu_backward.
 void launch_gelu_forward(const float* x, float* y, int64_t n, cudaStream_t stream);
 void launch_gelu_backward(const float* x, const float* dy, float* dx, int64_t n,
