@@ -115,6 +115,17 @@ class CudaBackendImpl final : public CudaBackend {
     make_current();
     gpu::launch_gelu_backward(x, dy, dx, n, stream_);
   }
+  void embedding_forward(const int32_t* idx, const float* wte, const float* wpe, float* out,
+                         int64_t b, int64_t t, int64_t c, int64_t vocab) override {
+    make_current();
+    gpu::launch_embedding_forward(idx, wte, wpe, out, b, t, c, vocab, stream_);
+  }
+  void embedding_backward(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
+                          int64_t b, int64_t t, int64_t c, int64_t vocab) override {
+    make_current();
+    void* work = scratch(gpu::embedding_backward_scratch(b * t, vocab));
+    gpu::launch_embedding_backward(idx, dout, dwte, dwpe, b, t, c, vocab, work, stream_);
+  }
 
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                       float* y) override {

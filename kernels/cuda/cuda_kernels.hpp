@@ -42,6 +42,17 @@ void launch_gelu_forward(const float* x, float* y, int64_t n, cudaStream_t strea
 void launch_gelu_backward(const float* x, const float* dy, float* dx, int64_t n,
                           cudaStream_t stream);
 
+// embedding.cu: Backend::embedding_forward and embedding_backward. A token id outside
+// [0, vocab) is never read through: its output row is NaN (which the trainer's non-finite check
+// reports) and its position adds nothing to either gradient. Backward's scratch is
+// embedding_backward_scratch(b * t, vocab) bytes, 256-byte aligned.
+void launch_embedding_forward(const int32_t* idx, const float* wte, const float* wpe, float* out,
+                              int64_t b, int64_t t, int64_t c, int64_t vocab, cudaStream_t stream);
+size_t embedding_backward_scratch(int64_t positions, int64_t vocab);
+void launch_embedding_backward(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
+                               int64_t b, int64_t t, int64_t c, int64_t vocab, void* scratch,
+                               cudaStream_t stream);
+
 // bias.cu: y[o, c, i] += bias[c]; dbias[c] += sum over o, i of dy[o, c, i].
 void launch_add_bias(float* y, const float* bias, int outer, int channels, int inner,
                      cudaStream_t stream);
