@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/cuda/attention.hpp"
 #include "kernels/cuda/conv2d_cudnn.hpp"
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
@@ -114,6 +115,18 @@ class CudaBackendImpl final : public CudaBackend {
   void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) override {
     make_current();
     gpu::launch_gelu_backward(x, dy, dx, n, stream_);
+  }
+  void attention_forward(const float* qkv, float* out, float* att, int64_t b, int64_t t, int64_t c,
+                         int64_t n_head) override {
+    make_current();
+    gpu::attention_forward(cublas_, qkv, out, att, b, t, c, n_head);
+  }
+  void attention_backward(const float* qkv, const float* att, const float* dout, float* dqkv,
+                          int64_t b, int64_t t, int64_t c, int64_t n_head) override {
+    make_current();
+    auto* ds =
+        static_cast<float*>(scratch(sizeof(float) * gpu::attention_backward_scratch(t, n_head)));
+    gpu::attention_backward(cublas_, qkv, att, dout, dqkv, ds, b, t, c, n_head);
   }
   void embedding_forward(const int32_t* idx, const float* wte, const float* wpe, float* out,
                          int64_t b, int64_t t, int64_t c, int64_t vocab) override {
