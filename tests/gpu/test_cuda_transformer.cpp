@@ -6,8 +6,8 @@
 // Tolerances. The CPU kernels are within a few 1e-7 of the exact values (measured against double
 // in tests/unit/test_transformer_kernels.cpp); the GPU computes the same formulas with its own
 // summation orders, FMA contractions and expf / tanhf (within 2 ulp), and lands as close. Each
-// bound below is an estimate of |gpu - cpu| from float rounding, with a margin of 5 to 30 times
-// the difference that rounding alone can make; a wrong formula, index or mask is off by 1e-2 or
+// bound below is derived from float rounding (the reasoning is beside it) and is several times
+// what rounding alone can make of |gpu - cpu|; a wrong formula, index or mask is off by 1e-2 or
 // more. Where the GPU adds in the CPU's order (embeddings) or computes one rounding per element
 // (scale), the results must be identical.
 #include <gtest/gtest.h>
