@@ -96,6 +96,42 @@ class Backend : public virtual Device {
   // out = a + b element-wise (residual connections); out may be a or b.
   virtual void add(const float* a, const float* b, float* out, size_t n) = 0;
 
+  // The transformer's ops (nanoGPT's GPT). Sizes are int64_t: B·T·C grows past 2^31 at gpt2
+  // scale.
+  //
+  // LayerNorm over rows [rows, c]: y = (x - mean) * rstd * w + b with rstd = 1/sqrt(var + eps),
+  // the biased variance; writes mean and rstd [rows] for backward.
+  virtual void layer_norm_forward(const float* x, const float* w, const float* b, float* y,
+                                  float* mean, float* rstd, int64_t rows, int64_t c,
+                                  float eps) = 0;
+  // Writes dx; adds into dw and db.
+  virtual void layer_norm_backward(const float* x, const float* w, const float* mean,
+                                   const float* rstd, const float* dy, float* dx, float* dw,
+                                   float* db, int64_t rows, int64_t c) = 0;
+  // GELU with the tanh approximation (GPT-2's; PyTorch's approximate='tanh'), element-wise.
+  virtual void gelu_forward(const float* x, float* y, int64_t n) = 0;
+  // dx = dy * gelu'(x).
+  virtual void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) = 0;
+  // Causal self-attention on a fused projection qkv [b, t, 3c] (q, k, v in that order, each of
+  // n_head heads of c / n_head): out [b, t, c] is the heads' softmax(mask(q k^T / sqrt(hs))) v
+  // side by side; att [b, n_head, t, t] keeps the probabilities for backward (zero above the
+  // diagonal). c must be a multiple of n_head.
+  virtual void attention_forward(const float* qkv, float* out, float* att, int64_t b, int64_t t,
+                                 int64_t c, int64_t n_head) = 0;
+  // Writes dqkv [b, t, 3c] (every element) from dout [b, t, c].
+  virtual void attention_backward(const float* qkv, const float* att, const float* dout,
+                                  float* dqkv, int64_t b, int64_t t, int64_t c,
+                                  int64_t n_head) = 0;
+  // out[i, j, :] = wte[idx[i, j], :] + wpe[j, :] for i < b, j < t; every idx must be in
+  // [0, vocab) (the token readers check it).
+  virtual void embedding_forward(const int32_t* idx, const float* wte, const float* wpe,
+                                 float* out, int64_t b, int64_t t, int64_t c, int64_t vocab) = 0;
+  // Adds dout's rows into dwte (by token) and dwpe (by position), in an order that does not
+  // change from run to run, so that the sums repeat bit for bit.
+  virtual void embedding_backward(const int32_t* idx, const float* dout, float* dwte,
+                                  float* dwpe, int64_t b, int64_t t, int64_t c,
+                                  int64_t vocab) = 0;
+
   virtual void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                               float* y) = 0;
   // Accumulates into dw and db; writes dx when it is not null.
@@ -125,6 +161,11 @@ class Backend : public virtual Device {
                             const AdamWParams& p) = 0;
   // Number of NaN or infinite values among n floats.
   virtual size_t count_nonfinite(const float* p, size_t n) = 0;
+  // The sum of the squares of n floats, accumulated in double in an order that does not change
+  // from run to run (the gradients' global L2 norm, for clipping).
+  virtual double sum_squares(const float* p, size_t n) = 0;
+  // p[i] *= alpha (clipping the gradients by their norm).
+  virtual void scale(float* p, size_t n, float alpha) = 0;
 };
 
 // The CPU backend (OpenBLAS). `threads` sets the BLAS thread count for this process.

@@ -25,6 +25,14 @@ const char* op_name(Op op) {
       return "mul";
     case Op::Add:
       return "add";
+    case Op::LayerNorm:
+      return "layer_norm";
+    case Op::Gelu:
+      return "gelu";
+    case Op::Attention:
+      return "attention";
+    case Op::Embedding:
+      return "embedding";
     case Op::Conv2d:
       return "conv2d";
     case Op::MaxPool2d:
@@ -37,6 +45,10 @@ const char* op_name(Op op) {
       return "adamw_update";
     case Op::CountNonfinite:
       return "count_nonfinite";
+    case Op::SumSquares:
+      return "sum_squares";
+    case Op::Scale:
+      return "scale";
   }
   return "unknown";
 }

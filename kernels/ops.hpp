@@ -15,17 +15,25 @@ enum class Op {
   Dropout,
   Mul,
   Add,
+  LayerNorm,
+  Gelu,
+  Attention,
+  Embedding,
   Conv2d,
   MaxPool2d,
   SoftmaxCrossEntropy,
   SgdUpdate,
   AdamWUpdate,
   CountNonfinite,
+  SumSquares,
+  Scale,
 };
 inline constexpr Op kAllOps[] = {
-    Op::Fill,      Op::FillUniform,         Op::Gemm,      Op::AddBias,     Op::BiasGrad,
-    Op::Relu,      Op::Dropout,             Op::Mul,       Op::Add,         Op::Conv2d,
-    Op::MaxPool2d, Op::SoftmaxCrossEntropy, Op::SgdUpdate, Op::AdamWUpdate, Op::CountNonfinite};
+    Op::Fill,      Op::FillUniform, Op::Gemm,      Op::AddBias,   Op::BiasGrad,
+    Op::Relu,      Op::Dropout,     Op::Mul,       Op::Add,       Op::LayerNorm,
+    Op::Gelu,      Op::Attention,   Op::Embedding, Op::Conv2d,    Op::MaxPool2d,
+    Op::SoftmaxCrossEntropy,        Op::SgdUpdate, Op::AdamWUpdate, Op::CountNonfinite,
+    Op::SumSquares, Op::Scale};
 
 // Its name in messages: "gemm", "softmax_cross_entropy", ...
 const char* op_name(Op op);

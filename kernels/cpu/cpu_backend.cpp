@@ -17,8 +17,12 @@
 #endif
 
 #include "kernels/backend.hpp"
+#include "kernels/cpu/attention.hpp"
 #include "kernels/cpu/builtin_gemm.hpp"
+#include "kernels/cpu/embedding.hpp"
+#include "kernels/cpu/gelu.hpp"
 #include "kernels/cpu/im2col.hpp"
+#include "kernels/cpu/layer_norm.hpp"
 #include "kernels/runtime/cpu_device.hpp"
 #include "src/core/error.hpp"
 #include "src/core/random.hpp"
@@ -112,6 +116,37 @@ class CpuBackend final : public Backend, public CpuDevice {
   }
   void add(const float* a, const float* b, float* out, size_t n) override {
     for (size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+  }
+
+  void layer_norm_forward(const float* x, const float* w, const float* b, float* y, float* mean,
+                          float* rstd, int64_t rows, int64_t c, float eps) override {
+    dpt::layer_norm_forward(x, w, b, y, mean, rstd, rows, c, eps);
+  }
+  void layer_norm_backward(const float* x, const float* w, const float* mean, const float* rstd,
+                           const float* dy, float* dx, float* dw, float* db, int64_t rows,
+                           int64_t c) override {
+    dpt::layer_norm_backward(x, w, mean, rstd, dy, dx, dw, db, rows, c);
+  }
+  void gelu_forward(const float* x, float* y, int64_t n) override { dpt::gelu_forward(x, y, n); }
+  void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) override {
+    dpt::gelu_backward(x, dy, dx, n);
+  }
+  void attention_forward(const float* qkv, float* out, float* att, int64_t b, int64_t t,
+                         int64_t c, int64_t n_head) override {
+    dpt::attention_forward(qkv, out, att, b, t, c, n_head);
+  }
+  void attention_backward(const float* qkv, const float* att, const float* dout, float* dqkv,
+                          int64_t b, int64_t t, int64_t c, int64_t n_head) override {
+    attention_scratch_.resize(static_cast<size_t>(t * t));
+    dpt::attention_backward(qkv, att, dout, dqkv, attention_scratch_.data(), b, t, c, n_head);
+  }
+  void embedding_forward(const int32_t* idx, const float* wte, const float* wpe, float* out,
+                         int64_t b, int64_t t, int64_t c, int64_t vocab) override {
+    dpt::embedding_forward(idx, wte, wpe, out, b, t, c, vocab);
+  }
+  void embedding_backward(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
+                          int64_t b, int64_t t, int64_t c, int64_t vocab) override {
+    dpt::embedding_backward(idx, dout, dwte, dwpe, b, t, c, vocab);
   }
 
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
@@ -279,6 +314,20 @@ class CpuBackend final : public Backend, public CpuDevice {
     return bad;
   }
 
+  double sum_squares(const float* p, size_t n) override {
+    // Four interleaved partial sums (a fixed order that vectorizes), added in order at the end.
+    double s[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+      for (size_t k = 0; k < 4; ++k) s[k] += static_cast<double>(p[i + k]) * p[i + k];
+    for (; i < n; ++i) s[0] += static_cast<double>(p[i]) * p[i];
+    return ((s[0] + s[1]) + s[2]) + s[3];
+  }
+
+  void scale(float* p, size_t n, float alpha) override {
+    for (size_t i = 0; i < n; ++i) p[i] *= alpha;
+  }
+
  private:
   // The common 2x2, stride 2 window, unrolled: the general loop's index arithmetic and branches
   // cost more than the comparisons. Same rule: the first NaN wins, else the first maximum.
@@ -350,6 +399,7 @@ class CpuBackend final : public Backend, public CpuDevice {
 #endif
 
   std::vector<float> col_;  // im2col scratch, reused across calls
+  std::vector<float> attention_scratch_;  // t * t, for attention_backward
 };
 
 }  // namespace

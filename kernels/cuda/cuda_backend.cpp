@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/cuda/attention.hpp"
 #include "kernels/cuda/conv2d_cudnn.hpp"
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
@@ -92,6 +93,53 @@ class CudaBackendImpl final : public CudaBackend {
     gpu::launch_add(a, b, out, n, stream_);
   }
 
+  // The transformer's ops. Their scratch (backward's partial sums, score gradients, sort
+  // buffers) is the device's, grown on demand and reused from call to call.
+  void layer_norm_forward(const float* x, const float* w, const float* b, float* y, float* mean,
+                          float* rstd, int64_t rows, int64_t c, float eps) override {
+    make_current();
+    gpu::launch_layer_norm_forward(x, w, b, y, mean, rstd, rows, c, eps, stream_);
+  }
+  void layer_norm_backward(const float* x, const float* w, const float* mean, const float* rstd,
+                           const float* dy, float* dx, float* dw, float* db, int64_t rows,
+                           int64_t c) override {
+    make_current();
+    auto* partials =
+        static_cast<float*>(scratch(sizeof(float) * gpu::layer_norm_backward_partials(rows, c)));
+    gpu::launch_layer_norm_backward(x, w, mean, rstd, dy, dx, dw, db, partials, rows, c, stream_);
+  }
+  void gelu_forward(const float* x, float* y, int64_t n) override {
+    make_current();
+    gpu::launch_gelu_forward(x, y, n, stream_);
+  }
+  void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) override {
+    make_current();
+    gpu::launch_gelu_backward(x, dy, dx, n, stream_);
+  }
+  void attention_forward(const float* qkv, float* out, float* att, int64_t b, int64_t t, int64_t c,
+                         int64_t n_head) override {
+    make_current();
+    gpu::attention_forward(cublas_, qkv, out, att, b, t, c, n_head);
+  }
+  void attention_backward(const float* qkv, const float* att, const float* dout, float* dqkv,
+                          int64_t b, int64_t t, int64_t c, int64_t n_head) override {
+    make_current();
+    auto* ds =
+        static_cast<float*>(scratch(sizeof(float) * gpu::attention_backward_scratch(t, n_head)));
+    gpu::attention_backward(cublas_, qkv, att, dout, dqkv, ds, b, t, c, n_head);
+  }
+  void embedding_forward(const int32_t* idx, const float* wte, const float* wpe, float* out,
+                         int64_t b, int64_t t, int64_t c, int64_t vocab) override {
+    make_current();
+    gpu::launch_embedding_forward(idx, wte, wpe, out, b, t, c, vocab, stream_);
+  }
+  void embedding_backward(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
+                          int64_t b, int64_t t, int64_t c, int64_t vocab) override {
+    make_current();
+    void* work = scratch(gpu::embedding_backward_scratch(b * t, vocab));
+    gpu::launch_embedding_backward(idx, dout, dwte, dwpe, b, t, c, vocab, work, stream_);
+  }
+
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                       float* y) override {
     make_current();
@@ -160,9 +208,23 @@ class CudaBackendImpl final : public CudaBackend {
     DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return static_cast<size_t>(*host);
   }
+  double sum_squares(const float* p, size_t n) override {
+    make_current();
+    const size_t partials = gpu::sum_squares_partials(n);
+    auto* sums = static_cast<double*>(scratch(sizeof(double) * (partials + 1)));
+    gpu::launch_sum_squares(p, n, sums + 1, sums, stream_);
+    auto* host = static_cast<double*>(pinned_);
+    DPT_CUDA_CHECK(cudaMemcpyAsync(host, sums, sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return *host;
+  }
+  void scale(float* p, size_t n, float alpha) override {
+    make_current();
+    gpu::launch_scale(p, n, alpha, stream_);
+  }
 
  private:
-  static constexpr size_t kPinnedBytes = 64;  // holds one LossSums or one count
+  static constexpr size_t kPinnedBytes = 64;  // holds one LossSums, one count or one sum
 
   // Destroys whatever was created, in reverse order; used by the destructor and by a
   // constructor that failed half-way. Errors are ignored: nothing useful can be done with them.

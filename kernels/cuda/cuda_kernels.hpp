@@ -18,6 +18,40 @@ void launch_add(const float* a, const float* b, float* out, size_t n, cudaStream
 // Sets *count (device memory) to the number of NaN or infinite values among p[0, n).
 void launch_count_nonfinite(const float* p, size_t n, unsigned long long* count,
                             cudaStream_t stream);
+// p[i] *= alpha.
+void launch_scale(float* p, size_t n, float alpha, cudaStream_t stream);
+
+// sum_squares.cu: *result (device memory) = the sum of p[i]^2 in double, in an order set by n
+// alone. partials is scratch of sum_squares_partials(n) doubles.
+size_t sum_squares_partials(size_t n);
+void launch_sum_squares(const float* p, size_t n, double* partials, double* result,
+                        cudaStream_t stream);
+
+// layer_norm.cu: Backend::layer_norm_forward and layer_norm_backward. Backward's partials is
+// scratch of layer_norm_backward_partials(rows, c) floats.
+void launch_layer_norm_forward(const float* x, const float* w, const float* b, float* y,
+                               float* mean, float* rstd, int64_t rows, int64_t c, float eps,
+                               cudaStream_t stream);
+size_t layer_norm_backward_partials(int64_t rows, int64_t c);
+void launch_layer_norm_backward(const float* x, const float* w, const float* mean,
+                                const float* rstd, const float* dy, float* dx, float* dw, float* db,
+                                float* partials, int64_t rows, int64_t c, cudaStream_t stream);
+
+// gelu.cu: Backend::gelu_forward and gelu_backward.
+void launch_gelu_forward(const float* x, float* y, int64_t n, cudaStream_t stream);
+void launch_gelu_backward(const float* x, const float* dy, float* dx, int64_t n,
+                          cudaStream_t stream);
+
+// embedding.cu: Backend::embedding_forward and embedding_backward. A token id outside
+// [0, vocab) is never read through: its output row is NaN (which the trainer's non-finite check
+// reports) and its position adds nothing to either gradient. Backward's scratch is
+// embedding_backward_scratch(b * t, vocab) bytes, 256-byte aligned.
+void launch_embedding_forward(const int32_t* idx, const float* wte, const float* wpe, float* out,
+                              int64_t b, int64_t t, int64_t c, int64_t vocab, cudaStream_t stream);
+size_t embedding_backward_scratch(int64_t positions, int64_t vocab);
+void launch_embedding_backward(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
+                               int64_t b, int64_t t, int64_t c, int64_t vocab, void* scratch,
+                               cudaStream_t stream);
 
 // bias.cu: y[o, c, i] += bias[c]; dbias[c] += sum over o, i of dy[o, c, i].
 void launch_add_bias(float* y, const float* bias, int outer, int channels, int inner,

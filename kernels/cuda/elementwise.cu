@@ -1,4 +1,4 @@
-// Element-wise kernels: fill, multiply, add, and counting non-finite values.
+// Element-wise kernels: fill, multiply, add, scale, and counting non-finite values.
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
@@ -32,6 +32,17 @@ __global__ void add_kernel(const float* a, const float* b, float* out, size_t n)
 void launch_add(const float* a, const float* b, float* out, size_t n, cudaStream_t stream) {
   if (n == 0) return;
   add_kernel<<<grid_for(n), kBlock, 0, stream>>>(a, b, out, n);
+  DPT_CUDA_CHECK_LAUNCH();
+}
+
+// One multiply per element, as on the CPU: the same bits.
+__global__ void scale_kernel(float* p, size_t n, float alpha) {
+  for (size_t i = grid_start(); i < n; i += grid_stride()) p[i] *= alpha;
+}
+
+void launch_scale(float* p, size_t n, float alpha, cudaStream_t stream) {
+  if (n == 0) return;
+  scale_kernel<<<grid_for(n), kBlock, 0, stream>>>(p, n, alpha);
   DPT_CUDA_CHECK_LAUNCH();
 }
 

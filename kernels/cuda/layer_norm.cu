@@ -1,0 +1,253 @@
+// LayerNorm over rows [rows, c], forward and backward, the CPU twin's formulas
+// (kernels/cpu/layer_norm.hpp) with the GPU's own summation order.
+//
+// One warp per row, 8 rows per block of 256 threads. Statistics in float and in two passes (the
+// mean, then the mean of the squared deviations from it), as on the CPU: no cancellation, at the
+// cost of reading the row a second time (from L1; a GPT-2 row is 3 KiB).
+//
+// Row sums, in one order that depends on c alone: lane l adds the groups of four elements
+// g = l, l + 32, ... (elements 4g .. 4g + 3 in turn), then the one element past the last full
+// group that falls to it (c % 4 of them, lanes 0..2), then warp_sum's butterfly adds the lanes.
+// The groups are loaded as float4 when c % 4 == 0 and the pointers are 16-byte aligned, one
+// float at a time otherwise, in the same order.
+//
+// Backward: dx one warp per row as above; dw and db by columns, without atomics: a block of
+// 32 columns x 8 row lanes sums a split of kRowsPerSplit rows into a partial per split (each lane
+// its rows in increasing order, then the 8 lanes in order), and a second kernel adds the splits'
+// partials in order, then adds the total to dw and db. The splits depend on rows alone, so the
+// sums repeat bit for bit.
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/cuda/cuda_check.hpp"
+#include "kernels/cuda/cuda_kernels.hpp"
+#include "kernels/cuda/launch.cuh"
+
+namespace dpt::gpu {
+
+namespace {
+
+constexpr int kRowsPerBlock = 8;  // one warp each
+constexpr int kColumns = 32;      // columns per block of the dw/db pass
+constexpr int kRowLanes = 8;      // rows summed side by side there
+constexpr int64_t kRowsPerSplit = 128;
+constexpr int64_t kMaxSplits = 4096;  // past 512k rows the splits grow instead
+
+int64_t rows_per_split(int64_t rows) {
+  return std::max(kRowsPerSplit, (rows + kMaxSplits - 1) / kMaxSplits);
+}
+int64_t splits_for(int64_t rows) {
+  const int64_t per = rows_per_split(rows);
+  return (rows + per - 1) / per;
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Group g of four floats of row p.
+template <bool kVec>
+__device__ inline float4 load4(const float* p, int64_t g) {
+  if constexpr (kVec) {
+    return reinterpret_cast<const float4*>(p)[g];
+  } else {
+    return make_float4(p[4 * g], p[4 * g + 1], p[4 * g + 2], p[4 * g + 3]);
+  }
+}
+
+template <bool kVec>
+__device__ inline void store4(float* p, int64_t g, float4 v) {
+  if constexpr (kVec) {
+    reinterpret_cast<float4*>(p)[g] = v;
+  } else {
+    p[4 * g] = v.x;
+    p[4 * g + 1] = v.y;
+    p[4 * g + 2] = v.z;
+    p[4 * g + 3] = v.w;
+  }
+}
+
+}  // namespace
+
+template <bool kVec>
+__global__ void layer_norm_forward_kernel(const float* x, const float* w, const float* b, float* y,
+                                          float* mean, float* rstd, int64_t rows, int64_t c,
+                                          float eps) {
+  const unsigned lane = threadIdx.x % 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+  if (row >= rows) return;  // a whole warp leaves together; no block-wide barrier follows
+  const float* xr = x + row * c;
+  float* yr = y + row * c;
+  const int64_t groups = c / 4, tail = groups * 4 + lane;
+  const float inv_c = 1.0f / static_cast<float>(c);
+
+  float sum = 0.0f;
+  for (int64_t g = lane; g < groups; g += 32) {
+    const float4 v = load4<kVec>(xr, g);
+    sum += v.x;
+    sum += v.y;
+    sum += v.z;
+    sum += v.w;
+  }
+  if (tail < c) sum += xr[tail];
+  const float m = warp_sum(sum) * inv_c;
+
+  float sq = 0.0f;
+  for (int64_t g = lane; g < groups; g += 32) {
+    const float4 v = load4<kVec>(xr, g);
+    const float d0 = v.x - m, d1 = v.y - m, d2 = v.z - m, d3 = v.w - m;
+    sq += d0 * d0;
+    sq += d1 * d1;
+    sq += d2 * d2;
+    sq += d3 * d3;
+  }
+  if (tail < c) {
+    const float d = xr[tail] - m;
+    sq += d * d;
+  }
+  const float var = warp_sum(sq) * inv_c;
+  const float s = 1.0f / sqrtf(var + eps);
+
+  for (int64_t g = lane; g < groups; g += 32) {
+    const float4 v = load4<kVec>(xr, g), wv = load4<kVec>(w, g), bv = load4<kVec>(b, g);
+    store4<kVec>(yr, g,
+                 make_float4((v.x - m) * s * wv.x + bv.x, (v.y - m) * s * wv.y + bv.y,
+                             (v.z - m) * s * wv.z + bv.z, (v.w - m) * s * wv.w + bv.w));
+  }
+  if (tail < c) yr[tail] = (xr[tail] - m) * s * w[tail] + b[tail];
+  if (lane == 0) {
+    mean[row] = m;
+    rstd[row] = s;
+  }
+}
+
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * w, xhat = (x - mean) * rstd,
+// as on the CPU.
+template <bool kVec>
+__global__ void layer_norm_backward_dx_kernel(const float* x, const float* w, const float* mean,
+                                              const float* rstd, const float* dy, float* dx,
+                                              int64_t rows, int64_t c) {
+  const unsigned lane = threadIdx.x % 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+  if (row >= rows) return;
+  const float* xr = x + row * c;
+  const float* dyr = dy + row * c;
+  float* dxr = dx + row * c;
+  const int64_t groups = c / 4, tail = groups * 4 + lane;
+  const float inv_c = 1.0f / static_cast<float>(c);
+  const float m = mean[row], s = rstd[row];
+
+  float sum_g = 0.0f, sum_gx = 0.0f;
+  auto add = [&](float xv, float dyv, float wv) {
+    const float g = dyv * wv;
+    sum_g += g;
+    sum_gx += g * ((xv - m) * s);
+  };
+  for (int64_t g = lane; g < groups; g += 32) {
+    const float4 v = load4<kVec>(xr, g), d = load4<kVec>(dyr, g), wv = load4<kVec>(w, g);
+    add(v.x, d.x, wv.x);
+    add(v.y, d.y, wv.y);
+    add(v.z, d.z, wv.z);
+    add(v.w, d.w, wv.w);
+  }
+  if (tail < c) add(xr[tail], dyr[tail], w[tail]);
+  const float mean_g = warp_sum(sum_g) * inv_c;
+  const float mean_gx = warp_sum(sum_gx) * inv_c;
+
+  auto grad = [&](float xv, float dyv, float wv) {
+    return s * (dyv * wv - mean_g - (xv - m) * s * mean_gx);
+  };
+  for (int64_t g = lane; g < groups; g += 32) {
+    const float4 v = load4<kVec>(xr, g), d = load4<kVec>(dyr, g), wv = load4<kVec>(w, g);
+    store4<kVec>(dxr, g,
+                 make_float4(grad(v.x, d.x, wv.x), grad(v.y, d.y, wv.y), grad(v.z, d.z, wv.z),
+                             grad(v.w, d.w, wv.w)));
+  }
+  if (tail < c) dxr[tail] = grad(xr[tail], dyr[tail], w[tail]);
+}
+
+// Block (column tile blockIdx.x, split blockIdx.y), threads 32 columns x 8 row lanes: partials
+// [2, splits, c], the dw sums then the db sums.
+__global__ void layer_norm_param_partials_kernel(const float* x, const float* mean,
+                                                 const float* rstd, const float* dy,
+                                                 float* partials, int64_t rows, int64_t c,
+                                                 int64_t per_split) {
+  __shared__ float tile_w[kRowLanes][kColumns], tile_b[kRowLanes][kColumns];
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * kColumns + threadIdx.x;
+  const int64_t split = blockIdx.y, splits = gridDim.y;
+  float sw = 0.0f, sb = 0.0f;
+  if (col < c) {
+    const int64_t end = (split + 1) * per_split < rows ? (split + 1) * per_split : rows;
+    for (int64_t r = split * per_split + threadIdx.y; r < end; r += kRowLanes) {
+      const float d = dy[r * c + col];
+      sw += d * ((x[r * c + col] - mean[r]) * rstd[r]);
+      sb += d;
+    }
+  }
+  tile_w[threadIdx.y][threadIdx.x] = sw;
+  tile_b[threadIdx.y][threadIdx.x] = sb;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < c) {
+    for (int k = 1; k < kRowLanes; ++k) {
+      sw += tile_w[k][threadIdx.x];
+      sb += tile_b[k][threadIdx.x];
+    }
+    partials[split * c + col] = sw;
+    partials[(splits + split) * c + col] = sb;
+  }
+}
+
+__global__ void layer_norm_param_sum_kernel(const float* partials, float* dw, float* db, int64_t c,
+                                            int64_t splits) {
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (col >= c) return;
+  float sw = 0.0f, sb = 0.0f;
+  for (int64_t s = 0; s < splits; ++s) {
+    sw += partials[s * c + col];
+    sb += partials[(splits + s) * c + col];
+  }
+  dw[col] += sw;
+  db[col] += sb;
+}
+
+void launch_layer_norm_forward(const float* x, const float* w, const float* b, float* y,
+                               float* mean, float* rstd, int64_t rows, int64_t c, float eps,
+                               cudaStream_t stream) {
+  if (rows <= 0 || c <= 0) return;
+  const auto blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  if (c % 4 == 0 && aligned16(x) && aligned16(w) && aligned16(b) && aligned16(y))
+    layer_norm_forward_kernel<true>
+        <<<blocks, 32 * kRowsPerBlock, 0, stream>>>(x, w, b, y, mean, rstd, rows, c, eps);
+  else
+    layer_norm_forward_kernel<false>
+        <<<blocks, 32 * kRowsPerBlock, 0, stream>>>(x, w, b, y, mean, rstd, rows, c, eps);
+  DPT_CUDA_CHECK_LAUNCH();
+}
+
+size_t layer_norm_backward_partials(int64_t rows, int64_t c) {
+  return rows <= 0 || c <= 0 ? 0 : static_cast<size_t>(2 * splits_for(rows) * c);
+}
+
+void launch_layer_norm_backward(const float* x, const float* w, const float* mean,
+                                const float* rstd, const float* dy, float* dx, float* dw, float* db,
+                                float* partials, int64_t rows, int64_t c, cudaStream_t stream) {
+  if (rows <= 0 || c <= 0) return;
+  const auto blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  if (c % 4 == 0 && aligned16(x) && aligned16(w) && aligned16(dy) && aligned16(dx))
+    layer_norm_backward_dx_kernel<true>
+        <<<blocks, 32 * kRowsPerBlock, 0, stream>>>(x, w, mean, rstd, dy, dx, rows, c);
+  else
+    layer_norm_backward_dx_kernel<false>
+        <<<blocks, 32 * kRowsPerBlock, 0, stream>>>(x, w, mean, rstd, dy, dx, rows, c);
+  DPT_CUDA_CHECK_LAUNCH();
+
+  const int64_t per = rows_per_split(rows), splits = splits_for(rows);
+  const dim3 grid(static_cast<unsigned>((c + kColumns - 1) / kColumns),
+                  static_cast<unsigned>(splits));
+  layer_norm_param_partials_kernel<<<grid, dim3(kColumns, kRowLanes), 0, stream>>>(
+      x, mean, rstd, dy, partials, rows, c, per);
+  DPT_CUDA_CHECK_LAUNCH();
+  layer_norm_param_sum_kernel<<<static_cast<unsigned>((c + kBlock - 1) / kBlock), kBlock, 0,
+                                stream>>>(partials, dw, db, c, splits);
+  DPT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace dpt::gpu
