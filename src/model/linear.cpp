@@ -19,7 +19,8 @@ Shape Linear::setup(const Shape& input) {
 
 std::vector<ParamSpec> Linear::param_specs() const {
   const float bound = 1.0f / std::sqrt(static_cast<float>(in_features_));
-  return {{"weight", {out_features_, in_features_}, bound}, {"bias", {out_features_}, bound}};
+  return {{"weight", {out_features_, in_features_}, Init::uniform(bound)},
+          {"bias", {out_features_}, Init::uniform(bound)}};
 }
 
 std::vector<Op> Linear::ops() const { return {Op::Gemm, Op::AddBias, Op::BiasGrad}; }

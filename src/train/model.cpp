@@ -278,7 +278,10 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
     // allreduce after the work queued so far (a device event for NCCL, a copy that waits for
     // the queue when staging through host memory).
     run.reducer.begin(net_->grads());
-    net_->backward(run.dlogits.data(), b, [&](int layer) { run.reducer.stage_done(layer); });
+    net_->backward(run.dlogits.data(), b, [&](int layer) {
+      for (size_t p : net_->tied_params(static_cast<size_t>(layer))) run.reducer.param_done(p);
+      run.reducer.stage_done(layer);
+    });
     run.reducer.backward_done();
   }
   {
