@@ -15,7 +15,7 @@ case $target in
   idx | npy) sources=(-DDPT_WITH_ZLIB=1 "$root/src/data/dataset.cpp"
                       "$root/src/data/idx_reader.cpp" "$root/src/data/npy_reader.cpp" -lz) ;;
   safetensors) sources=("$root/src/io/safetensors.cpp") ;;
-  model_spec) sources=("$root"/src/model/*.cpp) ;;
+  model_spec) sources=("$root"/src/model/*.cpp "$root/kernels/ops.cpp") ;;
   *) echo "unknown fuzz target $target" >&2; exit 2 ;;
 esac
 binary=$out/fuzz_$target
