@@ -15,6 +15,15 @@ void ReLU::backward(Backend& be, ConstTensorRef, ConstTensorRef y, ConstTensorRe
                      static_cast<size_t>(batch) * shape_numel(in_));
 }
 
+void Gelu::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch, const ForwardContext&) {
+  be.gelu_forward(x.as<float>(), y.as<float>(), batch * shape_numel(in_));
+}
+
+void Gelu::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy, TensorRef dx,
+                    int batch) {
+  if (dx) be.gelu_backward(x.as<float>(), dy.as<float>(), dx.as<float>(), batch * shape_numel(in_));
+}
+
 Shape Flatten::setup(const Shape& input) {
   in_ = input;
   out_ = {shape_numel(input)};

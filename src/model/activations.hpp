@@ -1,4 +1,4 @@
-// Layers without parameters: ReLU, Flatten, Dropout.
+// Layers without parameters: ReLU, GELU, Flatten, Dropout.
 #pragma once
 
 #include "kernels/runtime/device_buffer.hpp"
@@ -11,6 +11,18 @@ class ReLU final : public Layer {
   std::string describe() const override { return "ReLU()"; }
   Shape setup(const Shape& input) override { return in_ = out_ = input; }
   std::vector<Op> ops() const override { return {Op::Relu}; }
+  void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
+               const ForwardContext& ctx) override;
+  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
+                TensorRef dx, int batch) override;
+};
+
+// GELU with the tanh approximation, GPT-2's (PyTorch's nn.GELU(approximate='tanh')).
+class Gelu final : public Layer {
+ public:
+  std::string describe() const override { return "GELU(approximate='tanh')"; }
+  Shape setup(const Shape& input) override { return in_ = out_ = input; }
+  std::vector<Op> ops() const override { return {Op::Gelu}; }
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
   void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,

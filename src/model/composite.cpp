@@ -51,18 +51,23 @@ Shape Composite::setup_chain(const Shape& input) {
   return shapes_.back();
 }
 
-void Composite::reshape(Backend& be, int batch, DataType dtype) {
-  if (batch == batch_ && &be == backend_ && dtype == dtype_) return;
+void Composite::reshape(Backend& be, int batch, DataType dtype, bool into_y) {
+  if (batch == batch_ && &be == backend_ && dtype == dtype_ && into_y == into_y_) return;
   batch_ = batch;
   backend_ = &be;
   dtype_ = dtype;
+  into_y_ = into_y;
   const size_t n = children_.size();
   out_store_.resize(n);
   grad_store_.resize(n);
   acts_.assign(n, nullptr);
   for (size_t i = 0; i < n; ++i) {
     const size_t count = static_cast<size_t>(batch) * shape_numel(shapes_[i + 1]);
-    if (!children_[i].layer->aliases_input()) out_store_[i].resize(be, dtype, count);
+    const bool into_caller = into_y && i + 1 == n;
+    if (into_caller)
+      out_store_[i].release();
+    else if (!children_[i].layer->aliases_input())
+      out_store_[i].resize(be, dtype, count);
     // The gradient at child i's output is written by child i + 1's backward, unless that child
     // aliases its input and passes the gradient on as it is.
     if (i + 1 < n && !children_[i + 1].layer->aliases_input())
@@ -71,8 +76,8 @@ void Composite::reshape(Backend& be, int batch, DataType dtype) {
 }
 
 ConstTensorRef Composite::forward_chain(Backend& be, ConstTensorRef x, int batch,
-                                        const ForwardContext& ctx) {
-  reshape(be, batch, x.dtype());
+                                        const ForwardContext& ctx, TensorRef y) {
+  reshape(be, batch, x.dtype(), static_cast<bool>(y));
   ConstTensorRef in = x;
   for (size_t i = 0; i < children_.size(); ++i) {
     Layer& c = *children_[i].layer;
@@ -81,11 +86,16 @@ ConstTensorRef Composite::forward_chain(Backend& be, ConstTensorRef x, int batch
     } else {
       const ForwardContext child_ctx{ctx.training,
                                      mix64(ctx.seed ^ (0x9e3779b97f4a7c15ULL * (i + 1)))};
-      const TensorRef out = out_store_[i].ref();
+      const TensorRef out = y && i + 1 == children_.size() ? y : out_store_[i].ref();
       c.forward(be, in, out, batch, child_ctx);
       acts_[i] = out;
     }
     in = acts_[i];
+  }
+  if (y && in.data() != y.data()) {  // the last child aliased its input
+    be.copy(y.data(), in.data(),
+            dtype_size(dtype_) * static_cast<size_t>(batch) * shape_numel(shapes_.back()));
+    return y;
   }
   return in;
 }

@@ -48,27 +48,33 @@ class Composite : public Layer {
  protected:
   void on_bind() override;
 
+  // Child i, to run it (a composite whose forward is not a plain chain).
+  Layer& child_layer(size_t i) { return *children_[i].layer; }
+
   // The children as a chain, each fed the previous one's output (what nn.Sequential does).
   // Sets them up from `input`; returns the last child's output shape.
   Shape setup_chain(const Shape& input);
   // Runs the chain on x; returns its output, which stays valid until the next forward (it is x
   // itself when every child aliases its input). The activations between children take x's
   // element type. Child i draws its random numbers from a stream of its own, derived from
-  // ctx.seed and i.
-  ConstTensorRef forward_chain(Backend& be, ConstTensorRef x, int batch,
-                               const ForwardContext& ctx);
+  // ctx.seed and i. With y given (a composite that is its chain and nothing more), the last
+  // child writes its output into y, which must stay as it is until backward_chain, instead of
+  // into a buffer of the composite's; y is returned.
+  ConstTensorRef forward_chain(Backend& be, ConstTensorRef x, int batch, const ForwardContext& ctx,
+                               TensorRef y = nullptr);
   // Back-propagates dy, the gradient at the chain's output, through the children in reverse:
   // adds their parameter gradients and writes dx, the gradient at x, unless dx is null.
   // x is the input of the last forward_chain, with the same batch.
   void backward_chain(Backend& be, ConstTensorRef x, ConstTensorRef dy, TensorRef dx, int batch);
 
  private:
-  void reshape(Backend& be, int batch, DataType dtype);
+  void reshape(Backend& be, int batch, DataType dtype, bool into_y);
 
   std::vector<Child> children_;
   std::vector<Shape> shapes_;  // shapes_[0] the chain's input, shapes_[i + 1] child i's output
   int batch_ = 0;
-  DataType dtype_ = DataType::F32;  // of the activations below
+  DataType dtype_ = DataType::F32;    // of the activations below
+  bool into_y_ = false;               // whether the last child writes into the caller's y
   const Backend* backend_ = nullptr;  // where the buffers below live
   // acts_[i]: child i's output, in out_store_[i] or, when child i aliases, its input's buffer.
   // grad_store_[i]: the gradient at child i's output, written by child i + 1's backward (the

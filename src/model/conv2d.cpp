@@ -43,7 +43,8 @@ ConvShape Conv2d::shape(int batch) const {
 
 std::vector<ParamSpec> Conv2d::param_specs() const {
   const float bound = 1.0f / std::sqrt(static_cast<float>(in_c_ * k_ * k_));
-  return {{"weight", {out_c_, in_c_, k_, k_}, bound}, {"bias", {out_c_}, bound}};
+  return {{"weight", {out_c_, in_c_, k_, k_}, Init::uniform(bound)},
+          {"bias", {out_c_}, Init::uniform(bound)}};
 }
 
 void Conv2d::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch, const ForwardContext&) {

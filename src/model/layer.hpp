@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/backend.hpp"
@@ -16,10 +17,32 @@ namespace dpt {
 
 // Shapes here are per sample, without the batch dimension.
 
+// How a parameter tensor starts out, drawn from the model's seed (Sequential::init_params).
+struct Init {
+  enum class Kind { Uniform, Normal, Constant };
+  Kind kind = Kind::Uniform;
+  // Uniform: the bound b of U(-b, b), PyTorch's default for Linear and Conv2d; Normal: the
+  // standard deviation, mean 0 (GPT-2's); Constant: the value (LayerNorm's 1 and 0).
+  float value = 0;
+  static Init uniform(float bound) { return {Kind::Uniform, bound}; }
+  static Init normal(float std) { return {Kind::Normal, std}; }
+  static Init constant(float v) { return {Kind::Constant, v}; }
+};
+
 struct ParamSpec {
+  ParamSpec(std::string name_, Shape shape_, Init init_, std::string tied_to_ = {})
+      : name(std::move(name_)),
+        shape(std::move(shape_)),
+        init(init_),
+        tied_to(std::move(tied_to_)) {}
+
   std::string name;  // "weight" or "bias", as PyTorch names them
   Shape shape;       // as PyTorch shapes them
-  float init_bound;  // initialised uniform in [-bound, bound], like PyTorch's default
+  Init init;
+  // Not empty: the tensor belongs to an earlier layer of the model and is named so in full
+  // ("transformer.wte.weight", a tied output head's weight). It has no storage of its own: the
+  // view is the owner's, and backward adds into the owner's gradient.
+  std::string tied_to;
 };
 
 struct ForwardContext {
@@ -36,6 +59,12 @@ class Layer {
   // Throws InputError when the input does not fit (e.g. a conv on flat features).
   virtual Shape setup(const Shape& input) = 0;
   virtual std::vector<ParamSpec> param_specs() const { return {}; }
+  // The element type of its input when the model computes in `activations`: token ids (int32)
+  // for an embedding, which must then come first; the activations' type for every other layer.
+  virtual DataType input_dtype(DataType activations) const { return activations; }
+  // Whether its output per sample, [rows, classes], is one row of logits per position (a
+  // language model's head over [T, V]) rather than features that still need flattening.
+  virtual bool gives_rows() const { return false; }
   // Output is the input itself (Flatten): no buffer, no work.
   virtual bool aliases_input() const { return false; }
 
@@ -52,6 +81,12 @@ class Layer {
   virtual void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
                         TensorRef dx, int batch) = 0;
 
+  // The module path its tensors are named under at the top level of a model, as in the PyTorch
+  // module's state_dict ("transformer.h.3"); empty (the default): its index in the model, as
+  // nn.Sequential names it.
+  const std::string& module_name() const { return module_name_; }
+  void set_module_name(std::string name) { module_name_ = std::move(name); }
+
   // Views into the flat parameter and gradient buffers, in param_specs() order.
   void bind(std::vector<float*> params, std::vector<float*> grads) {
     params_ = std::move(params);
@@ -65,6 +100,9 @@ class Layer {
 
   Shape in_, out_;
   std::vector<float*> params_, grads_;
+
+ private:
+  std::string module_name_;
 };
 
 }  // namespace dpt

@@ -12,34 +12,51 @@ std::string Linear::describe() const {
 
 Shape Linear::setup(const Shape& input) {
   in_ = input;
-  in_features_ = shape_numel(input);
-  out_ = {out_features_};
+  if (per_position_) {
+    if (input.empty())
+      throw InputError("model: Linear(" + std::to_string(out_features_) +
+                       ") per position needs an input with a feature dimension, got " +
+                       shape_str(input));
+    in_features_ = input.back();
+    rows_ = shape_numel(input) / in_features_;
+    out_ = input;
+    out_.back() = out_features_;
+  } else {
+    in_features_ = shape_numel(input);
+    rows_ = 1;
+    out_ = {out_features_};
+  }
   return out_;
 }
 
 std::vector<ParamSpec> Linear::param_specs() const {
+  if (per_position_)
+    return {{"weight", {out_features_, in_features_}, weight_init_},
+            {"bias", {out_features_}, bias_init_}};
   const float bound = 1.0f / std::sqrt(static_cast<float>(in_features_));
-  return {{"weight", {out_features_, in_features_}, bound}, {"bias", {out_features_}, bound}};
+  return {{"weight", {out_features_, in_features_}, Init::uniform(bound)},
+          {"bias", {out_features_}, Init::uniform(bound)}};
 }
 
 std::vector<Op> Linear::ops() const { return {Op::Gemm, Op::AddBias, Op::BiasGrad}; }
 
 void Linear::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch, const ForwardContext&) {
   const int in = static_cast<int>(in_features_), out = static_cast<int>(out_features_);
+  const int m = batch * static_cast<int>(rows_);
   float* yf = y.as<float>();
-  be.gemm(false, true, batch, out, in, 1.0f, x.as<float>(), in, params_[0], in, 0.0f, yf, out);
-  be.add_bias(yf, params_[1], batch, out, 1);
+  be.gemm(false, true, m, out, in, 1.0f, x.as<float>(), in, params_[0], in, 0.0f, yf, out);
+  be.add_bias(yf, params_[1], m, out, 1);
 }
 
 void Linear::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
                       TensorRef dx, int batch) {
   const int in = static_cast<int>(in_features_), out = static_cast<int>(out_features_);
+  const int m = batch * static_cast<int>(rows_);
   const float* dyf = dy.as<float>();
-  be.gemm(true, false, out, in, batch, 1.0f, dyf, out, x.as<float>(), in, 1.0f, grads_[0], in);
-  be.bias_grad(dyf, grads_[1], batch, out, 1);
+  be.gemm(true, false, out, in, m, 1.0f, dyf, out, x.as<float>(), in, 1.0f, grads_[0], in);
+  be.bias_grad(dyf, grads_[1], m, out, 1);
   if (dx)
-    be.gemm(false, false, batch, in, out, 1.0f, dyf, out, params_[0], in, 0.0f, dx.as<float>(),
-            in);
+    be.gemm(false, false, m, in, out, 1.0f, dyf, out, params_[0], in, 0.0f, dx.as<float>(), in);
 }
 
 }  // namespace dpt

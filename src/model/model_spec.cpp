@@ -8,6 +8,7 @@
 #include "src/core/error.hpp"
 #include "src/model/activations.hpp"
 #include "src/model/conv2d.hpp"
+#include "src/model/gpt.hpp"
 #include "src/model/linear.hpp"
 #include "src/model/maxpool2d.hpp"
 #include "src/model/residual.hpp"
@@ -21,6 +22,8 @@ const std::map<std::string, std::string>& presets() {
       {"cnn",
        "conv2d(32,3,pad=1) relu maxpool2d(2) conv2d(64,3,pad=1) relu maxpool2d(2) flatten "
        "linear(128) relu linear(10)"},
+      // GPT-2 small, 124M parameters.
+      {"gpt2", "gpt(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=50257)"},
   };
   return p;
 }
@@ -35,6 +38,8 @@ struct LayerCall {
 
 // Blocks nest at most this deep; deeper is surely a mistake, and recursion stays bounded.
 constexpr int kMaxDepth = 32;
+// A gpt's blocks, at most (GPT-3 has 96).
+constexpr int kMaxGptLayers = 1024;
 
 std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\n");
@@ -46,11 +51,13 @@ class SpecParser {
  public:
   explicit SpecParser(const std::string& spec) : spec_(spec) {}
 
-  std::vector<LayerCall> parse() {
-    std::vector<LayerCall> calls = parse_sequence(std::string::npos, 0);
-    if (calls.empty()) fail("no layers");
-    return calls;
+  // Parses the whole spec into top().
+  void parse() {
+    top_ = parse_sequence(std::string::npos, 0);
+    if (top_.empty()) fail("no layers");
   }
+  // The spec's top-level layer calls (after parse()).
+  const std::vector<LayerCall>& top() const { return top_; }
 
   [[noreturn]] void fail(const std::string& what) const {
     throw InputError("model spec \"" + spec_ + "\": " + what);
@@ -123,7 +130,9 @@ class SpecParser {
             fail("positional argument after keyword in " + call.name + "(" + inside + ")");
           call.positional.push_back(arg);
         } else {
-          call.keywords[trim(arg.substr(0, eq))] = trim(arg.substr(eq + 1));
+          const std::string key = trim(arg.substr(0, eq));
+          if (!call.keywords.emplace(key, trim(arg.substr(eq + 1))).second)
+            fail(call.name + " is given '" + key + "' twice");
         }
         a = comma + 1;
         if (comma == inside.size()) break;
@@ -135,6 +144,7 @@ class SpecParser {
 
   const std::string& spec_;
   size_t pos_ = 0;
+  std::vector<LayerCall> top_;
 };
 
 // Reads the arguments of one layer call by position or keyword, with range checks.
@@ -160,7 +170,8 @@ class Args {
     return nullptr;
   }
 
-  int integer(size_t index, int fallback, int min_value, bool required = false) const {
+  int integer(size_t index, int fallback, int min_value, bool required = false,
+              int max_value = 1 << 20) const {
     const std::string* s = raw(index);
     if (!s) {
       if (required) parser_.fail(call_.name + " needs " + names_[index]);
@@ -170,9 +181,9 @@ class Args {
     const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
     if (ec != std::errc() || end != s->data() + s->size())
       parser_.fail(call_.name + " " + names_[index] + " '" + *s + "' is not an integer");
-    if (v < min_value || v > (1 << 20))
+    if (v < min_value || v > max_value)
       parser_.fail(call_.name + " " + names_[index] + " " + *s + " is out of range [" +
-                   std::to_string(min_value) + ", " + std::to_string(1 << 20) + "]");
+                   std::to_string(min_value) + ", " + std::to_string(max_value) + "]");
     return v;
   }
 
@@ -203,10 +214,29 @@ std::string expand_preset(const std::string& model) {
 namespace {
 
 std::vector<std::unique_ptr<Layer>> build_layers(const SpecParser& parser,
-                                                 const std::vector<LayerCall>& calls) {
+                                                 const std::vector<LayerCall>& calls,
+                                                 const std::string& spec) {
   std::vector<std::unique_ptr<Layer>> layers;
   for (const LayerCall& call : calls) {
     const bool has_args = !call.positional.empty() || !call.keywords.empty();
+    if (call.name == "gpt") {
+      // A whole model: its layers carry nanoGPT's names, and it takes token ids.
+      if (calls.size() != 1 || &calls != &parser.top())
+        parser.fail("gpt(...) is a whole model and must be the spec's only layer");
+      if (!call.positional.empty())
+        parser.fail(
+            "gpt takes its arguments by name, e.g. gpt(n_layer=4, n_head=4, n_embd=128, "
+            "block_size=128, vocab_size=256)");
+      const Args a(parser, call, {"n_layer", "n_head", "n_embd", "block_size", "vocab_size"});
+      GptConfig c;
+      // Each block is a handful of objects before any tensor exists: bound their number.
+      c.n_layer = a.integer(0, 0, 1, true, kMaxGptLayers);
+      c.n_head = a.integer(1, 0, 1, true);
+      c.n_embd = a.integer(2, 0, 1, true);
+      c.block_size = a.integer(3, 0, 1, true);
+      c.vocab_size = a.integer(4, 0, 1, true);
+      return make_gpt(c, "model spec \"" + spec + "\"");
+    }
     if (call.name == "linear") {
       Args a(parser, call, {"out"});
       layers.push_back(std::make_unique<Linear>(a.integer(0, 0, 1, true)));
@@ -228,11 +258,12 @@ std::vector<std::unique_ptr<Layer>> build_layers(const SpecParser& parser,
       Args a(parser, call, {"p"});
       layers.push_back(std::make_unique<Dropout>(a.real(0, 0.5f, 0.0f, 1.0f)));
     } else if (call.name == "residual") {
-      layers.push_back(std::make_unique<Residual>(build_layers(parser, call.body), call.text));
+      layers.push_back(
+          std::make_unique<Residual>(build_layers(parser, call.body, spec), call.text));
     } else {
       parser.fail("unknown layer '" + call.name +
-                  "' (known: linear, conv2d, maxpool2d, relu, flatten, dropout, residual(...); "
-                  "presets: mlp, cnn)");
+                  "' (known: linear, conv2d, maxpool2d, relu, flatten, dropout, residual(...), "
+                  "gpt(...); presets: mlp, cnn, gpt2)");
     }
   }
   return layers;
@@ -243,7 +274,8 @@ std::vector<std::unique_ptr<Layer>> build_layers(const SpecParser& parser,
 std::vector<std::unique_ptr<Layer>> parse_model_spec(const std::string& model) {
   const std::string spec = expand_preset(model);
   SpecParser parser(spec);
-  return build_layers(parser, parser.parse());
+  parser.parse();
+  return build_layers(parser, parser.top(), spec);
 }
 
 }  // namespace dpt

@@ -1,5 +1,6 @@
 #include "src/model/sequential.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 #include "src/core/clock.hpp"
@@ -13,10 +14,17 @@ namespace {
 constexpr size_t kAlignFloats = 64;
 size_t align_up(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
 
+// The tensors a layer holds; a tied one counts with its holder.
 size_t count_params(const Layer& layer) {
   size_t n = 0;
-  for (const ParamSpec& p : layer.param_specs()) n += static_cast<size_t>(shape_numel(p.shape));
+  for (const ParamSpec& p : layer.param_specs())
+    if (p.tied_to.empty()) n += static_cast<size_t>(shape_numel(p.shape));
   return n;
+}
+
+// The name its tensors go under: its module name, or its index as nn.Sequential has it.
+std::string top_name(const Layer& layer, size_t index) {
+  return layer.module_name().empty() ? std::to_string(index) : layer.module_name();
 }
 
 // One line per layer: "(name) what -> output shape  params N"; a composite gets its kind on its
@@ -27,6 +35,8 @@ void summary_line(std::ostringstream& os, const std::string& indent, const std::
   os << indent << "(" << name << ") " << (composite ? composite->kind() : layer.describe())
      << " -> " << shape_str(output);
   if (const size_t count = count_params(layer)) os << "  params " << count;
+  for (const ParamSpec& p : layer.param_specs())
+    if (!p.tied_to.empty()) os << "  (weight tied to " << p.tied_to << ")";
   os << "\n";
   if (composite)
     for (size_t i = 0; i < composite->num_children(); ++i)
@@ -39,35 +49,65 @@ Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& back
                        const Shape& input, DataType activations)
     : backend_(backend), layers_(std::move(layers)), act_dtype_(activations) {
   shapes_.push_back(input);
+  tied_.resize(layers_.size());
+  if (!layers_.empty()) input_dtype_ = layers_[0]->input_dtype(act_dtype_);
+  // Per layer, the tensors of its views in param_specs() order (indices into info_).
+  std::vector<std::vector<size_t>> views(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i) {
-    shapes_.push_back(layers_[i]->setup(shapes_.back()));
-    for (Op op : layers_[i]->ops())
-      backend_.require(op, act_dtype_,
-                       "model: layer " + std::to_string(i) + " " + layers_[i]->describe());
-    for (const ParamSpec& p : layers_[i]->param_specs()) {
+    Layer& layer = *layers_[i];
+    if (i > 0 && layer.input_dtype(act_dtype_) != act_dtype_)
+      throw InputError("model: layer " + std::to_string(i) + " " + layer.describe() + " takes " +
+                       dtype_name(layer.input_dtype(act_dtype_)) +
+                       " inputs (token ids), so it must be the first layer");
+    shapes_.push_back(layer.setup(shapes_.back()));
+    const std::string who = "model: layer " + std::to_string(i) + " " + layer.describe();
+    for (Op op : layer.ops()) backend_.require(op, act_dtype_, who);
+    const std::string prefix = top_name(layer, i) + ".";
+    for (const ParamSpec& p : layer.param_specs()) {
+      if (!p.tied_to.empty()) {
+        const auto owner = std::find_if(info_.begin(), info_.end(),
+                                        [&](const ParamInfo& q) { return q.name == p.tied_to; });
+        if (owner == info_.end())
+          throw InputError(who + ": its tensor is tied to " + p.tied_to +
+                           ", which no layer before it holds");
+        if (owner->shape != p.shape)
+          throw InputError(who + ": its tensor is tied to " + p.tied_to + " " +
+                           shape_str(owner->shape) + " but has the shape " + shape_str(p.shape));
+        ++owner->uses;
+        const size_t index = static_cast<size_t>(owner - info_.begin());
+        tied_[i].push_back(index);
+        views[i].push_back(index);
+        continue;
+      }
       ParamInfo info;
-      info.name = std::to_string(i) + "." + p.name;
+      info.name = prefix + p.name;
+      if (std::any_of(info_.begin(), info_.end(),
+                      [&](const ParamInfo& q) { return q.name == info.name; }))
+        throw InputError(who + ": a second tensor named " + info.name);
       info.shape = p.shape;
       info.numel = static_cast<size_t>(shape_numel(p.shape));
       info.elem_offset = flat_size_;
       info.layer = static_cast<int>(i);
-      info.init_bound = p.init_bound;
+      info.init = p.init;
       flat_size_ = align_up(flat_size_ + info.numel);
+      views[i].push_back(info_.size());
       info_.push_back(info);
     }
   }
-  if (shapes_.back().size() != 1)
-    throw InputError("model: the last layer must give flat outputs, got " +
-                     shape_str(shapes_.back()) + " (add flatten and linear)");
+  const Shape& out = shapes_.back();
+  const bool rows = !layers_.empty() && layers_.back()->gives_rows() && out.size() == 2;
+  if (out.size() != 1 && !rows)
+    throw InputError("model: the last layer must give flat outputs, got " + shape_str(out) +
+                     " (add flatten and linear)");
+  rows_per_sample_ = rows ? out[0] : 1;
   params_.resize(backend_, DataType::F32, std::max<size_t>(flat_size_, 1));
   grads_.resize(backend_, DataType::F32, std::max<size_t>(flat_size_, 1));
   for (size_t i = 0; i < layers_.size(); ++i) {
     std::vector<float*> p, g;
-    for (const ParamInfo& info : info_)
-      if (info.layer == static_cast<int>(i)) {
-        p.push_back(params_.data() + info.elem_offset);
-        g.push_back(grads_.data() + info.elem_offset);
-      }
+    for (size_t t : views[i]) {
+      p.push_back(params_.data() + info_[t].elem_offset);
+      g.push_back(grads_.data() + info_[t].elem_offset);
+    }
     layers_[i]->bind(std::move(p), std::move(g));
   }
 }
@@ -79,13 +119,29 @@ size_t Sequential::num_params() const {
 }
 
 void Sequential::init_params(uint64_t seed) {
-  // On the backend, so that a GPU's parameters never pass through the host; the values are the
-  // same on every backend.
+  // Uniform and constant tensors are filled on the backend, so that a GPU's parameters need not
+  // pass through the host; normal ones are drawn on the host, where the draw is defined
+  // (normal_float), and copied. The values are the same on every backend.
   backend_.fill(params_.data(), flat_size_, 0.0f);  // the padding between tensors too
+  std::vector<float> host;
   for (size_t t = 0; t < info_.size(); ++t) {
     const ParamInfo& p = info_[t];
     const uint64_t stream = mix64(seed ^ (0x5851f42d4c957f2dULL * (t + 1)));
-    backend_.fill_uniform(params_.data() + p.elem_offset, p.numel, p.init_bound, stream);
+    float* dst = params_.data() + p.elem_offset;
+    switch (p.init.kind) {
+      case Init::Kind::Uniform:
+        backend_.fill_uniform(dst, p.numel, p.init.value, stream);
+        break;
+      case Init::Kind::Constant:
+        backend_.fill(dst, p.numel, p.init.value);
+        break;
+      case Init::Kind::Normal:
+        // One tensor at a time: the host buffer is at most the largest tensor.
+        host.resize(p.numel);
+        for (size_t i = 0; i < p.numel; ++i) host[i] = p.init.value * normal_float(stream, i);
+        backend_.copy_from_host(dst, host.data(), sizeof(float) * p.numel);
+        break;
+    }
   }
 }
 
@@ -113,8 +169,10 @@ void Sequential::reshape(int batch) {
 
 const float* Sequential::forward(ConstTensorRef x, int batch, bool training,
                                  uint64_t dropout_seed) {
+  if (x.dtype() != input_dtype_)
+    throw SystemError(std::string("Sequential::forward: the input is ") + dtype_name(x.dtype()) +
+                      ", the model takes " + dtype_name(input_dtype_));
   reshape(batch);
-  // Layers only read their input; TensorRef is the one type the list of activations holds.
   act_[0] = TensorRef(const_cast<void*>(x.data()), x.dtype());
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (layers_[i]->aliases_input()) {
@@ -180,7 +238,7 @@ std::string Sequential::summary() const {
   std::ostringstream os;
   os << "  input " << shape_str(shapes_[0]) << "\n";
   for (size_t i = 0; i < layers_.size(); ++i)
-    summary_line(os, "  ", std::to_string(i), *layers_[i], shapes_[i + 1]);
+    summary_line(os, "  ", top_name(*layers_[i], i), *layers_[i], shapes_[i + 1]);
   os << "  total parameters " << num_params();
   return os.str();
 }

@@ -5,9 +5,21 @@
 // (the master copy of the weights, whatever type the activations take); the activations and
 // their gradients have the model's activation type, which the layers' ops must take. Parameter
 // names follow nn.Sequential ("0.weight", "2.bias": every layer counts), so weights map onto
-// PyTorch by index. A composite layer (a residual block) is one layer here: its tensors follow in its children's
-// order, named beneath its index as PyTorch nests them ("1.0.weight"), and ParamInfo::layer, the
-// stage backward reports, is the index of the block.
+// PyTorch by index, unless a layer carries a module name of its own (Layer::module_name: a gpt's
+// "transformer.h.3.attn.c_attn.weight"). A composite layer (a residual or transformer block) is
+// one layer here: its tensors follow in its children's order, named beneath its index or module
+// name as PyTorch nests them ("1.0.weight"), and ParamInfo::layer, the stage backward reports, is
+// the index of the block.
+//
+// A tied tensor (ParamSpec::tied_to: a gpt's output head uses the token embedding's matrix) is
+// stored once, by the earlier layer that holds it. The later layer gets a view of it and adds
+// into its gradient; the tensor's ParamInfo counts both uses, and tied_params() lists, per
+// layer, the tensors it uses without holding them. Its stage stays the holder's, the lower one,
+// which is its last use in backward: its gradient is final only after that.
+//
+// The input is float32 features, or int32 token ids [T] when the first layer is an embedding
+// (input_dtype()). The output per sample is [classes], or [rows, classes] when the last layer
+// gives one row of logits per position (a language model: rows_per_sample() is T).
 #pragma once
 
 #include <functional>
@@ -26,7 +38,9 @@ struct ParamInfo {
   size_t elem_offset = 0;  // in elements (float32) from the start of the flat buffers
   size_t numel = 0;
   int layer = 0;  // index of the top-level layer that holds it
-  float init_bound = 0;
+  Init init;
+  // Layers whose backward adds to its gradient: 1, or 2 for an embedding tied to the head.
+  int uses = 1;
 };
 
 class Sequential {
@@ -38,15 +52,21 @@ class Sequential {
   Sequential(const Sequential&) = delete;
   Sequential& operator=(const Sequential&) = delete;
 
-  // Uniform(-bound, bound) per tensor from a counter-based stream of `seed`, drawn on the host so
-  // the result does not depend on the backend.
+  // Each tensor as its ParamInfo::init says, from a counter-based stream of `seed` per tensor:
+  // uniform on the backend, normal drawn on the host and copied, constants filled. The values do
+  // not depend on the backend.
   void init_params(uint64_t seed);
 
-  // Runs the layers on a batch (x in this backend's memory); returns the output [batch, outputs].
-  // x's element type is the first layer's to check: float32 pixels or features, int32 tokens.
+  // Runs the layers on a batch (x in this backend's memory, of input_dtype(): float32 features
+  // or int32 token ids); returns the output [batch, num_outputs()]. Throws SystemError when x
+  // has another element type.
   const float* forward(ConstTensorRef x, int batch, bool training, uint64_t dropout_seed);
+  const float* forward(const float* x, int batch, bool training, uint64_t dropout_seed) {
+    return forward(ConstTensorRef(x), batch, training, dropout_seed);
+  }
   // Back-propagates d(loss)/d(output) and adds the parameter gradients into grads().
-  // `on_layer_done(i)` is called once layer i's parameter gradients are final.
+  // `on_layer_done(i)` is called once layer i's backward is done: its own tensors' gradients are
+  // final, and it has added its use of each of tied_params(i).
   void backward(const float* doutput, int batch,
                 const std::function<void(int)>& on_layer_done = nullptr);
   void zero_grad();
@@ -71,7 +91,17 @@ class Sequential {
   size_t num_params() const;                       // parameters, padding excluded
   const std::vector<ParamInfo>& param_info() const { return info_; }
   const Shape& input_shape() const { return shapes_.front(); }
+  DataType input_dtype() const { return input_dtype_; }
+  // Output elements per sample: rows_per_sample() * num_classes().
   int64_t num_outputs() const { return shape_numel(shapes_.back()); }
+  // Rows of logits per sample (1 for a classifier, T for a language model), each of
+  // num_classes(): the loss runs over batch * rows_per_sample() rows.
+  int64_t rows_per_sample() const { return rows_per_sample_; }
+  int64_t num_classes() const { return shapes_.back().back(); }
+  // Indices into param_info() of the tensors layer i uses but another layer holds (ParamSpec::
+  // tied_to). Each counts one use of its ParamInfo::uses: a trainer reports it to the gradient
+  // Reducer (Reducer::param_done) when layer i's backward is done.
+  const std::vector<size_t>& tied_params(size_t i) const { return tied_[i]; }
   size_t num_layers() const { return layers_.size(); }
   const Layer& layer(size_t i) const { return *layers_[i]; }
   Backend& backend() const { return backend_; }
@@ -92,6 +122,9 @@ class Sequential {
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<Shape> shapes_;  // shapes_[0] input, shapes_[i + 1] output of layer i
   std::vector<ParamInfo> info_;
+  std::vector<std::vector<size_t>> tied_;  // per layer, as tied_params() returns
+  DataType input_dtype_ = DataType::F32;
+  int64_t rows_per_sample_ = 1;
   size_t flat_size_ = 0;
   DeviceBuffer params_, grads_;
   int batch_ = 0;

@@ -5,7 +5,8 @@ namespace dpt {
 std::vector<ParamRange> param_ranges(const std::vector<ParamInfo>& params) {
   std::vector<ParamRange> ranges;
   ranges.reserve(params.size());
-  for (const ParamInfo& p : params) ranges.push_back({p.elem_offset, p.numel, p.layer});
+  // A tied tensor's stage is its holder's, the lowest layer that uses it: its last use.
+  for (const ParamInfo& p : params) ranges.push_back({p.elem_offset, p.numel, p.layer, p.uses});
   return ranges;
 }
 

@@ -11,7 +11,8 @@
 namespace dpt {
 
 // One range per entry of `params` (a Sequential's param_info()), in the same order, each with
-// its layer as its backward stage (Sequential::backward reports layers last to first).
+// its layer as its backward stage (Sequential::backward reports layers last to first) and its
+// uses (2 for a tensor tied to a later layer, whose use is reported with Reducer::param_done).
 std::vector<ParamRange> param_ranges(const std::vector<ParamInfo>& params);
 
 // assign_buckets over param_ranges(params): Bucket::tensors index into `params`.

@@ -118,23 +118,25 @@ void Model::compile(const OptimizerConfig& optimizer, const std::string& loss,
   loss_ = std::move(made);
 }
 
-int64_t Model::classes_per_row(const BatchSource& data) const {
-  return net_->num_outputs() / std::max<int64_t>(1, data.targets_per_sample());
-}
-
 void Model::check_targets(const BatchSource& data, const std::string& what) const {
+  const auto kind = [](DataType t) {
+    return t == DataType::I32 ? std::string("int32 token ids") : std::string(dtype_name(t));
+  };
+  if (data.input_dtype() != net_->input_dtype())
+    throw InputError(what + ": inputs are " + kind(data.input_dtype()) + ", the model takes " +
+                     kind(net_->input_dtype()));
   const Shape sample = data.sample_shape();
   if (shape_numel(sample) != shape_numel(net_->input_shape()))
     throw InputError(what + ": samples of shape " + shape_str(sample) +
                      " do not fit a model built for " + shape_str(net_->input_shape()));
-  const int64_t rows = data.targets_per_sample();
-  if (net_->num_outputs() % rows != 0)
-    throw InputError(what + ": " + std::to_string(rows) + " targets per sample do not divide the " +
-                     std::to_string(net_->num_outputs()) + " outputs of the model");
+  if (data.targets_per_sample() != net_->rows_per_sample())
+    throw InputError(what + ": " + std::to_string(data.targets_per_sample()) +
+                     " targets per sample, but the model gives " +
+                     std::to_string(net_->rows_per_sample()) + " rows of outputs per sample");
   const int32_t max_target = data.max_target();
-  if (max_target >= classes_per_row(data))
+  if (max_target >= net_->num_classes())
     throw InputError(what + ": label " + std::to_string(max_target) +
-                     " is out of range for a model with " + std::to_string(classes_per_row(data)) +
+                     " is out of range for a model with " + std::to_string(net_->num_classes()) +
                      " outputs");
 }
 
@@ -149,7 +151,7 @@ struct Model::FitRun {
   FitRun(Model& model, const BatchSource& train, const FitOptions& o)
       : options(o),
         rows_per_sample(train.targets_per_sample()),
-        classes(model.classes_per_row(train)),
+        classes(model.net_->num_classes()),
         sampler(shard_sampler(train, model.env_.comm, o.schedule)),
         stager(model.env_.backend, train, sampler, o.schedule.batch_size, o.schedule.accumulate),
         dlogits(model.env_.backend, DataType::F32,
@@ -302,7 +304,10 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
     // allreduce after the work queued so far (a device event for NCCL, a copy that waits for
     // the queue when staging through host memory).
     run.reducer.begin(net_->grads());
-    net_->backward(run.dlogits.data(), b, [&](int layer) { run.reducer.stage_done(layer); });
+    net_->backward(run.dlogits.data(), b, [&](int layer) {
+      for (size_t p : net_->tied_params(static_cast<size_t>(layer))) run.reducer.param_done(p);
+      run.reducer.stage_done(layer);
+    });
     run.reducer.backward_done();
   }
   {
@@ -336,7 +341,7 @@ EvalResult Model::evaluate(const BatchSource& data, int batch_size, int64_t max_
   Backend& be = env_.backend;
   check_targets(data, "evaluation data");
   const int64_t rows_per_sample = data.targets_per_sample();
-  const int classes = static_cast<int>(classes_per_row(data));
+  const int classes = static_cast<int>(net_->num_classes());
   const int world = comm.size();
   const int bs = std::max(1, batch_size);
   int64_t limit = data.size();

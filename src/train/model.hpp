@@ -178,9 +178,6 @@ class Model {
   // Throws InputError when a target does not fit the model's outputs or a sample its input;
   // `what` names the data.
   void check_targets(const BatchSource& data, const std::string& what) const;
-  // The classes of one row of outputs: the model's outputs per sample over the source's
-  // targets per sample (one row per sample for a classifier, per position for a language model).
-  int64_t classes_per_row(const BatchSource& data) const;
 
  private:
   struct FitRun;      // what fit() builds once: the state of a step's phases

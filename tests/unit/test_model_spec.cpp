@@ -209,7 +209,8 @@ TEST_F(ModelSpec, ResidualBlockNamesNestAsInPyTorch) {
     EXPECT_GE(p.elem_offset, end) << p.name;
     end = p.elem_offset + p.numel;
     const float fan_in = static_cast<float>(p.name[0] == '0' ? 784 : 64);
-    EXPECT_FLOAT_EQ(p.init_bound, 1.0f / std::sqrt(fan_in)) << p.name;
+    EXPECT_EQ(p.init.kind, dpt::Init::Kind::Uniform) << p.name;
+    EXPECT_FLOAT_EQ(p.init.value, 1.0f / std::sqrt(fan_in)) << p.name;
   }
   EXPECT_EQ(stage, (std::vector<int>{0, 0, 1, 1, 1, 1, 2, 2}));
   EXPECT_LE(end, net->flat_size());

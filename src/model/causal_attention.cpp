@@ -1,0 +1,36 @@
+#include "src/model/causal_attention.hpp"
+
+#include "src/core/error.hpp"
+
+namespace dpt {
+
+std::string CausalAttention::describe() const {
+  return "CausalAttention(n_head=" + std::to_string(n_head_) + ")";
+}
+
+Shape CausalAttention::setup(const Shape& input) {
+  if (input.size() != 2 || input[1] % 3 != 0 || n_head_ <= 0 || (input[1] / 3) % n_head_ != 0)
+    throw InputError("model: " + describe() + " needs [T, 3C] (q, k, v) with C a multiple of " +
+                     std::to_string(n_head_) + ", got " + shape_str(input));
+  t_ = input[0];
+  c_ = input[1] / 3;
+  in_ = input;
+  out_ = {t_, c_};
+  return out_;
+}
+
+void CausalAttention::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
+                              const ForwardContext&) {
+  att_.resize(be, DataType::F32, static_cast<size_t>(batch * n_head_ * t_ * t_));
+  be.attention_forward(x.as<float>(), y.as<float>(), att_.data(), batch, t_, c_, n_head_);
+}
+
+void CausalAttention::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
+                               TensorRef dx, int batch) {
+  // No parameters: with no one to take the input gradient there is nothing to do.
+  if (dx)
+    be.attention_backward(x.as<float>(), att_.data(), dy.as<float>(), dx.as<float>(), batch, t_, c_,
+                          n_head_);
+}
+
+}  // namespace dpt
