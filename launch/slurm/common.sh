@@ -125,9 +125,10 @@ dpt_slurm_train() {
   wait "$dpt_launcher_pid" || rc=$?
   dpt_launcher_pid=""
 
-  if [ "$rc" -eq 75 ] && [ "$dpt_got_term" -eq 1 ]; then
+  if { [ "$rc" -eq 75 ] || [ "$rc" -eq 143 ]; } && [ "$dpt_got_term" -eq 1 ]; then
     # SIGTERM is scancel, the time limit itself or preemption: the job is ending, and Slurm
     # would requeue even a cancelled job. The checkpoint is there to continue from by hand.
+    # dptrain exits with 143 after SIGTERM (75 when the warning came first).
     dpt_log "stopped by SIGTERM with a checkpoint in $run_dir; not requeueing (cancelled or out" \
       "of time); continue with DPT_RUN_DIR=$run_dir sbatch ... (same arguments)"
     exit 75

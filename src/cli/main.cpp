@@ -1,8 +1,6 @@
 // dptrain's command line: a thin layer over the library (Model, data readers, Communicator).
 #include <unistd.h>
 
-#include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -23,6 +21,7 @@
 #include "src/train/checkpoint_policy.hpp"
 #include "src/train/devices.hpp"
 #include "src/train/model.hpp"
+#include "src/train/stop_signals.hpp"
 #include "src/train/tracer.hpp"
 
 namespace fs = std::filesystem;
@@ -31,13 +30,10 @@ namespace dpt {
 namespace {
 
 constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
-constexpr int kExitRequeue = 75;  // EX_TEMPFAIL: stopped on a signal after a checkpoint
 
-// A scheduler's warning (Slurm: --signal=B:USR1@120) or a polite kill: training finishes the
-// step, writes a checkpoint and exits with 75 (EX_TEMPFAIL) so that a batch script requeues.
-// The handlers go in first thing in main, so that a signal during start-up is not lost.
-std::atomic<int> stop_signal{0};
-void on_stop_signal(int sig) { stop_signal = sig; }
+// GPT models decay only their matrices (nanoGPT's configure_optimizers); any other model decays
+// every parameter, as torch.optim does with one parameter group.
+bool is_gpt_model(const std::string& model) { return model.rfind("gpt", 0) == 0; }
 
 // The file `stem` in `dir`, gzipped or not, whichever exists (gzipped first, unless this build
 // reads no gzip).
@@ -87,7 +83,8 @@ std::string default_run_dir() {
   return dir;
 }
 
-// fit()'s options from the flags. Throws InputError for a bad --trace-steps or --inject-drift.
+// fit()'s options from the flags. Throws InputError for a bad --trace-steps or --inject-drift, or
+// for settings fit() refuses.
 FitOptions fit_options(const TrainOptions& o) {
   FitOptions fo;
   fo.schedule.epochs = o.epochs;
@@ -97,6 +94,9 @@ FitOptions fit_options(const TrainOptions& o) {
   fo.schedule.shuffle = !o.no_shuffle;
   fo.schedule.seed = o.seed;
   fo.eval.batch_size = o.eval_batch_size;
+  if (o.warmup_steps != 0 || o.lr_decay_steps >= 0 || o.min_lr != 0)
+    fo.optim.lr_schedule = LrSchedule{o.lr, o.warmup_steps, o.lr_decay_steps, o.min_lr};
+  fo.optim.grad_clip = o.grad_clip;
   fo.comm.bucket_mb = o.bucket_mb;
   fo.comm.first_bucket_mb = o.first_bucket_mb;
   fo.health.skip_nonfinite = o.on_nonfinite == "skip";
@@ -105,13 +105,14 @@ FitOptions fit_options(const TrainOptions& o) {
     fo.trace.path = o.trace;
     std::tie(fo.trace.first, fo.trace.last) = parse_step_window(o.trace_steps);
   }
-  fo.stop.requested = [] { return stop_signal.load() != 0; };
+  fo.stop.requested = [] { return stop_signal() != 0; };
   fo.faults.nan_step = o.inject_nan_step;
   if (!o.inject_drift.empty()) {
     const auto [rank, step] = parse_step_window(o.inject_drift);  // RANK:STEP, RANK < STEP
     fo.faults.drift_rank = static_cast<int>(rank);
     fo.faults.drift_step = step;
   }
+  fo.validate();
   return fo;
 }
 
@@ -148,6 +149,9 @@ int run_train(const TrainOptions& o, Communicator& host) {
     oc.momentum = static_cast<float>(o.momentum);
     oc.nesterov = o.nesterov;
     oc.weight_decay = static_cast<float>(o.weight_decay);
+    oc.beta1 = static_cast<float>(o.beta1);
+    oc.beta2 = static_cast<float>(o.beta2);
+    oc.decay_only_matrices = is_gpt_model(o.model);
     model->compile(oc);
     fo = fit_options(o);
     const int64_t shard = train.count / comm.size();
@@ -166,9 +170,13 @@ int run_train(const TrainOptions& o, Communicator& host) {
   std::optional<TrainPosition> resume_from;
   run_collectively(comm, [&] {
     if (root && out_dir.empty()) out_dir = default_run_dir();
-    checkpoints =
-        std::make_unique<CheckpointPolicy>(out_dir, o.checkpoint_every, o.keep_checkpoints,
-                                           RunKeys::of(o.model, fo.schedule, comm.size()));
+    RunKeys keys = RunKeys::of(o.model, fo.schedule, comm.size());
+    if (fo.optim.lr_schedule) keys.lr_schedule = fo.optim.lr_schedule->describe();
+    keys.grad_clip = fo.optim.grad_clip;
+    // Always a policy, so that a stop request can write its checkpoint; with
+    // --checkpoint-every 0 that is the only one.
+    checkpoints = std::make_unique<CheckpointPolicy>(out_dir, o.checkpoint_every,
+                                                     o.keep_checkpoints, std::move(keys));
     if (o.resume.empty()) return;
     if (o.resume != "auto") {
       resume_from = checkpoints->resume_from(o.resume, *model);
@@ -214,6 +222,11 @@ int run_train(const TrainOptions& o, Communicator& host) {
         o.epochs > 1 ? "s" : "",
         o.max_steps >= 0 ? (", at most " + std::to_string(o.max_steps) + " steps").c_str() : "",
         static_cast<unsigned long long>(o.seed), o.no_shuffle ? ", no shuffle" : "");
+    char clip[64] = "no gradient clipping";
+    if (fo.optim.grad_clip > 0)
+      std::snprintf(clip, sizeof(clip), "gradients clipped to norm %g", fo.optim.grad_clip);
+    std::printf("optim  lr %s, %s\n",
+                fo.optim.lr_schedule ? fo.optim.lr_schedule->describe().c_str() : "constant", clip);
     const std::vector<Bucket> buckets = model->buckets(fo.comm);
     std::printf("comm   %s allreduce in %zu bucket%s (first %.2f MiB, cap %g MiB)%s\n",
                 comm.name().c_str(), buckets.size(), buckets.size() > 1 ? "s" : "",
@@ -232,21 +245,21 @@ int run_train(const TrainOptions& o, Communicator& host) {
                 static_cast<long long>(resume_from->step), resume_from->epoch + 1,
                 static_cast<long long>(resume_from->step_in_epoch));
   ProgressPrinter progress(comm.rank(), comm.size(), o.batch_size);
+  progress.show_lr(fo.optim.lr_schedule.has_value());
   std::vector<Callback*> callbacks{&progress};
   if (metrics) callbacks.push_back(metrics.get());
   const std::vector<EpochMetrics> history = model->fit(train, fo, &test, callbacks);
 
   if (model->stopped_on_request()) {
+    const int sig = agreed_stop_signal(comm);
     if (root) {
       std::printf(
-          "stopped by signal %s at step %lld; checkpoint written to %s; continue with "
-          "--resume auto --out %s\n",
-          stop_signal.load() == SIGUSR1 ? "USR1" : "TERM",
-          static_cast<long long>(model->steps_done()), checkpoints->folder().c_str(),
-          out_dir.c_str());
+          "stopped by %s after step %lld; checkpoint %s; resume with --resume auto --out %s\n",
+          signal_name(sig).c_str(), static_cast<long long>(model->steps_done()),
+          checkpoints->path(model->steps_done()).c_str(), out_dir.c_str());
       std::fflush(stdout);
     }
-    return kExitRequeue;
+    return stop_exit_code(sig);
   }
   run_collectively(comm, [&] {
     if (root)
@@ -350,8 +363,7 @@ int run_prepare_text(const PrepareTextCliOptions& p, Communicator& comm) {
 
 int main(int argc, char** argv) {
   using namespace dpt;
-  std::signal(SIGUSR1, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
+  install_stop_signals();
   MpiSession mpi(&argc, &argv);
   const int world_rank = MpiSession::world_rank();
   const ParsedCommand cmd = parse_command_line(argc, argv, world_rank == 0);

@@ -126,6 +126,25 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
       ->add_option("--weight-decay", t.weight_decay,
                    "Weight decay (default: 0 for sgd, 0.01 for adamw, as in PyTorch)")
       ->check(CLI::Range(0.0, 1.0));
+  train->add_option("--beta1", t.beta1, "AdamW's beta1, in [0, 1)")->capture_default_str();
+  train->add_option("--beta2", t.beta2, "AdamW's beta2, in [0, 1)")->capture_default_str();
+  train
+      ->add_option("--warmup-steps", t.warmup_steps,
+                   "Raise the learning rate linearly over the first W optimizer steps, "
+                   "lr * (step + 1) / (W + 1), as nanoGPT does")
+      ->capture_default_str();
+  train
+      ->add_option("--lr-decay-steps", t.lr_decay_steps,
+                   "After warmup, decay the learning rate along a cosine to --min-lr at step D "
+                   "(-1: no decay)")
+      ->capture_default_str();
+  train->add_option("--min-lr", t.min_lr, "Learning rate at and after --lr-decay-steps")
+      ->capture_default_str();
+  train
+      ->add_option("--grad-clip", t.grad_clip,
+                   "Clip the averaged gradients to this global L2 norm before each optimizer "
+                   "step, as torch.nn.utils.clip_grad_norm_ (0: no clipping)")
+      ->capture_default_str();
   train->add_flag("--no-shuffle", t.no_shuffle, "Keep the data in file order");
   train->add_option("--seed", t.seed, "Seed of initial weights, data order and dropout")
       ->capture_default_str();

@@ -21,7 +21,12 @@ struct TrainOptions {
   std::string optimizer = "sgd";
   double momentum = 0;
   bool nesterov = false;
-  double weight_decay = -1;  // < 0: the optimizer's default
+  double weight_decay = -1;           // < 0: the optimizer's default
+  double beta1 = 0.9, beta2 = 0.999;  // adamw
+  int64_t warmup_steps = 0;
+  int64_t lr_decay_steps = -1;  // < 0: no decay
+  double min_lr = 0;
+  double grad_clip = 0;  // 0: no clipping
   bool no_shuffle = false;
   uint64_t seed = 0;
   int threads = 0;  // 0: cores / ranks on this node

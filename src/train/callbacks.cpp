@@ -73,6 +73,8 @@ void ProgressPrinter::on_epoch_end(const EpochMetrics& m) {
                static_cast<long long>(m.step), m.train_loss);
   if (m.test)
     std::fprintf(out_, "  test_loss %.4f  test_accuracy %.4f", m.test->loss, m.test->accuracy);
+  if (show_lr_ && m.lr) std::fprintf(out_, "  lr %.4g", *m.lr);
+  if (m.grad_norm) std::fprintf(out_, "  grad_norm %.4g", *m.grad_norm);
   std::fprintf(out_, "  %.0f samples/s  %.1f s\n", m.samples_per_second, m.elapsed_seconds);
   std::fflush(out_);
 }
@@ -92,6 +94,8 @@ std::string metrics_json(const EpochMetrics& m) {
   j["overlap_fraction"] = m.overlap_fraction;
   j["nonfinite_skips"] = m.nonfinite_skips;
   j["median_step_seconds"] = m.median_step_seconds;
+  j["lr"] = m.lr ? nlohmann::json(*m.lr) : nlohmann::json(nullptr);
+  j["grad_norm"] = m.grad_norm ? nlohmann::json(*m.grad_norm) : nlohmann::json(nullptr);
   j["world_size"] = m.world_size;
   j["global_batch"] = m.global_batch;
   j["elapsed_seconds"] = m.elapsed_seconds;

@@ -13,12 +13,15 @@ namespace dpt {
 class ProgressPrinter final : public Callback {
  public:
   ProgressPrinter(int rank, int world_size, int batch_size, std::FILE* out = stdout);
+  // Adds the learning rate of the epoch's last step to each epoch line (for a scheduled one).
+  // The gradients' norm is shown whenever fit measured it (when clipping).
+  void show_lr(bool on) { show_lr_ = on; }
   void on_fit_begin(int64_t steps_per_epoch, int epochs) override;
   void on_step_end(int epoch, int64_t step_in_epoch, int64_t global_step, double loss) override;
   void on_epoch_end(const EpochMetrics& m) override;
 
  private:
-  bool active_, tty_;
+  bool active_, tty_, show_lr_ = false;
   int world_, batch_;
   std::FILE* out_;
   int64_t steps_per_epoch_ = 0;
@@ -28,6 +31,9 @@ class ProgressPrinter final : public Callback {
 };
 
 // Appends one JSON object per epoch to DIR/metrics.jsonl (rank 0 only), flushed at each line.
+// "lr" is the learning rate of the epoch's last step, "grad_norm" the global norm of the averaged
+// gradients of its last applied step, before clipping (null unless clipping). Both are that
+// step's figures, not the epoch's mean, so that a resumed run writes the same line.
 class MetricsWriter final : public Callback {
  public:
   MetricsWriter(int rank, const std::string& path);

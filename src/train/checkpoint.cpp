@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "src/core/error.hpp"
 #include "src/core/hash.hpp"
@@ -33,6 +34,24 @@ std::string exact(double v) {
   char buf[40];
   std::snprintf(buf, sizeof(buf), "%a", v);
   return buf;
+}
+
+// The optimizer's settings, for the record (a resume may change them).
+std::string optimizer_settings(const Optimizer* opt) {
+  if (!opt) return "{}";
+  const OptimizerConfig& c = opt->config();
+  nlohmann::json j = {{"name", c.name},
+                      {"lr", c.lr},
+                      {"weight_decay", opt->weight_decay()},
+                      {"decay_only_matrices", c.decay_only_matrices}};
+  if (c.name == "sgd") {
+    j["momentum"] = c.momentum;
+    j["nesterov"] = c.nesterov;
+  } else {
+    j["betas"] = {c.beta1, c.beta2};
+    j["eps"] = c.eps;
+  }
+  return j.dump();
 }
 
 struct Named {
@@ -92,6 +111,7 @@ void save_checkpoint(const std::string& path, const Model& model, const TrainPos
                      {"loss_sums", loss_sums},
                      {"optimizer", opt ? opt->config().name : ""},
                      {"optimizer_steps", std::to_string(opt ? opt->steps() : 0)},
+                     {"optimizer_settings", optimizer_settings(opt)},
                      {"world_size", std::to_string(comm.size())},
                      {"config", config},
                      {"checksum", hex64(checksum(spans))}});

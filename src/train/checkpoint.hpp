@@ -3,9 +3,9 @@
 // Tensors: the parameters under their nn.Sequential names ("0.weight"), and the optimizer state
 // under "optimizer.<state>.<name>" (momentum; exp_avg and exp_avg_sq for AdamW). Metadata: the
 // position (optimizer steps, epoch, steps into the epoch), the epoch's partial loss sum, the
-// optimizer's step count, the configuration, and a checksum of the tensor data. Random numbers
-// need no state of their own: data order and dropout masks are pure functions of the seed, the
-// epoch and the step, so the position is the whole RNG state.
+// optimizer's step count and settings, the configuration, and a checksum of the tensor data. Random
+// numbers need no state of their own: data order and dropout masks are pure functions of the seed,
+// the epoch and the step, so the position is the whole RNG state.
 //
 // When checkpoints are written, their names and which one a resume takes: checkpoint_policy.hpp.
 #pragma once

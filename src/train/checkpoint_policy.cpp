@@ -13,11 +13,15 @@ namespace dpt {
 namespace {
 
 nlohmann::json keys_json(const RunKeys& k) {
-  return {{"model", k.model},
-          {"global_batch", k.global_batch},
-          {"seed", k.seed},
-          {"shuffle", k.shuffle},
-          {"world_size", k.world_size}};
+  nlohmann::json j = {{"model", k.model},
+                      {"global_batch", k.global_batch},
+                      {"seed", k.seed},
+                      {"shuffle", k.shuffle},
+                      {"world_size", k.world_size}};
+  // Only when set, so that a run without them writes the same text as before they existed.
+  if (k.lr_schedule != "constant") j["lr_schedule"] = k.lr_schedule;
+  if (k.grad_clip > 0) j["grad_clip"] = k.grad_clip;
+  return j;
 }
 
 }  // namespace

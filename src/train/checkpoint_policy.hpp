@@ -26,6 +26,9 @@ struct RunKeys {
   uint64_t seed = 0;
   bool shuffle = true;
   int world_size = 1;
+  // For the record only: a resume may change them.
+  std::string lr_schedule = "constant";  // LrSchedule::describe()
+  double grad_clip = 0;                  // 0: none
 
   static RunKeys of(const std::string& model, const FitOptions::Schedule& schedule, int world_size);
   // As stored in a checkpoint's metadata (JSON).

@@ -24,6 +24,11 @@ void EpochTally::add_step(double seconds, const StepCommStats& comm, bool applie
     ++skips;
 }
 
+void EpochTally::add_optimizer_figures(double step_lr, std::optional<double> step_grad_norm) {
+  lr = step_lr;
+  if (step_grad_norm) grad_norm = step_grad_norm;
+}
+
 EpochMetrics epoch_metrics(Communicator& comm, const EpochTally& tally, int epoch, int64_t step,
                            int64_t global_batch, double train_seconds, int64_t rows_per_sample) {
   EpochMetrics m;
@@ -44,6 +49,8 @@ EpochMetrics epoch_metrics(Communicator& comm, const EpochTally& tally, int epoc
                            ? (tally.comm_seconds - tally.exposed_comm_seconds) / tally.comm_seconds
                            : 0;
   m.nonfinite_skips = tally.skips;
+  m.lr = tally.lr;
+  m.grad_norm = tally.grad_norm;
   m.samples_per_second = train_seconds > 0 ? samples / train_seconds : 0;
   m.tokens_per_second = train_seconds > 0 ? rows / train_seconds : 0;
   if (!tally.step_seconds.empty()) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "comm/communicator.hpp"
@@ -16,12 +17,16 @@ struct EpochTally {
   double loss_sum = 0;  // this rank's loss sum over the steps taken
   double comm_seconds = 0, exposed_comm_seconds = 0;
   std::vector<double> step_seconds;  // wall time of each step (callbacks excluded)
+  std::optional<double> lr;          // of the last step
+  std::optional<double> grad_norm;   // of the last step that measured it (clipping)
 
   // The tally of epoch `epoch` when training starts at `from`: the steps and loss of a resumed
   // epoch carry on, any other starts empty.
   static EpochTally starting(int epoch, const TrainPosition& from);
   // One optimizer step: `applied` false when it was skipped (its loss is not counted).
   void add_step(double seconds, const StepCommStats& comm, bool applied, double loss);
+  // The step's learning rate and, when it clipped, its gradients' norm before clipping.
+  void add_optimizer_figures(double step_lr, std::optional<double> step_grad_norm);
 };
 
 // Collective (the loss is summed over ranks). `epoch` is 0-based; `step` the optimizer steps so

@@ -16,6 +16,8 @@ void LrSchedule::validate() const {
   if (!(min_lr >= 0) || !std::isfinite(min_lr))
     throw InputError("option --min-lr: must be a number >= 0");
   if (min_lr > lr) throw InputError("option --min-lr: larger than --lr");
+  if (min_lr > 0 && decay_steps < 0)
+    throw InputError("option --min-lr: needs --lr-decay-steps (the rate decays to it)");
 }
 
 double LrSchedule::at(int64_t it) const {
@@ -23,8 +25,8 @@ double LrSchedule::at(int64_t it) const {
     return lr * static_cast<double>(it + 1) / static_cast<double>(warmup_steps + 1);
   if (decay_steps < 0) return lr;
   if (it > decay_steps) return min_lr;
-  const double ratio = static_cast<double>(it - warmup_steps) /
-                       static_cast<double>(decay_steps - warmup_steps);
+  const double ratio =
+      static_cast<double>(it - warmup_steps) / static_cast<double>(decay_steps - warmup_steps);
   return min_lr + 0.5 * (1.0 + std::cos(std::numbers::pi * ratio)) * (lr - min_lr);
 }
 

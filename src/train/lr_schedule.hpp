@@ -17,7 +17,7 @@ struct LrSchedule {
   double min_lr = 0;          // M
 
   // Throws InputError naming the option for a schedule that does not make sense (D <= W, M > lr,
-  // a negative W).
+  // a negative W, a floor M > 0 without decay).
   void validate() const;
   double at(int64_t it) const;
   // "constant", or "warmup 100, cosine to 0.0001 at 3000", for the start table.

@@ -1,6 +1,7 @@
 #include "src/train/model.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 
 #include "src/core/clock.hpp"
@@ -15,19 +16,24 @@
 #include "src/train/checkpoint_policy.hpp"
 #include "src/train/epoch_metrics.hpp"
 #include "src/train/faults.hpp"
+#include "src/train/grad_clip.hpp"
 #include "src/train/health.hpp"
 #include "src/train/step_trace.hpp"
 
 namespace dpt {
-namespace {
 
-void check_fit_options(const FitOptions& o) {
-  if (o.schedule.batch_size < 1) throw InputError("option --batch-size: must be at least 1");
-  if (o.schedule.epochs < 1) throw InputError("option --epochs: must be at least 1");
-  if (o.schedule.accumulate < 1) throw InputError("option --accumulate: must be at least 1");
-  if (!(o.comm.bucket_mb >= 0) || !(o.comm.first_bucket_mb > 0))
+void FitOptions::validate() const {
+  if (schedule.batch_size < 1) throw InputError("option --batch-size: must be at least 1");
+  if (schedule.epochs < 1) throw InputError("option --epochs: must be at least 1");
+  if (schedule.accumulate < 1) throw InputError("option --accumulate: must be at least 1");
+  if (!(comm.bucket_mb >= 0) || !(comm.first_bucket_mb > 0))
     throw InputError("option --bucket-mb: must be >= 0 (and --first-bucket-mb > 0)");
+  if (!(optim.grad_clip >= 0) || !std::isfinite(optim.grad_clip))
+    throw InputError("option --grad-clip: must be a number >= 0 (0: no clipping)");
+  if (optim.lr_schedule) optim.lr_schedule->validate();
 }
+
+namespace {
 
 // With accumulation, one optimizer step takes accumulate micro-batches of batch_size from this
 // rank's shard: exactly the samples of one step with accumulate * batch_size.
@@ -114,7 +120,9 @@ void Model::compile(const OptimizerConfig& optimizer, const std::string& loss,
   }
   for (const std::string& m : metrics)
     if (m != "accuracy") throw InputError("compile: unknown metric '" + m + "' (known: accuracy)");
-  optimizer_ = std::make_unique<Optimizer>(env_.backend, optimizer, net_->flat_size());
+  optimizer_ = std::make_unique<Optimizer>(
+      env_.backend, optimizer, net_->flat_size(),
+      decay_ranges(net_->param_info(), net_->flat_size(), optimizer.decay_only_matrices));
   loss_ = std::move(made);
 }
 
@@ -160,6 +168,10 @@ struct Model::FitRun {
         reducer(model.env_.comm, model.env_.backend, model.buckets(o.comm),
                 param_ranges(model.net_->param_info())),
         health(model.env_, *model.net_, o.health),
+        clipper(o.optim.grad_clip > 0
+                    ? std::make_unique<GradClipper>(model.env_.backend, model.net_->param_info(),
+                                                    o.optim.grad_clip)
+                    : nullptr),
         faults(FaultInjector::make(o.faults, model.env_.comm.rank())),
         start(common_origin(model.env_.comm)),
         trace(*model.net_, o.trace, start) {
@@ -181,6 +193,7 @@ struct Model::FitRun {
   float grad_scale;
   Reducer reducer;
   HealthChecks health;
+  std::unique_ptr<GradClipper> clipper;   // none without --grad-clip
   std::unique_ptr<FaultInjector> faults;  // none unless the tests plan a fault
   double start;                           // of training, the same moment on every rank
   StepTrace trace;
@@ -191,6 +204,8 @@ struct Model::StepResult {
   bool applied = false;  // false: skipped for non-finite gradients
   double seconds = 0;    // wall time
   StepCommStats comm;
+  double lr = 0;                    // the optimizer's learning rate for this step
+  std::optional<double> grad_norm;  // before clipping, when clipping
 };
 
 std::vector<EpochMetrics> Model::fit(const Dataset& train, const FitOptions& o,
@@ -206,7 +221,7 @@ std::vector<EpochMetrics> Model::fit(const BatchSource& train, const FitOptions&
                                      const BatchSource* validation,
                                      const std::vector<Callback*>& callbacks) {
   if (!optimizer_) throw InputError("fit: call compile() first");
-  check_fit_options(o);
+  o.validate();
   check_targets(train, "training data");
   if (validation) check_targets(*validation, "test data");
   FitRun run(*this, train, o);
@@ -229,6 +244,7 @@ std::vector<EpochMetrics> Model::fit(const BatchSource& train, const FitOptions&
          s < steps_per_epoch && !max_steps_reached(o.schedule, steps_done_); ++s) {
       const StepResult step = train_step(run, perm, s);
       tally.add_step(step.seconds, step.comm, step.applied, step.loss);
+      tally.add_optimizer_figures(step.lr, step.grad_norm);
       ++steps_done_;
       if (run.faults) run.faults->after_step(steps_done_, *net_);
       run.health.after_step(steps_done_);
@@ -247,7 +263,8 @@ std::vector<EpochMetrics> Model::fit(const BatchSource& train, const FitOptions&
     env_.backend.synchronize();
     EpochMetrics m = epoch_metrics(env_.comm, tally, epoch, steps_done_, run.sampler.global_batch(),
                                    steady_seconds() - epoch_start, run.rows_per_sample);
-    if (validation) m.test = evaluate(*validation, o.eval.batch_size);
+    // A stop request cuts the epoch short and asks for a prompt end: no evaluation.
+    if (validation && !stopped_on_request_) m.test = evaluate(*validation, o.eval.batch_size);
     m.elapsed_seconds = steady_seconds() - run.start;
     history.push_back(m);
     for (Callback* cb : callbacks) cb->on_epoch_end(m);
@@ -269,7 +286,7 @@ std::vector<EpochMetrics> Model::fit(const BatchSource& train, const FitOptions&
 }
 
 // One optimizer step: per micro-batch stage, forward, loss, backward (the last one reducing),
-// then health, optimizer, timing and trace.
+// then health, learning rate, gradient clipping, optimizer, timing and trace.
 Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& perm, int64_t s) {
   Backend& be = env_.backend;
   const FitOptions::Schedule& o = run.options.schedule;
@@ -315,7 +332,14 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
     run.reducer.finish();
   }
   r.applied = run.health.gradients_usable(steps_done_);
+  if (const auto& schedule = run.options.optim.lr_schedule)
+    optimizer_->set_lr(static_cast<float>(schedule->at(steps_done_)));
+  r.lr = optimizer_->lr();
   run.trace.optimizer_begin();
+  if (r.applied && run.clipper) {
+    ScopedRange range(be, "clip gradients");
+    r.grad_norm = run.clipper->clip(net_->grads()).norm;
+  }
   if (r.applied) {
     ScopedRange range(be, "optimizer");
     optimizer_->step(net_->params(), net_->grads());

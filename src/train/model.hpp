@@ -18,6 +18,7 @@
 #include "src/data/dataset.hpp"
 #include "src/model/loss.hpp"
 #include "src/model/sequential.hpp"
+#include "src/train/lr_schedule.hpp"
 #include "src/train/optimizer.hpp"
 
 namespace dpt {
@@ -37,8 +38,9 @@ struct TrainPosition {
 
 class CheckpointPolicy;
 
-// How fit() trains, in groups: the schedule, the gradient buckets, checkpoints, health checks,
-// the trace, stopping on request and the tests' injected faults.
+// How fit() trains, in groups: the schedule, the optimizer's learning rate and gradient
+// clipping, the gradient buckets, checkpoints, health checks, the trace, stopping on request and
+// the tests' injected faults.
 struct FitOptions {
   struct Schedule {
     int epochs = 1;
@@ -48,6 +50,15 @@ struct FitOptions {
     bool shuffle = true;
     uint64_t seed = 0;  // data order and dropout
   } schedule;
+
+  struct Optimization {
+    // The learning rate of each optimizer step, at fit's 0-based step count (which a resumed run
+    // carries on from); its lr is the peak. None: the optimizer's lr throughout.
+    std::optional<LrSchedule> lr_schedule;
+    // Clip the averaged gradients to this global L2 norm before each optimizer step
+    // (grad_clip.hpp); 0: never, and no pass over the gradients is spent on it.
+    double grad_clip = 0;
+  } optim;
 
   struct Evaluation {
     int batch_size = 500;  // of the evaluation on the validation data after each epoch
@@ -77,12 +88,14 @@ struct FitOptions {
   } trace;
 
   struct Stop {
-    // Polled every check_every steps (all ranks agree by an allreduce): when it returns true on
-    // any rank, every rank finishes the step, a checkpoint is written (when there is a policy),
-    // and fit() returns with stopped_on_request() set. How a scheduler's warning signal ends a
-    // job.
+    // Polled every check_every steps (all ranks agree by an allreduce of one integer): when it
+    // returns true on any rank, every rank finishes the step, a checkpoint is written (when
+    // there is a policy), and fit() returns with stopped_on_request() set, skipping the
+    // evaluation of the cut epoch. How a scheduler's warning signal, SIGTERM or Ctrl-C ends a
+    // job; every step by default, since the launcher may allow only a second or so before it
+    // kills the ranks.
     std::function<bool()> requested;
-    int64_t check_every = 10;
+    int64_t check_every = 1;
   } stop;
 
   // Test-only faults (see faults.hpp): a NaN in rank 0's input at nan_step; a perturbed
@@ -92,6 +105,9 @@ struct FitOptions {
     int drift_rank = -1;
     int64_t drift_step = -1;
   } faults;
+
+  // Throws InputError naming the option for settings fit() cannot follow.
+  void validate() const;
 };
 
 struct EvalResult {
@@ -120,6 +136,10 @@ struct EpochMetrics {
   double elapsed_seconds = 0;      // since fit started
   int world_size = 1;
   int64_t global_batch = 0;
+  std::optional<double> lr;  // of the epoch's last optimizer step (none without steps)
+  // The global L2 norm of the averaged gradients of the epoch's last applied step, before
+  // clipping (measured only with FitOptions::Optimization::grad_clip).
+  std::optional<double> grad_norm;
 };
 
 // Hooks the fit loop calls; the progress line and the metrics file are callbacks.

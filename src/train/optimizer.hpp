@@ -1,5 +1,5 @@
 // Optimizers over the flat parameter buffer: SGD (momentum, Nesterov, weight decay) and AdamW,
-// with PyTorch's update rules, each one fused pass of the backend.
+// with PyTorch's update rules, each one fused pass of the backend per range of the buffer.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +9,7 @@
 
 #include "kernels/backend.hpp"
 #include "kernels/runtime/device_buffer.hpp"
+#include "src/model/sequential.hpp"
 
 namespace dpt {
 
@@ -19,17 +20,41 @@ struct OptimizerConfig {
   bool nesterov = false;       // sgd
   float weight_decay = -1.0f;  // < 0: the optimizer's default (sgd 0, adamw 0.01, as PyTorch)
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // adamw
+  // Weight decay on tensors of two or more dimensions only (weights of linear layers and
+  // embeddings), none on biases and LayerNorm's gains, as nanoGPT's configure_optimizers does
+  // for GPT models. false: every parameter decays, as torch.optim does with one group.
+  bool decay_only_matrices = false;
 };
+
+// A contiguous range of the flat buffers (in elements) and whether weight decay applies there.
+struct DecayRange {
+  size_t elem_offset = 0;
+  size_t numel = 0;
+  bool decay = true;
+};
+
+// The ranges that cover a model's flat buffers of `flat_size` elements: one decaying range for
+// all of it, or with `only_matrices` one range per run of neighbouring tensors that agree on
+// decay (a tensor decays when it has two or more dimensions). Each range runs to the next one's
+// start, so the alignment padding between tensors (always zero) goes with the tensor before it.
+std::vector<DecayRange> decay_ranges(const std::vector<ParamInfo>& params, size_t flat_size,
+                                     bool only_matrices);
 
 class Optimizer {
  public:
-  // Throws InputError for an unknown name or out-of-range settings.
-  Optimizer(Backend& backend, const OptimizerConfig& config, size_t n);
+  // Throws InputError for an unknown name or out-of-range settings. `ranges` (from
+  // decay_ranges) cover [0, n) in order; empty: all of it decays.
+  Optimizer(Backend& backend, const OptimizerConfig& config, size_t n,
+            std::vector<DecayRange> ranges = {});
   void step(float* params, const float* grads);
   const OptimizerConfig& config() const { return config_; }
   float weight_decay() const;
+  // The learning rate of the next step: config().lr until set_lr (a schedule) changes it.
+  float lr() const { return lr_; }
+  void set_lr(float lr);
   int64_t steps() const { return steps_; }
   void set_steps(int64_t steps) { steps_ = steps; }
+  const std::vector<DecayRange>& ranges() const { return ranges_; }
   // The state buffers (flat, like the parameters) by name: "momentum" for SGD with momentum,
   // "exp_avg" and "exp_avg_sq" for AdamW (PyTorch's names).
   std::vector<std::pair<std::string, float*>> state() const;
@@ -39,6 +64,8 @@ class Optimizer {
   Backend& backend_;
   OptimizerConfig config_;
   size_t n_;
+  std::vector<DecayRange> ranges_;
+  float lr_;
   int64_t steps_ = 0;
   DeviceBuffer state1_, state2_;  // sgd: momentum; adamw: first and second moments
 };

@@ -303,6 +303,23 @@ case $case_name in
       --val-fraction 1.5
     subcommand=prepare-text expect_error "prepare-text" "no text in 1 file(s)" "$tmp/binary"
     ;;
+  optimizer_options)
+    set_args
+    expect_ok "$tmp/control" "${args[@]}" --optimizer adamw --beta1 0 --beta2 0.95 --grad-clip 1
+    expect_error "--beta1" "must be in [0, 1)" "${args[@]}" --optimizer adamw --beta1 1
+    expect_error "--beta2" "must be in [0, 1)" "${args[@]}" --optimizer adamw --beta2 nan
+    expect_error "--grad-clip" "must be a number >= 0" "${args[@]}" --grad-clip -1
+    ;;
+  lr_schedule_options)
+    set_args
+    expect_ok "$tmp/control" "${args[@]}" --warmup-steps 2 --lr-decay-steps 5 --min-lr 0.001
+    expect_error "--warmup-steps" "must be at least 0" "${args[@]}" --warmup-steps -1
+    expect_error "--lr-decay-steps" "10 must be larger than --warmup-steps (10)" "${args[@]}" \
+      --warmup-steps 10 --lr-decay-steps 10
+    expect_error "--min-lr" "larger than --lr" "${args[@]}" --lr 0.01 --lr-decay-steps 100 \
+      --min-lr 0.5
+    expect_error "--min-lr" "needs --lr-decay-steps" "${args[@]}" --min-lr 0.001
+    ;;
   *)
     echo "bad_input.sh: unknown case '$case_name'" >&2
     exit 2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checkpoint and resume through the CLI: a killed run resumed with --resume auto ends bit for
-# bit where an uninterrupted run ends, also when its newest checkpoint is corrupt.
+# bit where an uninterrupted run ends, also when its newest checkpoint is corrupt, and a run
+# stopped by a signal checkpoints, says so, exits with its code and resumes bit for bit.
 #   resume_check.sh CASE BUILD_DIR
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -39,7 +40,79 @@ train_and_kill() {
   ls "$tmp/b/checkpoints"
 }
 
+# stop_and_resume SIGNAL TARGET STATUS EPOCHS: a run of EPOCHS (468 steps each) with a
+# learning-rate schedule and gradient clipping gets SIGNAL, sent to TARGET (mpirun, or the ranks
+# themselves as srun and scancel deliver it) once its first checkpoint is on disk. It must exit
+# with STATUS, name the signal, the step and the checkpoint it wrote, leave no rank behind, and,
+# resumed with --resume auto, end bit for bit where an uninterrupted run ends (so the schedule
+# carried on at the right step).
+stop_and_resume() {
+  local signal=$1 target=$2 want=$3 epochs=$4
+  local steps=$((epochs * 468))
+  run() {  # out-dir extra-args...
+    local dir=$1
+    shift
+    mpirun -np 2 "$build/dptrain" train --model mlp --epochs "$epochs" --batch-size 64 \
+      --lr 0.05 --momentum 0.9 --threads 1 --checkpoint-every 100 --out "$dir" \
+      --warmup-steps $((steps / 8)) --lr-decay-steps $((steps * 3 / 4)) --min-lr 0.005 \
+      --grad-clip 1 "$@"
+  }
+  run "$tmp/a" > /dev/null
+  run "$tmp/b" > "$tmp/b.log" 2>&1 &
+  local job=$!
+  local first
+  first=$(printf '%s/b/checkpoints/step-%09d.safetensors' "$tmp" 100)
+  for _ in $(seq 600); do
+    [ -f "$first" ] && break
+    sleep 0.02
+  done
+  [ -f "$first" ] || fail "no first checkpoint appeared"
+  if [ "$target" = mpirun ]; then
+    local launcher
+    launcher=$(pgrep -f "^mpirun -np 2 $build/dptrain train .*--out $tmp/b" | head -n 1)
+    [ -n "$launcher" ] || fail "no mpirun to signal"
+    kill -s "$signal" "$launcher"
+  else
+    local ranks
+    ranks=$(rank_pids "$tmp/b") || fail "no ranks to signal"
+    # shellcheck disable=SC2086  # one pid a word
+    kill -s "$signal" $ranks
+  fi
+  local rc=0
+  wait "$job" || rc=$?
+  [ "$rc" -eq "$want" ] || fail "exit status $rc after SIG$signal to $target, want $want: $(tail -n 5 "$tmp/b.log")"
+  local line step
+  line=$(grep "^stopped by " "$tmp/b.log") || fail "no stop line: $(tail -n 5 "$tmp/b.log")"
+  step=$(sed -n 's/^stopped by SIG[A-Z]* after step \([0-9]*\);.*/\1/p' <<< "$line")
+  [ -n "$step" ] || fail "stop line without a step: $line"
+  local checkpoint
+  checkpoint=$(printf '%s/b/checkpoints/step-%09d.safetensors' "$tmp" "$step")
+  [ "$line" = "stopped by SIG$signal after step $step; checkpoint $checkpoint; resume with --resume auto --out $tmp/b" ] \
+    || fail "stop line: $line"
+  [ -f "$checkpoint" ] || fail "no checkpoint of step $step"
+  [ "$step" -lt "$steps" ] || fail "stopped at step $step, not before the end"
+  [ ! -e "$tmp/b/model.safetensors" ] || fail "a stopped run wrote its final model"
+  ! rank_pids "$tmp/b" > /dev/null || fail "ranks outlived the job"
+  run "$tmp/b" --resume auto > "$tmp/resumed.log"
+  grep -q "^resume: from step $step " "$tmp/resumed.log" || fail "did not resume from step $step"
+  cmp "$tmp/a/model.safetensors" "$tmp/b/model.safetensors" || fail "resumed parameters differ"
+  # The last epoch's line, learning rate and gradient norm included, is the uninterrupted run's.
+  local metric='import json,sys; r=json.loads(sys.stdin.readlines()[-1]); print(r["step"], r["train_loss"], r["lr"], r["grad_norm"])'
+  [ "$(python3 -c "$metric" < "$tmp/a/metrics.jsonl")" = "$(python3 -c "$metric" < "$tmp/b/metrics.jsonl")" ] \
+    || fail "final metrics differ"
+}
+
+# Open MPI 4's mpirun takes SIGTERM and SIGINT as an order to abort: it passes SIGTERM on to the
+# ranks a second later (odls_base_sigkill_timeout) and exits with 1 whatever they return.
+mpirun_signal_status() {
+  if mpirun --version 2>/dev/null | grep -q "Open MPI) 4\."; then echo 1; else echo "$1"; fi
+}
+
 case $case_name in
+  sigterm_ranks) stop_and_resume TERM ranks 143 1 ;;
+  sigint_ranks) stop_and_resume INT ranks 130 1 ;;
+  # Three epochs: the ranks hear of it a second after mpirun.
+  sigterm_mpirun) stop_and_resume TERM mpirun "$(mpirun_signal_status 143)" 3 ;;
   kill_and_resume)
     train "$tmp/a" > /dev/null
     train_and_kill 300
@@ -100,8 +173,8 @@ case $case_name in
     rc=$?
     set -e
     [ "$rc" -eq 75 ] || fail "exit status $rc after USR1, want 75: $(tail -n 5 "$tmp/b.log")"
-    grep -q "^stopped by signal USR1 at step [0-9]*; checkpoint written" "$tmp/b.log" \
-      || fail "no stop line: $(tail -n 5 "$tmp/b.log")"
+    grep -q "^stopped by SIGUSR1 after step [0-9]*; checkpoint .*; resume with --resume auto" \
+      "$tmp/b.log" || fail "no stop line: $(tail -n 5 "$tmp/b.log")"
     train "$tmp/b" --resume auto > "$tmp/resumed.log"
     cmp "$tmp/a/model.safetensors" "$tmp/b/model.safetensors" || fail "resumed parameters differ"
     # Step counts in metrics.jsonl never go back.

@@ -82,6 +82,30 @@ case $case_name in
     python3 -c "import json,sys; r=[json.loads(l) for l in open('$tmp/run/metrics.jsonl')]; \
 assert r[-1]['step']==7 and r[-1]['global_batch']==64, r" || fail "max-steps from file not used"
     ;;
+  optimizer_options)
+    # The optimizer's options from a TOML file as from flags: AdamW's betas, nanoGPT's schedule
+    # and gradient clipping, shown in the start table, the epoch line and metrics.jsonl.
+    printf '%s\n' 'model = "flatten linear(10)"' 'max-steps = 20' 'optimizer = "adamw"' \
+      'lr = 0.001' 'beta2 = 0.95' 'warmup-steps = 5' 'lr-decay-steps = 15' 'min-lr = 0.0001' \
+      'grad-clip = 0.05' > "$tmp/c.toml"
+    mpirun -np 2 "$build/dptrain" train --config "$tmp/c.toml" --out "$tmp/run" > "$tmp/out"
+    grep -q "^train  adamw(lr=0.001, betas=(0.9, 0.95), eps=1e-08, weight_decay=0.01)" "$tmp/out" \
+      || fail "betas not in the start table: $(grep '^train' "$tmp/out")"
+    grep -q "^optim  lr warmup 5, cosine to 0.0001 at 15, gradients clipped to norm 0.05$" "$tmp/out" \
+      || fail "schedule not in the start table: $(grep '^optim' "$tmp/out")"
+    grep -q "^epoch 1/1  step 20 .*  lr 0.0001  grad_norm [0-9.e+-]*  " "$tmp/out" \
+      || fail "no lr and grad_norm on the epoch line: $(grep '^epoch' "$tmp/out")"
+    # Step 20 is past the decay: the floor, as the float the optimizer used. The gradients of a
+    # fresh linear model are far above 0.05, so every step clipped.
+    python3 -c "import json; r=json.loads(open('$tmp/run/metrics.jsonl').readlines()[-1]); \
+assert abs(r['lr'] - 1e-4) < 1e-11 and r['grad_norm'] > 0.05, r" || fail "lr or grad_norm in metrics.jsonl"
+    # Without them: the configured rate, no norm, and the table says so.
+    mpirun -np 2 "$build/dptrain" train --model "flatten linear(10)" --max-steps 3 --lr 0.25 \
+      --out "$tmp/plain" > "$tmp/out2"
+    grep -q "^optim  lr constant, no gradient clipping$" "$tmp/out2" || fail "$(grep '^optim' "$tmp/out2")"
+    python3 -c "import json; r=json.loads(open('$tmp/plain/metrics.jsonl').readline()); \
+assert r['lr'] == 0.25 and r['grad_norm'] is None, r" || fail "lr or grad_norm without the options"
+    ;;
   single_process)
     # Without mpirun: one rank, and the progress is one line per epoch when not a terminal.
     "$build/dptrain" train --model "flatten linear(10)" --max-steps 20 --out "$tmp/run" \
