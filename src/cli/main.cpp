@@ -16,11 +16,18 @@
 #include "src/cli/options.hpp"
 #include "src/core/error.hpp"
 #include "src/data/dataset.hpp"
+#include "src/data/batch_source.hpp"
 #include "src/data/prepare_text.hpp"
+#include "src/data/token_shards.hpp"
+#include "src/io/safetensors.hpp"
+#include "src/model/embedding.hpp"
+#include "src/model/model_spec.hpp"
 #include "src/train/callbacks.hpp"
 #include "src/train/checkpoint_policy.hpp"
 #include "src/train/devices.hpp"
+#include "src/train/generate.hpp"
 #include "src/train/model.hpp"
+#include "src/train/step_logger.hpp"
 #include "src/train/stop_signals.hpp"
 #include "src/train/tracer.hpp"
 
@@ -116,6 +123,19 @@ FitOptions fit_options(const TrainOptions& o) {
   return fo;
 }
 
+// A language model's window and vocabulary, from its spec (the first layer is the token
+// embedding); nullopt for any other model.
+struct TokenModel {
+  int64_t block_size = 0, vocab_size = 0;
+};
+std::optional<TokenModel> token_model(const std::string& spec) {
+  const std::vector<std::unique_ptr<Layer>> layers = parse_model_spec(spec);
+  if (layers.empty()) return std::nullopt;
+  const auto* e = dynamic_cast<const Embedding*>(layers.front().get());
+  if (!e) return std::nullopt;
+  return TokenModel{e->block_size(), e->vocab_size()};
+}
+
 int run_train(const TrainOptions& o, Communicator& host) {
   const bool root = host.rank() == 0;
   host.set_timeout(o.comm_timeout);
@@ -124,24 +144,54 @@ int run_train(const TrainOptions& o, Communicator& host) {
   comm.set_timeout(o.comm_timeout);
   Backend* backend = compute.backend.get();
 
+  // A language model trains on token shards (--train-tokens); any other model on images and
+  // labels. Either way fit() sees a BatchSource.
+  const bool tokens = !o.train_tokens.empty();
   DataFiles files;
   Dataset train, test;
+  std::unique_ptr<TokenShards> train_shards, val_shards;
+  std::unique_ptr<BatchSource> train_source, test_source;
+  std::string train_name, test_name;  // what messages call them
+  Shape input;
   run_collectively(comm, [&] {
+    if (tokens) {
+      const std::optional<TokenModel> lm = token_model(o.model);
+      if (!lm)
+        throw InputError("option --train-tokens: --model \"" + o.model +
+                         "\" is not a language model (use gpt(...) or gpt2)");
+      train_shards = std::make_unique<TokenShards>(o.train_tokens, "--train-tokens",
+                                                   lm->block_size, lm->vocab_size);
+      train_source = std::make_unique<TokenBatches>(*train_shards);
+      train_name = "--train-tokens";
+      if (!o.val_tokens.empty()) {
+        val_shards = std::make_unique<TokenShards>(o.val_tokens, "--val-tokens", lm->block_size,
+                                                   lm->vocab_size);
+        test_source = std::make_unique<TokenBatches>(*val_shards);
+        test_name = "--val-tokens";
+      }
+      input = {lm->block_size};
+      return;
+    }
+    if (!o.val_tokens.empty()) throw InputError("option --val-tokens: needs --train-tokens");
     files = resolve_data_files(o);
     train = load_dataset(files.train_images, files.train_labels);
     test = load_dataset(files.test_images, files.test_labels);
     if (test.sample_shape != train.sample_shape)
       throw InputError(files.test_images + ": samples of shape differ from " + files.train_images +
                        "'s");
+    train_source = std::make_unique<ImageBatches>(train);
+    test_source = std::make_unique<ImageBatches>(test);
+    train_name = files.train_labels;
+    test_name = files.test_labels;
+    input = Shape(train.sample_shape.begin(), train.sample_shape.end());
   });
 
   std::unique_ptr<Model> model;
   FitOptions fo;
   run_collectively(comm, [&] {
-    Shape input(train.sample_shape.begin(), train.sample_shape.end());
     model = std::make_unique<Model>(Environment{comm, *backend}, o.model, input, o.seed);
-    model->check_targets(ImageBatches(train), files.train_labels);
-    model->check_targets(ImageBatches(test), files.test_labels);
+    model->check_targets(*train_source, train_name);
+    if (test_source) model->check_targets(*test_source, test_name);
     if (!o.init_weights.empty()) model->load_weights(o.init_weights);
     OptimizerConfig oc;
     oc.name = o.optimizer;
@@ -154,12 +204,24 @@ int run_train(const TrainOptions& o, Communicator& host) {
     oc.decay_only_matrices = is_gpt_model(o.model);
     model->compile(oc);
     fo = fit_options(o);
-    const int64_t shard = train.count / comm.size();
+    const int64_t shard = train_source->size() / comm.size();
     if (o.batch_size > shard)
       throw InputError("option --batch-size: " + std::to_string(o.batch_size) +
-                       " is larger than a rank's shard of " + files.train_images + " (" +
-                       std::to_string(train.count) + " samples / " + std::to_string(comm.size()) +
-                       " ranks = " + std::to_string(shard) + ")");
+                       " is larger than a rank's shard of " +
+                       (tokens ? std::string("--train-tokens") : files.train_images) + " (" +
+                       std::to_string(train_source->size()) + (tokens ? " windows" : " samples") +
+                       " / " + std::to_string(comm.size()) + " ranks = " + std::to_string(shard) +
+                       ")");
+    if (tokens) {
+      // A language model's run is counted in steps: as many passes as --max-steps needs.
+      const int64_t per_epoch =
+          train_source->size() / (int64_t{o.batch_size} * o.accumulate * comm.size());
+      if (o.max_steps >= 0 && per_epoch > 0)
+        fo.schedule.epochs = static_cast<int>(std::max<int64_t>(
+            o.epochs, std::min<int64_t>(1000000, (o.max_steps + per_epoch - 1) / per_epoch)));
+      fo.eval.batch_size = o.batch_size;
+      fo.eval.max_batches = o.val_steps;
+    }
   });
 
   // Resume: every rank reads the same checkpoint (the run directory is on a shared file
@@ -212,10 +274,27 @@ int run_train(const TrainOptions& o, Communicator& host) {
     std::printf("dptrain 0.1.0 | %d rank%s | rank 0 on %s | %s\n", comm.size(),
                 comm.size() > 1 ? "s" : "", compute.device.c_str(),
                 MpiSession::library_version().c_str());
-    std::printf("data   %s (%lld samples), test %s (%lld samples)\n", files.train_images.c_str(),
-                static_cast<long long>(train.count), files.test_images.c_str(),
-                static_cast<long long>(test.count));
-    std::printf("model  %s\n%s\n", o.model.c_str(), model->net().summary().c_str());
+    if (tokens) {
+      std::printf("data   %lld tokens in %zu shard%s (%lld windows of %lld)",
+                  static_cast<long long>(train_shards->tokens()), train_shards->num_shards(),
+                  train_shards->num_shards() > 1 ? "s" : "",
+                  static_cast<long long>(train_shards->windows()),
+                  static_cast<long long>(train_shards->block_size()));
+      if (val_shards)
+        std::printf(", val %lld tokens (%lld windows%s)",
+                    static_cast<long long>(val_shards->tokens()),
+                    static_cast<long long>(val_shards->windows()),
+                    o.val_steps >= 0
+                        ? (", " + std::to_string(o.val_steps) + " batches per evaluation").c_str()
+                        : "");
+      std::printf("\n");
+    } else {
+      std::printf("data   %s (%lld samples), test %s (%lld samples)\n",
+                  files.train_images.c_str(), static_cast<long long>(train.count),
+                  files.test_images.c_str(), static_cast<long long>(test.count));
+    }
+    std::printf("model  %s, %zu parameters\n%s\n", o.model.c_str(), model->net().num_params(),
+                model->net().summary().c_str());
     std::printf(
         "train  %s, batch %d per rank (global %d), %d epoch%s%s, seed %llu%s\n",
         model->optimizer()->describe().c_str(), o.batch_size, o.batch_size * comm.size(), o.epochs,
@@ -248,7 +327,21 @@ int run_train(const TrainOptions& o, Communicator& host) {
   progress.show_lr(fo.optim.lr_schedule.has_value());
   std::vector<Callback*> callbacks{&progress};
   if (metrics) callbacks.push_back(metrics.get());
-  const std::vector<EpochMetrics> history = model->fit(train, fo, &test, callbacks);
+  // Step-counted logging, as a language model's run wants it.
+  std::unique_ptr<StepLogger> step_logger;
+  if (o.log_every > 0 || o.eval_every > 0) {
+    const double tokens_per_step = static_cast<double>(o.batch_size) * o.accumulate *
+                                   comm.size() * train_source->targets_per_sample();
+    std::function<EvalResult()> evaluate;
+    if (test_source)
+      evaluate = [&] { return model->evaluate(*test_source, fo.eval.batch_size, o.val_steps); };
+    step_logger = std::make_unique<StepLogger>(comm, *model, o.log_every, o.eval_every,
+                                               o.max_steps, tokens_per_step, evaluate,
+                                               metrics.get());
+    callbacks.push_back(step_logger.get());
+  }
+  const std::vector<EpochMetrics> history =
+      model->fit(*train_source, fo, test_source.get(), callbacks);
 
   if (model->stopped_on_request()) {
     const int sig = agreed_stop_signal(comm);
@@ -284,9 +377,16 @@ int run_train(const TrainOptions& o, Communicator& host) {
         "(overlap %.0f%%)\n",
         compute_s, comm_total, exposed,
         comm_total > 0 ? 100.0 * (comm_total - exposed) / comm_total : 0.0);
-    std::printf("final test_accuracy=%.4f test_loss=%.4f samples_per_second=%.0f\n",
-                last.test ? last.test->accuracy : 0.0, last.test ? last.test->loss : 0.0,
-                seconds > 0 ? samples / seconds : 0.0);
+    if (tokens) {
+      const double per_sample = static_cast<double>(train_source->targets_per_sample());
+      std::printf("final train_loss=%.4f val_loss=%s tokens_per_second=%.0f\n", last.train_loss,
+                  last.test ? std::to_string(last.test->loss).c_str() : "none",
+                  seconds > 0 ? samples * per_sample / seconds : 0.0);
+    } else {
+      std::printf("final test_accuracy=%.4f test_loss=%.4f samples_per_second=%.0f\n",
+                  last.test ? last.test->accuracy : 0.0, last.test ? last.test->loss : 0.0,
+                  seconds > 0 ? samples / seconds : 0.0);
+    }
     std::fflush(stdout);
   }
   return 0;
@@ -332,6 +432,50 @@ int run_bench_allreduce(const BenchAllreduceOptions& b, Communicator& host) {
   ComputeSetup compute = make_compute(b.comm == "nccl" ? "cuda" : "cpu", b.comm, 1, host);
   const int64_t wrong = run_allreduce_bench(*compute.comm, *compute.backend, o, stdout);
   return wrong == 0 ? 0 : 1;
+}
+
+// Every rank loads the model and draws the same tokens (the model's set-up is collective); rank
+// 0 prints them. The prompt is read as bytes, the tokens of prepare-text's vocabulary of 256.
+int run_generate(const GenerateOptions& g, Communicator& host) {
+  ComputeSetup compute = make_compute("cpu", "mpi", 0, host);
+  Communicator& comm = *compute.comm;
+  std::unique_ptr<Model> model;
+  std::vector<int32_t> prompt;
+  SamplingOptions sampling{g.temperature, g.top_k, g.seed};
+  run_collectively(comm, [&] {
+    check_sampling(sampling);
+    const SafetensorsFile file = read_safetensors(g.weights);
+    const auto it = file.metadata.find("model");
+    if (it == file.metadata.end())
+      throw InputError(g.weights + ": no model spec in its metadata (not a dptrain model file)");
+    const std::optional<TokenModel> lm = token_model(it->second);
+    if (!lm) throw InputError(g.weights + ": model \"" + it->second + "\" is not a language model");
+    if (lm->vocab_size != 256)
+      throw InputError(g.weights + ": a vocabulary of " + std::to_string(lm->vocab_size) +
+                       " tokens; --prompt is read as bytes, which needs the byte vocabulary of "
+                       "256 (prepare-text's)");
+    for (unsigned char c : g.prompt) prompt.push_back(c);
+    model = std::make_unique<Model>(Environment{comm, *compute.backend}, it->second,
+                                    Shape{lm->block_size}, 0);
+    model->load_weights(g.weights);
+  });
+  const bool root = comm.rank() == 0;
+  if (root) {
+    std::fwrite(g.prompt.data(), 1, g.prompt.size(), stdout);
+    std::fflush(stdout);
+  }
+  run_collectively(comm, [&] {
+    generate(*model, prompt, g.max_new_tokens, sampling, [&](int32_t t) {
+      if (!root) return;
+      std::fputc(t, stdout);
+      if (t == '\n') std::fflush(stdout);
+    });
+  });
+  if (root) {
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
+  return 0;
 }
 
 // Only rank 0 writes the shards (the others wait for it), so that running it under mpirun
@@ -381,6 +525,8 @@ int main(int argc, char** argv) {
         return run_bench_allreduce(cmd.bench_allreduce, *comm);
       case Command::PrepareText:
         return run_prepare_text(cmd.prepare_text, *comm);
+      case Command::Generate:
+        return run_generate(cmd.generate, *comm);
       case Command::None:
         return 2;
     }

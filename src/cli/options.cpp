@@ -82,6 +82,24 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   train->add_option("--train-labels", t.train_labels, "Training labels: IDX or .npy");
   train->add_option("--test-images", t.test_images, "Test images: IDX or .npy");
   train->add_option("--test-labels", t.test_labels, "Test labels: IDX or .npy");
+  train->add_option("--train-tokens", t.train_tokens,
+                    "Token shards to train a language model on (files or globs, llm.c's format)");
+  train->add_option("--val-tokens", t.val_tokens, "Token shards to validate on");
+  train
+      ->add_option("--val-steps", t.val_steps,
+                   "Validate over this many global batches of --val-tokens (-1: all of them)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{1} << 40))
+      ->capture_default_str();
+  train
+      ->add_option("--log-every", t.log_every,
+                   "Print and record the train loss, tokens/s and lr every N steps (0: per epoch)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
+      ->capture_default_str();
+  train
+      ->add_option("--eval-every", t.eval_every,
+                   "Validation loss every N steps and after the last (0: per epoch)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
+      ->capture_default_str();
   train
       ->add_option("--model", t.model,
                    "Preset (mlp, cnn) or layer spec, e.g. \"conv2d(32,3,pad=1) relu "
@@ -248,6 +266,21 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   prepare->add_option("--shard-tokens", pt.shard_tokens, "Tokens per shard at most")
       ->capture_default_str();
 
+  CLI::App* gen = app.add_subcommand("generate", "Sample text from a trained language model");
+  GenerateOptions& g = out.generate;
+  gen->add_option("--weights", g.weights, "model.safetensors of a language model dptrain trained")
+      ->required();
+  gen->add_option("--prompt", g.prompt, "Text to continue (bytes as tokens)")->required();
+  gen->add_option("--max-new-tokens", g.max_new_tokens, "Tokens to generate")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+      ->capture_default_str();
+  gen->add_option("--temperature", g.temperature, "Softmax temperature (> 0; lower is greedier)")
+      ->capture_default_str();
+  gen->add_option("--top-k", g.top_k, "Draw only from the k likeliest tokens (0: all)")
+      ->capture_default_str();
+  gen->add_option("--seed", g.seed, "Seed of the draws: the same seed, the same text")
+      ->capture_default_str();
+
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
     if (!args.empty() && args[0] == "train") append_config_file_options(*train, args);
@@ -267,6 +300,7 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   if (info->parsed()) out.command = Command::Info;
   if (allreduce->parsed()) out.command = Command::BenchAllreduce;
   if (prepare->parsed()) out.command = Command::PrepareText;
+  if (gen->parsed()) out.command = Command::Generate;
   return out;
 }
 

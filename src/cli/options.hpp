@@ -44,6 +44,11 @@ struct TrainOptions {
   int64_t inject_nan_step = -1;  // test-only
   std::string inject_drift;      // test-only, RANK:STEP
   std::string init_weights;
+  // A language model's data: token shards (files or globs) instead of images and labels.
+  std::vector<std::string> train_tokens, val_tokens;
+  int64_t val_steps = -1;  // evaluate over this many global batches of the validation windows
+  int64_t log_every = 0;   // train metrics every N steps (0: per epoch only)
+  int64_t eval_every = 0;  // validation loss every N steps (0: per epoch only)
   std::string out;  // default runs/<timestamp>
   std::string config;
 };
@@ -62,13 +67,23 @@ struct PrepareTextCliOptions {
   int64_t shard_tokens = 100'000'000;
 };
 
-enum class Command { None, Train, Info, BenchAllreduce, PrepareText };
+struct GenerateOptions {
+  std::string weights;  // a model.safetensors that dptrain wrote (its metadata names the model)
+  std::string prompt;
+  int64_t max_new_tokens = 200;
+  double temperature = 1.0;
+  int64_t top_k = 0;
+  uint64_t seed = 0;
+};
+
+enum class Command { None, Train, Info, BenchAllreduce, PrepareText, Generate };
 
 struct ParsedCommand {
   Command command = Command::None;
   TrainOptions train;
   BenchAllreduceOptions bench_allreduce;
   PrepareTextCliOptions prepare_text;
+  GenerateOptions generate;
   int exit_code = -1;  // >= 0: stop now with this code (help printed, or a parse error)
 };
 

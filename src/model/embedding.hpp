@@ -18,6 +18,8 @@ class Embedding final : public Layer {
   std::vector<ParamSpec> param_specs() const override;
   DataType input_dtype(DataType) const override { return DataType::I32; }
   std::vector<Op> ops() const override { return {Op::Embedding}; }
+  int64_t vocab_size() const { return vocab_; }
+  int64_t block_size() const { return block_size_; }
   // x holds int32 token ids in [0, vocab_size); the CPU backend refuses others (InputError).
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;

@@ -112,9 +112,11 @@ MetricsWriter::~MetricsWriter() {
   if (file_) std::fclose(file_);
 }
 
-void MetricsWriter::on_epoch_end(const EpochMetrics& m) {
+void MetricsWriter::on_epoch_end(const EpochMetrics& m) { write_line(metrics_json(m)); }
+
+void MetricsWriter::write_line(const std::string& json) {
   if (!file_) return;
-  const std::string line = metrics_json(m) + "\n";
+  const std::string line = json + "\n";
   if (std::fputs(line.c_str(), file_) < 0 || std::fflush(file_) != 0)
     throw SystemError(path_ + ": write failed: " + std::strerror(errno));
 }

@@ -39,6 +39,8 @@ class MetricsWriter final : public Callback {
   MetricsWriter(int rank, const std::string& path);
   ~MetricsWriter() override;
   void on_epoch_end(const EpochMetrics& m) override;
+  // One more line (a JSON object, without the newline), flushed at once.
+  void write_line(const std::string& json);
 
  private:
   std::string path_;

@@ -245,6 +245,8 @@ std::vector<EpochMetrics> Model::fit(const BatchSource& train, const FitOptions&
       const StepResult step = train_step(run, perm, s);
       tally.add_step(step.seconds, step.comm, step.applied, step.loss);
       tally.add_optimizer_figures(step.lr, step.grad_norm);
+      last_lr_ = step.lr;
+      last_grad_norm_ = step.grad_norm;
       ++steps_done_;
       if (run.faults) run.faults->after_step(steps_done_, *net_);
       run.health.after_step(steps_done_);
@@ -264,7 +266,8 @@ std::vector<EpochMetrics> Model::fit(const BatchSource& train, const FitOptions&
     EpochMetrics m = epoch_metrics(env_.comm, tally, epoch, steps_done_, run.sampler.global_batch(),
                                    steady_seconds() - epoch_start, run.rows_per_sample);
     // A stop request cuts the epoch short and asks for a prompt end: no evaluation.
-    if (validation && !stopped_on_request_) m.test = evaluate(*validation, o.eval.batch_size);
+    if (validation && !stopped_on_request_)
+      m.test = evaluate(*validation, o.eval.batch_size, o.eval.max_batches);
     m.elapsed_seconds = steady_seconds() - run.start;
     history.push_back(m);
     for (Callback* cb : callbacks) cb->on_epoch_end(m);

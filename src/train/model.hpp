@@ -61,7 +61,8 @@ struct FitOptions {
   } optim;
 
   struct Evaluation {
-    int batch_size = 500;  // of the evaluation on the validation data after each epoch
+    int batch_size = 500;      // of the evaluation on the validation data after each epoch
+    int64_t max_batches = -1;  // over the first N global batches only (< 0: every sample)
   } eval;
 
   struct Comm {
@@ -192,6 +193,10 @@ class Model {
   Environment& environment() { return env_; }
   const Environment& environment() const { return env_; }
   int64_t steps_done() const { return steps_done_; }
+  // The learning rate of the last step fit() took, and its gradients' norm before clipping
+  // (known only when clipping), for callbacks that log by step.
+  double last_lr() const { return last_lr_; }
+  std::optional<double> last_grad_norm() const { return last_grad_norm_; }
   bool stopped_on_request() const { return stopped_on_request_; }
   // The gradient buckets fit() uses for these options (the same on every rank).
   std::vector<Bucket> buckets(const FitOptions::Comm& options) const;
@@ -210,6 +215,8 @@ class Model {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<Loss> loss_ = make_loss("softmax_cross_entropy");  // evaluate() needs no compile
   int64_t steps_done_ = 0;
+  double last_lr_ = 0;
+  std::optional<double> last_grad_norm_;
   bool stopped_on_request_ = false;
 };
 
