@@ -9,3 +9,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # Process ids of the dptrain ranks (not mpirun, whose command line holds the same words after
 # "mpirun") of the run writing to the given folder.
 rank_pids() { pgrep -f "^$build/dptrain train .*--out $1"; }
+# wait_for_file FILE TRIES PAUSE: returns once FILE exists, checking at most TRIES times PAUSE
+# seconds apart; fails (status 1) if it never appeared.
+wait_for_file() {
+  local i
+  for ((i = 0; i < $2; i++)); do
+    [ -f "$1" ] && return 0
+    sleep "$3"
+  done
+  [ -f "$1" ]
+}

@@ -61,11 +61,7 @@ case $case_name in
     train "$tmp/b" 120 --checkpoint-every 40 > "$tmp/b.log" 2>&1 &
     job=$!
     target=$(printf '%s/b/checkpoints/step-%09d.safetensors' "$tmp" 80)
-    for _ in $(seq 1200); do
-      [ -f "$target" ] && break
-      sleep 0.05
-    done
-    [ -f "$target" ] || fail "no checkpoint of step 80 appeared"
+    wait_for_file "$target" 1200 0.05 || fail "no checkpoint of step 80 appeared"
     pid=$(rank_pids "$tmp/b" | tail -n 1)
     [ -n "$pid" ] || fail "no rank to kill"
     kill -9 "$pid"

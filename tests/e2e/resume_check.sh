@@ -20,11 +20,7 @@ train_and_kill() {
   local job=$!
   local target
   target=$(printf '%s/b/checkpoints/step-%09d.safetensors' "$tmp" "$after")
-  for _ in $(seq 600); do
-    [ -f "$target" ] && break
-    sleep 0.05
-  done
-  [ -f "$target" ] || fail "no checkpoint of step $after appeared"
+  wait_for_file "$target" 600 0.05 || fail "no checkpoint of step $after appeared"
   local rank_pid
   # A rank, not mpirun (whose command line holds the same words after "mpirun").
   rank_pid=$(rank_pids "$tmp/b" | tail -n 1)
@@ -62,11 +58,7 @@ stop_and_resume() {
   local job=$!
   local first
   first=$(printf '%s/b/checkpoints/step-%09d.safetensors' "$tmp" 100)
-  for _ in $(seq 600); do
-    [ -f "$first" ] && break
-    sleep 0.02
-  done
-  [ -f "$first" ] || fail "no first checkpoint appeared"
+  wait_for_file "$first" 600 0.02 || fail "no first checkpoint appeared"
   if [ "$target" = mpirun ]; then
     local launcher
     launcher=$(pgrep -f "^mpirun -np 2 $build/dptrain train .*--out $tmp/b" | head -n 1)

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,27 @@ const char* kSmallCnn = "conv2d(3,3,pad=1) relu maxpool2d(2) flatten linear(8) r
 void report(const Communicator& world, const std::string& what, double value, double bound) {
   if (world.rank() == 0)
     std::printf("measure: %s, %d ranks %.2e < %.0e\n", what.c_str(), world.size(), value, bound);
+}
+
+// The largest difference between two models' parameters, per tensor relative to that tensor's
+// largest magnitude in `want` (float sums in another order differ in the last bits, and an
+// element near zero would turn that into a large ratio of its own). `skip(tensor, i)` leaves
+// element i of a tensor out.
+double max_relative_difference(
+    const Sequential& net, const std::vector<float>& got, const std::vector<float>& want,
+    const std::function<bool(const ParamInfo&, size_t)>& skip = nullptr) {
+  double max_rel = 0;
+  for (const ParamInfo& info : net.param_info()) {
+    double scale = 0, diff = 0;
+    for (size_t i = 0; i < info.numel; ++i) {
+      if (skip && skip(info, i)) continue;
+      const size_t at = info.elem_offset + i;
+      scale = std::max(scale, std::fabs(static_cast<double>(want[at])));
+      diff = std::max(diff, std::fabs(static_cast<double>(got[at]) - want[at]));
+    }
+    if (scale > 0) max_rel = std::max(max_rel, diff / scale);
+  }
+  return max_rel;
 }
 
 class DataParallel : public ::testing::Test {
@@ -96,17 +118,7 @@ TEST_F(DataParallel, PRanksEqualOneRankWithPTimesTheBatch) {
     const std::vector<float> a = parallel.net().params_to_host();
     const std::vector<float> s = single.net().params_to_host();
     ASSERT_EQ(a.size(), s.size());
-    // Relative to each tensor's largest magnitude: float sums in another order differ in the
-    // last bits, and an element near zero would turn that into a large ratio of its own.
-    double max_rel = 0;
-    for (const ParamInfo& info : parallel.net().param_info()) {
-      double scale = 0, diff = 0;
-      for (size_t i = info.elem_offset; i < info.elem_offset + info.numel; ++i) {
-        scale = std::max(scale, std::fabs(static_cast<double>(s[i])));
-        diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - s[i]));
-      }
-      max_rel = std::max(max_rel, diff / scale);
-    }
+    const double max_rel = max_relative_difference(parallel.net(), a, s);
     EXPECT_LT(max_rel, 1e-5) << optimizer << " with " << p << " ranks";
     report(*world, std::string("P ranks vs one, ") + optimizer, max_rel, 1e-5);
     EXPECT_EQ(parallel.steps_done(), steps);
@@ -155,23 +167,16 @@ TEST_F(DataParallel, GptPRanksEqualOneRankWithPTimesTheBatch) {
     const std::vector<float> a = parallel.net().params_to_host();
     const std::vector<float> s = single.net().params_to_host();
     ASSERT_EQ(a.size(), s.size());
-    double max_rel = 0;
-    for (const ParamInfo& info : parallel.net().param_info()) {
-      size_t first = info.elem_offset, last = info.elem_offset + info.numel;
-      // The key bias adds the same q.b_k to every score of a row, which the softmax cancels:
-      // its exact gradient is zero, and what float leaves there is rounding noise of either
-      // sign, which AdamW scales up to steps of lr. Those 16 elements (of c_attn.bias's 48) are
-      // left out for AdamW; SGD checks them too.
-      const bool key_bias = info.name.find("attn.c_attn.bias") != std::string::npos;
-      double scale = 0, diff = 0;
-      for (size_t i = first; i < last; ++i) {
-        if (key_bias && optimizer == std::string("adamw") && i - first >= 16 && i - first < 32)
-          continue;
-        scale = std::max(scale, std::fabs(static_cast<double>(s[i])));
-        diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - s[i]));
-      }
-      if (scale > 0) max_rel = std::max(max_rel, diff / scale);
-    }
+    // The key bias adds the same q.b_k to every score of a row, which the softmax cancels: its
+    // exact gradient is zero, and what float leaves there is rounding noise of either sign,
+    // which AdamW scales up to steps of lr. Those 16 elements (of c_attn.bias's 48) are left
+    // out for AdamW; SGD checks them too.
+    const bool adamw = optimizer == std::string("adamw");
+    const double max_rel = max_relative_difference(
+        parallel.net(), a, s, [&](const ParamInfo& info, size_t i) {
+          return adamw && info.name.find("attn.c_attn.bias") != std::string::npos && i >= 16 &&
+                 i < 32;
+        });
     // AdamW divides by each gradient's own running magnitude, so small gradients' rounding
     // differences grow into the weights more than under SGD: measured up to 1.0e-5 for AdamW
     // and 7.6e-7 for SGD under the SkylakeX, Haswell and Sandybridge kernels. A lost or doubled
