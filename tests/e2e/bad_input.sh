@@ -303,6 +303,24 @@ case $case_name in
       --val-fraction 1.5
     subcommand=prepare-text expect_error "prepare-text" "no text in 1 file(s)" "$tmp/binary"
     ;;
+  token_shards)
+    gpt="gpt(n_layer=1, n_head=2, n_embd=8, block_size=8, vocab_size=256)"
+    "$dptrain" prepare-text "$here/../../README.md" --out "$tmp/tokens" >/dev/null
+    # Magic 12345: a file of the right size that is no token shard.
+    { printf '\x39\x30\x00\x00\x01\x00\x00\x00\x04\x00\x00\x00'; head -c 1012 /dev/zero
+      head -c 8 /dev/zero; } >"$tmp/magic.bin"
+    expect_error "$tmp/magic.bin" "is not a token shard's" --model "$gpt" --max-steps 1 \
+      --train-tokens "$tmp/magic.bin"
+    head -c 1100 "$tmp/tokens/train_000000.bin" >"$tmp/short.bin"
+    expect_error "$tmp/short.bin" "but its header says" --model "$gpt" --max-steps 1 \
+      --train-tokens "$tmp/short.bin"
+    expect_error "--train-tokens" "matches no file" --model "$gpt" --max-steps 1 \
+      --train-tokens "$tmp/tokens/nothing_*.bin"
+    expect_error "--train-tokens" "is not a language model" --max-steps 1 \
+      --train-tokens "$tmp/tokens/train_*.bin"
+    expect_error "--val-tokens" "needs --train-tokens" --max-steps 1 \
+      --val-tokens "$tmp/tokens/val_*.bin"
+    ;;
   optimizer_options)
     set_args
     expect_ok "$tmp/control" "${args[@]}" --optimizer adamw --beta1 0 --beta2 0.95 --grad-clip 1
