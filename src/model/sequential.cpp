@@ -76,6 +76,7 @@ Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& back
         ++owner->uses;
         const size_t index = static_cast<size_t>(owner - info_.begin());
         tied_[i].push_back(index);
+        aliases_.emplace_back(prefix + p.name, index);
         views[i].push_back(index);
         continue;
       }

@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/runtime/device_buffer.hpp"
@@ -102,6 +103,9 @@ class Sequential {
   // tied_to). Each counts one use of its ParamInfo::uses: a trainer reports it to the gradient
   // Reducer (Reducer::param_done) when layer i's backward is done.
   const std::vector<size_t>& tied_params(size_t i) const { return tied_[i]; }
+  // The names a tied tensor also goes by, with the index of the tensor it is ("lm_head.weight"
+  // for a gpt's head, as nanoGPT's state_dict lists it beside transformer.wte.weight).
+  const std::vector<std::pair<std::string, size_t>>& aliases() const { return aliases_; }
   size_t num_layers() const { return layers_.size(); }
   const Layer& layer(size_t i) const { return *layers_[i]; }
   Backend& backend() const { return backend_; }
@@ -123,6 +127,7 @@ class Sequential {
   std::vector<Shape> shapes_;  // shapes_[0] input, shapes_[i + 1] output of layer i
   std::vector<ParamInfo> info_;
   std::vector<std::vector<size_t>> tied_;  // per layer, as tied_params() returns
+  std::vector<std::pair<std::string, size_t>> aliases_;
   DataType input_dtype_ = DataType::F32;
   int64_t rows_per_sample_ = 1;
   size_t flat_size_ = 0;

@@ -444,6 +444,17 @@ void Model::load_weights(const std::string& path) {
   for (const TensorIn& t : file.tensors) {
     bool known = false;
     for (const ParamInfo& p : net_->param_info()) known = known || p.name == t.name;
+    // A tied tensor's other name (nanoGPT saves lm_head.weight beside transformer.wte.weight):
+    // accepted when it holds the same values, since the model has one tensor for both.
+    for (const auto& [alias, index] : net_->aliases()) {
+      if (alias != t.name) continue;
+      const ParamInfo& p = net_->param_info()[index];
+      if (Shape(t.shape.begin(), t.shape.end()) != p.shape ||
+          !std::equal(t.data.begin(), t.data.end(), host.begin() + p.elem_offset))
+        throw InputError(path + ": tensor '" + t.name + "' differs from '" + p.name +
+                         "', which the model ties it to");
+      known = true;
+    }
     if (!known)
       throw InputError(path + ": tensor '" + t.name + "' is not a parameter of the model");
   }

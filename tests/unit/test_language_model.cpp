@@ -10,6 +10,7 @@
 #include "kernels/backend.hpp"
 #include "src/data/batch_source.hpp"
 #include "src/data/token_shards.hpp"
+#include "src/io/safetensors.hpp"
 #include "src/train/generate.hpp"
 #include "src/train/model.hpp"
 #include "tests/common/expect_input_error.hpp"
@@ -99,6 +100,32 @@ TEST_F(LanguageModel, DataThatDoesNotFitTheModelIsRefused) {
                               "option --prompt", "empty");
   testing::expect_input_error([&] { generate(model, {12}, 3, SamplingOptions{}); },
                               "option --prompt", "token 12 at position 0 is not in the vocabulary");
+}
+
+TEST_F(LanguageModel, WeightsWithNanoGptsLmHeadLoadWhenItEqualsTheEmbedding) {
+  Model source({comm, *backend}, kSpec, {8}, 3);
+  Model model({comm, *backend}, kSpec, {8}, 4);
+  const std::vector<float> host = source.net().params_to_host();
+  // The file nanoGPT's state_dict makes: every tensor, and the head's weight under its own name.
+  std::vector<TensorOut> tensors;
+  const float* wte = nullptr;
+  for (const ParamInfo& p : source.net().param_info()) {
+    tensors.push_back({p.name, p.shape, host.data() + p.elem_offset});
+    if (p.name == "transformer.wte.weight") wte = host.data() + p.elem_offset;
+  }
+  ASSERT_NE(wte, nullptr);
+  tensors.push_back({"lm_head.weight", {12, 16}, wte});
+  write_safetensors(path("with_head.safetensors"), tensors);
+  model.load_weights(path("with_head.safetensors"));
+  EXPECT_EQ(model.net().params_to_host(), host);
+
+  std::vector<float> other(wte, wte + 12 * 16);
+  other[5] += 1.0f;
+  tensors.back().data = other.data();
+  write_safetensors(path("other_head.safetensors"), tensors);
+  testing::expect_input_error([&] { model.load_weights(path("other_head.safetensors")); },
+                              path("other_head.safetensors"),
+                              "tensor 'lm_head.weight' differs from 'transformer.wte.weight'");
 }
 
 }  // namespace
