@@ -1,10 +1,9 @@
 #!/usr/bin/python3
 """Writes fixture.safetensors: a tiny GPT-2-style model as nanoGPT's GPT defines it, for the
-parity test in tests/unit/test_gpt.cpp (which does not need PyTorch to run).
+parity test in tests/unit/test_gpt_parity.cpp (which does not need PyTorch to run).
 
-The module below follows nanoGPT's architecture (token and position embeddings, pre-LayerNorm
-blocks of causal self-attention with a fused q/k/v projection and a GELU MLP, a final LayerNorm,
-an output head tied to the token embedding) and its parameter names. The file holds:
+The model (nanogpt.py, shared with make_training_fixture.py) follows nanoGPT's architecture and
+parameter names. The file holds:
 
   - the weights under nanoGPT's state_dict names; the tied head is stored once, as
     transformer.wte.weight (nanoGPT's state_dict repeats it as lm_head.weight);
@@ -21,137 +20,26 @@ floats (exact for these small integers), the float64 results rounded to float32.
 
 Run with Debian's python3-torch:  /usr/bin/python3 tests/data/gpt/make_fixture.py
 """
-import json
-import math
 import os
-import struct
 
 import torch
-from torch import nn
-from torch.nn import functional as F
 
-N_LAYER, N_HEAD, N_EMBD, BLOCK_SIZE, VOCAB = 2, 2, 16, 8, 24
+from nanogpt import GPT, GPTConfig, load_weights, random_weights, write_safetensors
+
+CONFIG = GPTConfig(n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=24, ignore_index=-1)
 BATCH, T = 3, 7
-IGNORE = -1
-SPEC = (f"gpt(n_layer={N_LAYER}, n_head={N_HEAD}, n_embd={N_EMBD}, block_size={BLOCK_SIZE}, "
-        f"vocab_size={VOCAB})")
-
-
-class LayerNorm(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(c))
-        self.bias = nn.Parameter(torch.zeros(c))
-
-    def forward(self, x):
-        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
-
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c_attn = nn.Linear(N_EMBD, 3 * N_EMBD)
-        self.c_proj = nn.Linear(N_EMBD, N_EMBD)
-
-    def forward(self, x):
-        b, t, c = x.shape
-        hs = c // N_HEAD
-        q, k, v = self.c_attn(x).split(c, dim=2)
-        # [b, t, c] -> [b, heads, t, hs]
-        q, k, v = (z.view(b, t, N_HEAD, hs).transpose(1, 2) for z in (q, k, v))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(hs)
-        causal = torch.ones(t, t, dtype=torch.bool).tril()
-        scores = scores.masked_fill(~causal, float("-inf"))
-        y = scores.softmax(dim=-1) @ v
-        return self.c_proj(y.transpose(1, 2).reshape(b, t, c))
-
-
-class MLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c_fc = nn.Linear(N_EMBD, 4 * N_EMBD)
-        self.c_proj = nn.Linear(4 * N_EMBD, N_EMBD)
-
-    def forward(self, x):
-        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
-
-
-class Block(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.ln_1 = LayerNorm(N_EMBD)
-        self.attn = CausalSelfAttention()
-        self.ln_2 = LayerNorm(N_EMBD)
-        self.mlp = MLP()
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
-
-
-class GPT(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(VOCAB, N_EMBD),
-            wpe=nn.Embedding(BLOCK_SIZE, N_EMBD),
-            h=nn.ModuleList([Block() for _ in range(N_LAYER)]),
-            ln_f=LayerNorm(N_EMBD),
-        ))
-        self.lm_head = nn.Linear(N_EMBD, VOCAB, bias=False)
-        self.lm_head.weight = self.transformer.wte.weight  # one tensor, two uses
-
-    def forward(self, idx, targets):
-        t = idx.shape[1]
-        x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(t))
-        for block in self.transformer.h:
-            x = block(x)
-        logits = self.lm_head(self.transformer.ln_f(x))
-        loss = F.cross_entropy(logits.view(-1, VOCAB), targets.view(-1), ignore_index=IGNORE)
-        return logits, loss
-
-
-def random_weights(model, gen):
-    """float32 values, wide enough that attention, GELU and LayerNorm are far from linear."""
-    weights = {}
-    for name, p in model.named_parameters():  # the tied tensor once, as transformer.wte.weight
-        if name.endswith("ln_1.weight") or name.endswith("ln_2.weight") or name.endswith(
-                "ln_f.weight"):
-            w = 1 + 0.2 * torch.randn(p.shape, generator=gen)
-        elif name.endswith(".bias"):
-            w = 0.1 * torch.randn(p.shape, generator=gen)
-        elif ".wte." in name or ".wpe." in name:
-            w = 0.5 * torch.randn(p.shape, generator=gen)
-        else:
-            w = torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[1])
-        weights[name] = w.float()
-    return weights
-
-
-def write_safetensors(path, tensors, metadata):
-    """safetensors by hand: little-endian u64 header size, JSON header, raw F32 data."""
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+IGNORE = CONFIG.ignore_index
+VOCAB = CONFIG.vocab_size
+SPEC = CONFIG.spec()
 
 
 def main():
     gen = torch.Generator().manual_seed(20241202)
-    model = GPT().double()
+    model = GPT(CONFIG).double()
     weights = random_weights(model, gen)
     names = [n for n, _ in model.named_parameters()]
     assert "lm_head.weight" not in names and "transformer.wte.weight" in names
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(weights[name].double())
+    load_weights(model, weights)
 
     tokens = torch.randint(0, VOCAB, (BATCH, T), generator=gen)
     targets = torch.randint(0, VOCAB, (BATCH, T), generator=gen)
