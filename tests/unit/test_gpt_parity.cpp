@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -17,6 +16,7 @@
 #include "src/model/loss.hpp"
 #include "src/model/model_spec.hpp"
 #include "src/model/sequential.hpp"
+#include "tests/common/state_dict.hpp"
 
 namespace dpt {
 namespace {
@@ -124,21 +124,8 @@ TEST(GptParity, MatchesPyTorch) {
   const int v = static_cast<int>(net.num_classes());
   ASSERT_EQ(net.rows_per_sample(), t);
 
-  std::set<std::string> state_dict, ours;
-  for (const TensorIn& x : f.tensors)
-    if (x.name.rfind("transformer.", 0) == 0 || x.name.rfind("lm_head.", 0) == 0)
-      state_dict.insert(x.name);
-  std::vector<float> params = net.params_to_host();
-  for (const ParamInfo& p : net.param_info()) {
-    ours.insert(p.name);
-    const TensorIn* x = f.find(p.name);
-    ASSERT_NE(x, nullptr) << p.name;
-    ASSERT_EQ(x->shape, p.shape) << p.name;
-    std::copy(x->data.begin(), x->data.end(),
-              params.begin() + static_cast<std::ptrdiff_t>(p.elem_offset));
-  }
-  EXPECT_EQ(ours, state_dict);
-  net.params_from_host(params);
+  testing::load_state_dict(net, f, {"transformer.", "lm_head."});
+  if (HasFatalFailure()) return;
 
   const std::vector<int32_t> tokens(tokens_f.data.begin(), tokens_f.data.end());
   std::vector<int32_t> targets(targets_f.data.begin(), targets_f.data.end());

@@ -11,7 +11,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -23,6 +22,7 @@
 #include "src/train/model.hpp"
 #include "tests/common/one_rank_communicator.hpp"
 #include "tests/common/temp_dir.hpp"
+#include "tests/common/state_dict.hpp"
 
 namespace dpt {
 namespace {
@@ -106,20 +106,8 @@ TEST_F(GptTrainingParity, TenAdamWStepsWithWarmupCosineAndClippingMatchPyTorch) 
   ASSERT_EQ(train.size(), steps * batch);
 
   // The initial weights by name: the model's tensors are exactly the fixture's state_dict.
-  std::set<std::string> state_dict, ours;
-  for (const TensorIn& x : f.tensors)
-    if (x.name.rfind("transformer.", 0) == 0) state_dict.insert(x.name);
-  std::vector<float> params = net.params_to_host();
-  for (const ParamInfo& p : net.param_info()) {
-    ours.insert(p.name);
-    const TensorIn* x = f.find(p.name);
-    ASSERT_NE(x, nullptr) << p.name;
-    ASSERT_EQ(x->shape, p.shape) << p.name;
-    std::copy(x->data.begin(), x->data.end(),
-              params.begin() + static_cast<std::ptrdiff_t>(p.elem_offset));
-  }
-  ASSERT_EQ(ours, state_dict);
-  net.params_from_host(params);
+  testing::load_state_dict(net, f, {"transformer."});
+  if (HasFatalFailure()) return;
 
   OptimizerConfig opt;
   opt.name = "adamw";
