@@ -60,6 +60,13 @@ class CpuBackend final : public Backend, public CpuDevice {
   }
 
   void add_bias(float* y, const float* bias, int outer, int channels, int inner) override {
+    if (inner == 1) {  // a Linear's rows: along each row, so that the loop vectorizes
+      for (int o = 0; o < outer; ++o) {
+        float* row = y + static_cast<size_t>(o) * channels;
+        for (int c = 0; c < channels; ++c) row[c] += bias[c];
+      }
+      return;
+    }
     for (int o = 0; o < outer; ++o)
       for (int c = 0; c < channels; ++c) {
         float* row = y + (static_cast<size_t>(o) * channels + c) * inner;
@@ -73,6 +80,18 @@ class CpuBackend final : public Backend, public CpuDevice {
     // compiler may not reorder float additions), eight of them vectorize. The order is fixed, so
     // the result is the same on every run.
     constexpr int kLanes = 8;
+    if (inner == 1) {
+      // A Linear's rows: one running sum per channel, the rows added in order (as the loop below
+      // adds them for inner == 1), but along each row, so that the loop vectorizes over channels.
+      sums_.assign(static_cast<size_t>(channels), 0.0f);
+      float* sum = sums_.data();
+      for (int o = 0; o < outer; ++o) {
+        const float* row = dy + static_cast<size_t>(o) * channels;
+        for (int c = 0; c < channels; ++c) sum[c] += row[c];
+      }
+      for (int c = 0; c < channels; ++c) dbias[c] += sum[c];
+      return;
+    }
     for (int c = 0; c < channels; ++c) {
       float lane[kLanes] = {};
       float tail = 0;
@@ -399,6 +418,7 @@ class CpuBackend final : public Backend, public CpuDevice {
 #endif
 
   std::vector<float> col_;  // im2col scratch, reused across calls
+  std::vector<float> sums_;  // bias_grad's per-channel sums, reused across calls
   std::vector<float> attention_scratch_;  // t * t, for attention_backward
 };
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "comm/allreduce_bench.hpp"
+#include "kernels/gemm_bench.hpp"
 #include "comm/collective_check.hpp"
 #include "comm/communicator.hpp"
 #include "kernels/backend.hpp"
@@ -434,6 +435,33 @@ int run_bench_allreduce(const BenchAllreduceOptions& b, Communicator& host) {
   return wrong == 0 ? 0 : 1;
 }
 
+// Every rank times its own GEMMs at once (as the ranks of a run compute at once); rank 0 prints
+// each rank's line. A sampled element of C that is wrong fails the command.
+int run_bench_gemm(const BenchGemmOptions& b, Communicator& host) {
+  run_collectively(host, [&] {
+    if (b.device == "cuda" && !built_with_cuda())
+      throw InputError("option --device cuda: this dptrain was built without the CUDA backend");
+    if (b.device == "cuda" && visible_gpu_count() == 0)
+      throw InputError("option --device cuda: no CUDA device is visible");
+  });
+  ComputeSetup compute = make_compute(b.device, "mpi", b.threads, host);
+  Communicator& comm = *compute.comm;
+  GemmBenchResult r;
+  run_collectively(comm, [&] { r = run_gemm_bench(*compute.backend, b.size, b.repeats); });
+  char line[256];
+  std::snprintf(line, sizeof(line),
+                "rank %d  sgemm %dx%dx%d on %s, %d thread(s): %.2f GFLOP/s (best of %d, %.4f s)  "
+                "worst sampled error %.1e  wrong %lld",
+                comm.rank(), r.n, r.n, r.n, compute.backend->name().c_str(), b.threads,
+                r.flops_per_second / 1e9, r.repeats, r.best_seconds, r.worst_error,
+                static_cast<long long>(r.wrong));
+  std::vector<char> all(sizeof(line) * comm.size());
+  comm.allgather(line, all.data(), sizeof(line), DataType::U8);
+  if (comm.rank() == 0)
+    for (int i = 0; i < comm.size(); ++i) std::printf("%s\n", all.data() + i * sizeof(line));
+  return comm.allreduce_sum(r.wrong) == 0 ? 0 : 1;
+}
+
 // Every rank loads the model and draws the same tokens (the model's set-up is collective); rank
 // 0 prints them. The prompt is read as bytes, the tokens of prepare-text's vocabulary of 256.
 int run_generate(const GenerateOptions& g, Communicator& host) {
@@ -523,6 +551,8 @@ int main(int argc, char** argv) {
         return run_info(*comm);
       case Command::BenchAllreduce:
         return run_bench_allreduce(cmd.bench_allreduce, *comm);
+      case Command::BenchGemm:
+        return run_bench_gemm(cmd.bench_gemm, *comm);
       case Command::PrepareText:
         return run_prepare_text(cmd.prepare_text, *comm);
       case Command::Generate:

@@ -232,7 +232,7 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   CLI::App* info =
       app.add_subcommand("info", "Print each rank's host, rank, local rank and versions");
 
-  CLI::App* bench = app.add_subcommand("bench", "Benchmarks of the communication");
+  CLI::App* bench = app.add_subcommand("bench", "Benchmarks of the communication and the compute");
   bench->require_subcommand(1);
   CLI::App* allreduce = bench->add_subcommand(
       "allreduce", "Allreduce sweep over message sizes, as nccl-tests' all_reduce_perf prints it");
@@ -249,6 +249,19 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
       ->add_option("--comm", ba.comm,
                    "Communicator: mpi (host buffers) or nccl (GPU buffers, one GPU per rank)")
       ->check(CLI::IsMember({"mpi", "nccl"}))
+      ->capture_default_str();
+
+  CLI::App* gemm = bench->add_subcommand(
+      "gemm", "Float GEMM FLOP/s on one rank's device: the peak that utilization is measured against");
+  BenchGemmOptions& bg = out.bench_gemm;
+  gemm->add_option("--size", bg.size, "n of the n x n x n product")->capture_default_str();
+  gemm->add_option("--repeats", bg.repeats, "Timed products; the best counts")
+      ->capture_default_str();
+  gemm->add_option("--threads", bg.threads, "BLAS threads (cpu)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  gemm->add_option("--device", bg.device, "cpu or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
 
   CLI::App* prepare = app.add_subcommand(
@@ -299,6 +312,7 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   if (train->parsed()) out.command = Command::Train;
   if (info->parsed()) out.command = Command::Info;
   if (allreduce->parsed()) out.command = Command::BenchAllreduce;
+  if (gemm->parsed()) out.command = Command::BenchGemm;
   if (prepare->parsed()) out.command = Command::PrepareText;
   if (gen->parsed()) out.command = Command::Generate;
   return out;

@@ -60,6 +60,11 @@ struct BenchAllreduceOptions {
   std::string comm = "mpi";
 };
 
+struct BenchGemmOptions {
+  int size = 2048, repeats = 5, threads = 1;
+  std::string device = "cpu";
+};
+
 struct PrepareTextCliOptions {
   std::vector<std::string> inputs;  // files or folders
   std::string out;
@@ -76,12 +81,13 @@ struct GenerateOptions {
   uint64_t seed = 0;
 };
 
-enum class Command { None, Train, Info, BenchAllreduce, PrepareText, Generate };
+enum class Command { None, Train, Info, BenchAllreduce, BenchGemm, PrepareText, Generate };
 
 struct ParsedCommand {
   Command command = Command::None;
   TrainOptions train;
   BenchAllreduceOptions bench_allreduce;
+  BenchGemmOptions bench_gemm;
   PrepareTextCliOptions prepare_text;
   GenerateOptions generate;
   int exit_code = -1;  // >= 0: stop now with this code (help printed, or a parse error)
