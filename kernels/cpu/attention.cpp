@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "kernels/cpu/builtin_gemm.hpp"
+#include "kernels/cpu/fast_exp.hpp"
 #include "kernels/cpu/lane_sum.hpp"
 #include "src/core/error.hpp"
 
@@ -58,6 +60,31 @@ void check_heads(int64_t c, int64_t n_head) {
                      " is not a multiple of the number of heads " + std::to_string(n_head));
 }
 
+// Row i of the t x t scores p becomes softmax(p[i, 0..i]) and zeros after: row i sees positions
+// 0..i. The exponentials are of the scores less their row's maximum, so never above zero: in
+// float exp_nonpositive, which vectorizes.
+template <typename T>
+[[gnu::always_inline]] inline void causal_softmax(T* p, int64_t t) {
+  for (int64_t i = 0; i < t; ++i) {
+    T* row = p + i * t;
+    const int64_t n = i + 1;
+    T mx = row[0];
+    for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
+    if constexpr (std::is_same_v<T, float>)
+      for (int64_t j = 0; j < n; ++j) row[j] = exp_nonpositive(row[j] - mx);
+    else
+      for (int64_t j = 0; j < n; ++j) row[j] = std::exp(row[j] - mx);
+    const T inv = T(1) / lane_sum<T>(n, [&](int64_t j) { return row[j]; });
+    for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+    std::fill(row + n, row + t, T(0));
+  }
+}
+
+void causal_softmax_f32(float* p, int64_t t) { causal_softmax(p, t); }
+DPT_AVX2_FMA void causal_softmax_avx2(float* p, int64_t t) {
+  causal_softmax(p, t);
+}
+
 }  // namespace
 
 template <typename T>
@@ -73,16 +100,10 @@ void attention_forward(const T* qkv, T* out, T* att, int64_t b, int64_t t, int64
       const T* v = q + 2 * c;
       T* p = att + (bi * n_head + h) * t * t;
       gemm(false, true, t, t, hs, scale, q, c3, k, c3, T(0), p, t);
-      for (int64_t i = 0; i < t; ++i) {
-        T* row = p + i * t;
-        const int64_t n = i + 1;  // row i sees positions 0..i
-        T mx = row[0];
-        for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
-        for (int64_t j = 0; j < n; ++j) row[j] = std::exp(row[j] - mx);
-        const T inv = T(1) / lane_sum<T>(n, [&](int64_t j) { return row[j]; });
-        for (int64_t j = 0; j < n; ++j) row[j] *= inv;
-        std::fill(row + n, row + t, T(0));
-      }
+      if constexpr (std::is_same_v<T, float>)
+        cpu_has_avx2_fma() ? causal_softmax_avx2(p, t) : causal_softmax_f32(p, t);
+      else
+        causal_softmax(p, t);
       gemm(false, false, t, hs, t, T(1), p, t, v, c3, T(0), out + bi * t * c + h * hs, c);
     }
 }

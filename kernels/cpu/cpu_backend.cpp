@@ -258,8 +258,14 @@ class CpuBackend final : public Backend, public CpuDevice {
       for (int c = 1; c < classes; ++c)
         if (row[c] > row[arg]) arg = c;
       const float mx = row[arg];
+      // Each exponential once: the gradient below reuses them.
+      exps_.resize(static_cast<size_t>(classes));
+      double* e = exps_.data();
       double sum = 0;
-      for (int c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(row[c] - mx));
+      for (int c = 0; c < classes; ++c) {
+        e[c] = std::exp(static_cast<double>(row[c] - mx));
+        sum += e[c];
+      }
       r.loss_sum += std::log(sum) - static_cast<double>(row[label] - mx);
       r.correct += (arg == label);
       ++r.count;
@@ -267,7 +273,7 @@ class CpuBackend final : public Backend, public CpuDevice {
         float* drow = dlogits + static_cast<size_t>(i) * classes;
         const double inv = 1.0 / sum;
         for (int c = 0; c < classes; ++c) {
-          const float prob = static_cast<float>(std::exp(static_cast<double>(row[c] - mx)) * inv);
+          const float prob = static_cast<float>(e[c] * inv);
           drow[c] = (prob - (c == label ? 1.0f : 0.0f)) * grad_scale;
         }
       }
@@ -419,6 +425,7 @@ class CpuBackend final : public Backend, public CpuDevice {
 
   std::vector<float> col_;  // im2col scratch, reused across calls
   std::vector<float> sums_;  // bias_grad's per-channel sums, reused across calls
+  std::vector<double> exps_;  // softmax_cross_entropy's exponentials of one row
   std::vector<float> attention_scratch_;  // t * t, for attention_backward
 };
 

@@ -1,10 +1,9 @@
 #include "kernels/cpu/gelu.hpp"
 
-#include <algorithm>
-#include <bit>
 #include <cmath>
-#include <cstdint>
 #include <type_traits>
+
+#include "kernels/cpu/fast_exp.hpp"
 
 namespace dpt {
 namespace {
@@ -15,47 +14,25 @@ constexpr T kBeta = static_cast<T>(0.79788456080286535587989211986876);
 template <typename T>
 constexpr T kKappa = static_cast<T>(0.044715);
 
-// tanh for GELU in float, as straight-line arithmetic that the compiler vectorizes (libm's tanhf
-// is a call per element, and was most of a gpt step's elementwise time):
-//   tanh(u) = sign(u) (1 - e) / (1 + e),  e = exp(-2|u|),
-// with exp from 2^k times a degree-7 Taylor polynomial of the remainder r = z - k ln 2, |r| <=
-// ln(2)/2 (truncation 2e-9 relative). The absolute error is within about 2e-7 of tanh, which is
-// what GELU needs: its result is 0.5 x (1 + tanh u), so tanh's error counts against 1, not
-// against tanh u. Near 0 the relative error of tanh itself grows, but not the absolute one.
-inline float gelu_tanh(float u) {
-  // exp(-87) is still a normal float, so 2^k below is a normal float's bit pattern.
-  const float z = std::max(-2.0f * std::fabs(u), -87.0f);
-  constexpr float kLog2e = 1.44269504088896341f;
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to even
-  const float kf = (z * kLog2e + kRound) - kRound;
-  // ln 2 in two parts, the first with few enough bits that kf * part is exact.
-  const float r = (z - kf * 0.693145751953125f) - kf * 1.428606765330187045e-06f;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const auto bits = static_cast<uint32_t>(static_cast<int32_t>(kf) + 127) << 23;
-  const float e = p * std::bit_cast<float>(bits);
-  const float t = (1.0f - e) / (1.0f + e);
-  return std::copysign(t, u);
+// tanh for GELU in float, from exp_nonpositive:  tanh(u) = sign(u) (1 - e) / (1 + e),
+// e = exp(-2|u|). Its absolute error is within about 2e-7, which is what GELU needs: the result
+// is 0.5 x (1 + tanh u), so tanh's error counts against 1, not against tanh u (near 0 the
+// relative error of tanh itself grows, the absolute one does not).
+[[gnu::always_inline]] inline float gelu_tanh(float u) {
+  const float e = exp_nonpositive(-2.0f * std::fabs(u));
+  return std::copysign((1.0f - e) / (1.0f + e), u);
 }
 
 template <typename T>
-T tanh_for_gelu(T u) {
+[[gnu::always_inline]] inline T tanh_for_gelu(T u) {
   if constexpr (std::is_same_v<T, float>)
     return gelu_tanh(u);
   else
     return std::tanh(u);
 }
 
-}  // namespace
-
 template <typename T>
-void gelu_forward(const T* x, T* y, int64_t n) {
+[[gnu::always_inline]] inline void gelu_forward_loop(const T* x, T* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const T v = x[i];
     const T inner = kBeta<T> * (v + kKappa<T> * v * v * v);
@@ -64,7 +41,7 @@ void gelu_forward(const T* x, T* y, int64_t n) {
 }
 
 template <typename T>
-void gelu_backward(const T* x, const T* dy, T* dx, int64_t n) {
+[[gnu::always_inline]] inline void gelu_backward_loop(const T* x, const T* dy, T* dx, int64_t n) {
   // d/dx [0.5 x (1 + tanh u)] = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u',
   // with u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2).
   for (int64_t i = 0; i < n; ++i) {
@@ -74,6 +51,36 @@ void gelu_backward(const T* x, const T* dy, T* dx, int64_t n) {
     const T du = kBeta<T> * (T(1) + T(3) * kKappa<T> * v2);
     dx[i] = dy[i] * (T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * du);
   }
+}
+
+void gelu_forward_f32(const float* x, float* y, int64_t n) { gelu_forward_loop(x, y, n); }
+DPT_AVX2_FMA void gelu_forward_avx2(const float* x, float* y, int64_t n) {
+  gelu_forward_loop(x, y, n);
+}
+
+void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n) {
+  gelu_backward_loop(x, dy, dx, n);
+}
+DPT_AVX2_FMA void gelu_backward_avx2(const float* x, const float* dy, float* dx, int64_t n) {
+  gelu_backward_loop(x, dy, dx, n);
+}
+
+}  // namespace
+
+template <typename T>
+void gelu_forward(const T* x, T* y, int64_t n) {
+  if constexpr (std::is_same_v<T, float>)
+    cpu_has_avx2_fma() ? gelu_forward_avx2(x, y, n) : gelu_forward_f32(x, y, n);
+  else
+    gelu_forward_loop(x, y, n);
+}
+
+template <typename T>
+void gelu_backward(const T* x, const T* dy, T* dx, int64_t n) {
+  if constexpr (std::is_same_v<T, float>)
+    cpu_has_avx2_fma() ? gelu_backward_avx2(x, dy, dx, n) : gelu_backward_f32(x, dy, dx, n);
+  else
+    gelu_backward_loop(x, dy, dx, n);
 }
 
 template void gelu_forward<float>(const float*, float*, int64_t);
