@@ -80,6 +80,13 @@ class Backend : public virtual Device {
   // Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, with leading dimensions.
   virtual void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
                     int lda, const float* b, int ldb, float beta, float* c, int ldc) = 0;
+  // A Linear's forward over m rows: y[m, out] = x[m, in] w[out, in]^T (+ bias[out] unless null).
+  // This default is gemm, then add_bias; a backend may do both in one pass over y.
+  virtual void linear_forward(const float* x, const float* w, const float* bias, float* y, int m,
+                              int in, int out) {
+    gemm(false, true, m, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+    if (bias) add_bias(y, bias, m, out, 1);
+  }
   // y[o, c, i] += bias[c] for o < outer, c < channels, i < inner.
   virtual void add_bias(float* y, const float* bias, int outer, int channels, int inner) = 0;
   // dbias[c] += sum over o, i of dy[o, c, i].

@@ -10,8 +10,8 @@
 #include <type_traits>
 
 #include "kernels/cpu/builtin_gemm.hpp"
-#include "kernels/cpu/fast_exp.hpp"
 #include "kernels/cpu/lane_sum.hpp"
+#include "kernels/cpu/vector_math.hpp"
 #include "src/core/error.hpp"
 
 namespace dpt {

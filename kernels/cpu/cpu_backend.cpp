@@ -23,6 +23,7 @@
 #include "kernels/cpu/gelu.hpp"
 #include "kernels/cpu/im2col.hpp"
 #include "kernels/cpu/layer_norm.hpp"
+#include "kernels/cpu/vector_math.hpp"
 #include "kernels/runtime/cpu_device.hpp"
 #include "src/core/error.hpp"
 #include "src/core/random.hpp"
@@ -59,6 +60,15 @@ class CpuBackend final : public Backend, public CpuDevice {
 #endif
   }
 
+  void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int in,
+                      int out) override {
+    if (!bias) return gemm(false, true, m, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+    // Each row of y starts as the bias and the GEMM adds to it (beta 1): one pass over y fewer
+    // than a GEMM that zeroes y (beta 0) and an add of the bias after it.
+    for (int r = 0; r < m; ++r) std::copy_n(bias, out, y + static_cast<size_t>(r) * out);
+    gemm(false, true, m, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+  }
+
   void add_bias(float* y, const float* bias, int outer, int channels, int inner) override {
     if (inner == 1) {  // a Linear's rows: along each row, so that the loop vectorizes
       for (int o = 0; o < outer; ++o) {
@@ -84,12 +94,8 @@ class CpuBackend final : public Backend, public CpuDevice {
       // A Linear's rows: one running sum per channel, the rows added in order (as the loop below
       // adds them for inner == 1), but along each row, so that the loop vectorizes over channels.
       sums_.assign(static_cast<size_t>(channels), 0.0f);
-      float* sum = sums_.data();
-      for (int o = 0; o < outer; ++o) {
-        const float* row = dy + static_cast<size_t>(o) * channels;
-        for (int c = 0; c < channels; ++c) sum[c] += row[c];
-      }
-      for (int c = 0; c < channels; ++c) dbias[c] += sum[c];
+      (cpu_has_avx2_fma() ? column_sums_avx2 : column_sums_f32)(dy, sums_.data(), outer, channels);
+      for (int c = 0; c < channels; ++c) dbias[c] += sums_[c];
       return;
     }
     for (int c = 0; c < channels; ++c) {
@@ -106,6 +112,21 @@ class CpuBackend final : public Backend, public CpuDevice {
       for (int k = 0; k < kLanes; ++k) sum += lane[k];
       dbias[c] += sum;
     }
+  }
+
+  // sum[c] += dy[o, c] over the rows o, in order.
+  [[gnu::always_inline]] static void column_sums(const float* __restrict dy, float* __restrict sum,
+                                                 int rows, int channels) {
+    for (int o = 0; o < rows; ++o) {
+      const float* row = dy + static_cast<size_t>(o) * channels;
+      for (int c = 0; c < channels; ++c) sum[c] += row[c];
+    }
+  }
+  static void column_sums_f32(const float* dy, float* sum, int rows, int channels) {
+    column_sums(dy, sum, rows, channels);
+  }
+  DPT_AVX2_FMA static void column_sums_avx2(const float* dy, float* sum, int rows, int channels) {
+    column_sums(dy, sum, rows, channels);
   }
 
   void relu_forward(const float* x, float* y, size_t n) override {
@@ -316,11 +337,20 @@ class CpuBackend final : public Backend, public CpuDevice {
 
   void adamw_update(float* param, const float* grad, float* m, float* v, size_t n,
                     const AdamWParams& p) override {
-    adamw_loop(param, grad, m, v, n, adamw_scalars(p), p.beta1, p.beta2, p.eps);
+    (cpu_has_avx2_fma() ? adamw_avx2 : adamw_f32)(param, grad, m, v, n, adamw_scalars(p), p.beta1,
+                                                  p.beta2, p.eps);
+  }
+  static void adamw_f32(float* param, const float* grad, float* m, float* v, size_t n,
+                        AdamWScalars k, float beta1, float beta2, float eps) {
+    adamw_loop(param, grad, m, v, n, k, beta1, beta2, eps);
+  }
+  DPT_AVX2_FMA static void adamw_avx2(float* param, const float* grad, float* m, float* v, size_t n,
+                                      AdamWScalars k, float beta1, float beta2, float eps) {
+    adamw_loop(param, grad, m, v, n, k, beta1, beta2, eps);
   }
 
   // As sgd_loop: restrict pointers and scalars in locals, so that the loop vectorizes.
-  static void adamw_loop(float* __restrict param, const float* __restrict grad, float* __restrict m,
+  [[gnu::always_inline]] static void adamw_loop(float* __restrict param, const float* __restrict grad, float* __restrict m,
                          float* __restrict v, size_t n, AdamWScalars k, float beta1, float beta2,
                          float eps) {
     for (size_t i = 0; i < n; ++i) {

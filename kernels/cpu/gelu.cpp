@@ -3,7 +3,7 @@
 #include <cmath>
 #include <type_traits>
 
-#include "kernels/cpu/fast_exp.hpp"
+#include "kernels/cpu/vector_math.hpp"
 
 namespace dpt {
 namespace {

@@ -1,13 +1,16 @@
 #include "kernels/cpu/layer_norm.hpp"
 
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cpu/lane_sum.hpp"
+#include "kernels/cpu/vector_math.hpp"
 
 namespace dpt {
+namespace {
 
 template <typename T>
-void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows,
+[[gnu::always_inline]] inline void forward_loop(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows,
                         int64_t c, float eps) {
   const T inv_c = T(1) / static_cast<T>(c);
   for (int64_t r = 0; r < rows; ++r) {
@@ -25,8 +28,9 @@ void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rs
 }
 
 template <typename T>
-void layer_norm_backward(const T* x, const T* w, const T* mean, const T* rstd, const T* dy, T* dx,
-                         T* dw, T* db, int64_t rows, int64_t c) {
+[[gnu::always_inline]] inline void backward_loop(const T* x, const T* w, const T* mean,
+                                                 const T* rstd, const T* dy, T* dx, T* dw, T* db,
+                                                 int64_t rows, int64_t c) {
   // With xhat = (x - mean) * rstd and g = dy * w:
   //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
   // g is kept in dx until the two row means are known; xhat is recomputed rather than stored.
@@ -49,6 +53,45 @@ void layer_norm_backward(const T* x, const T* w, const T* mean, const T* rstd, c
       dxr[i] = s * (dxr[i] - mean_g - xhat * mean_gx);
     }
   }
+}
+
+// float: the baseline build and an AVX2/FMA one (see vector_math.hpp), picked at run time.
+void forward_f32(const float* x, const float* w, const float* b, float* y, float* mean,
+                 float* rstd, int64_t rows, int64_t c, float eps) {
+  forward_loop(x, w, b, y, mean, rstd, rows, c, eps);
+}
+DPT_AVX2_FMA void forward_avx2(const float* x, const float* w, const float* b, float* y,
+                               float* mean, float* rstd, int64_t rows, int64_t c, float eps) {
+  forward_loop(x, w, b, y, mean, rstd, rows, c, eps);
+}
+void backward_f32(const float* x, const float* w, const float* mean, const float* rstd,
+                  const float* dy, float* dx, float* dw, float* db, int64_t rows, int64_t c) {
+  backward_loop(x, w, mean, rstd, dy, dx, dw, db, rows, c);
+}
+DPT_AVX2_FMA void backward_avx2(const float* x, const float* w, const float* mean,
+                                const float* rstd, const float* dy, float* dx, float* dw,
+                                float* db, int64_t rows, int64_t c) {
+  backward_loop(x, w, mean, rstd, dy, dx, dw, db, rows, c);
+}
+
+}  // namespace
+
+template <typename T>
+void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows,
+                        int64_t c, float eps) {
+  if constexpr (std::is_same_v<T, float>)
+    (cpu_has_avx2_fma() ? forward_avx2 : forward_f32)(x, w, b, y, mean, rstd, rows, c, eps);
+  else
+    forward_loop(x, w, b, y, mean, rstd, rows, c, eps);
+}
+
+template <typename T>
+void layer_norm_backward(const T* x, const T* w, const T* mean, const T* rstd, const T* dy, T* dx,
+                         T* dw, T* db, int64_t rows, int64_t c) {
+  if constexpr (std::is_same_v<T, float>)
+    (cpu_has_avx2_fma() ? backward_avx2 : backward_f32)(x, w, mean, rstd, dy, dx, dw, db, rows, c);
+  else
+    backward_loop(x, w, mean, rstd, dy, dx, dw, db, rows, c);
 }
 
 template void layer_norm_forward<float>(const float*, const float*, const float*, float*, float*,

@@ -43,9 +43,7 @@ std::vector<Op> Linear::ops() const { return {Op::Gemm, Op::AddBias, Op::BiasGra
 void Linear::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch, const ForwardContext&) {
   const int in = static_cast<int>(in_features_), out = static_cast<int>(out_features_);
   const int m = batch * static_cast<int>(rows_);
-  float* yf = y.as<float>();
-  be.gemm(false, true, m, out, in, 1.0f, x.as<float>(), in, params_[0], in, 0.0f, yf, out);
-  be.add_bias(yf, params_[1], m, out, 1);
+  be.linear_forward(x.as<float>(), params_[0], params_[1], y.as<float>(), m, in, out);
 }
 
 void Linear::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,

@@ -1,6 +1,9 @@
-// exp of a float at or below zero, as straight-line arithmetic that the compiler vectorizes
-// (libm's expf and tanhf are one call per element). For the softmax rows of attention (scores
-// less their row's maximum) and for GELU's tanh.
+// The CPU kernels' vector helpers: an AVX2/FMA build of a loop beside the baseline one, and an
+// exp that vectorizes.
+//
+// exp_nonpositive: exp of a float at or below zero, as straight-line arithmetic that the compiler
+// vectorizes (libm's expf and tanhf are one call per element). For the softmax rows of attention
+// (scores less their row's maximum) and for GELU's tanh.
 //
 // exp(z) = 2^k p(r), with k = round(z / ln 2), r = z - k ln 2 (|r| <= ln(2)/2, ln 2 in two parts
 // so that k times the first is exact), and p the degree-7 Taylor polynomial of exp (truncation
