@@ -53,7 +53,7 @@ dptrain_rate() {  # ranks run -> tokens/s
 
 peer_rate() {  # ranks run -> tokens/s
   /usr/bin/python3 "$peer" --nproc "$1" --model "$model" --train-tokens "$out/data/train_*.bin" \
-    "${recipe[@]}" --threads 1 --out "$out/peer-$1-$2.json" > /dev/null
+    "${recipe[@]}" --threads 1 --no-shuffle --out "$out/peer-$1-$2.json" > /dev/null
   python3 -c "import json; print(json.load(open('$out/peer-$1-$2.json'))['tokens_per_second'])"
 }
 

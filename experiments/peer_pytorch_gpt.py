@@ -6,15 +6,17 @@ shards, per-rank batch, recipe and thread count as a dptrain run.
     peer_pytorch_gpt.py --nproc P --model "gpt(n_layer=4, ...)" --train-tokens GLOB
         [--val-tokens GLOB] --batch-size B --max-steps N [--lr 1e-3] [--beta1 0.9] [--beta2 0.95]
         [--weight-decay 0.1] [--warmup-steps W --lr-decay-steps D --min-lr M] [--grad-clip X]
-        [--eval-every N] [--val-steps N] [--threads 1] [--seed 0] --out peer.json
+        [--eval-every N] [--val-steps N] [--threads 1] [--seed 0] [--no-shuffle] --out peer.json
 
 The recipe is nanoGPT's train.py: AdamW with weight decay on the tensors of two or more
 dimensions only, the learning rate set before each step from the 0-based step (linear warmup,
 cosine decay to --min-lr), the gradients clipped by their global norm. The initial weights are
 nanoGPT's (normal 0.02, and 0.02/sqrt(2 n_layer) for every c_proj weight), from torch's RNG.
-The data is dptrain's with --no-shuffle: window i of a shard is its tokens [i*T, i*T + T], the
-windows numbered shard by shard; global step s takes the windows s*P*B ... (s+1)*P*B - 1 of the
-epoch and rank r every P-th of them from r; an epoch drops the windows that do not fill a step.
+The data is windowed as dptrain windows it: window i of a shard is its tokens [i*T, i*T + T], the
+windows numbered shard by shard; global step s of an epoch takes positions s*P*B ... (s+1)*P*B - 1
+of the epoch's order and rank r every P-th of them from r; an epoch drops the windows that do not
+fill a step. The order is the windows in order with --no-shuffle (then the batches are dptrain's
+exactly), else a permutation from (seed, epoch) drawn by torch (not dptrain's permutation).
 
 Writes {"tokens_per_second", "median_step_seconds", "val_loss", "train_loss", "log": [...]} to
 --out, tokens/s computed as dptrain computes it: global batch tokens / median step wall time
@@ -166,8 +168,12 @@ def worker(rank, args, port):
     times, log, window_losses = [], [], []
     for step in range(args.max_steps):
         start = time.perf_counter()
-        first = (step % steps_per_epoch) * global_batch
-        x, y = train.batch(range(first + rank, first + global_batch, args.nproc))
+        epoch, s = divmod(step, steps_per_epoch)
+        if s == 0:  # the epoch's order: in order, or a permutation from (seed, epoch)
+            order = (torch.arange(len(train)) if args.no_shuffle else torch.randperm(
+                len(train), generator=torch.Generator().manual_seed(args.seed * 1000003 + epoch)))
+        first = s * global_batch
+        x, y = train.batch(order[first + rank:first + global_batch:args.nproc].tolist())
         for group in opt.param_groups:
             group["lr"] = lr_at(args, step)
         _, loss = net(x, y)
@@ -223,6 +229,7 @@ def main():
     p.add_argument("--val-steps", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-shuffle", action="store_true")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     if args.nproc < 1 or args.batch_size < 1 or args.max_steps < 1:

@@ -114,6 +114,18 @@ class CpuBackend final : public Backend, public CpuDevice {
     }
   }
 
+  // e[c] = exp(row[c] - mx), for mx the row's maximum.
+  [[gnu::always_inline]] static void shifted_exps(const float* __restrict row, float mx,
+                                                  float* __restrict e, int n) {
+    for (int c = 0; c < n; ++c) e[c] = exp_nonpositive(row[c] - mx);
+  }
+  static void shifted_exps_f32(const float* row, float mx, float* e, int n) {
+    shifted_exps(row, mx, e, n);
+  }
+  DPT_AVX2_FMA static void shifted_exps_avx2(const float* row, float mx, float* e, int n) {
+    shifted_exps(row, mx, e, n);
+  }
+
   // sum[c] += dy[o, c] over the rows o, in order.
   [[gnu::always_inline]] static void column_sums(const float* __restrict dy, float* __restrict sum,
                                                  int rows, int channels) {
@@ -279,14 +291,13 @@ class CpuBackend final : public Backend, public CpuDevice {
       for (int c = 1; c < classes; ++c)
         if (row[c] > row[arg]) arg = c;
       const float mx = row[arg];
-      // Each exponential once: the gradient below reuses them.
+      // Each exponential once, in float (vector_math.hpp: within about a float ulp), summed in
+      // double; the gradient below reuses them.
       exps_.resize(static_cast<size_t>(classes));
-      double* e = exps_.data();
+      float* e = exps_.data();
+      (cpu_has_avx2_fma() ? shifted_exps_avx2 : shifted_exps_f32)(row, mx, e, classes);
       double sum = 0;
-      for (int c = 0; c < classes; ++c) {
-        e[c] = std::exp(static_cast<double>(row[c] - mx));
-        sum += e[c];
-      }
+      for (int c = 0; c < classes; ++c) sum += e[c];
       r.loss_sum += std::log(sum) - static_cast<double>(row[label] - mx);
       r.correct += (arg == label);
       ++r.count;
@@ -455,7 +466,7 @@ class CpuBackend final : public Backend, public CpuDevice {
 
   std::vector<float> col_;  // im2col scratch, reused across calls
   std::vector<float> sums_;  // bias_grad's per-channel sums, reused across calls
-  std::vector<double> exps_;  // softmax_cross_entropy's exponentials of one row
+  std::vector<float> exps_;  // softmax_cross_entropy's exponentials of one row
   std::vector<float> attention_scratch_;  // t * t, for attention_backward
 };
 
