@@ -42,7 +42,7 @@ for k in "${usable[@]}"; do
   grep -E 'Test +#[0-9]+: ' "$logs/$k.log" | sed 's/^ *[0-9]*\/[0-9]* //' || true
   grep -E "tests passed|tests failed" "$logs/$k.unit.log" | sed "s/^/unit: /" || true
 done
-unset OPENBLAS_CORETYPE
+unset OPENBLAS_CORETYPE DPT_CPU_VECTOR
 
 python3 - "$logs" "$root_dir/tests/e2e/compare_safetensors.py" "${usable[@]}" <<'PY'
 import os, re, subprocess, sys

@@ -20,7 +20,14 @@ openblas_usable_kernels() {
   done
 }
 
-# openblas_select KERNEL: exports OPENBLAS_CORETYPE for it ("default": unsets it).
+# openblas_select KERNEL: exports OPENBLAS_CORETYPE for it ("default": unsets it). For a kernel
+# of a CPU without AVX2 (Sandybridge and older) it also sets DPT_CPU_VECTOR=baseline, so that
+# dptrain's own CPU kernels take their baseline (SSE2) builds as on such a CPU.
 openblas_select() {
   if [ "$1" = default ]; then unset OPENBLAS_CORETYPE; else export OPENBLAS_CORETYPE=$1; fi
+  case "${1,,}" in
+    sandybridge|nehalem|core2|penryn|dunnington|atom|barcelona|bobcat|bulldozer|piledriver|steamroller|prescott|katmai|northwood)
+      export DPT_CPU_VECTOR=baseline ;;
+    *) unset DPT_CPU_VECTOR ;;
+  esac
 }

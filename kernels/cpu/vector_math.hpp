@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <cstdlib>
+#include <string_view>
 
 // A float loop that matters is compiled twice: for x86-64's baseline (SSE2, four floats a step)
 // and, with DPT_AVX2_FMA, for AVX2 with FMA (eight, and fused multiply-adds); the caller picks
@@ -30,9 +32,15 @@
 
 namespace dpt {
 
+// True where the CPU has AVX2 and FMA, unless the environment sets DPT_CPU_VECTOR=baseline
+// (as tests/cross_cpu.sh does beside OPENBLAS_CORETYPE=Sandybridge, a CPU without AVX2).
 inline bool cpu_has_avx2_fma() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool has = [] {
+    const char* force = std::getenv("DPT_CPU_VECTOR");
+    if (force && std::string_view(force) == "baseline") return false;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
   return has;
 #else
   return false;
