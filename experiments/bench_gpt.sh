@@ -5,9 +5,10 @@
 # configurations alternating; a run's tokens/s is its global batch tokens over its median step
 # time on rank 0 (both programs compute it so). Then utilization: achieved FLOP/s per rank over
 # the single-core sgemm peak (`dptrain bench gemm`, the best of n = 1024 and 2048, measured
-# before and after the runs), counting FLOPs as nanoGPT's estimate_mfu does, 6N + 12 L C T per
-# token, with N the parameters less the position embedding.
-#   [REPEATS=3] [STEPS=60] [MODEL=gpt(...)] [BATCH=16] experiments/bench_gpt.sh [TEXT...]
+# before and after each repeat), counting FLOPs as nanoGPT's estimate_mfu does, 6N + 12 L C T per
+# token, with N the parameters less the position embedding. Each repeat's figures are printed
+# under the table, since a shared machine's speed drifts from minute to minute.
+#   [REPEATS=5] [STEPS=60] [MODEL=gpt(...)] [BATCH=16] experiments/bench_gpt.sh [TEXT...]
 # TEXT: the files or folders to train on (default: /usr/share/games/fortunes from Debian's
 # fortunes package, else /usr/share/common-licenses). Needs a built tree (launch/setup.sh) and
 # Debian's python3-torch. Run it on a quiet machine: other load skews the figures.
@@ -16,7 +17,7 @@ root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$root_dir/launch/mpi_env.sh"
 dptrain="$root_dir/build/dptrain"
 peer="$root_dir/experiments/peer_pytorch_gpt.py"
-repeats=${REPEATS:-3}
+repeats=${REPEATS:-5}
 steps=${STEPS:-60}
 batch=${BATCH:-16}
 model=${MODEL:-"gpt(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=256)"}
@@ -67,29 +68,39 @@ print(T, 6 * n + 12 * L * C * T)
 EOF
 )
 
-peak_before=$(peak)
-declare -A rates
+# One row per repeat: the peak, the four rates, the peak again. This machine's speed can drift
+# within a run, so each repeat's utilization is over the higher of its own two peaks.
 for i in $(seq "$repeats"); do
+  row="$(peak)"
   for p in 1 2; do
-    rates[dptrain-$p]+=" $(dptrain_rate "$p" "$i" "$block")"
-    rates[peer-$p]+=" $(peer_rate "$p" "$i")"
+    row+=" $(dptrain_rate "$p" "$i" "$block") $(peer_rate "$p" "$i")"
   done
+  echo "$row $(peak)" >> "$out/rows"
 done
-peak_after=$(peak)
 
-python3 - "$peak_before" "$peak_after" "$flops_per_token" "$repeats" "$steps" "$model" "$batch" \
-  "${rates[dptrain-1]}" "${rates[peer-1]}" "${rates[dptrain-2]}" "${rates[peer-2]}" <<'EOF'
+python3 - "$out/rows" "$flops_per_token" "$repeats" "$steps" "$model" "$batch" <<'EOF'
 import statistics, sys
-peak = max(float(sys.argv[1]), float(sys.argv[2])) * 1e9
-fpt = float(sys.argv[3])
-repeats, steps, model, batch = sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
-d1, p1, d2, p2 = (statistics.median(map(float, a.split())) for a in sys.argv[8:12])
-print(f"{model}, batch {batch} per rank, {steps} steps, median of {repeats} runs, 1 thread per rank")
-print(f"single-core sgemm peak: {peak / 1e9:.1f} GFLOP/s (before {sys.argv[1]}, after {sys.argv[2]});"
-      f" {fpt / 1e6:.3f} MFLOP per token")
+rows = [list(map(float, line.split())) for line in open(sys.argv[1])]
+fpt = float(sys.argv[2])
+repeats, steps, model, batch = sys.argv[3:7]
+med = statistics.median
+print(f"{model}, batch {batch} per rank, {steps} steps, {repeats} repeats, 1 thread per rank")
+print(f"{fpt / 1e6:.3f} MFLOP per token; single-core sgemm peak per repeat (GFLOP/s): "
+      + ", ".join(f"{max(r[0], r[5]):.1f}" for r in rows))
 print()
 print("| ranks | dptrain tokens/s | PyTorch DDP tokens/s | dptrain / PyTorch | dptrain MFU per rank | PyTorch MFU per rank |")
 print("|---|---|---|---|---|---|")
-for p, d, t in ((1, d1, p1), (2, d2, p2)):
-    print(f"| {p} | {d:.0f} | {t:.0f} | {d / t:.2f} | {d / p * fpt / peak:.0%} | {t / p * fpt / peak:.0%} |")
+for p, col in ((1, 1), (2, 3)):
+    ours = [r[col] for r in rows]
+    peer = [r[col + 1] for r in rows]
+    ratio = [r[col] / r[col + 1] for r in rows]
+    mfu = lambda c: med(r[c] / p * fpt / (max(r[0], r[5]) * 1e9) for r in rows)
+    print(f"| {p} | {med(ours):.0f} | {med(peer):.0f} | {med(ratio):.2f} (range {min(ratio):.2f}-{max(ratio):.2f})"
+          f" | {mfu(col):.0%} | {mfu(col + 1):.0%} |")
+print()
+print("Medians over the repeats; a ratio is the median of the repeats' ratios, and a utilization")
+print("the median of (tokens/s per rank x FLOPs per token) / that repeat's peak. Each repeat,")
+print("tokens/s (dptrain and PyTorch at 1 rank, then at 2) and its peaks:")
+for i, r in enumerate(rows):
+    print(f"  {i + 1}: {r[1]:.0f} {r[2]:.0f}, {r[3]:.0f} {r[4]:.0f}; peak {r[0]:.1f} / {r[5]:.1f} GFLOP/s")
 EOF

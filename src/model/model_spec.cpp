@@ -227,7 +227,8 @@ std::vector<std::unique_ptr<Layer>> build_layers(const SpecParser& parser,
         parser.fail(
             "gpt takes its arguments by name, e.g. gpt(n_layer=4, n_head=4, n_embd=128, "
             "block_size=128, vocab_size=256)");
-      const Args a(parser, call, {"n_layer", "n_head", "n_embd", "block_size", "vocab_size"});
+      const Args a(parser, call,
+                   {"n_layer", "n_head", "n_embd", "block_size", "vocab_size", "dropout"});
       GptConfig c;
       // Each block is a handful of objects before any tensor exists: bound their number.
       c.n_layer = a.integer(0, 0, 1, true, kMaxGptLayers);
@@ -235,6 +236,7 @@ std::vector<std::unique_ptr<Layer>> build_layers(const SpecParser& parser,
       c.n_embd = a.integer(2, 0, 1, true);
       c.block_size = a.integer(3, 0, 1, true);
       c.vocab_size = a.integer(4, 0, 1, true);
+      c.dropout = a.real(5, 0.0f, 0.0f, 1.0f);
       return make_gpt(c, "model spec \"" + spec + "\"");
     }
     if (call.name == "linear") {

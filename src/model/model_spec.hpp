@@ -7,8 +7,9 @@
 // residual(...) holds a spec of its own, which may hold residual blocks in turn; its output is its
 // input plus that of its layers.
 // A language model is a spec of its own:
-//   gpt(n_layer=L, n_head=H, n_embd=C, block_size=T, vocab_size=V)
-// every argument by name and required, each at least 1, C a multiple of H (src/model/gpt.hpp);
+//   gpt(n_layer=L, n_head=H, n_embd=C, block_size=T, vocab_size=V[, dropout=p])
+// every argument by name and required but dropout (default 0, in [0, 1)), each at least 1, C a
+// multiple of H (src/model/gpt.hpp);
 // the preset gpt2 is gpt(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=50257).
 #pragma once
 

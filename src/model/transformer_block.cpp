@@ -25,28 +25,32 @@ std::unique_ptr<Layer> linear(int64_t out, Init weight) {
   return std::make_unique<Linear>(out, weight, Init::constant(0.0f));
 }
 
-std::vector<Composite::Child> attention_children(int64_t n_embd, int64_t n_head, int64_t n_layer) {
+std::vector<Composite::Child> attention_children(int64_t n_embd, int64_t n_head, int64_t n_layer,
+                                                 float dropout) {
   std::vector<Composite::Child> c;
   c.push_back({"c_attn", linear(3 * n_embd, Init::normal(kStd))});
   c.push_back({"attention", std::make_unique<CausalAttention>(n_head)});
   c.push_back({"c_proj", linear(n_embd, projection_init(n_layer))});
+  if (dropout > 0) c.push_back({"resid_dropout", std::make_unique<Dropout>(dropout)});
   return c;
 }
 
-std::vector<Composite::Child> mlp_children(int64_t n_embd, int64_t n_layer) {
+std::vector<Composite::Child> mlp_children(int64_t n_embd, int64_t n_layer, float dropout) {
   std::vector<Composite::Child> c;
   c.push_back({"c_fc", linear(4 * n_embd, Init::normal(kStd))});
   c.push_back({"gelu", std::make_unique<Gelu>()});
   c.push_back({"c_proj", linear(n_embd, projection_init(n_layer))});
+  if (dropout > 0) c.push_back({"dropout", std::make_unique<Dropout>(dropout)});
   return c;
 }
 
-std::vector<Composite::Child> block_children(int64_t n_embd, int64_t n_head, int64_t n_layer) {
+std::vector<Composite::Child> block_children(int64_t n_embd, int64_t n_head, int64_t n_layer,
+                                             float dropout) {
   std::vector<Composite::Child> c;
   c.push_back({"ln_1", std::make_unique<LayerNorm>()});
-  c.push_back({"attn", std::make_unique<SelfAttention>(n_embd, n_head, n_layer)});
+  c.push_back({"attn", std::make_unique<SelfAttention>(n_embd, n_head, n_layer, dropout)});
   c.push_back({"ln_2", std::make_unique<LayerNorm>()});
-  c.push_back({"mlp", std::make_unique<Mlp>(n_embd, n_layer)});
+  c.push_back({"mlp", std::make_unique<Mlp>(n_embd, n_layer, dropout)});
   return c;
 }
 
@@ -56,8 +60,8 @@ ForwardContext child_context(const ForwardContext& ctx, size_t i) {
 
 }  // namespace
 
-SelfAttention::SelfAttention(int64_t n_embd, int64_t n_head, int64_t n_layer)
-    : Composite(attention_children(n_embd, n_head, n_layer)) {}
+SelfAttention::SelfAttention(int64_t n_embd, int64_t n_head, int64_t n_layer, float dropout)
+    : Composite(attention_children(n_embd, n_head, n_layer, dropout)) {}
 
 Shape SelfAttention::setup(const Shape& input) {
   in_ = input;
@@ -74,7 +78,8 @@ void SelfAttention::backward(Backend& be, ConstTensorRef x, ConstTensorRef, Cons
   backward_chain(be, x, dy, dx, batch);
 }
 
-Mlp::Mlp(int64_t n_embd, int64_t n_layer) : Composite(mlp_children(n_embd, n_layer)) {}
+Mlp::Mlp(int64_t n_embd, int64_t n_layer, float dropout)
+    : Composite(mlp_children(n_embd, n_layer, dropout)) {}
 
 Shape Mlp::setup(const Shape& input) {
   in_ = input;
@@ -91,8 +96,8 @@ void Mlp::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef
   backward_chain(be, x, dy, dx, batch);
 }
 
-TransformerBlock::TransformerBlock(int64_t n_embd, int64_t n_head, int64_t n_layer)
-    : Composite(block_children(n_embd, n_head, n_layer)), c_(n_embd) {}
+TransformerBlock::TransformerBlock(int64_t n_embd, int64_t n_head, int64_t n_layer, float dropout)
+    : Composite(block_children(n_embd, n_head, n_layer, dropout)), c_(n_embd) {}
 
 Shape TransformerBlock::setup(const Shape& input) {
   if (input.size() != 2 || input[1] != c_)

@@ -3,7 +3,9 @@
 // block: "ln_1.weight", "attn.c_attn.weight", "attn.c_proj.bias", "mlp.c_fc.weight", ...
 // Every Linear has a bias; weights start N(0, 0.02), each c_proj weight N(0, 0.02 / sqrt(2 *
 // n_layer)) (GPT-2's scaling of the projections into the residual stream), biases 0.
-// Dropout is not part of them (nanoGPT's default of 0 is what they compute).
+// With dropout p > 0, each half ends in a Dropout(p) after its c_proj (nanoGPT's
+// attn.resid_dropout and mlp.dropout); the attention probabilities are not dropped (nanoGPT's
+// attn_dropout is not here). With p = 0 (nanoGPT's default) there is no Dropout layer at all.
 #pragma once
 
 #include <memory>
@@ -15,10 +17,11 @@
 namespace dpt {
 
 // nanoGPT's CausalSelfAttention: c_attn (Linear C -> 3C, q, k and v fused), the causal attention
-// of n_head heads (CausalAttention), c_proj (Linear C -> C), applied in order to [T, C].
+// of n_head heads (CausalAttention), c_proj (Linear C -> C), applied in order to [T, C], then
+// resid_dropout (Dropout) when dropout > 0.
 class SelfAttention final : public Composite {
  public:
-  SelfAttention(int64_t n_embd, int64_t n_head, int64_t n_layer);
+  SelfAttention(int64_t n_embd, int64_t n_head, int64_t n_layer, float dropout = 0);
   std::string kind() const override { return "CausalSelfAttention"; }
   Shape setup(const Shape& input) override;
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
@@ -27,10 +30,11 @@ class SelfAttention final : public Composite {
                 int batch) override;
 };
 
-// nanoGPT's MLP: c_fc (Linear C -> 4C), GELU (tanh), c_proj (Linear 4C -> C).
+// nanoGPT's MLP: c_fc (Linear C -> 4C), GELU (tanh), c_proj (Linear 4C -> C), then dropout
+// (Dropout) when dropout > 0.
 class Mlp final : public Composite {
  public:
-  Mlp(int64_t n_embd, int64_t n_layer);
+  Mlp(int64_t n_embd, int64_t n_layer, float dropout = 0);
   std::string kind() const override { return "MLP"; }
   Shape setup(const Shape& input) override;
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
@@ -43,7 +47,7 @@ class Mlp final : public Composite {
 // children are ln_1, attn, ln_2, mlp; it owns the activations between them.
 class TransformerBlock final : public Composite {
  public:
-  TransformerBlock(int64_t n_embd, int64_t n_head, int64_t n_layer);
+  TransformerBlock(int64_t n_embd, int64_t n_head, int64_t n_layer, float dropout = 0);
   std::string kind() const override { return "Block"; }
   // Throws InputError unless the input is [T, n_embd].
   Shape setup(const Shape& input) override;

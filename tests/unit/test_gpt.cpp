@@ -131,8 +131,12 @@ TEST(Gpt, SpecsThatAreNotAModel) {
   error("gpt(n_layer=2, n_head=3, n_embd=8, block_size=6, vocab_size=11)",
         "gpt n_embd 8 is not a multiple of n_head 3");
   error("gpt(n_layer=2, n_head=2, n_embd=8, block_size=6)", "gpt needs vocab_size");
-  error("gpt(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=11, dropout=0.1)",
-        "gpt has no argument 'dropout'");
+  error("gpt(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=11, bias=0)",
+        "gpt has no argument 'bias'");
+  error("gpt(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=11, dropout=1)",
+        "gpt dropout '1' must be a number in [0");
+  error("gpt(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=11, dropout=-0.1)",
+        "gpt dropout '-0.1' must be a number in [0");
   error("gpt(n_layer=2, n_head=2, n_embd=8, n_head=4, block_size=6, vocab_size=11)",
         "gpt is given 'n_head' twice");
   error("gpt(n_layer=0, n_head=2, n_embd=8, block_size=6, vocab_size=11)",
@@ -388,6 +392,48 @@ TEST(Gpt, TiedWeightCountsTwoUsesAndIsFinalAfterTheEmbedding) {
       EXPECT_EQ(comm.calls[b].stage, p.layer) << p.name;
     }
   }
+}
+
+// dropout=p: a Dropout(p) after the embeddings and at the end of each block's two branches, in
+// training only; the same parameters, and in evaluation the same logits, as without.
+TEST(Gpt, DropoutActsInTrainingOnly) {
+  const auto plain = build(kTwoLayers, {6});
+  const auto dropped = build(
+      "gpt(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=11, dropout=0.5)", {6});
+  ASSERT_EQ(dropped->num_params(), plain->num_params());
+  for (size_t i = 0; i < plain->param_info().size(); ++i)
+    EXPECT_EQ(dropped->param_info()[i].name, plain->param_info()[i].name);
+  plain->init_params(3);
+  dropped->init_params(3);
+  ASSERT_TRUE(std::equal(plain->params(), plain->params() + plain->num_params(),
+                         dropped->params()));
+  // The embedding's drop, then in each block attn.resid_dropout and mlp.dropout.
+  EXPECT_EQ(dropped->num_layers(), plain->num_layers() + 1);
+  EXPECT_NE(dropped->layer(1).describe().find("Dropout(p=0.5)"), std::string::npos);
+  for (size_t i = 2; i < 4; ++i) {  // the two blocks
+    const std::string d = dropped->layer(i).describe();
+    size_t count = 0;
+    for (size_t at = d.find("Dropout(p=0.5)"); at != std::string::npos;
+         at = d.find("Dropout(p=0.5)", at + 1))
+      ++count;
+    EXPECT_EQ(count, 2u) << d;
+    EXPECT_EQ(plain->layer(i - 1).describe().find("Dropout"), std::string::npos);
+  }
+
+  const int batch = 2, t = 6, v = 11;
+  std::vector<int32_t> tokens(batch * t);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(random_u64(5, i) % v);
+  const auto logits = [&](Sequential& net, bool training, uint64_t seed) {
+    const float* y = net.forward(tokens.data(), batch, training, seed);
+    return std::vector<float>(y, y + tokens.size() * v);
+  };
+  const std::vector<float> reference = logits(*plain, false, 0);
+  EXPECT_EQ(logits(*dropped, false, 0), reference) << "evaluation drops nothing";
+  EXPECT_EQ(logits(*plain, true, 9), reference) << "no dropout layer, no randomness";
+  const std::vector<float> a = logits(*dropped, true, 9), b = logits(*dropped, true, 9);
+  EXPECT_EQ(a, b) << "the same seed, the same masks";
+  EXPECT_NE(a, reference);
+  EXPECT_NE(logits(*dropped, true, 10), a) << "another seed, other masks";
 }
 
 // The embedding takes token ids and nothing else; an image model still takes float32.
