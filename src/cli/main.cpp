@@ -1,6 +1,8 @@
 // dptrain's command line: a thin layer over the library (Model, data readers, Communicator).
 #include <unistd.h>
 
+#include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -10,10 +12,10 @@
 #include <vector>
 
 #include "comm/allreduce_bench.hpp"
-#include "kernels/gemm_bench.hpp"
 #include "comm/collective_check.hpp"
 #include "comm/communicator.hpp"
 #include "kernels/backend.hpp"
+#include "kernels/gemm_bench.hpp"
 #include "src/cli/options.hpp"
 #include "src/core/error.hpp"
 #include "src/data/dataset.hpp"
@@ -462,6 +464,34 @@ int run_bench_gemm(const BenchGemmOptions& b, Communicator& host) {
   return comm.allreduce_sum(r.wrong) == 0 ? 0 : 1;
 }
 
+// "464, 2068 318" -> {464, 2068, 318}: ids separated by commas and/or spaces, each below `vocab`.
+std::vector<int32_t> parse_token_ids(const std::string& text, int64_t vocab) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] == ',' || std::isspace(static_cast<unsigned char>(text[i]))) {
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    while (end < text.size() && text[end] != ',' &&
+           !std::isspace(static_cast<unsigned char>(text[end])))
+      ++end;
+    const std::string word = text.substr(i, end - i);
+    int64_t id = -1;
+    const auto [stop, ec] = std::from_chars(word.data(), word.data() + word.size(), id);
+    if (ec != std::errc() || stop != word.data() + word.size() || id < 0)
+      throw InputError("option --prompt-tokens: '" + word + "' is not a token id");
+    if (id >= vocab)
+      throw InputError("option --prompt-tokens: token " + word +
+                       " is not below the model's vocabulary of " + std::to_string(vocab));
+    ids.push_back(static_cast<int32_t>(id));
+    i = end;
+  }
+  if (ids.empty()) throw InputError("option --prompt-tokens: no token ids in '" + text + "'");
+  return ids;
+}
+
 // Every rank loads the model and draws the same tokens (the model's set-up is collective); rank
 // 0 prints them. The prompt is read as bytes, the tokens of prepare-text's vocabulary of 256.
 int run_generate(const GenerateOptions& g, Communicator& host) {
@@ -470,6 +500,7 @@ int run_generate(const GenerateOptions& g, Communicator& host) {
   std::unique_ptr<Model> model;
   std::vector<int32_t> prompt;
   SamplingOptions sampling{g.temperature, g.top_k, g.seed};
+  const bool as_ids = g.prompt_is_tokens;
   run_collectively(comm, [&] {
     check_sampling(sampling);
     const SafetensorsFile file = read_safetensors(g.weights);
@@ -478,23 +509,35 @@ int run_generate(const GenerateOptions& g, Communicator& host) {
       throw InputError(g.weights + ": no model spec in its metadata (not a dptrain model file)");
     const std::optional<TokenModel> lm = token_model(it->second);
     if (!lm) throw InputError(g.weights + ": model \"" + it->second + "\" is not a language model");
-    if (lm->vocab_size != 256)
+    if (as_ids)
+      prompt = parse_token_ids(g.prompt_tokens, lm->vocab_size);
+    else if (lm->vocab_size != 256)
       throw InputError(g.weights + ": a vocabulary of " + std::to_string(lm->vocab_size) +
                        " tokens; --prompt is read as bytes, which needs the byte vocabulary of "
-                       "256 (prepare-text's)");
-    for (unsigned char c : g.prompt) prompt.push_back(c);
+                       "256 (prepare-text's): give --prompt-tokens");
+    else
+      for (unsigned char c : g.prompt) prompt.push_back(c);
     model = std::make_unique<Model>(Environment{comm, *compute.backend}, it->second,
                                     Shape{lm->block_size}, 0);
     model->load_weights(g.weights);
   });
   const bool root = comm.rank() == 0;
   if (root) {
-    std::fwrite(g.prompt.data(), 1, g.prompt.size(), stdout);
+    if (as_ids)
+      for (size_t i = 0; i < prompt.size(); ++i) std::printf(i ? " %d" : "%d", prompt[i]);
+    else
+      std::fwrite(g.prompt.data(), 1, g.prompt.size(), stdout);
     std::fflush(stdout);
   }
+  bool first = prompt.empty();
   run_collectively(comm, [&] {
     generate(*model, prompt, g.max_new_tokens, sampling, [&](int32_t t) {
       if (!root) return;
+      if (as_ids) {  // ids, space-separated, on one line
+        std::printf(first ? "%d" : " %d", t);
+        first = false;
+        return;
+      }
       std::fputc(t, stdout);
       if (t == '\n') std::fflush(stdout);
     });

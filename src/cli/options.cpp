@@ -283,7 +283,13 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   GenerateOptions& g = out.generate;
   gen->add_option("--weights", g.weights, "model.safetensors of a language model dptrain trained")
       ->required();
-  gen->add_option("--prompt", g.prompt, "Text to continue (bytes as tokens)")->required();
+  CLI::Option* prompt =
+      gen->add_option("--prompt", g.prompt, "Text to continue (bytes as tokens: vocabulary 256)");
+  CLI::Option* prompt_tokens = gen->add_option(
+      "--prompt-tokens", g.prompt_tokens,
+      "Token ids to continue, separated by commas or spaces, for any vocabulary (GPT-2's BPE "
+      "ids from its tokenizer); prints token ids");
+  prompt->excludes(prompt_tokens);
   gen->add_option("--max-new-tokens", g.max_new_tokens, "Tokens to generate")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
       ->capture_default_str();
@@ -299,6 +305,9 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
     if (!args.empty() && args[0] == "train") append_config_file_options(*train, args);
     std::reverse(args.begin(), args.end());  // CLI11 takes a vector in reverse order
     app.parse(args);
+    if (gen->parsed() && prompt->count() == 0 && prompt_tokens->count() == 0)
+      throw CLI::RequiredError("--prompt or --prompt-tokens");
+    g.prompt_is_tokens = prompt_tokens->count() > 0;
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) {  // --help, --version
       if (print) app.exit(e);

@@ -74,7 +74,9 @@ struct PrepareTextCliOptions {
 
 struct GenerateOptions {
   std::string weights;  // a model.safetensors that dptrain wrote (its metadata names the model)
-  std::string prompt;
+  std::string prompt;         // text, read as bytes
+  std::string prompt_tokens;  // or token ids, "464, 2068 318"
+  bool prompt_is_tokens = false;  // --prompt-tokens was given
   int64_t max_new_tokens = 200;
   double temperature = 1.0;
   int64_t top_k = 0;

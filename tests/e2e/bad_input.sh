@@ -321,6 +321,41 @@ case $case_name in
     expect_error "--val-tokens" "needs --train-tokens" --max-steps 1 \
       --val-tokens "$tmp/tokens/val_*.bin"
     ;;
+  generate_bad_input)
+    gpt="gpt(n_layer=1, n_head=2, n_embd=8, block_size=8, vocab_size=256)"
+    "$dptrain" prepare-text "$here/../../README.md" --out "$tmp/tokens" >/dev/null
+    expect_ok "$tmp/lm" --model "$gpt" --max-steps 1 --batch-size 2 \
+      --train-tokens "$tmp/tokens/train_*.bin"
+    w=$tmp/lm/model.safetensors
+    # generate writes no run folder: only its exit code and its one error line are checked.
+    gen_error() {
+      local what=$1 phrase=$2
+      shift 2
+      rc=0
+      timeout -k 5 50 mpirun -np 2 "$dptrain" generate "$@" </dev/null >"$tmp/stdout" \
+        2>"$tmp/stderr" || rc=$?
+      local lines
+      lines=$(grep '^dptrain: error: ' "$tmp/stderr" || true)
+      if ((rc != 2)) || (($(grep -c '^dptrain: error: ' "$tmp/stderr") != 1)) ||
+        ! grep -qF -- "$what" <<<"$lines" || ! grep -qF -- "$phrase" <<<"$lines"; then
+        failures=$((failures + 1))
+        echo "FAIL: dptrain generate $* (exit $rc; want 2 and one line naming '$what': '$phrase')"
+        sed 's/^/  | /' "$tmp/stderr"
+      else
+        echo "ok: $lines"
+      fi
+    }
+    gen_error "$tmp/nothing.safetensors" "cannot open" --weights "$tmp/nothing.safetensors" \
+      --prompt "The "
+    gen_error "--prompt or --prompt-tokens" "is required" --weights "$w"
+    gen_error "--prompt" "excludes --prompt-tokens" --weights "$w" --prompt a --prompt-tokens 1
+    gen_error "--prompt-tokens" "'x' is not a token id" --weights "$w" --prompt-tokens "84, x"
+    gen_error "--prompt-tokens" "token 256 is not below the model's vocabulary of 256" \
+      --weights "$w" --prompt-tokens "84 256"
+    gen_error "--prompt-tokens" "no token ids" --weights "$w" --prompt-tokens " , "
+    gen_error "--temperature" "must be a positive number" --weights "$w" --prompt a \
+      --temperature 0
+    ;;
   optimizer_options)
     set_args
     expect_ok "$tmp/control" "${args[@]}" --optimizer adamw --beta1 0 --beta2 0.95 --grad-clip 1

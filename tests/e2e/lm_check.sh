@@ -55,6 +55,20 @@ case $case_name in
     [ "$a" != "$c" ] || fail "two seeds generated the same text"
     [ "${a:0:4}" = "The " ] || fail "the output does not start with the prompt: $a"
     [ "${#a}" -ge 84 ] || fail "short output (${#a} characters): $a"
+    # The same prompt as token ids (T h e space): the same draws, printed as ids. (Compared as
+    # bytes in Python: a shell variable would drop trailing newlines.)
+    python3 - "$build/dptrain" "$tmp/run/model.safetensors" <<'EOF' || fail "--prompt-tokens differs from --prompt"
+import subprocess, sys
+exe, weights = sys.argv[1:3]
+common = [exe, "generate", "--weights", weights, "--max-new-tokens", "80", "--seed", "3",
+          "--temperature", "0.8"]
+text = subprocess.run(common + ["--prompt", "The "], check=True, capture_output=True).stdout
+ids = subprocess.run(common + ["--prompt-tokens", "84, 104 101 32"], check=True,
+                     capture_output=True).stdout
+want = " ".join(str(b) for b in text[:-1]) + "\n"  # generate ends its output with a newline
+if ids.decode() != want:
+    sys.exit(f"--prompt-tokens printed {ids!r}; --prompt's bytes are {want!r}")
+EOF
     ;;
   kill_and_resume)
     train "$tmp/a" 120 > /dev/null 2>&1 || fail "the uninterrupted run failed"
