@@ -121,5 +121,64 @@ TEST_F(CudaModel, ResidualBlocksTrainAlike) {
       {1, 12, 12}, 4, 3, 2300);
 }
 
+// A gpt on both backends: token ids in, the loss over every position, AdamW (with weight decay
+// on every tensor here: the test is of the ops, not of the grouping), dropout inside the blocks.
+// The same bound as above: the errors pass through the same number of layers' rounding.
+TEST_F(CudaModel, GptTrainsAlike) {
+  const std::string spec =
+      "gpt(n_layer=2, n_head=4, n_embd=32, block_size=16, vocab_size=50, dropout=0.1)";
+  const int batch = 3, t = 16, v = 50, steps = 3;
+  const std::vector<int32_t> tokens = CudaParity::random_labels(batch * t, v, 2400);
+  const std::vector<int32_t> targets = CudaParity::random_labels(batch * t, v, 2401);
+  struct Run {
+    std::vector<std::vector<float>> logits, grads;
+    std::vector<double> loss;
+    std::vector<float> params;
+    std::vector<ParamInfo> info;
+  };
+  const auto run = [&](Backend& be) {
+    Sequential net(parse_model_spec(spec), be, {t});
+    net.init_params(42);
+    DeviceBuffer x = CudaParity::upload(be, tokens), y = CudaParity::upload(be, targets);
+    DeviceBuffer dlogits(be, DataType::F32, static_cast<size_t>(batch) * t * v);
+    DeviceBuffer m(be, DataType::F32, net.flat_size()), s2(be, DataType::F32, net.flat_size());
+    Run r;
+    r.info = net.param_info();
+    for (int step = 0; step < steps; ++step) {
+      net.zero_grad();
+      const float* logits = net.forward(ConstTensorRef(x.as<int32_t>()), batch, true, 500 + step);
+      const LossResult loss = SoftmaxCrossEntropy().compute(
+          be, logits, y.as<int32_t>(), batch * t, v, 1.0f / static_cast<float>(batch * t),
+          dlogits.data());
+      net.backward(dlogits.data(), batch);
+      r.logits.push_back(CudaParity::download(be, logits, static_cast<size_t>(batch) * t * v));
+      r.loss.push_back(loss.loss_sum);
+      r.grads.push_back(CudaParity::download(be, net.grads(), net.flat_size()));
+      AdamWParams p;
+      p.lr = 1e-2f;
+      p.weight_decay = 0.1f;
+      p.step = step + 1;
+      be.adamw_update(net.params(), net.grads(), m.data(), s2.data(), net.flat_size(), p);
+    }
+    r.params = net.params_to_host();
+    return r;
+  };
+  const Run cpu = run(CudaParity::cpu());
+  const Run gpu = run(CudaParity::gpu());
+  for (int step = 0; step < steps; ++step) {
+    const std::string at = " at step " + std::to_string(step);
+    expect_close(gpu.logits[step], cpu.logits[step], kModelTol, "logits" + at);
+    EXPECT_NEAR(gpu.loss[step], cpu.loss[step], kModelTol * cpu.loss[step]) << "loss" << at;
+    for (const ParamInfo& p : cpu.info) {
+      const auto first = static_cast<std::ptrdiff_t>(p.elem_offset);
+      const auto last = static_cast<std::ptrdiff_t>(p.elem_offset + p.numel);
+      expect_close(std::vector<float>(gpu.grads[step].begin() + first, gpu.grads[step].begin() + last),
+                   std::vector<float>(cpu.grads[step].begin() + first, cpu.grads[step].begin() + last),
+                   kModelTol, "gradient of " + p.name + at);
+    }
+  }
+  expect_close(gpu.params, cpu.params, kModelTol, "parameters after 3 AdamW steps");
+}
+
 }  // namespace
 }  // namespace dpt::gputest

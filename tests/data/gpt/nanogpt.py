@@ -41,6 +41,10 @@ class LayerNorm(nn.Module):
 
 
 class CausalSelfAttention(nn.Module):
+    # True: PyTorch 2's fused F.scaled_dot_product_attention, as nanoGPT uses where it exists
+    # (the GPU speed peer sets it); False: the explicit masked softmax, for the fixtures.
+    use_sdpa = False
+
     def __init__(self, cfg):
         super().__init__()
         self.n_head = cfg.n_head
@@ -53,8 +57,11 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.c_attn(x).split(c, dim=2)
         # [b, t, c] -> [b, heads, t, hs]
         q, k, v = (z.view(b, t, self.n_head, hs).transpose(1, 2) for z in (q, k, v))
+        if self.use_sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.c_proj(y.transpose(1, 2).reshape(b, t, c))
         scores = q @ k.transpose(-2, -1) / math.sqrt(hs)
-        causal = torch.ones(t, t, dtype=torch.bool).tril()
+        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
         scores = scores.masked_fill(~causal, float("-inf"))
         y = scores.softmax(dim=-1) @ v
         return self.c_proj(y.transpose(1, 2).reshape(b, t, c))
@@ -98,7 +105,7 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets):
         t = idx.shape[1]
-        x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(t))
+        x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(t, device=idx.device))
         for block in self.transformer.h:
             x = block(x)
         logits = self.lm_head(self.transformer.ln_f(x))

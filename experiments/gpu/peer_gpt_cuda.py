@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""The GPU peer for gpt in the same run: nanoGPT's model (tests/data/gpt/nanogpt.py) in PyTorch
+eager on one GPU, float32 with TF32 off, with the same token shards, batch, optimizer and number
+of steps as the dptrain run beside it.
+
+    peer_gpt_cuda.py --model "gpt2" | "gpt(n_layer=..., ...)" --train-tokens GLOB
+                     --batch-size B --max-steps N [--lr 6e-4] [--attention sdpa|manual]
+                     [--device cuda] --out peer.json
+
+Attention is PyTorch 2's fused scaled_dot_product_attention by default, as nanoGPT runs it
+(`--attention manual`: the explicit masked softmax). Each step copies its batch of windows (the
+windows in order, as dptrain's --no-shuffle takes them) to the GPU, runs forward, loss, backward
+and AdamW (nanoGPT's two groups, weight decay 0.1), and reads the loss, as dptrain does every
+step; tokens/s is B * T / median step time, as dptrain computes it. `--device cpu` runs the same
+code on the CPU (a check of the script where there is no GPU).
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, ".."))
+from peer_pytorch_gpt import Windows, init_nanogpt, load_shards, parse_model  # noqa: E402
+from nanogpt import CausalSelfAttention, GPT  # noqa: E402
+
+PRESETS = {"gpt2": "gpt(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=50257)"}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--train-tokens", required=True)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-steps", type=int, default=30)
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--attention", choices=("sdpa", "manual"), default="sdpa")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    if args.batch_size < 1 or args.max_steps < 1:
+        p.error("--batch-size and --max-steps must be positive")
+    cfg = parse_model(PRESETS.get(args.model, args.model))
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("peer_gpt_cuda.py: error: PyTorch sees no CUDA device")
+    if args.attention == "sdpa" and not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
+        raise SystemExit("peer_gpt_cuda.py: error: this PyTorch has no scaled_dot_product_attention")
+    # float32 as dptrain computes it: no TF32 in matrix products.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    CausalSelfAttention.use_sdpa = args.attention == "sdpa"
+    dev = torch.device(args.device)
+    windows = Windows(load_shards(args.train_tokens), cfg.block_size)
+    if len(windows) < args.batch_size:
+        raise SystemExit(f"peer_gpt_cuda.py: error: {args.train_tokens}: fewer windows than a batch")
+    torch.manual_seed(args.seed)
+    model = GPT(cfg)
+    init_nanogpt(model, cfg)
+    model.to(dev)
+    params = list(model.parameters())
+    groups = [{"params": [q for q in params if q.dim() >= 2], "weight_decay": 0.1},
+              {"params": [q for q in params if q.dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
+    steps_per_epoch = len(windows) // args.batch_size
+    times, losses = [], []
+    for step in range(args.max_steps):
+        start = time.perf_counter()
+        first = (step % steps_per_epoch) * args.batch_size
+        x, y = windows.batch(range(first, first + args.batch_size))
+        x = x.pin_memory().to(dev, non_blocking=True) if args.device == "cuda" else x
+        y = y.pin_memory().to(dev, non_blocking=True) if args.device == "cuda" else y
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())  # waits for the step, as dptrain's loss read does
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
+    result = {"peer": f"PyTorch {torch.__version__} eager, {name}, attention {args.attention}",
+              "model": args.model, "batch_size": args.batch_size, "steps": args.max_steps,
+              "median_step_seconds": median,
+              "tokens_per_second": args.batch_size * cfg.block_size / median,
+              "first_loss": losses[0], "last_loss": losses[-1]}
+    if args.device == "cuda":
+        result["max_memory_bytes"] = torch.cuda.max_memory_allocated()
+    with open(args.out, "w") as f:
+        json.dump(result, f)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
