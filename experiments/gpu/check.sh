@@ -133,7 +133,8 @@ grep -E '^-- dptrain:' "$log" | sort -u
 run info "$build/dptrain" info
 "$build/dptrain" info 2>&1 | tee -a "$log"
 
-# GoogleTest parity of every CUDA op with its CPU twin, and the GPU end-to-end cases.
+# GoogleTest parity of every CUDA op with its CPU twin, and the GPU end-to-end cases (among
+# them gpt on both backends: CudaModel.GptTrainsAlike, and the transformer ops).
 say "GPU tests"
 timeout 240 ctest --test-dir "$build" -L gpu --output-on-failure -j4 --timeout 180 \
   >"$out/ctest_gpu.log" 2>&1
@@ -186,6 +187,41 @@ print("%.2fx%s\tdptrain %.0f samples/s (%s), PyTorch eager %.0f (%s); target >= 
 }
 speed mlp 64 937 1.5  # one epoch: 60000 // 64 steps
 speed cnn 256 234 1.0  # one epoch
+
+# gpt2 (124M) at block 1024 in float32 (TF32 off on both sides), tokens/s beside PyTorch eager
+# (nanoGPT's model with fused attention, experiments/gpu/peer_gpt_cuda.py): the same windows of
+# byte tokens (this checkout's own text), batch, AdamW and steps; three rounds, alternating.
+# tokens/s = batch * 1024 / median step time for both. No target: issue 15's is for bf16.
+speed_gpt2() {
+  local batch=$1 steps=$2 name=speed_gpt2_b$1 dir=$out/speed_gpt2_b$1
+  local ours=() theirs=() r
+  rm -rf "$dir"
+  "$build/dptrain" prepare-text --out "$dir/tokens" README.md src kernels comm tests experiments \
+    >>"$log" 2>&1 || { row "$name" FAIL "prepare-text failed"; return; }
+  for r in 1 2 3; do
+    say "speed gpt2 batch $batch, $steps steps, round $r"
+    timeout 240 "$build/dptrain" train --device cuda --model gpt2 \
+      --train-tokens "$dir/tokens/train_*.bin" --no-shuffle --batch-size "$batch" \
+      --optimizer adamw --lr 6e-4 --beta2 0.95 --weight-decay 0.1 --max-steps "$steps" \
+      --out "$dir/run$r" >>"$log" 2>&1 || { row "$name" FAIL "dptrain failed (round $r)"; return; }
+    ours+=("$(python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]; print("%.0f" % (int(sys.argv[2]) * 1024 / r["median_step_seconds"]))' "$dir/run$r/metrics.jsonl" "$batch")")
+    timeout 240 python3 experiments/gpu/peer_gpt_cuda.py --model gpt2 \
+      --train-tokens "$dir/tokens/train_*.bin" --batch-size "$batch" --max-steps "$steps" \
+      --lr 6e-4 --out "$dir/peer$r.json" >>"$log" 2>&1 ||
+      { row "$name" FAIL "PyTorch peer failed (round $r)"; return; }
+    theirs+=("$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["tokens_per_second"])' "$dir/peer$r.json")")
+  done
+  local verdict
+  verdict=$(python3 -c '
+import statistics, sys
+ours, theirs = sys.argv[1].split(), sys.argv[2].split()
+o, t = statistics.median(map(float, ours)), statistics.median(map(float, theirs))
+print("%.2fx\tdptrain %.0f tokens/s (%s), PyTorch eager %.0f (%s)" % (
+    o / t, o, " ".join(ours), t, " ".join(theirs)))
+' "${ours[*]}" "${theirs[*]}")
+  row "$name" "${verdict%%$'\t'*}" "${verdict#*$'\t'}"
+}
+speed_gpt2 8 20
 
 # Per-layer timelines on this GPU, for the performance model's forecasts (experiments/model):
 # batch 64 like the CPU sweeps, steps 50 to 69 traced (the trace waits for each layer). "wide" is
