@@ -206,6 +206,9 @@ def worker(rank, args, port):
                   "val_loss": log[-1]["val_loss"] if log else None, "log": log}
         with open(args.out, "w") as f:
             json.dump(result, f)
+    # Every rank past its last collective before any leaves: a rank that tore gloo down while its
+    # peer was still in the final evaluation's allreduce left that peer spinning.
+    dist.barrier()
     dist.destroy_process_group()
 
 
