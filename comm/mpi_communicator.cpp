@@ -141,17 +141,11 @@ class MpiWork final : public Work {
 // during backward), the worker yields between polls, so that waiting for a slower peer does not
 // take the core from backward. Ranks that outnumber the cores always yield.
 void wait_for(MPI_Request* req, const std::atomic<int>& main_waiting, bool oversubscribed) {
-  static const int poll_us = [] {
-    const char* e = std::getenv("DPT_MPI_POLL_US");
-    return e ? std::atoi(e) : 0;
-  }();
   int flag = 0;
   for (;;) {
     DPT_MPI_CHECK(MPI_Test(req, &flag, MPI_STATUS_IGNORE));
     if (flag) return;
-    if (poll_us > 0 && main_waiting.load(std::memory_order_relaxed) == 0)
-      std::this_thread::sleep_for(std::chrono::microseconds(poll_us));
-    else if (oversubscribed || main_waiting.load(std::memory_order_relaxed) == 0)
+    if (oversubscribed || main_waiting.load(std::memory_order_relaxed) == 0)
       std::this_thread::yield();
   }
 }
