@@ -9,6 +9,22 @@ openblas_corename() {
 l.openblas_get_corename.restype = ctypes.c_char_p; print(l.openblas_get_corename().decode())"
 }
 
+# openblas_sgemm_runs KERNEL: succeeds if a small sgemm runs under KERNEL. OpenBLAS takes a
+# forced kernel that the CPU lacks the instructions for (SkylakeX without AVX-512) and reports
+# it as chosen; the first GEMM then dies of an illegal instruction.
+openblas_sgemm_runs() {
+  (env OPENBLAS_CORETYPE="$1" python3 -c "
+import ctypes
+l = ctypes.CDLL('libopenblas.so.0')
+n = 64
+A = (ctypes.c_float * (n * n))(*([1.0] * (n * n)))
+C = (ctypes.c_float * (n * n))()
+# cblas_sgemm(RowMajor=101, NoTrans=111, NoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+l.cblas_sgemm(101, 111, 111, n, n, n, ctypes.c_float(1), A, n, A, n, ctypes.c_float(0), C, n)
+assert C[0] == n and C[n * n - 1] == n
+") 2>/dev/null
+}
+
 # openblas_usable_kernels KERNEL...: prints, one a line, those this CPU runs as asked ("default",
 # OpenBLAS's own choice, always); says on stderr which it leaves out and why.
 openblas_usable_kernels() {
@@ -16,7 +32,13 @@ openblas_usable_kernels() {
   for k in "$@"; do
     if [ "$k" = default ]; then echo default; continue; fi
     got=$(openblas_corename "$k")
-    if [ "${got,,}" = "${k,,}" ]; then echo "$k"; else echo "# $k: this CPU runs $got instead; left out" >&2; fi
+    if [ "${got,,}" != "${k,,}" ]; then
+      echo "# $k: this CPU runs $got instead; left out" >&2
+    elif ! openblas_sgemm_runs "$k"; then
+      echo "# $k: this CPU cannot run it (its GEMM fails, e.g. an illegal instruction); left out" >&2
+    else
+      echo "$k"
+    fi
   done
 }
 
