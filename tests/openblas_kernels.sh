@@ -22,7 +22,9 @@ C = (ctypes.c_float * (n * n))()
 # cblas_sgemm(RowMajor=101, NoTrans=111, NoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
 l.cblas_sgemm(101, 111, 111, n, n, n, ctypes.c_float(1), A, n, A, n, ctypes.c_float(0), C, n)
 assert C[0] == n and C[n * n - 1] == n
-") 2>/dev/null
+"
+    exit $?  # not the subshell's last command: it reaps the process and its "Illegal instruction"
+  ) 2>/dev/null
 }
 
 # openblas_usable_kernels KERNEL...: prints, one a line, those this CPU runs as asked ("default",
