@@ -244,7 +244,8 @@ std::vector<float> gelu_inputs(size_t n, uint64_t seed) {
 }
 
 TEST(GeluKernel, ForwardMatchesTheDefinition) {
-  // Float: a few roundings of O(1) values and float tanh (within 2 ulp): measured 9e-8.
+  // Float: a few roundings of O(1) values and the kernel's own tanh (from vector_math.hpp's exp,
+  // within about 2e-7 absolute): measured 1.6e-7 over a dense sweep of [-12, 12].
   const std::vector<float> xf = gelu_inputs(1000, 41);
   std::vector<double> want(xf.size());
   for (size_t i = 0; i < xf.size(); ++i) want[i] = gelu_definition(xf[i]);
