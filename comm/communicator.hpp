@@ -43,9 +43,19 @@ class Communicator {
   // In place over count elements. Avg is defined for floating types only.
   virtual std::unique_ptr<Work> allreduce_async(void* data, size_t count, DataType type,
                                                 ReduceOp op) = 0;
+  // send holds size() * count elements; rank r receives in recv (count elements) the reduction
+  // over ranks of send[r * count, (r + 1) * count), as MPI_Reduce_scatter_block and
+  // ncclReduceScatter do. In place when recv == send + rank() * count (a rank's shard inside the
+  // full buffer, as ZeRO-1 keeps it): then only that block of send changes. send is otherwise
+  // only read; buffers that overlap in any other way are refused. Avg as in allreduce_async.
+  virtual std::unique_ptr<Work> reduce_scatter_async(const void* send, void* recv, size_t count,
+                                                     DataType type, ReduceOp op) = 0;
   virtual void broadcast(void* data, size_t count, DataType type, int root) = 0;
-  // recv holds size() * count elements: rank r's contribution at r * count.
-  virtual void allgather(const void* send, void* recv, size_t count, DataType type) = 0;
+  // recv holds size() * count elements: rank r's contribution at r * count (MPI_Allgather,
+  // ncclAllGather). In place when send == recv + rank() * count; buffers that overlap in any
+  // other way are refused.
+  virtual std::unique_ptr<Work> allgather_async(const void* send, void* recv, size_t count,
+                                                DataType type) = 0;
   virtual void barrier() = 0;
   // Ends every rank of the job with this exit code; does not return.
   [[noreturn]] virtual void abort(int exit_code) = 0;
@@ -60,6 +70,12 @@ class Communicator {
 
   void allreduce(void* data, size_t count, DataType type, ReduceOp op) {
     allreduce_async(data, count, type, op)->wait();
+  }
+  void reduce_scatter(const void* send, void* recv, size_t count, DataType type, ReduceOp op) {
+    reduce_scatter_async(send, recv, count, type, op)->wait();
+  }
+  void allgather(const void* send, void* recv, size_t count, DataType type) {
+    allgather_async(send, recv, count, type)->wait();
   }
   double allreduce_sum(double v) {
     allreduce(&v, 1, DataType::F64, ReduceOp::Sum);
@@ -82,6 +98,13 @@ class CommTimeout : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// For reduce-scatter and allgather, whose buffers are one of size * count elements (`full`) and
+// one of count (`block`): whether `block` is rank's block of `full` (in place). Throws
+// SystemError naming `what` when the two overlap in any other way, which neither MPI nor NCCL
+// defines.
+bool is_block_in_place(const void* full, const void* block, size_t count, DataType type, int rank,
+                       int size, const char* what);
 
 // The most elements one MPI call carries: MPI counts are int, so a collective over more elements
 // is split into calls of at most this many (Open MPI 4 has no large-count MPI_*_c calls).

@@ -9,12 +9,14 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "comm/communicator.hpp"
 #include "src/core/error.hpp"
@@ -219,17 +221,66 @@ class MpiCommunicator final : public Communicator {
         ->wait();
   }
 
-  void allgather(const void* send, void* recv, size_t count, DataType type) override {
-    submit(
+  std::unique_ptr<Work> reduce_scatter_async(const void* send, void* recv, size_t count,
+                                             DataType type, ReduceOp op) override {
+    if (op == ReduceOp::Avg && type != DataType::F32 && type != DataType::F64)
+      throw SystemError("reduce_scatter: average needs a floating-point type");
+    const bool in_place =
+        is_block_in_place(send, recv, count, type, rank_, size_, "reduce_scatter");
+    return submit(
         [=, this] {
+          const size_t bytes = dtype_size(type);
+          if (size_ == 1) {
+            if (!in_place && count > 0) std::memcpy(recv, send, count * bytes);
+          } else if (count <= max_count_) {
+            // MPI_IN_PLACE means another layout here (the full buffer in recv, the result at its
+            // start), and send and recv may not alias: in place, the block is received into a
+            // buffer of its own and copied to where it belongs.
+            std::vector<unsigned char> own(in_place ? count * bytes : 0);
+            void* to = in_place ? own.data() : recv;
+            MPI_Request req;
+            DPT_MPI_CHECK(MPI_Ireduce_scatter_block(send, to, static_cast<int>(count), to_mpi(type),
+                                                    to_mpi(op), comm_, &req));
+            wait_for(&req, main_waiting_, oversubscribed_);
+            if (in_place) std::memcpy(recv, own.data(), count * bytes);
+          } else {
+            // Piece [offset, offset + n) of every rank's block, packed next to each other, is
+            // one MPI call whose rank r receives its piece at recv + offset. In place, a piece
+            // of the rank's own block is overwritten only after it was packed.
+            std::vector<unsigned char> packed(static_cast<size_t>(size_) * max_count_ * bytes);
+            for_each_chunk(count, max_count_, [&](size_t offset, int n) {
+              for (int r = 0; r < size_; ++r)
+                std::memcpy(packed.data() + static_cast<size_t>(r) * n * bytes,
+                            at(send, static_cast<size_t>(r) * count + offset, type), n * bytes);
+              MPI_Request req;
+              DPT_MPI_CHECK(MPI_Ireduce_scatter_block(packed.data(), at(recv, offset, type), n,
+                                                      to_mpi(type), to_mpi(op), comm_, &req));
+              wait_for(&req, main_waiting_, oversubscribed_);
+            });
+          }
+          if (op == ReduceOp::Avg && size_ > 1) scale(recv, count, type, 1.0 / size_);
+        },
+        "reduce_scatter of " + std::to_string(count) + " elements per rank");
+  }
+
+  std::unique_ptr<Work> allgather_async(const void* send, void* recv, size_t count,
+                                        DataType type) override {
+    // In place, MPI_IN_PLACE says just that: the rank's contribution is already at its block.
+    const void* from =
+        is_block_in_place(recv, send, count, type, rank_, size_, "allgather") ? MPI_IN_PLACE : send;
+    return submit(
+        [=, this] {
+          MPI_Request req;
           if (count <= max_count_) {
-            DPT_MPI_CHECK(MPI_Allgather(send, static_cast<int>(count), to_mpi(type), recv,
-                                        static_cast<int>(count), to_mpi(type), comm_));
+            DPT_MPI_CHECK(MPI_Iallgather(from, static_cast<int>(count), to_mpi(type), recv,
+                                         static_cast<int>(count), to_mpi(type), comm_, &req));
+            wait_for(&req, main_waiting_, oversubscribed_);
             return;
           }
           // Rank r's elements go to recv[r * count, (r + 1) * count). A piece of n elements at
           // `offset` is received as one block whose extent is the whole count, so that rank r's
-          // block lands r * count elements after recv[offset] (an MPI_Aint, not an int).
+          // block lands r * count elements after recv[offset] (an MPI_Aint, not an int). In
+          // place, MPI finds the rank's own piece there too.
           const size_t bytes = dtype_size(type);
           for_each_chunk(count, max_count_, [&](size_t offset, int n) {
             MPI_Datatype piece, block;
@@ -238,13 +289,14 @@ class MpiCommunicator final : public Communicator {
                 MPI_Type_create_resized(piece, 0, static_cast<MPI_Aint>(count * bytes), &block));
             MPI_Type_free(&piece);
             DPT_MPI_CHECK(MPI_Type_commit(&block));
-            DPT_MPI_CHECK(MPI_Allgather(at(send, offset, type), n, to_mpi(type),
-                                        at(recv, offset, type), 1, block, comm_));
+            const void* piece_from = from == MPI_IN_PLACE ? MPI_IN_PLACE : at(send, offset, type);
+            DPT_MPI_CHECK(MPI_Iallgather(piece_from, n, to_mpi(type), at(recv, offset, type), 1,
+                                         block, comm_, &req));
+            wait_for(&req, main_waiting_, oversubscribed_);
             MPI_Type_free(&block);
           });
         },
-        "allgather")
-        ->wait();
+        "allgather of " + std::to_string(count) + " elements per rank");
   }
 
   void barrier() override {

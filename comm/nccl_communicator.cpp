@@ -5,6 +5,7 @@
 #include <nvtx3/nvToolsExt.h>
 
 #include <cstdlib>
+#include <string>
 #include <thread>
 
 #include "kernels/runtime/cuda_check.hpp"
@@ -170,6 +171,23 @@ class NcclCommunicator final : public Communicator {
     });
   }
 
+  std::unique_ptr<Work> reduce_scatter_async(const void* send, void* recv, size_t count,
+                                             DataType type, ReduceOp op) override {
+    if (op == ReduceOp::Avg && type != DataType::F32 && type != DataType::F64 &&
+        type != DataType::BF16)
+      throw SystemError("reduce_scatter: average needs a floating-point type");
+    if (!on_device(send, recv, "reduce_scatter")) {
+      boot_.set_timeout(timeout());
+      return boot_.reduce_scatter_async(send, recv, count, type, op);
+    }
+    // NCCL takes the in-place case as it is (recv == send + rank * count).
+    is_block_in_place(send, recv, count, type, rank(), size(), "reduce_scatter");
+    return launch("ncclReduceScatter", [&] {
+      DPT_NCCL_CHECK(
+          ncclReduceScatter(send, recv, count, to_nccl(type), to_nccl(op), shared_.comm, stream_));
+    });
+  }
+
   void broadcast(void* data, size_t count, DataType type, int root) override {
     if (!gpu_.is_device_memory(data)) {
       boot_.set_timeout(timeout());
@@ -180,14 +198,17 @@ class NcclCommunicator final : public Communicator {
     })->wait();
   }
 
-  void allgather(const void* send, void* recv, size_t count, DataType type) override {
-    if (!gpu_.is_device_memory(send) || !gpu_.is_device_memory(recv)) {
+  // NCCL takes the in-place case as it is (send == recv + rank * count).
+  std::unique_ptr<Work> allgather_async(const void* send, void* recv, size_t count,
+                                        DataType type) override {
+    if (!on_device(send, recv, "allgather")) {
       boot_.set_timeout(timeout());
-      return boot_.allgather(send, recv, count, type);
+      return boot_.allgather_async(send, recv, count, type);
     }
-    launch("ncclAllGather", [&] {
+    is_block_in_place(recv, send, count, type, rank(), size(), "allgather");
+    return launch("ncclAllGather", [&] {
       DPT_NCCL_CHECK(ncclAllGather(send, recv, count, to_nccl(type), shared_.comm, stream_));
-    })->wait();
+    });
   }
 
   void barrier() override { boot_.barrier(); }
@@ -203,6 +224,18 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
+  // Whether a collective's two buffers are device memory (NCCL's) rather than host memory (the
+  // bootstrap's); one of each is refused, as neither communicator can take it.
+  bool on_device(const void* send, const void* recv, const char* what) const {
+    const bool send_dev = gpu_.is_device_memory(send), recv_dev = gpu_.is_device_memory(recv);
+    if (send_dev != recv_dev)
+      throw SystemError(std::string(what) + ": send is " + (send_dev ? "device" : "host") +
+                        " memory but recv is " + (recv_dev ? "device" : "host") +
+                        " memory; the NCCL communicator needs both on the device or both on "
+                        "the host");
+    return send_dev;
+  }
+
   // Queues `call` on the comm stream after all work queued so far on the compute stream,
   // between two timing events.
   template <class F>

@@ -46,8 +46,22 @@ class SelfCommunicator final : public Communicator {
       throw SystemError("broadcast: root " + std::to_string(root) + " of a 1-rank communicator");
   }
 
-  void allgather(const void* send, void* recv, size_t count, DataType type) override {
-    if (count > 0 && send != recv) std::memmove(recv, send, count * dtype_size(type));
+  // The reduction over one rank is its block, which is all of send; in place, there is nothing
+  // to copy.
+  std::unique_ptr<Work> reduce_scatter_async(const void* send, void* recv, size_t count,
+                                             DataType type, ReduceOp op) override {
+    if (op == ReduceOp::Avg && type != DataType::F32 && type != DataType::F64)
+      throw SystemError("reduce_scatter: average needs a floating-point type");
+    if (!is_block_in_place(send, recv, count, type, 0, 1, "reduce_scatter") && count > 0)
+      std::memcpy(recv, send, count * dtype_size(type));
+    return std::make_unique<SelfWork>();
+  }
+
+  std::unique_ptr<Work> allgather_async(const void* send, void* recv, size_t count,
+                                        DataType type) override {
+    if (!is_block_in_place(recv, send, count, type, 0, 1, "allgather") && count > 0)
+      std::memcpy(recv, send, count * dtype_size(type));
+    return std::make_unique<SelfWork>();
   }
 
   void barrier() override {}

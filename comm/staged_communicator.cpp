@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "kernels/runtime/device_buffer.hpp"
@@ -27,20 +28,19 @@ class BufferPool {
   std::vector<std::unique_ptr<PinnedBuffer>> free_;
 };
 
+// A collective run by the host communicator on a staging buffer; wait() copies the result to
+// where the caller wants it.
 class StagedWork final : public Work {
  public:
-  StagedWork(std::unique_ptr<Work> inner, Device& be, BufferPool& pool,
-             std::unique_ptr<PinnedBuffer> buffer, void* device, const void* host, size_t bytes)
+  StagedWork(std::unique_ptr<Work> inner, BufferPool& pool, std::unique_ptr<PinnedBuffer> buffer,
+             std::function<void()> copy_back)
       : inner_(std::move(inner)),
-        be_(be),
         pool_(pool),
         buffer_(std::move(buffer)),
-        device_(device),
-        host_(host),
-        bytes_(bytes) {}
+        copy_back_(std::move(copy_back)) {}
   ~StagedWork() override {
     // A Work dropped unwaited (an error elsewhere) must not free memory MPI may still use.
-    if (device_) {
+    if (copy_back_) {
       try {
         inner_->wait();
       } catch (...) {
@@ -50,20 +50,17 @@ class StagedWork final : public Work {
   }
   void wait() override {
     inner_->wait();
-    if (device_) be_.copy_from_host(device_, host_, bytes_);
-    device_ = nullptr;
+    if (copy_back_) copy_back_();
+    copy_back_ = nullptr;
   }
   double start_time() const override { return inner_->start_time(); }
   double end_time() const override { return inner_->end_time(); }
 
  private:
   std::unique_ptr<Work> inner_;
-  Device& be_;
   BufferPool& pool_;
   std::unique_ptr<PinnedBuffer> buffer_;
-  void* device_;
-  const void* host_;
-  size_t bytes_;
+  std::function<void()> copy_back_;  // empty once done
 };
 
 class StagedCommunicator final : public Communicator {
@@ -86,8 +83,26 @@ class StagedCommunicator final : public Communicator {
     // copy_to_host waits for the device's queue, so the gradients backward wrote are final.
     be_.copy_to_host(staging, data, bytes);
     std::unique_ptr<Work> inner = host_.allreduce_async(staging, count, type, op);
-    return std::make_unique<StagedWork>(std::move(inner), be_, pool_, std::move(buffer), data,
-                                        staging, bytes);
+    return std::make_unique<StagedWork>(std::move(inner), pool_, std::move(buffer),
+                                        [=, this] { be_.copy_from_host(data, staging, bytes); });
+  }
+
+  // The full buffer and the block side by side in one staging buffer, out of place on the host
+  // (an in-place reduce-scatter over MPI would copy the block once more).
+  std::unique_ptr<Work> reduce_scatter_async(const void* send, void* recv, size_t count,
+                                             DataType type, ReduceOp op) override {
+    host_.set_timeout(timeout());
+    const bool send_dev = be_.is_device_memory(send), recv_dev = be_.is_device_memory(recv);
+    if (!send_dev && !recv_dev) return host_.reduce_scatter_async(send, recv, count, type, op);
+    is_block_in_place(send, recv, count, type, rank(), size(), "reduce_scatter");
+    const size_t bytes = count * dtype_size(type), full = bytes * size();
+    std::unique_ptr<PinnedBuffer> buffer = pool_.take();
+    auto* staging = static_cast<unsigned char*>(buffer->get(full + bytes));
+    to_host(staging, send, full, send_dev);
+    unsigned char* block = staging + full;
+    std::unique_ptr<Work> inner = host_.reduce_scatter_async(staging, block, count, type, op);
+    return std::make_unique<StagedWork>(std::move(inner), pool_, std::move(buffer),
+                                        [=, this] { from_host(recv, block, bytes, recv_dev); });
   }
 
   void broadcast(void* data, size_t count, DataType type, int root) override {
@@ -100,21 +115,21 @@ class StagedCommunicator final : public Communicator {
     be_.copy_from_host(data, staging.data(), bytes);
   }
 
-  void allgather(const void* send, void* recv, size_t count, DataType type) override {
+  // In place on the host: the rank's block is staged where the full buffer holds it.
+  std::unique_ptr<Work> allgather_async(const void* send, void* recv, size_t count,
+                                        DataType type) override {
     host_.set_timeout(timeout());
     const bool send_dev = be_.is_device_memory(send), recv_dev = be_.is_device_memory(recv);
-    if (!send_dev && !recv_dev) return host_.allgather(send, recv, count, type);
-    const size_t bytes = count * dtype_size(type);
-    std::vector<unsigned char> s(bytes), r(bytes * size());
-    if (send_dev)
-      be_.copy_to_host(s.data(), send, bytes);
-    else
-      std::memcpy(s.data(), send, bytes);
-    host_.allgather(s.data(), r.data(), count, type);
-    if (recv_dev)
-      be_.copy_from_host(recv, r.data(), r.size());
-    else
-      std::memcpy(recv, r.data(), r.size());
+    if (!send_dev && !recv_dev) return host_.allgather_async(send, recv, count, type);
+    is_block_in_place(recv, send, count, type, rank(), size(), "allgather");
+    const size_t bytes = count * dtype_size(type), full = bytes * size();
+    std::unique_ptr<PinnedBuffer> buffer = pool_.take();
+    auto* staging = static_cast<unsigned char*>(buffer->get(full));
+    unsigned char* mine = staging + static_cast<size_t>(rank()) * bytes;
+    to_host(mine, send, bytes, send_dev);
+    std::unique_ptr<Work> inner = host_.allgather_async(mine, staging, count, type);
+    return std::make_unique<StagedWork>(std::move(inner), pool_, std::move(buffer),
+                                        [=, this] { from_host(recv, staging, full, recv_dev); });
   }
 
   void barrier() override { host_.barrier(); }
@@ -127,6 +142,22 @@ class StagedCommunicator final : public Communicator {
   }
 
  private:
+  // Copies between host memory and `p`, which is in device memory when `device` is set.
+  void to_host(void* host, const void* p, size_t bytes, bool device) {
+    if (bytes == 0) return;
+    if (device)
+      be_.copy_to_host(host, p, bytes);
+    else
+      std::memcpy(host, p, bytes);
+  }
+  void from_host(void* p, const void* host, size_t bytes, bool device) {
+    if (bytes == 0) return;
+    if (device)
+      be_.copy_from_host(p, host, bytes);
+    else
+      std::memcpy(p, host, bytes);
+  }
+
   Communicator& host_;
   Device& be_;
   BufferPool pool_;  // outlives every StagedWork: the Reducer drops them each step

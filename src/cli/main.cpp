@@ -11,7 +11,7 @@
 #include <tuple>
 #include <vector>
 
-#include "comm/allreduce_bench.hpp"
+#include "comm/collective_bench.hpp"
 #include "comm/collective_check.hpp"
 #include "comm/communicator.hpp"
 #include "kernels/backend.hpp"
@@ -417,8 +417,11 @@ int run_info(Communicator& comm) {
   return 0;
 }
 
-int run_bench_allreduce(const BenchAllreduceOptions& b, Communicator& host) {
-  AllreduceBenchOptions o;
+int run_bench_collective(const BenchCollectiveOptions& b, Communicator& host) {
+  CollectiveBenchOptions o;
+  for (BenchCollective c :
+       {BenchCollective::Allreduce, BenchCollective::ReduceScatter, BenchCollective::Allgather})
+    if (b.collective == bench_collective_name(c)) o.collective = c;
   run_collectively(host, [&] {
     if (b.comm == "nccl" && !built_with_cuda())
       throw InputError("option --comm nccl: this dptrain was built without the CUDA backend");
@@ -433,7 +436,7 @@ int run_bench_allreduce(const BenchAllreduceOptions& b, Communicator& host) {
   });
   // nccl reduces GPU buffers, mpi host buffers (as in training on the CPU).
   ComputeSetup compute = make_compute(b.comm == "nccl" ? "cuda" : "cpu", b.comm, 1, host);
-  const int64_t wrong = run_allreduce_bench(*compute.comm, *compute.backend, o, stdout);
+  const int64_t wrong = run_collective_bench(*compute.comm, *compute.backend, o, stdout);
   return wrong == 0 ? 0 : 1;
 }
 
@@ -592,8 +595,8 @@ int main(int argc, char** argv) {
         return run_train(cmd.train, *comm);
       case Command::Info:
         return run_info(*comm);
-      case Command::BenchAllreduce:
-        return run_bench_allreduce(cmd.bench_allreduce, *comm);
+      case Command::BenchCollective:
+        return run_bench_collective(cmd.bench_collective, *comm);
       case Command::BenchGemm:
         return run_bench_gemm(cmd.bench_gemm, *comm);
       case Command::PrepareText:

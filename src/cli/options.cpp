@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dpt {
@@ -234,22 +235,35 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
 
   CLI::App* bench = app.add_subcommand("bench", "Benchmarks of the communication and the compute");
   bench->require_subcommand(1);
-  CLI::App* allreduce = bench->add_subcommand(
-      "allreduce", "Allreduce sweep over message sizes, as nccl-tests' all_reduce_perf prints it");
-  BenchAllreduceOptions& ba = out.bench_allreduce;
-  allreduce->add_option("-b,--minbytes", ba.min_bytes, "Smallest size (bytes; K, M, G suffixes)")
-      ->capture_default_str();
-  allreduce->add_option("-e,--maxbytes", ba.max_bytes, "Largest size")->capture_default_str();
-  allreduce->add_option("-f,--stepfactor", ba.factor, "Size multiplier between steps")
-      ->capture_default_str();
-  allreduce->add_option("-n,--iters", ba.iters, "Timed iterations per size")->capture_default_str();
-  allreduce->add_option("-w,--warmup_iters", ba.warmup, "Untimed iterations per size")
-      ->capture_default_str();
-  allreduce
-      ->add_option("--comm", ba.comm,
-                   "Communicator: mpi (host buffers) or nccl (GPU buffers, one GPU per rank)")
-      ->check(CLI::IsMember({"mpi", "nccl"}))
-      ->capture_default_str();
+  // One subcommand per collective, with nccl-tests' options; only one is parsed, so all three
+  // fill the same options.
+  BenchCollectiveOptions& bc = out.bench_collective;
+  std::vector<CLI::App*> collectives;
+  for (const auto& [name, what] :
+       {std::pair{"allreduce",
+                  "Allreduce sweep over message sizes, as nccl-tests' all_reduce_perf "
+                  "prints it"},
+        std::pair{"reduce_scatter",
+                  "Reduce-scatter sweep over message sizes, as nccl-tests' "
+                  "reduce_scatter_perf prints it"},
+        std::pair{"allgather",
+                  "Allgather sweep over message sizes, as nccl-tests' "
+                  "all_gather_perf prints it"}}) {
+    CLI::App* c = bench->add_subcommand(name, what);
+    c->add_option("-b,--minbytes", bc.min_bytes, "Smallest size (bytes; K, M, G suffixes)")
+        ->capture_default_str();
+    c->add_option("-e,--maxbytes", bc.max_bytes, "Largest size")->capture_default_str();
+    c->add_option("-f,--stepfactor", bc.factor, "Size multiplier between steps")
+        ->capture_default_str();
+    c->add_option("-n,--iters", bc.iters, "Timed iterations per size")->capture_default_str();
+    c->add_option("-w,--warmup_iters", bc.warmup, "Untimed iterations per size")
+        ->capture_default_str();
+    c->add_option("--comm", bc.comm,
+                  "Communicator: mpi (host buffers) or nccl (GPU buffers, one GPU per rank)")
+        ->check(CLI::IsMember({"mpi", "nccl"}))
+        ->capture_default_str();
+    collectives.push_back(c);
+  }
 
   CLI::App* gemm = bench->add_subcommand(
       "gemm", "Float GEMM FLOP/s on one rank's device: the peak that utilization is measured against");
@@ -320,7 +334,11 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   }
   if (train->parsed()) out.command = Command::Train;
   if (info->parsed()) out.command = Command::Info;
-  if (allreduce->parsed()) out.command = Command::BenchAllreduce;
+  for (CLI::App* c : collectives)
+    if (c->parsed()) {
+      out.command = Command::BenchCollective;
+      bc.collective = c->get_name();
+    }
   if (gemm->parsed()) out.command = Command::BenchGemm;
   if (prepare->parsed()) out.command = Command::PrepareText;
   if (gen->parsed()) out.command = Command::Generate;

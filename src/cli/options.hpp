@@ -53,7 +53,9 @@ struct TrainOptions {
   std::string config;
 };
 
-struct BenchAllreduceOptions {
+// bench allreduce, reduce_scatter and allgather: the same options.
+struct BenchCollectiveOptions {
+  std::string collective = "allreduce";  // the subcommand
   std::string min_bytes = "8", max_bytes = "256M";
   uint64_t factor = 2;
   int iters = 20, warmup = 5;
@@ -83,12 +85,12 @@ struct GenerateOptions {
   uint64_t seed = 0;
 };
 
-enum class Command { None, Train, Info, BenchAllreduce, BenchGemm, PrepareText, Generate };
+enum class Command { None, Train, Info, BenchCollective, BenchGemm, PrepareText, Generate };
 
 struct ParsedCommand {
   Command command = Command::None;
   TrainOptions train;
-  BenchAllreduceOptions bench_allreduce;
+  BenchCollectiveOptions bench_collective;
   BenchGemmOptions bench_gemm;
   PrepareTextCliOptions prepare_text;
   GenerateOptions generate;

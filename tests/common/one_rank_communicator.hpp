@@ -1,5 +1,5 @@
 // A job of one rank for tests that need a Communicator but no MPI: every collective of one rank
-// leaves the data as it is (allgather copies it), and completes at once.
+// leaves the data as it is (reduce-scatter and allgather copy it), and completes at once.
 #pragma once
 
 #include <cstdlib>
@@ -21,9 +21,16 @@ class OneRankCommunicator : public Communicator {
   std::unique_ptr<Work> allreduce_async(void*, size_t, DataType, ReduceOp) override {
     return std::make_unique<DoneWork>();
   }
+  std::unique_ptr<Work> reduce_scatter_async(const void* send, void* recv, size_t count,
+                                             DataType type, ReduceOp) override {
+    std::memmove(recv, send, count * dtype_size(type));
+    return std::make_unique<DoneWork>();
+  }
   void broadcast(void*, size_t, DataType, int) override {}
-  void allgather(const void* send, void* recv, size_t count, DataType type) override {
-    std::memcpy(recv, send, count * dtype_size(type));
+  std::unique_ptr<Work> allgather_async(const void* send, void* recv, size_t count,
+                                        DataType type) override {
+    std::memmove(recv, send, count * dtype_size(type));
+    return std::make_unique<DoneWork>();
   }
   void barrier() override {}
   [[noreturn]] void abort(int exit_code) override { std::exit(exit_code); }

@@ -180,6 +180,31 @@ assert 0 <= r['overlap_fraction'] <= 1 and r['exposed_comm_seconds'] <= r['comm_
     mpirun -np 3 "$build/dptrain" bench allreduce -b 1K -e 64K > "$tmp/out3"
     grep -q "^# wrong elements in all: 0$" "$tmp/out3" || fail "wrong elements with 3 ranks"
     ;;
+  bench_reduce_scatter|bench_allgather)
+    collective=${case_name#bench_}
+    mpirun -np 2 "$build/dptrain" bench "$collective" -b 8 -e 4M -f 4 > "$tmp/out"
+    cat "$tmp/out"
+    grep -q "^# dptrain bench $collective: 2 ranks" "$tmp/out" || fail "no header"
+    [ "$(grep -cv '^#' "$tmp/out")" -eq 10 ] || fail "expected 10 sizes"
+    grep -q "^# wrong elements in all: 0$" "$tmp/out" || fail "wrong elements"
+    awk '!/^#/ { if ($8 != 0) exit 1 }' "$tmp/out" || fail "a size had wrong elements"
+    # A size is the whole buffer: one float per rank at -b 8.
+    awk '!/^#/ { print $1, $2; exit }' "$tmp/out" | grep -qx "8 2" || fail "first size not 8 B"
+    # busbw = algbw * (n-1)/n, half of algbw for 2 ranks (each printed to 0.01).
+    awk '!/^#/ { d = $6 - 2 * $7; if (d > 0.011 || d < -0.011) exit 1 }' "$tmp/out" \
+      || fail "busbw != algbw / 2 with 2 ranks"
+    mpirun -np 3 "$build/dptrain" bench "$collective" -b 1K -e 64K > "$tmp/out3"
+    cat "$tmp/out3"
+    grep -q "^# wrong elements in all: 0$" "$tmp/out3" || fail "wrong elements with 3 ranks"
+    # 1K over 3 ranks: 85 floats each, 1020 bytes.
+    awk '!/^#/ { print $1, $2; exit }' "$tmp/out3" | grep -qx "1020 255" || fail "first size 3 ranks"
+    set +e
+    mpirun -np 2 "$build/dptrain" bench "$collective" -b 1M -e 1K > "$tmp/out" 2> "$tmp/err"
+    rc=$?
+    set -e
+    [ "$rc" -eq 2 ] || fail "bench $collective -b 1M -e 1K: exit $rc, want 2"
+    [ "$(grep -c '^dptrain: error: option -e' "$tmp/err")" -eq 1 ] || fail "$(cat "$tmp/err")"
+    ;;
   bench_allreduce_bad_sizes)
     for args in "-b 0" "-b 12Q" "-b 1M -e 1K" "-f 1" "-e 64G" "--comm nccl"; do
       set +e

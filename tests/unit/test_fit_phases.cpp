@@ -154,17 +154,31 @@ class TwoReplicas final : public Communicator {
     ADD_FAILURE() << "no allreduce expected";
     return nullptr;
   }
+  std::unique_ptr<Work> reduce_scatter_async(const void*, void*, size_t, DataType,
+                                             ReduceOp) override {
+    ADD_FAILURE() << "no reduce-scatter expected";
+    return nullptr;
+  }
   void broadcast(void*, size_t, DataType, int) override {}
-  void allgather(const void* send, void* recv, size_t count, DataType type) override {
+  std::unique_ptr<Work> allgather_async(const void* send, void* recv, size_t count,
+                                        DataType type) override {
     ++exchanges;
-    ASSERT_EQ(type, DataType::U64);
-    ASSERT_EQ(count, 1u);
+    EXPECT_EQ(type, DataType::U64);
+    EXPECT_EQ(count, 1u);
     const uint64_t mine = *static_cast<const uint64_t*>(send);
     static_cast<uint64_t*>(recv)[0] = mine;
     static_cast<uint64_t*>(recv)[1] = drifted ? mine + 1 : mine;
+    return std::make_unique<DoneWork>();
   }
   void barrier() override {}
   [[noreturn]] void abort(int) override { std::abort(); }
+
+ private:
+  struct DoneWork final : Work {
+    void wait() override {}
+    double start_time() const override { return 0; }
+    double end_time() const override { return 0; }
+  };
 };
 
 TEST_F(FitPhases, HealthChecksCompareReplicasEveryNStepsAndNameTheOneThatDrifted) {

@@ -321,8 +321,14 @@ class RecordingCommunicator final : public Communicator {
     calls.push_back({static_cast<size_t>(static_cast<const float*>(data) - base), stage});
     return std::make_unique<DoneWork>();
   }
+  std::unique_ptr<Work> reduce_scatter_async(const void*, void*, size_t, DataType,
+                                             ReduceOp) override {
+    return std::make_unique<DoneWork>();
+  }
   void broadcast(void*, size_t, DataType, int) override {}
-  void allgather(const void*, void*, size_t, DataType) override {}
+  std::unique_ptr<Work> allgather_async(const void*, void*, size_t, DataType) override {
+    return std::make_unique<DoneWork>();
+  }
   void barrier() override {}
   [[noreturn]] void abort(int) override { std::abort(); }
 

@@ -52,6 +52,40 @@ TEST(SelfCommunicator, CollectivesOfOneRank) {
   comm->barrier();
 }
 
+// One rank's block is the whole buffer: reduce-scatter and allgather copy it, or, in place, leave
+// it where it is.
+TEST(SelfCommunicator, ReduceScatterAndAllgatherOfOneRank) {
+  const auto comm = dpt::make_mpi_communicator();
+  const std::vector<float> f0 = {1.5f, -2.0f, 3.25f};
+  for (dpt::ReduceOp op :
+       {dpt::ReduceOp::Sum, dpt::ReduceOp::Avg, dpt::ReduceOp::Max, dpt::ReduceOp::Min}) {
+    std::vector<float> recv(4, -1.0f);
+    auto work = comm->reduce_scatter_async(f0.data(), recv.data(), 3, dpt::DataType::F32, op);
+    work->wait();
+    EXPECT_LE(work->start_time(), work->end_time());
+    EXPECT_EQ(recv, (std::vector<float>{1.5f, -2.0f, 3.25f, -1.0f}));
+    std::vector<float> f = f0;
+    comm->reduce_scatter(f.data(), f.data(), f.size(), dpt::DataType::F32, op);
+    EXPECT_EQ(f, f0);
+  }
+  std::vector<int64_t> i = {4, 5};
+  EXPECT_THROW(comm->reduce_scatter(i.data(), i.data(), 2, dpt::DataType::I64, dpt::ReduceOp::Avg),
+               dpt::SystemError);
+  comm->reduce_scatter(i.data(), i.data(), 2, dpt::DataType::I64, dpt::ReduceOp::Max);
+  EXPECT_EQ(i, (std::vector<int64_t>{4, 5}));
+
+  const std::vector<int64_t> send = {7, -8};
+  std::vector<int64_t> recv(3, 0);
+  auto work = comm->allgather_async(send.data(), recv.data(), 2, dpt::DataType::I64);
+  work->wait();
+  EXPECT_EQ(recv, (std::vector<int64_t>{7, -8, 0}));
+  comm->allgather(recv.data(), recv.data(), 2, dpt::DataType::I64);
+  EXPECT_EQ(recv, (std::vector<int64_t>{7, -8, 0}));
+  // Overlapping other than in place: refused, as by every communicator.
+  EXPECT_THROW(comm->allgather(recv.data() + 1, recv.data(), 2, dpt::DataType::I64),
+               dpt::SystemError);
+}
+
 // Copies started by a launcher would each train alone as "rank 0 of 1": refused in one line.
 TEST(SelfCommunicator, RefusesToBeOneOfManyRanks) {
   ASSERT_EQ(setenv("OMPI_COMM_WORLD_SIZE", "2", 1), 0);
