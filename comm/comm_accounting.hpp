@@ -28,8 +28,11 @@ class CommAccounting {
   // The step's backward is all queued: a device marker for when it is done.
   void backward_done();
   // Once the device has finished the step (after Device::synchronize(), before clear_markers()):
-  // the exposed part of `total_seconds`, the communication of buckets that ran at `buckets`.
-  double exposed_seconds(const std::vector<BucketTiming>& buckets, double total_seconds) const;
+  // the exposed part of `total_seconds`, the communication of buckets that ran at `buckets`
+  // plus `waited_seconds` of communication (included in the total) that the step waited for
+  // in full after backward (ZeRO-1's allgather of the parameters).
+  double exposed_seconds(const std::vector<BucketTiming>& buckets, double total_seconds,
+                         double waited_seconds = 0) const;
 
  private:
   Device& device_;

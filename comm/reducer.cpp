@@ -36,8 +36,9 @@ std::vector<Bucket> assign_buckets(const std::vector<ParamRange>& params, size_t
 }
 
 Reducer::Reducer(Communicator& comm, Device& device, std::vector<Bucket> buckets,
-                 std::vector<ParamRange> params)
+                 std::vector<ParamRange> params, GradReduction mode)
     : comm_(comm),
+      mode_(mode),
       accounting_(device),
       buckets_(std::move(buckets)),
       params_(std::move(params)),
@@ -51,6 +52,12 @@ Reducer::Reducer(Communicator& comm, Device& device, std::vector<Bucket> buckets
                           std::to_string(t) + ", which is out of range or in two buckets");
       bucket_of_[t] = b;
     }
+  if (mode_ == GradReduction::ReduceScatter)
+    for (const Bucket& b : buckets_)
+      if (b.numel % static_cast<size_t>(comm_.size()) != 0)
+        throw SystemError("Reducer: a bucket of " + std::to_string(b.numel) +
+                          " elements cannot be reduce-scattered over " +
+                          std::to_string(comm_.size()) + " ranks (pad it)");
 }
 
 void Reducer::step_begin() { accounting_.step_begin(); }
@@ -71,7 +78,31 @@ void Reducer::launch(size_t index) {
   const Bucket& b = buckets_[index];
   auto* first =
       static_cast<unsigned char*>(grads_.data()) + b.elem_offset * dtype_size(grads_.dtype());
-  work_.push_back(comm_.allreduce_async(first, b.numel, grads_.dtype(), ReduceOp::Sum));
+  if (mode_ == GradReduction::Allreduce) {
+    work_.push_back(comm_.allreduce_async(first, b.numel, grads_.dtype(), ReduceOp::Sum));
+    return;
+  }
+  // In place: this rank's block of the bucket receives its sums.
+  const size_t count = b.numel / static_cast<size_t>(comm_.size());
+  void* block = first + static_cast<size_t>(comm_.rank()) * count * dtype_size(grads_.dtype());
+  work_.push_back(comm_.reduce_scatter_async(first, block, count, grads_.dtype(), ReduceOp::Sum));
+}
+
+void Reducer::gather_params(TensorRef params) {
+  if (mode_ != GradReduction::ReduceScatter)
+    throw SystemError("Reducer::gather_params: the gradients were allreduced, not sharded");
+  if (comm_.size() == 1) return;
+  const size_t elem = dtype_size(params.dtype());
+  const size_t p = static_cast<size_t>(comm_.size());
+  std::vector<std::unique_ptr<Work>> gathers;
+  for (const Bucket& b : buckets_) {
+    auto* first = static_cast<unsigned char*>(params.data()) + b.elem_offset * elem;
+    const size_t count = b.numel / p;
+    gathers.push_back(comm_.allgather_async(first + static_cast<size_t>(comm_.rank()) * count * elem,
+                                            first, count, params.dtype()));
+  }
+  for (auto& w : gathers) w->wait();
+  for (auto& w : gathers) stats_.gather_seconds += w->end_time() - w->start_time();
 }
 
 void Reducer::param_done(size_t param) {
@@ -107,7 +138,9 @@ void Reducer::finish() {
 }
 
 StepCommStats Reducer::step_end() {
-  stats_.exposed_seconds = accounting_.exposed_seconds(stats_.buckets, stats_.total_seconds);
+  stats_.total_seconds += stats_.gather_seconds;
+  stats_.exposed_seconds =
+      accounting_.exposed_seconds(stats_.buckets, stats_.total_seconds, stats_.gather_seconds);
   return stats_;
 }
 

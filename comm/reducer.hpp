@@ -54,11 +54,18 @@ struct Bucket {
 std::vector<Bucket> assign_buckets(const std::vector<ParamRange>& params, size_t first_cap_bytes,
                                    size_t cap_bytes);
 
+// How a bucket's gradients are summed over the ranks: allreduced (plain data parallelism), or
+// reduce-scattered so that each rank holds the sums of its own block of each bucket only (ZeRO-1,
+// src/train/zero.hpp; each bucket's length is then a multiple of the world size).
+enum class GradReduction { Allreduce, ReduceScatter };
+
 // A step's communication.
 struct StepCommStats {
-  double total_seconds = 0;           // sum of the buckets' allreduce durations
+  // Sum of the buckets' durations, and under ZeRO-1 of the parameters' allgathers too.
+  double total_seconds = 0;
   double exposed_seconds = 0;         // the part of it the step waited for, in [0, total_seconds]
   double wait_seconds = 0;            // time finish() blocked waiting for the buckets
+  double gather_seconds = 0;          // ZeRO-1: the allgathers' duration (all of it exposed)
   std::vector<BucketTiming> buckets;  // in the order they started
 };
 
@@ -70,7 +77,7 @@ class Reducer {
   // `buckets` from assign_buckets(params, ...), over the same `params`. `device` is where the
   // gradients are computed: its markers time backward for the exposed communication.
   Reducer(Communicator& comm, Device& device, std::vector<Bucket> buckets,
-          std::vector<ParamRange> params);
+          std::vector<ParamRange> params, GradReduction mode = GradReduction::Allreduce);
   const std::vector<Bucket>& buckets() const { return buckets_; }
 
   // A training step starts (before its first forward): the clocks of its accounting start.
@@ -89,6 +96,10 @@ class Reducer {
   void backward_done();
   // Starts what is left and waits for every bucket.
   void finish();
+  // ReduceScatter only, after the optimizer has updated this rank's block of each bucket in
+  // `params`: allgathers every bucket in place, so that each rank holds every parameter again,
+  // and waits. Counted in the step's communication, all of it exposed.
+  void gather_params(TensorRef params);
   // The step is over and its device work done (after Device::synchronize(), before the device's
   // markers are cleared): its communication, total and exposed.
   StepCommStats step_end();
@@ -97,6 +108,7 @@ class Reducer {
   void launch(size_t index);
 
   Communicator& comm_;
+  GradReduction mode_;
   CommAccounting accounting_;
   std::vector<Bucket> buckets_;
   std::vector<ParamRange> params_;

@@ -109,6 +109,7 @@ FitOptions fit_options(const TrainOptions& o) {
   fo.optim.grad_clip = o.grad_clip;
   fo.comm.bucket_mb = o.bucket_mb;
   fo.comm.first_bucket_mb = o.first_bucket_mb;
+  fo.comm.zero = o.zero;
   fo.health.skip_nonfinite = o.on_nonfinite == "skip";
   fo.health.check_replicas_every = o.check_replicas;
   if (!o.trace.empty()) {
@@ -310,8 +311,13 @@ int run_train(const TrainOptions& o, Communicator& host) {
     std::printf("optim  lr %s, %s\n",
                 fo.optim.lr_schedule ? fo.optim.lr_schedule->describe().c_str() : "constant", clip);
     const std::vector<Bucket> buckets = model->buckets(fo.comm);
-    std::printf("comm   %s allreduce in %zu bucket%s (first %.2f MiB, cap %g MiB)%s\n",
-                comm.name().c_str(), buckets.size(), buckets.size() > 1 ? "s" : "",
+    std::printf("comm   %s %s in %zu bucket%s (first %.2f MiB, cap %g MiB)%s\n",
+                comm.name().c_str(),
+                fo.comm.zero == 1
+                    ? "reduce-scatter, then allgather of the parameters (ZeRO-1: optimizer "
+                      "state sharded)"
+                    : "allreduce",
+                buckets.size(), buckets.size() > 1 ? "s" : "",
                 buckets.empty() ? 0.0 : buckets.front().bytes / 1048576.0, o.bucket_mb,
                 o.accumulate > 1
                     ? (", " + std::to_string(o.accumulate) + " micro-batches per step").c_str()

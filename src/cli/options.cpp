@@ -188,6 +188,13 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
                    "Cap of the first (last layers') bucket in MiB")
       ->check(CLI::Range(1e-6, 1e6))
       ->capture_default_str();
+  train
+      ->add_option("--zero", t.zero,
+                   "ZeRO stage: 1 shards the optimizer state across the ranks (each bucket is "
+                   "reduce-scattered, each rank updates its shard, the parameters are "
+                   "allgathered); 0 keeps it whole on every rank")
+      ->check(CLI::IsMember({0, 1}))
+      ->capture_default_str();
   train->add_option("--trace", t.trace,
                     "Write a Chrome trace-event timeline (Perfetto, chrome://tracing) of "
                     "--trace-steps to this JSON file");

@@ -11,8 +11,7 @@
 namespace dpt {
 
 namespace {
-constexpr size_t kAlignFloats = 64;
-size_t align_up(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+size_t align_up(size_t n, size_t align) { return (n + align - 1) / align * align; }
 
 // The tensors a layer holds; a tied one counts with its holder.
 size_t count_params(const Layer& layer) {
@@ -46,8 +45,9 @@ void summary_line(std::ostringstream& os, const std::string& indent, const std::
 }  // namespace
 
 Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& backend,
-                       const Shape& input, DataType activations)
-    : backend_(backend), layers_(std::move(layers)), act_dtype_(activations) {
+                       const Shape& input, DataType activations, size_t align_elems)
+    : backend_(backend), layers_(std::move(layers)), act_dtype_(activations), align_(align_elems) {
+  if (align_ == 0) throw SystemError("Sequential: alignment of 0 elements");
   shapes_.push_back(input);
   tied_.resize(layers_.size());
   if (!layers_.empty()) input_dtype_ = layers_[0]->input_dtype(act_dtype_);
@@ -90,7 +90,7 @@ Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& back
       info.elem_offset = flat_size_;
       info.layer = static_cast<int>(i);
       info.init = p.init;
-      flat_size_ = align_up(flat_size_ + info.numel);
+      flat_size_ = align_up(flat_size_ + info.numel, align_);
       views[i].push_back(info_.size());
       info_.push_back(info);
     }

@@ -48,8 +48,12 @@ class Sequential {
  public:
   // Throws InputError when a layer does not fit its input, or when the backend does not take
   // `activations` for an op a layer needs (naming the layer). Only float32 is trained today.
+  // Each tensor starts at a multiple of `align_elems` elements of the flat buffers, and the
+  // buffers' size is one: 64 keeps every tensor 256-byte aligned; a multiple of the world size
+  // lets ZeRO cut any bucket of whole tensors into equal blocks (see src/train/zero.hpp).
   Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& backend, const Shape& input,
-             DataType activations = DataType::F32);
+             DataType activations = DataType::F32, size_t align_elems = kDefaultAlignElems);
+  static constexpr size_t kDefaultAlignElems = 64;
   Sequential(const Sequential&) = delete;
   Sequential& operator=(const Sequential&) = delete;
 
@@ -88,6 +92,7 @@ class Sequential {
   float* grads() const { return grads_.data(); }
   // Elements (float32) in each flat buffer, padding included.
   size_t flat_size() const { return flat_size_; }
+  size_t align_elems() const { return align_; }
   DataType activation_dtype() const { return act_dtype_; }
   size_t num_params() const;                       // parameters, padding excluded
   const std::vector<ParamInfo>& param_info() const { return info_; }
@@ -136,6 +141,7 @@ class Sequential {
   // Activations and their gradients; act_[i] is the input of layer i. Aliased layers share.
   std::vector<DeviceBuffer> act_store_, grad_store_;
   DataType act_dtype_;
+  size_t align_ = kDefaultAlignElems;
   std::vector<TensorRef> act_, grad_;
   LayerObserver observer_;
   struct PendingSpan {

@@ -81,6 +81,19 @@ void save_checkpoint(const std::string& path, const Model& model, const TrainPos
   Communicator& comm = const_cast<Model&>(model).environment().comm;
   std::vector<double> sums(comm.size());
   comm.allgather(&position.loss_sum, sums.data(), 1, DataType::F64);
+  // A sharded optimizer state (ZeRO-1) is gathered whole for the file, so that a checkpoint has
+  // one format whatever the world size or sharding, and sharded again afterwards.
+  Optimizer* sharded = const_cast<Model&>(model).optimizer();
+  if (sharded && !sharded->sharded()) sharded = nullptr;
+  const std::vector<ShardBlock> blocks = sharded ? sharded->shard_blocks() : std::vector<ShardBlock>{};
+  if (sharded) sharded->unshard(comm);
+  struct Reshard {
+    Optimizer* opt;
+    const std::vector<ShardBlock>& blocks;
+    ~Reshard() {
+      if (opt) opt->shard(blocks);
+    }
+  } reshard{sharded, blocks};
   if (comm.rank() != 0) return;
 
   const Sequential& net = const_cast<Model&>(model).net();
@@ -179,10 +192,13 @@ TrainPosition load_checkpoint(const std::string& path, Model& model,
   }
   if (pos.step < 0 || pos.epoch < 0 || pos.step_in_epoch < 0)
     throw InputError(path + ": malformed position in its metadata");
-  // Everything checked: now, and only now, the model and optimizer change.
+  // Everything checked: now, and only now, the model and optimizer change. A sharded optimizer
+  // takes the whole state from the file; the next fit shards it again.
+  if (opt->sharded()) opt->drop_shard();
+  const std::vector<Named> targets = checkpoint_tensors(model);
   Backend& be = model.net().backend();
-  for (size_t i = 0; i < tensors.size(); ++i)
-    be.copy_from_host(tensors[i].data, sources[i]->data.data(),
+  for (size_t i = 0; i < targets.size(); ++i)
+    be.copy_from_host(targets[i].data, sources[i]->data.data(),
                       sources[i]->data.size() * sizeof(float));
   opt->set_steps(optimizer_steps);
   return pos;

@@ -23,12 +23,26 @@ GradClipper::GradClipper(Backend& backend, const std::vector<ParamInfo>& params,
 
 GradClipResult GradClipper::clip(float* grads) const {
   GradClipResult r;
-  r.norm = std::sqrt(backend_.sum_squares(grads + begin_, end_ - begin_));
+  // The stretches of the buffer this rank measures and scales: the whole span, or its blocks.
+  std::vector<std::pair<size_t, size_t>> spans;
+  if (shard_.empty()) {
+    spans.emplace_back(begin_, end_);
+  } else {
+    for (const ShardBlock& b : shard_) {
+      const size_t a = std::max(begin_, b.elem_offset);
+      const size_t z = std::min(end_, b.elem_offset + b.numel);
+      if (a < z) spans.emplace_back(a, z);
+    }
+  }
+  double sum = 0;
+  for (const auto& [a, z] : spans) sum += backend_.sum_squares(grads + a, z - a);
+  if (comm_) sum = comm_->allreduce_sum(sum);
+  r.norm = std::sqrt(sum);
   const double coef = max_norm_ / (r.norm + 1e-6);
   if (coef < 1) {
     r.coef = static_cast<float>(coef);
     r.clipped = true;
-    backend_.scale(grads + begin_, end_ - begin_, static_cast<float>(coef));
+    for (const auto& [a, z] : spans) backend_.scale(grads + a, z - a, static_cast<float>(coef));
   }
   return r;
 }

@@ -5,10 +5,13 @@
 #pragma once
 
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "kernels/backend.hpp"
+#include "comm/communicator.hpp"
 #include "src/model/sequential.hpp"
+#include "src/train/zero.hpp"
 
 namespace dpt {
 
@@ -27,12 +30,21 @@ class GradClipper {
   // Measures and, when needed, scales the gradients in place (every rank holds the same ones, so
   // every rank clips alike).
   GradClipResult clip(float* grads) const;
+  // Under ZeRO-1 each rank holds the summed gradients of its own blocks only: the norm is then
+  // the square root of the allreduced sum of the blocks' sums of squares, and each rank scales
+  // its blocks.
+  void set_shard(Communicator& comm, std::vector<ShardBlock> blocks) {
+    comm_ = &comm;
+    shard_ = std::move(blocks);
+  }
   double max_norm() const { return max_norm_; }
 
  private:
   Backend& backend_;
   size_t begin_ = 0, end_ = 0;
   double max_norm_;
+  Communicator* comm_ = nullptr;
+  std::vector<ShardBlock> shard_;
 };
 
 }  // namespace dpt

@@ -1,5 +1,6 @@
 #include "src/train/health.hpp"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -12,8 +13,26 @@ HealthChecks::HealthChecks(Environment env, const Sequential& net,
                            const FitOptions::Health& options)
     : env_(env), net_(net), options_(options) {}
 
+size_t HealthChecks::nonfinite_here(int64_t t) const {
+  size_t lo = 0, hi = net_.flat_size();
+  if (t >= 0) {
+    const ParamInfo& p = net_.param_info()[static_cast<size_t>(t)];
+    lo = p.elem_offset;
+    hi = p.elem_offset + p.numel;
+  }
+  if (shard_.empty()) return env_.backend.count_nonfinite(net_.grads() + lo, hi - lo);
+  size_t n = 0;
+  for (const ShardBlock& b : shard_) {
+    const size_t a = std::max(lo, b.elem_offset), z = std::min(hi, b.elem_offset + b.numel);
+    if (a < z) n += env_.backend.count_nonfinite(net_.grads() + a, z - a);
+  }
+  return n;
+}
+
 bool HealthChecks::gradients_usable(int64_t step) const {
-  const bool finite = env_.backend.count_nonfinite(net_.grads(), net_.flat_size()) == 0;
+  int64_t bad = static_cast<int64_t>(nonfinite_here(-1));
+  if (!shard_.empty()) bad = env_.comm.allreduce_sum(bad);
+  const bool finite = bad == 0;
   if (!finite && !options_.skip_nonfinite) throw_nonfinite(step);
   return finite;
 }
@@ -28,8 +47,9 @@ void HealthChecks::throw_nonfinite(int64_t step) const {
   // gradient is the first that went bad.
   const auto& params = net_.param_info();
   for (size_t t = params.size(); t-- > 0;) {
-    if (env_.backend.count_nonfinite(net_.grads() + params[t].elem_offset, params[t].numel) == 0)
-      continue;
+    int64_t bad = static_cast<int64_t>(nonfinite_here(static_cast<int64_t>(t)));
+    if (!shard_.empty()) bad = env_.comm.allreduce_sum(bad);
+    if (bad == 0) continue;
     const int layer = params[t].layer;
     if (env_.comm.rank() == 0)
       print_error(0, env_.comm.size(),

@@ -4,15 +4,21 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "src/model/sequential.hpp"
 #include "src/train/model.hpp"
+#include "src/train/zero.hpp"
 
 namespace dpt {
 
 class HealthChecks {
  public:
   HealthChecks(Environment env, const Sequential& net, const FitOptions::Health& options);
+  // Under ZeRO-1 each rank holds the summed gradients of its own blocks only: the checks look
+  // there and agree by an allreduce. Empty: every rank holds them all.
+  void set_shard(std::vector<ShardBlock> blocks) { shard_ = std::move(blocks); }
 
   // After the gradients of step `step` are averaged: whether the optimizer may take them. Every
   // rank holds the same gradients then, so every rank decides alike. Non-finite ones end the job
@@ -24,11 +30,14 @@ class HealthChecks {
 
  private:
   [[noreturn]] void throw_nonfinite(int64_t step) const;
+  // Non-finite gradient elements of tensor `t` (or of all, t < 0) that this rank checks.
+  size_t nonfinite_here(int64_t t) const;
   void check_replicas(int64_t steps_done) const;
 
   Environment env_;
   const Sequential& net_;
   FitOptions::Health options_;
+  std::vector<ShardBlock> shard_;
 };
 
 }  // namespace dpt

@@ -26,6 +26,9 @@ void FitOptions::validate() const {
   if (schedule.batch_size < 1) throw InputError("option --batch-size: must be at least 1");
   if (schedule.epochs < 1) throw InputError("option --epochs: must be at least 1");
   if (schedule.accumulate < 1) throw InputError("option --accumulate: must be at least 1");
+  if (comm.zero != 0 && comm.zero != 1)
+    throw InputError("option --zero: stage " + std::to_string(comm.zero) +
+                     " is not supported (0: off, 1: shard the optimizer state)");
   if (!(comm.bucket_mb >= 0) || !(comm.first_bucket_mb > 0))
     throw InputError("option --bucket-mb: must be >= 0 (and --first-bucket-mb > 0)");
   if (!(optim.grad_clip >= 0) || !std::isfinite(optim.grad_clip))
@@ -82,7 +85,9 @@ bool stop_requested(Communicator& comm, const FitOptions::Stop& stop, int64_t st
 Model::Model(Environment env, const std::string& spec, const Shape& input_shape, uint64_t seed)
     : env_(env) {
   try {
-    net_ = std::make_unique<Sequential>(parse_model_spec(spec), env_.backend, input_shape);
+    // Laid out so that ZeRO-1 can cut any bucket into equal blocks (zero.hpp).
+    net_ = std::make_unique<Sequential>(parse_model_spec(spec), env_.backend, input_shape,
+                                        DataType::F32, shard_alignment(env_.comm.size()));
   } catch (const InputError& e) {
     // Shape errors come from the layers, which do not know the spec: name it here.
     std::string what = e.what();
@@ -150,8 +155,17 @@ void Model::check_targets(const BatchSource& data, const std::string& what) cons
 
 std::vector<Bucket> Model::buckets(const FitOptions::Comm& o) const {
   constexpr double kMiB = 1024.0 * 1024.0;
-  return assign_buckets(net_->param_info(), static_cast<size_t>(o.first_bucket_mb * kMiB),
-                        static_cast<size_t>(o.bucket_mb * kMiB));
+  std::vector<Bucket> b = assign_buckets(
+      net_->param_info(), static_cast<size_t>(o.first_bucket_mb * kMiB),
+      static_cast<size_t>(o.bucket_mb * kMiB));
+  if (o.zero == 1) b = pad_buckets(std::move(b), net_->flat_size(), env_.comm.size());
+  return b;
+}
+
+void Model::layout_optimizer_state(const std::vector<ShardBlock>& blocks) {
+  if (optimizer_->sharded() && optimizer_->shard_blocks() == blocks) return;
+  optimizer_->unshard(env_.comm);  // a whole state, or other blocks (other buckets) before
+  if (!blocks.empty()) optimizer_->shard(blocks);
 }
 
 // The phases of a step, built once per fit().
@@ -165,8 +179,13 @@ struct Model::FitRun {
         dlogits(model.env_.backend, DataType::F32,
                 static_cast<size_t>(o.schedule.batch_size) * model.net_->num_outputs()),
         grad_scale(1.0f / static_cast<float>(sampler.global_batch() * rows_per_sample)),
-        reducer(model.env_.comm, model.env_.backend, model.buckets(o.comm),
-                param_ranges(model.net_->param_info())),
+        buckets(model.buckets(o.comm)),
+        shard(o.comm.zero == 1
+                  ? shard_blocks(buckets, model.env_.comm.size(), model.env_.comm.rank())
+                  : std::vector<ShardBlock>{}),
+        reducer(model.env_.comm, model.env_.backend, buckets,
+                param_ranges(model.net_->param_info()),
+                o.comm.zero == 1 ? GradReduction::ReduceScatter : GradReduction::Allreduce),
         health(model.env_, *model.net_, o.health),
         clipper(o.optim.grad_clip > 0
                     ? std::make_unique<GradClipper>(model.env_.backend, model.net_->param_info(),
@@ -175,6 +194,9 @@ struct Model::FitRun {
         faults(FaultInjector::make(o.faults, model.env_.comm.rank())),
         start(common_origin(model.env_.comm)),
         trace(*model.net_, o.trace, start) {
+    health.set_shard(shard);
+    if (clipper && !shard.empty()) clipper->set_shard(model.env_.comm, shard);
+    model.layout_optimizer_state(shard);
     if (faults)
       stager.set_host_hook([this](int64_t step, int micro, TensorRef inputs) {
         faults->on_host_batch(step, micro, inputs);
@@ -191,6 +213,8 @@ struct Model::FitRun {
   // ranks (and over micro-batches) is the gradient of the mean over every target of the global
   // batch: averaging costs no pass.
   float grad_scale;
+  std::vector<Bucket> buckets;
+  std::vector<ShardBlock> shard;  // this rank's blocks under ZeRO-1; empty without
   Reducer reducer;
   HealthChecks health;
   std::unique_ptr<GradClipper> clipper;   // none without --grad-clip
@@ -346,6 +370,10 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
   if (r.applied) {
     ScopedRange range(be, "optimizer");
     optimizer_->step(net_->params(), net_->grads());
+  }
+  if (r.applied && !run.shard.empty()) {
+    ScopedRange range(be, "allgather parameters");
+    run.reducer.gather_params(net_->params());
   }
   run.trace.optimizer_end();
   // While the device runs the update, gather and send the next step's first batch.

@@ -20,6 +20,7 @@
 #include "src/model/sequential.hpp"
 #include "src/train/lr_schedule.hpp"
 #include "src/train/optimizer.hpp"
+#include "src/train/zero.hpp"
 
 namespace dpt {
 
@@ -68,6 +69,10 @@ struct FitOptions {
   struct Comm {
     double bucket_mb = 25;  // gradient bucket cap in MiB; 0: one allreduce after backward
     double first_bucket_mb = 1;
+    // ZeRO stage: 0, every rank holds the whole optimizer state and allreduces the gradients;
+    // 1, the optimizer state is sharded across the ranks (src/train/zero.hpp): each bucket is
+    // reduce-scattered, each rank updates its blocks, and the parameters are allgathered.
+    int zero = 0;
   } comm;
 
   struct Checkpoints {
@@ -198,7 +203,8 @@ class Model {
   double last_lr() const { return last_lr_; }
   std::optional<double> last_grad_norm() const { return last_grad_norm_; }
   bool stopped_on_request() const { return stopped_on_request_; }
-  // The gradient buckets fit() uses for these options (the same on every rank).
+  // The gradient buckets fit() uses for these options (the same on every rank); under ZeRO-1
+  // each padded to a multiple of the world size.
   std::vector<Bucket> buckets(const FitOptions::Comm& options) const;
   // Throws InputError when a target does not fit the model's outputs or a sample its input;
   // `what` names the data.
@@ -209,6 +215,8 @@ class Model {
   struct StepResult;  // what one optimizer step reports to its epoch
   StepResult train_step(FitRun& run, const std::vector<int64_t>& perm, int64_t s);
   void sync_params_from_rank0();
+  // Shards the optimizer's state as `blocks` say, or makes it whole again when they are empty.
+  void layout_optimizer_state(const std::vector<ShardBlock>& blocks);
 
   Environment env_;
   std::unique_ptr<Sequential> net_;

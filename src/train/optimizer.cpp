@@ -1,5 +1,6 @@
 #include "src/train/optimizer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -53,11 +54,88 @@ Optimizer::Optimizer(Backend& backend, const OptimizerConfig& config, size_t n,
   // The parameters, their gradients and the optimizer state are float32 (the master weights).
   backend.require(config.name == "sgd" ? Op::SgdUpdate : Op::AdamWUpdate, DataType::F32,
                   "optimizer " + config.name);
-  if (config.name == "sgd" && config.momentum > 0) state1_.resize(backend, DataType::F32, n);
-  if (config.name == "adamw") {
-    state1_.resize(backend, DataType::F32, n);
-    state2_.resize(backend, DataType::F32, n);
+  drop_shard();
+}
+
+int Optimizer::state_count() const {
+  if (config_.name == "adamw") return 2;
+  return config_.momentum > 0 ? 1 : 0;
+}
+
+void Optimizer::allocate_state(size_t numel) {
+  state_numel_ = numel;
+  DeviceBuffer* bufs[2] = {&state1_, &state2_};
+  for (int i = 0; i < 2; ++i) {
+    *bufs[i] = DeviceBuffer();  // frees the old one first: never both at once
+    if (i < state_count()) {
+      bufs[i]->resize(backend_, DataType::F32, std::max<size_t>(numel, 1));
+      backend_.fill(bufs[i]->data(), numel, 0.0f);
+    }
   }
+}
+
+void Optimizer::drop_shard() {
+  sharded_ = false;
+  blocks_.clear();
+  segments_.clear();
+  for (const DecayRange& r : ranges_)
+    segments_.push_back({r.elem_offset, r.numel, r.decay, r.elem_offset});
+  allocate_state(n_);
+}
+
+void Optimizer::shard(const std::vector<ShardBlock>& blocks) {
+  if (sharded_) throw SystemError("optimizer: already sharded");
+  // Each block cut where the decay setting changes; its state follows the blocks before it.
+  std::vector<Segment> segments;
+  size_t state_offset = 0;
+  for (const ShardBlock& b : blocks) {
+    if (b.elem_offset + b.numel > n_)
+      throw SystemError("optimizer: shard block past the end of the parameters");
+    for (const DecayRange& r : ranges_) {
+      const size_t lo = std::max(b.elem_offset, r.elem_offset);
+      const size_t hi = std::min(b.elem_offset + b.numel, r.elem_offset + r.numel);
+      if (lo >= hi) continue;
+      segments.push_back({lo, hi - lo, r.decay, state_offset});
+      state_offset += hi - lo;
+    }
+  }
+  // Copies out of the whole state, then frees it.
+  std::vector<DeviceBuffer> kept;
+  DeviceBuffer* whole[2] = {&state1_, &state2_};
+  for (int i = 0; i < state_count(); ++i) {
+    kept.emplace_back(backend_, DataType::F32, std::max<size_t>(state_offset, 1));
+    for (const Segment& s : segments)
+      backend_.copy(kept.back().data() + s.state_offset, whole[i]->data() + s.elem_offset,
+                    s.numel * sizeof(float));
+  }
+  for (int i = 0; i < state_count(); ++i) *whole[i] = std::move(kept[i]);
+  state_numel_ = state_offset;
+  segments_ = std::move(segments);
+  blocks_ = blocks;
+  sharded_ = true;
+}
+
+void Optimizer::unshard(Communicator& comm) {
+  if (!sharded_) return;
+  DeviceBuffer* parts[2] = {&state1_, &state2_};
+  std::vector<DeviceBuffer> whole;
+  for (int i = 0; i < state_count(); ++i) {
+    whole.emplace_back(backend_, DataType::F32, std::max<size_t>(n_, 1));
+    float* w = whole.back().data();
+    backend_.fill(w, n_, 0.0f);
+    for (const Segment& s : segments_)
+      backend_.copy(w + s.elem_offset, parts[i]->data() + s.state_offset, s.numel * sizeof(float));
+    backend_.synchronize();
+    for (const ShardBlock& b : blocks_)
+      comm.allgather(w + b.elem_offset, w + b.bucket_offset, b.numel, DataType::F32);
+  }
+  for (int i = 0; i < state_count(); ++i) *parts[i] = std::move(whole[i]);
+  sharded_ = false;
+  blocks_.clear();
+  segments_.clear();
+  for (const DecayRange& r : ranges_)
+    segments_.push_back({r.elem_offset, r.numel, r.decay, r.elem_offset});
+  state_numel_ = n_;
 }
 
 float Optimizer::weight_decay() const {
@@ -75,17 +153,17 @@ void Optimizer::step(float* params, const float* grads) {
   ++steps_;
   // A state buffer the optimizer does not use stays null, and so does its offset.
   const auto at = [](float* base, size_t offset) { return base ? base + offset : nullptr; };
-  for (const DecayRange& r : ranges_) {
+  for (const Segment& r : segments_) {
     const float wd = r.decay ? weight_decay() : 0.0f;
     float* p = params + r.elem_offset;
     const float* g = grads + r.elem_offset;
     if (config_.name == "sgd") {
       SgdParams sp{lr_, config_.momentum, wd, config_.nesterov};
-      backend_.sgd_update(p, g, at(state1_.data(), r.elem_offset), r.numel, sp);
+      backend_.sgd_update(p, g, at(state1_.data(), r.state_offset), r.numel, sp);
     } else {
       AdamWParams ap{lr_, config_.beta1, config_.beta2, config_.eps, wd, steps_};
-      backend_.adamw_update(p, g, at(state1_.data(), r.elem_offset),
-                            at(state2_.data(), r.elem_offset), r.numel, ap);
+      backend_.adamw_update(p, g, at(state1_.data(), r.state_offset),
+                            at(state2_.data(), r.state_offset), r.numel, ap);
     }
   }
 }

@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "kernels/backend.hpp"
+#include "comm/communicator.hpp"
 #include "kernels/runtime/device_buffer.hpp"
 #include "src/model/sequential.hpp"
+#include "src/train/zero.hpp"
 
 namespace dpt {
 
@@ -43,9 +45,12 @@ std::vector<DecayRange> decay_ranges(const std::vector<ParamInfo>& params, size_
 class Optimizer {
  public:
   // Throws InputError for an unknown name or out-of-range settings. `ranges` (from
-  // decay_ranges) cover [0, n) in order; empty: all of it decays.
+  // decay_ranges) cover [0, n) in order; empty: all of it decays. The state starts whole: every
+  // element of the flat buffers has its own.
   Optimizer(Backend& backend, const OptimizerConfig& config, size_t n,
             std::vector<DecayRange> ranges = {});
+  // Updates, from the gradients, the parameters it holds state for: all of them, or this rank's
+  // blocks once sharded.
   void step(float* params, const float* grads);
   const OptimizerConfig& config() const { return config_; }
   float weight_decay() const;
@@ -55,18 +60,48 @@ class Optimizer {
   int64_t steps() const { return steps_; }
   void set_steps(int64_t steps) { steps_ = steps; }
   const std::vector<DecayRange>& ranges() const { return ranges_; }
-  // The state buffers (flat, like the parameters) by name: "momentum" for SGD with momentum,
-  // "exp_avg" and "exp_avg_sq" for AdamW (PyTorch's names).
+
+  // ZeRO-1 (zero.hpp). shard: keeps the state of `blocks` only (this rank's), taken from the whole
+  // state it holds, and frees the rest; step() then updates those blocks only. unshard: the whole
+  // state again on every rank, each rank's blocks allgathered bucket by bucket (a collective:
+  // every rank calls it). drop_shard: the whole state, all zero, without communication (for a
+  // checkpoint about to be loaded over it).
+  void shard(const std::vector<ShardBlock>& blocks);
+  void unshard(Communicator& comm);
+  void drop_shard();
+  bool sharded() const { return sharded_; }
+  const std::vector<ShardBlock>& shard_blocks() const { return blocks_; }
+  // Elements of state per state buffer on this rank: n, or its shard's.
+  size_t state_numel() const { return state_numel_; }
+
+  // The state buffers by name: "momentum" for SGD with momentum, "exp_avg" and "exp_avg_sq" for
+  // AdamW (PyTorch's names). Laid out as the flat buffers while whole; a sharded optimizer's
+  // are its blocks end to end.
   std::vector<std::pair<std::string, float*>> state() const;
   std::string describe() const;
 
  private:
+  // A stretch of the parameters the optimizer updates, with one decay setting, and where its
+  // state lies in the state buffers.
+  struct Segment {
+    size_t elem_offset = 0;
+    size_t numel = 0;
+    bool decay = true;
+    size_t state_offset = 0;
+  };
+  void allocate_state(size_t numel);
+  int state_count() const;
+
   Backend& backend_;
   OptimizerConfig config_;
   size_t n_;
   std::vector<DecayRange> ranges_;
   float lr_;
   int64_t steps_ = 0;
+  std::vector<Segment> segments_;
+  bool sharded_ = false;
+  std::vector<ShardBlock> blocks_;
+  size_t state_numel_ = 0;
   DeviceBuffer state1_, state2_;  // sgd: momentum; adamw: first and second moments
 };
 
