@@ -18,10 +18,14 @@
 #include "src/data/token_shards.hpp"
 #include "src/train/checkpoint.hpp"
 #include "src/train/model.hpp"
+#include "tests/common/compare_params.hpp"
 #include "tests/common/synthetic.hpp"
 
 namespace dpt {
 namespace {
+
+using testing::max_relative_difference;
+using testing::packed_params;
 
 const char* kSmallCnn = "conv2d(3,3,pad=1) relu maxpool2d(2) flatten linear(8) relu linear(4)";
 
@@ -30,27 +34,6 @@ const char* kSmallCnn = "conv2d(3,3,pad=1) relu maxpool2d(2) flatten linear(8) r
 void report(const Communicator& world, const std::string& what, double value, double bound) {
   if (world.rank() == 0)
     std::printf("measure: %s, %d ranks %.2e < %.0e\n", what.c_str(), world.size(), value, bound);
-}
-
-// The largest difference between two models' parameters, per tensor relative to that tensor's
-// largest magnitude in `want` (float sums in another order differ in the last bits, and an
-// element near zero would turn that into a large ratio of its own). `skip(tensor, i)` leaves
-// element i of a tensor out.
-double max_relative_difference(
-    const Sequential& net, const std::vector<float>& got, const std::vector<float>& want,
-    const std::function<bool(const ParamInfo&, size_t)>& skip = nullptr) {
-  double max_rel = 0;
-  for (const ParamInfo& info : net.param_info()) {
-    double scale = 0, diff = 0;
-    for (size_t i = 0; i < info.numel; ++i) {
-      if (skip && skip(info, i)) continue;
-      const size_t at = info.elem_offset + i;
-      scale = std::max(scale, std::fabs(static_cast<double>(want[at])));
-      diff = std::max(diff, std::fabs(static_cast<double>(got[at]) - want[at]));
-    }
-    if (scale > 0) max_rel = std::max(max_rel, diff / scale);
-  }
-  return max_rel;
 }
 
 class DataParallel : public ::testing::Test {
@@ -87,7 +70,7 @@ TEST_F(DataParallel, EveryRankStartsFromRankZerosParameters) {
   // Each rank asks for a different seed; the broadcast must still leave rank 0's weights.
   Model model({*world, *backend}, kSmallCnn, {1, 6, 6}, /*seed=*/100 + world->rank());
   Model rank0_alone({*alone, *backend}, kSmallCnn, {1, 6, 6}, /*seed=*/100);
-  EXPECT_EQ(model.net().params_to_host(), rank0_alone.net().params_to_host());
+  EXPECT_EQ(packed_params(model.net()), packed_params(rank0_alone.net()));
 }
 
 // The definition of synchronous data parallelism: P ranks with batch b end where one rank with
@@ -115,16 +98,14 @@ TEST_F(DataParallel, PRanksEqualOneRankWithPTimesTheBatch) {
     fo.schedule.batch_size = b * p;
     single.fit(data, fo);
 
-    const std::vector<float> a = parallel.net().params_to_host();
-    const std::vector<float> s = single.net().params_to_host();
-    ASSERT_EQ(a.size(), s.size());
-    const double max_rel = max_relative_difference(parallel.net(), a, s);
+    const std::vector<float> a = packed_params(parallel.net());
+    const double max_rel = max_relative_difference(parallel.net(), single.net());
     EXPECT_LT(max_rel, 1e-5) << optimizer << " with " << p << " ranks";
     report(*world, std::string("P ranks vs one, ") + optimizer, max_rel, 1e-5);
     EXPECT_EQ(parallel.steps_done(), steps);
     // And training moved the weights: the check above compares something that changed.
     Model untrained({*alone, *backend}, kSmallCnn, {1, 6, 6}, 5);
-    EXPECT_NE(untrained.net().params_to_host(), a);
+    EXPECT_NE(packed_params(untrained.net()), a);
   }
 }
 
@@ -164,16 +145,14 @@ TEST_F(DataParallel, GptPRanksEqualOneRankWithPTimesTheBatch) {
     fo.schedule.batch_size = b * p;
     single.fit(data, fo);
 
-    const std::vector<float> a = parallel.net().params_to_host();
-    const std::vector<float> s = single.net().params_to_host();
-    ASSERT_EQ(a.size(), s.size());
+    const std::vector<float> a = packed_params(parallel.net());
     // The key bias adds the same q.b_k to every score of a row, which the softmax cancels: its
     // exact gradient is zero, and what float leaves there is rounding noise of either sign,
     // which AdamW scales up to steps of lr. Those 16 elements (of c_attn.bias's 48) are left
     // out for AdamW; SGD checks them too.
     const bool adamw = optimizer == std::string("adamw");
     const double max_rel = max_relative_difference(
-        parallel.net(), a, s, [&](const ParamInfo& info, size_t i) {
+        parallel.net(), single.net(), [&](const ParamInfo& info, size_t i) {
           return adamw && info.name.find("attn.c_attn.bias") != std::string::npos && i >= 16 &&
                  i < 32;
         });
@@ -185,7 +164,7 @@ TEST_F(DataParallel, GptPRanksEqualOneRankWithPTimesTheBatch) {
     EXPECT_LT(max_rel, bound) << optimizer << " with " << p << " ranks";
     report(*world, std::string("P ranks vs one, gpt ") + optimizer, max_rel, bound);
     Model untrained({*alone, *backend}, spec, {16}, 2);
-    EXPECT_NE(untrained.net().params_to_host(), a);
+    EXPECT_NE(packed_params(untrained.net()), a);
   }
   ::unlink(file.c_str());
 }
@@ -314,7 +293,7 @@ TEST_F(DataParallel, AccumulatingFourMicroBatchesEqualsFourTimesTheBatch) {
     fo.schedule.max_steps = 5;
     fo.schedule.seed = 3;
     model.fit(data, fo);
-    return model.net().params_to_host();
+    return packed_params(model.net());
   };
   const std::vector<float> micro = train(2, 4), whole = train(8, 1);
   double max_rel = 0;
@@ -324,7 +303,7 @@ TEST_F(DataParallel, AccumulatingFourMicroBatchesEqualsFourTimesTheBatch) {
   EXPECT_LT(max_rel, 1e-5);
   report(*world, "4 micro-batches vs one batch", max_rel, 1e-5);
   Model untrained({*alone, *backend}, kSmallCnn, {1, 6, 6}, 6);
-  EXPECT_NE(untrained.net().params_to_host(), whole);
+  EXPECT_NE(packed_params(untrained.net()), whole);
 }
 
 TEST_F(DataParallel, EveryRankBuildsTheSameBuckets) {
