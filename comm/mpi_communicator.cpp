@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
+#include "src/core/bf16.hpp"
 #include "src/core/error.hpp"
 
 #define DPT_MPI_CHECK(call)                                                                \
@@ -51,12 +52,50 @@ MPI_Datatype to_mpi(DataType t) {
     case DataType::U8:
       return MPI_BYTE;
     case DataType::BF16:
-      break;  // MPI has no bfloat16 type (nor sum over one)
+      return MPI_UINT16_T;  // 16 bits, reduced by the bf16 ops below
   }
   throw SystemError(std::string("MPI communicator: no MPI type for ") + dtype_name(t));
 }
 
-MPI_Op to_mpi(ReduceOp op) {
+// MPI has no bfloat16: its values travel as 16-bit integers, and its reductions are user ops
+// that compute in float and round each result back (to nearest even), as NCCL reduces bf16.
+template <class Combine>
+void bf16_combine(void* in, void* inout, int* len, Combine combine) {
+  const auto* a = static_cast<const uint16_t*>(in);
+  auto* b = static_cast<uint16_t*>(inout);
+  for (int i = 0; i < *len; ++i)
+    b[i] = float_to_bf16(combine(bf16_to_float(a[i]), bf16_to_float(b[i])));
+}
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  bf16_combine(in, inout, len, [](float x, float y) { return x + y; });
+}
+void bf16_max(void* in, void* inout, int* len, MPI_Datatype*) {
+  bf16_combine(in, inout, len, [](float x, float y) { return x != x || x > y ? x : y; });
+}
+void bf16_min(void* in, void* inout, int* len, MPI_Datatype*) {
+  bf16_combine(in, inout, len, [](float x, float y) { return x != x || x < y ? x : y; });
+}
+
+struct Bf16Ops {
+  MPI_Op sum, max, min;
+};
+// Created once, after MPI_Init (the first communicator); MPI_Finalize frees them.
+const Bf16Ops& bf16_ops() {
+  static const Bf16Ops ops = [] {
+    Bf16Ops o;
+    DPT_MPI_CHECK(MPI_Op_create(&bf16_sum, 1, &o.sum));
+    DPT_MPI_CHECK(MPI_Op_create(&bf16_max, 1, &o.max));
+    DPT_MPI_CHECK(MPI_Op_create(&bf16_min, 1, &o.min));
+    return o;
+  }();
+  return ops;
+}
+
+MPI_Op to_mpi(ReduceOp op, DataType t) {
+  if (t == DataType::BF16) {
+    const Bf16Ops& o = bf16_ops();
+    return op == ReduceOp::Max ? o.max : op == ReduceOp::Min ? o.min : o.sum;
+  }
   switch (op) {
     case ReduceOp::Sum:
     case ReduceOp::Avg:
@@ -69,6 +108,10 @@ MPI_Op to_mpi(ReduceOp op) {
   return MPI_SUM;
 }
 
+bool is_floating(DataType t) {
+  return t == DataType::F32 || t == DataType::F64 || t == DataType::BF16;
+}
+
 void scale(void* data, size_t count, DataType type, double factor) {
   if (type == DataType::F32) {
     float* p = static_cast<float*>(data);
@@ -77,6 +120,10 @@ void scale(void* data, size_t count, DataType type, double factor) {
   } else if (type == DataType::F64) {
     double* p = static_cast<double*>(data);
     for (size_t i = 0; i < count; ++i) p[i] *= factor;
+  } else if (type == DataType::BF16) {
+    auto* p = static_cast<uint16_t*>(data);
+    const float f = static_cast<float>(factor);
+    for (size_t i = 0; i < count; ++i) p[i] = float_to_bf16(bf16_to_float(p[i]) * f);
   }
 }
 
@@ -171,6 +218,7 @@ class MpiCommunicator final : public Communicator {
     DPT_MPI_CHECK(MPI_Comm_size(node, &local_size_));
     MPI_Comm_free(&node);
     oversubscribed_ = local_size_ > static_cast<int>(std::thread::hardware_concurrency());
+    bf16_ops();
     worker_ = std::thread([this] { run_worker(); });
   }
 
@@ -193,7 +241,7 @@ class MpiCommunicator final : public Communicator {
 
   std::unique_ptr<Work> allreduce_async(void* data, size_t count, DataType type,
                                         ReduceOp op) override {
-    if (op == ReduceOp::Avg && type != DataType::F32 && type != DataType::F64)
+    if (op == ReduceOp::Avg && !is_floating(type))
       throw SystemError("allreduce: average needs a floating-point type");
     return submit(
         [=, this] {
@@ -201,7 +249,7 @@ class MpiCommunicator final : public Communicator {
             for_each_chunk(count, max_count_, [&](size_t offset, int n) {
               MPI_Request req;
               DPT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, at(data, offset, type), n, to_mpi(type),
-                                           to_mpi(op), comm_, &req));
+                                           to_mpi(op, type), comm_, &req));
               wait_for(&req, main_waiting_, oversubscribed_);
             });
           if (op == ReduceOp::Avg && size_ > 1) scale(data, count, type, 1.0 / size_);
@@ -223,7 +271,7 @@ class MpiCommunicator final : public Communicator {
 
   std::unique_ptr<Work> reduce_scatter_async(const void* send, void* recv, size_t count,
                                              DataType type, ReduceOp op) override {
-    if (op == ReduceOp::Avg && type != DataType::F32 && type != DataType::F64)
+    if (op == ReduceOp::Avg && !is_floating(type))
       throw SystemError("reduce_scatter: average needs a floating-point type");
     const bool in_place =
         is_block_in_place(send, recv, count, type, rank_, size_, "reduce_scatter");
@@ -240,7 +288,7 @@ class MpiCommunicator final : public Communicator {
             void* to = in_place ? own.data() : recv;
             MPI_Request req;
             DPT_MPI_CHECK(MPI_Ireduce_scatter_block(send, to, static_cast<int>(count), to_mpi(type),
-                                                    to_mpi(op), comm_, &req));
+                                                    to_mpi(op, type), comm_, &req));
             wait_for(&req, main_waiting_, oversubscribed_);
             if (in_place) std::memcpy(recv, own.data(), count * bytes);
           } else {
@@ -254,7 +302,7 @@ class MpiCommunicator final : public Communicator {
                             at(send, static_cast<size_t>(r) * count + offset, type), n * bytes);
               MPI_Request req;
               DPT_MPI_CHECK(MPI_Ireduce_scatter_block(packed.data(), at(recv, offset, type), n,
-                                                      to_mpi(type), to_mpi(op), comm_, &req));
+                                                      to_mpi(type), to_mpi(op, type), comm_, &req));
               wait_for(&req, main_waiting_, oversubscribed_);
             });
           }

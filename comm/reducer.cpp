@@ -1,5 +1,6 @@
 #include "comm/reducer.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -36,9 +37,10 @@ std::vector<Bucket> assign_buckets(const std::vector<ParamRange>& params, size_t
 }
 
 Reducer::Reducer(Communicator& comm, Device& device, std::vector<Bucket> buckets,
-                 std::vector<ParamRange> params, GradReduction mode)
+                 std::vector<ParamRange> params, GradReduction mode, WireCodec* codec)
     : comm_(comm),
       mode_(mode),
+      codec_(comm.size() > 1 ? codec : nullptr),
       accounting_(device),
       buckets_(std::move(buckets)),
       params_(std::move(params)),
@@ -52,6 +54,11 @@ Reducer::Reducer(Communicator& comm, Device& device, std::vector<Bucket> buckets
                           std::to_string(t) + ", which is out of range or in two buckets");
       bucket_of_[t] = b;
     }
+  if (codec_) {
+    size_t end = 0;
+    for (const Bucket& b : buckets_) end = std::max(end, b.elem_offset + b.numel);
+    wire_.resize(device, codec_->type(), std::max<size_t>(end, 1));
+  }
   if (mode_ == GradReduction::ReduceScatter)
     for (const Bucket& b : buckets_)
       if (b.numel % static_cast<size_t>(comm_.size()) != 0)
@@ -66,6 +73,7 @@ void Reducer::begin(TensorRef grads) {
   if (!work_.empty()) throw SystemError("Reducer::begin: the previous step was not finished");
   grads_ = grads;
   next_ = 0;
+  launched_.clear();
   stats_ = StepCommStats{};
   for (size_t i = 0; i < params_.size(); ++i) uses_pending_[i] = params_[i].uses;
   for (size_t b = 0; b < buckets_.size(); ++b) params_pending_[b] = buckets_[b].tensors.size();
@@ -76,16 +84,26 @@ void Reducer::launch(size_t index) {
   // that saves a collective launch per bucket, on the CPU a pass through MPI).
   if (comm_.size() == 1) return;
   const Bucket& b = buckets_[index];
-  auto* first =
-      static_cast<unsigned char*>(grads_.data()) + b.elem_offset * dtype_size(grads_.dtype());
+  launched_.push_back(index);
+  // What travels: the gradients themselves, or their encoding at the same offset of the wire.
+  TensorRef buf = grads_;
+  if (codec_) {
+    codec_->encode(grads_.as<float>() + b.elem_offset,
+                   static_cast<unsigned char*>(wire_.ref().data()) +
+                       b.elem_offset * dtype_size(codec_->type()),
+                   b.numel);
+    buf = wire_.ref();
+  }
+  const size_t elem = dtype_size(buf.dtype());
+  auto* first = static_cast<unsigned char*>(buf.data()) + b.elem_offset * elem;
   if (mode_ == GradReduction::Allreduce) {
-    work_.push_back(comm_.allreduce_async(first, b.numel, grads_.dtype(), ReduceOp::Sum));
+    work_.push_back(comm_.allreduce_async(first, b.numel, buf.dtype(), ReduceOp::Sum));
     return;
   }
   // In place: this rank's block of the bucket receives its sums.
   const size_t count = b.numel / static_cast<size_t>(comm_.size());
-  void* block = first + static_cast<size_t>(comm_.rank()) * count * dtype_size(grads_.dtype());
-  work_.push_back(comm_.reduce_scatter_async(first, block, count, grads_.dtype(), ReduceOp::Sum));
+  void* block = first + static_cast<size_t>(comm_.rank()) * count * elem;
+  work_.push_back(comm_.reduce_scatter_async(first, block, count, buf.dtype(), ReduceOp::Sum));
 }
 
 void Reducer::gather_params(TensorRef params) {
@@ -135,6 +153,21 @@ void Reducer::finish() {
   }
   stats_.wait_seconds = wait_end - wait_start;
   work_.clear();
+  if (codec_) {
+    // The sums back into the gradients: a bucket's, or (reduce-scattered) this rank's block.
+    const size_t wire_elem = dtype_size(codec_->type());
+    for (size_t index : launched_) {
+      const Bucket& b = buckets_[index];
+      size_t offset = b.elem_offset, n = b.numel;
+      if (mode_ == GradReduction::ReduceScatter) {
+        n = b.numel / static_cast<size_t>(comm_.size());
+        offset += static_cast<size_t>(comm_.rank()) * n;
+      }
+      codec_->decode(static_cast<const unsigned char*>(wire_.ref().data()) + offset * wire_elem,
+                     grads_.as<float>() + offset, n);
+    }
+  }
+  launched_.clear();
 }
 
 StepCommStats Reducer::step_end() {

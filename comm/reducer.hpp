@@ -22,6 +22,7 @@
 #include "comm/comm_accounting.hpp"
 #include "comm/communicator.hpp"
 #include "kernels/runtime/device.hpp"
+#include "kernels/runtime/device_buffer.hpp"
 #include "src/core/tensor_ref.hpp"
 
 namespace dpt {
@@ -59,6 +60,18 @@ std::vector<Bucket> assign_buckets(const std::vector<ParamRange>& params, size_t
 // src/train/zero.hpp; each bucket's length is then a multiple of the world size).
 enum class GradReduction { Allreduce, ReduceScatter };
 
+// How gradients travel, as DDP's communication hooks choose it: each bucket is encoded into a
+// wire buffer of another element type before its collective, and the result decoded back into
+// the float32 gradients after it. bf16 halves the bytes, at the price of rounding each partial
+// sum to bf16 (DDP's bf16_compress_hook). Implemented above comm, where the backend's ops are.
+class WireCodec {
+ public:
+  virtual ~WireCodec() = default;
+  virtual DataType type() const = 0;
+  virtual void encode(const float* grads, void* wire, size_t n) = 0;
+  virtual void decode(const void* wire, float* grads, size_t n) = 0;
+};
+
 // A step's communication.
 struct StepCommStats {
   // Sum of the buckets' durations, and under ZeRO-1 of the parameters' allgathers too.
@@ -75,9 +88,12 @@ struct StepCommStats {
 class Reducer {
  public:
   // `buckets` from assign_buckets(params, ...), over the same `params`. `device` is where the
-  // gradients are computed: its markers time backward for the exposed communication.
+  // gradients are computed: its markers time backward for the exposed communication. `codec`:
+  // the buckets travel encoded (a wire buffer on `device`, half the gradients' size for bf16);
+  // none: as float32, in place. One rank sends nothing, and so encodes nothing either.
   Reducer(Communicator& comm, Device& device, std::vector<Bucket> buckets,
-          std::vector<ParamRange> params, GradReduction mode = GradReduction::Allreduce);
+          std::vector<ParamRange> params, GradReduction mode = GradReduction::Allreduce,
+          WireCodec* codec = nullptr);
   const std::vector<Bucket>& buckets() const { return buckets_; }
 
   // A training step starts (before its first forward): the clocks of its accounting start.
@@ -109,6 +125,9 @@ class Reducer {
 
   Communicator& comm_;
   GradReduction mode_;
+  WireCodec* codec_;
+  DeviceBuffer wire_;
+  std::vector<size_t> launched_;  // buckets started this step, in order
   CommAccounting accounting_;
   std::vector<Bucket> buckets_;
   std::vector<ParamRange> params_;

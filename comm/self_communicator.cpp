@@ -36,7 +36,8 @@ class SelfCommunicator final : public Communicator {
 
   // Sum, max and min over one rank are the data itself; the average divides by 1.
   std::unique_ptr<Work> allreduce_async(void*, size_t, DataType type, ReduceOp op) override {
-    if (op == ReduceOp::Avg && type != DataType::F32 && type != DataType::F64)
+    if (op == ReduceOp::Avg && type != DataType::F32 && type != DataType::F64 &&
+        type != DataType::BF16)
       throw SystemError("allreduce: average needs a floating-point type");
     return std::make_unique<SelfWork>();
   }
@@ -50,7 +51,8 @@ class SelfCommunicator final : public Communicator {
   // to copy.
   std::unique_ptr<Work> reduce_scatter_async(const void* send, void* recv, size_t count,
                                              DataType type, ReduceOp op) override {
-    if (op == ReduceOp::Avg && type != DataType::F32 && type != DataType::F64)
+    if (op == ReduceOp::Avg && type != DataType::F32 && type != DataType::F64 &&
+        type != DataType::BF16)
       throw SystemError("reduce_scatter: average needs a floating-point type");
     if (!is_block_in_place(send, recv, count, type, 0, 1, "reduce_scatter") && count > 0)
       std::memcpy(recv, send, count * dtype_size(type));

@@ -66,8 +66,11 @@ AdamWScalars adamw_scalars(const AdamWParams& p);
 class Backend : public virtual Device {
  public:
   // Whether `op` takes tensors of element type `t` on this backend (its floating-point operands:
-  // labels and indices keep their own integer types). Every op takes float32 today.
-  virtual bool takes(Op op, DataType t) const { return t == DataType::F32; }
+  // labels and indices keep their own integer types). Every op takes float32; convert takes
+  // bfloat16 too.
+  virtual bool takes(Op op, DataType t) const {
+    return t == DataType::F32 || (op == Op::Convert && t == DataType::BF16);
+  }
   // Throws InputError when `op` does not take `t` here, naming `who` (the layer or optimizer
   // that asked), the backend, the op and the type.
   void require(Op op, DataType t, const std::string& who) const;
@@ -173,7 +176,16 @@ class Backend : public virtual Device {
   virtual double sum_squares(const float* p, size_t n) = 0;
   // p[i] *= alpha (clipping the gradients by their norm).
   virtual void scale(float* p, size_t n, float alpha) = 0;
+  // dst[i] = src[i] converted, for float32 to bfloat16 (rounded to nearest even,
+  // src/core/bf16.hpp) and back (exact). Throws SystemError for other pairs.
+  virtual void convert(const void* src, DataType from, void* dst, DataType to, size_t n) = 0;
 };
+
+// Whether convert() takes the pair.
+inline bool convertible(DataType from, DataType to) {
+  return (from == DataType::F32 && to == DataType::BF16) ||
+         (from == DataType::BF16 && to == DataType::F32);
+}
 
 // The CPU backend (OpenBLAS). `threads` sets the BLAS thread count for this process.
 std::unique_ptr<Backend> make_cpu_backend(int threads);

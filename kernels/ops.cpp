@@ -49,6 +49,8 @@ const char* op_name(Op op) {
       return "sum_squares";
     case Op::Scale:
       return "scale";
+    case Op::Convert:
+      return "convert";
   }
   return "unknown";
 }

@@ -17,6 +17,7 @@
 #endif
 
 #include "kernels/backend.hpp"
+#include "src/core/bf16.hpp"
 #include "kernels/cpu/attention.hpp"
 #include "kernels/cpu/builtin_gemm.hpp"
 #include "kernels/cpu/embedding.hpp"
@@ -392,6 +393,21 @@ class CpuBackend final : public Backend, public CpuDevice {
 
   void scale(float* p, size_t n, float alpha) override {
     for (size_t i = 0; i < n; ++i) p[i] *= alpha;
+  }
+
+  void convert(const void* src, DataType from, void* dst, DataType to, size_t n) override {
+    if (from == DataType::F32 && to == DataType::BF16) {
+      const auto* s = static_cast<const float*>(src);
+      auto* d = static_cast<uint16_t*>(dst);
+      for (size_t i = 0; i < n; ++i) d[i] = float_to_bf16(s[i]);
+    } else if (from == DataType::BF16 && to == DataType::F32) {
+      const auto* s = static_cast<const uint16_t*>(src);
+      auto* d = static_cast<float*>(dst);
+      for (size_t i = 0; i < n; ++i) d[i] = bf16_to_float(s[i]);
+    } else {
+      throw SystemError(std::string("cpu backend: no conversion from ") + dtype_name(from) +
+                        " to " + dtype_name(to));
+    }
   }
 
  private:

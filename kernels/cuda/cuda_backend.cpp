@@ -222,6 +222,18 @@ class CudaBackendImpl final : public CudaBackend {
     make_current();
     gpu::launch_scale(p, n, alpha, stream_);
   }
+  void convert(const void* src, DataType from, void* dst, DataType to, size_t n) override {
+    make_current();
+    if (from == DataType::F32 && to == DataType::BF16)
+      gpu::launch_f32_to_bf16(static_cast<const float*>(src), static_cast<uint16_t*>(dst), n,
+                              stream_);
+    else if (from == DataType::BF16 && to == DataType::F32)
+      gpu::launch_bf16_to_f32(static_cast<const uint16_t*>(src), static_cast<float*>(dst), n,
+                              stream_);
+    else
+      throw SystemError(std::string("cuda backend: no conversion from ") + dtype_name(from) +
+                        " to " + dtype_name(to));
+  }
 
  private:
   static constexpr size_t kPinnedBytes = 64;  // holds one LossSums, one count or one sum

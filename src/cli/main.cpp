@@ -110,6 +110,7 @@ FitOptions fit_options(const TrainOptions& o) {
   fo.comm.bucket_mb = o.bucket_mb;
   fo.comm.first_bucket_mb = o.first_bucket_mb;
   fo.comm.zero = o.zero;
+  fo.comm.grad_comm = o.grad_comm == "bf16" ? DataType::BF16 : DataType::F32;
   fo.health.skip_nonfinite = o.on_nonfinite == "skip";
   fo.health.check_replicas_every = o.check_replicas;
   if (!o.trace.empty()) {
@@ -311,8 +312,9 @@ int run_train(const TrainOptions& o, Communicator& host) {
     std::printf("optim  lr %s, %s\n",
                 fo.optim.lr_schedule ? fo.optim.lr_schedule->describe().c_str() : "constant", clip);
     const std::vector<Bucket> buckets = model->buckets(fo.comm);
-    std::printf("comm   %s %s in %zu bucket%s (first %.2f MiB, cap %g MiB)%s\n",
+    std::printf("comm   %s %s%s in %zu bucket%s (first %.2f MiB, cap %g MiB)%s\n",
                 comm.name().c_str(),
+                fo.comm.grad_comm == DataType::BF16 ? "bf16 gradients, " : "",
                 fo.comm.zero == 1
                     ? "reduce-scatter, then allgather of the parameters (ZeRO-1: optimizer "
                       "state sharded)"

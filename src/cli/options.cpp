@@ -195,6 +195,12 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
                    "allgathered); 0 keeps it whole on every rank")
       ->check(CLI::IsMember({0, 1}))
       ->capture_default_str();
+  train
+      ->add_option("--grad-comm", t.grad_comm,
+                   "Element type the gradients travel in: fp32, or bf16 (half the bytes, each "
+                   "sum rounded to bf16, as DDP's bf16_compress_hook)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   train->add_option("--trace", t.trace,
                     "Write a Chrome trace-event timeline (Perfetto, chrome://tracing) of "
                     "--trace-steps to this JSON file");

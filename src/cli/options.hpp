@@ -34,6 +34,7 @@ struct TrainOptions {
   double bucket_mb = 25;
   double first_bucket_mb = 1;
   int zero = 0;  // ZeRO stage: 0 or 1
+  std::string grad_comm = "fp32";  // fp32 or bf16
   std::string trace;
   std::string trace_steps = "10:20";
   int64_t checkpoint_every = 0;

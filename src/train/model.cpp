@@ -12,6 +12,7 @@
 #include "src/io/safetensors.hpp"
 #include "src/model/model_spec.hpp"
 #include "src/train/batch_stager.hpp"
+#include "src/train/bf16_wire.hpp"
 #include "src/train/buckets.hpp"
 #include "src/train/checkpoint_policy.hpp"
 #include "src/train/epoch_metrics.hpp"
@@ -29,6 +30,9 @@ void FitOptions::validate() const {
   if (comm.zero != 0 && comm.zero != 1)
     throw InputError("option --zero: stage " + std::to_string(comm.zero) +
                      " is not supported (0: off, 1: shard the optimizer state)");
+  if (comm.grad_comm != DataType::F32 && comm.grad_comm != DataType::BF16)
+    throw InputError(std::string("option --grad-comm: ") + dtype_name(comm.grad_comm) +
+                     " is not supported (fp32 or bf16)");
   if (!(comm.bucket_mb >= 0) || !(comm.first_bucket_mb > 0))
     throw InputError("option --bucket-mb: must be >= 0 (and --first-bucket-mb > 0)");
   if (!(optim.grad_clip >= 0) || !std::isfinite(optim.grad_clip))
@@ -183,9 +187,12 @@ struct Model::FitRun {
         shard(o.comm.zero == 1
                   ? shard_blocks(buckets, model.env_.comm.size(), model.env_.comm.rank())
                   : std::vector<ShardBlock>{}),
+        wire(o.comm.grad_comm == DataType::BF16 ? std::make_unique<Bf16Wire>(model.env_.backend)
+                                                : nullptr),
         reducer(model.env_.comm, model.env_.backend, buckets,
                 param_ranges(model.net_->param_info()),
-                o.comm.zero == 1 ? GradReduction::ReduceScatter : GradReduction::Allreduce),
+                o.comm.zero == 1 ? GradReduction::ReduceScatter : GradReduction::Allreduce,
+                wire.get()),
         health(model.env_, *model.net_, o.health),
         clipper(o.optim.grad_clip > 0
                     ? std::make_unique<GradClipper>(model.env_.backend, model.net_->param_info(),
@@ -215,6 +222,7 @@ struct Model::FitRun {
   float grad_scale;
   std::vector<Bucket> buckets;
   std::vector<ShardBlock> shard;  // this rank's blocks under ZeRO-1; empty without
+  std::unique_ptr<WireCodec> wire;  // gradients sent as bf16; none: as float32
   Reducer reducer;
   HealthChecks health;
   std::unique_ptr<GradClipper> clipper;   // none without --grad-clip

@@ -73,6 +73,9 @@ struct FitOptions {
     // 1, the optimizer state is sharded across the ranks (src/train/zero.hpp): each bucket is
     // reduce-scattered, each rank updates its blocks, and the parameters are allgathered.
     int zero = 0;
+    // The element type gradients travel in: F32, or BF16 (half the bytes; each sum rounded to
+    // bf16, as DDP's bf16_compress_hook does). Master weights and the update stay float32.
+    DataType grad_comm = DataType::F32;
   } comm;
 
   struct Checkpoints {
