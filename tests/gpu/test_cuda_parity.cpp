@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -167,6 +168,36 @@ TEST_F(CudaOps, CountNonfinite) {
   EXPECT_EQ(gpu().count_nonfinite(m.g(), n), 10u);
   EXPECT_EQ(gpu().count_nonfinite(m.g() + 1, n - 2), 8u);  // an unaligned sub-range
   EXPECT_EQ(gpu().count_nonfinite(m.g(), 0), 0u);
+}
+
+// float32 to bfloat16 and back: the GPU's bits equal the CPU twin's (both round to nearest
+// even with src/core/bf16.hpp), special values and ties included.
+TEST_F(CudaOps, ConvertToBf16AndBackEqualsCpuExactly) {
+  const size_t n = 100003;
+  std::vector<float> x(n);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(random_u64(44, i));
+    std::memcpy(&x[i], &bits, 4);  // every pattern: NaNs, infinities, denormals
+  }
+  x[0] = 1.0f + std::ldexp(1.0f, -8);  // a tie, to the even 1
+  x[1] = std::numeric_limits<float>::max();  // rounds past the largest bf16: infinity
+  const DeviceBuffer xc = upload(cpu(), x), xg = upload(gpu(), x);
+  DeviceBuffer bc(cpu(), DataType::BF16, n), bg(gpu(), DataType::BF16, n);
+  cpu().convert(xc.data(), DataType::F32, bc.ref().data(), DataType::BF16, n);
+  gpu().convert(xg.data(), DataType::F32, bg.ref().data(), DataType::BF16, n);
+  const auto b_cpu = download(cpu(), static_cast<const uint16_t*>(bc.ref().data()), n);
+  const auto b_gpu = download(gpu(), static_cast<const uint16_t*>(bg.ref().data()), n);
+  EXPECT_EQ(b_gpu, b_cpu);
+  DeviceBuffer back(gpu(), DataType::F32, n);
+  gpu().convert(bg.ref().data(), DataType::BF16, back.data(), DataType::F32, n);
+  const std::vector<float> f = download(gpu(), back.data(), n);
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t got;
+    std::memcpy(&got, &f[i], 4);
+    wrong += got != static_cast<uint32_t>(b_cpu[i]) << 16;
+  }
+  EXPECT_EQ(wrong, 0u);
 }
 
 TEST_F(CudaOps, ReluForwardBackwardPropagateNan) {
