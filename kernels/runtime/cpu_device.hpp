@@ -17,6 +17,8 @@ class CpuDevice : public virtual Device {
   void copy_from_host(void* dst, const void* src, size_t bytes) override;
   void copy_to_host(void* dst, const void* src, size_t bytes) override;
   void copy(void* dst, const void* src, size_t bytes) override;
+  // The resident set size, from /proc/self/statm (0 where there is none).
+  size_t memory_in_use() const override;
 };
 
 }  // namespace dpt

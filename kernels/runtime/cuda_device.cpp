@@ -62,6 +62,13 @@ void CudaDevice::synchronize() {
   DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
+size_t CudaDevice::memory_in_use() const {
+  const_cast<CudaDevice*>(this)->make_current();  // selects the device; changes nothing of it
+  size_t free_bytes = 0, total_bytes = 0;
+  DPT_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return total_bytes - free_bytes;
+}
+
 void* CudaDevice::alloc(size_t bytes) {
   make_current();
   // Never a null pointer, even for 0 bytes: callers take null for "absent".

@@ -48,6 +48,8 @@ class CudaDevice : public virtual Device {
   void* compute_stream() const { return stream_; }
 
   void synchronize() override;
+  // Total minus free memory of the GPU (cudaMemGetInfo): every process's, the context's too.
+  size_t memory_in_use() const override;
   void* alloc(size_t bytes) override;
   void free(void* p) override;
   void* alloc_host(size_t bytes) override;

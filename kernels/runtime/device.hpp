@@ -49,6 +49,10 @@ class Device {
   }
   virtual double marker_time(int marker) { return markers_.at(marker); }
   virtual void clear_markers() { markers_.clear(); }
+  // Bytes of memory in use where this device keeps its buffers, as the system counts them: the
+  // process's resident set on the CPU, the GPU's used memory (cudaMemGetInfo) on CUDA; 0 when
+  // unknown. For checking the memory report against what is actually held.
+  virtual size_t memory_in_use() const { return 0; }
   // Named ranges for profilers (NVTX on CUDA, so that Nsight Systems shows them); no-op here.
   virtual void push_range(const char* name) {}
   virtual void pop_range() {}

@@ -193,6 +193,7 @@ int run_train(const TrainOptions& o, Communicator& host) {
 
   std::unique_ptr<Model> model;
   FitOptions fo;
+  const size_t memory_before_model = backend->memory_in_use();
   run_collectively(comm, [&] {
     model = std::make_unique<Model>(Environment{comm, *backend}, o.model, input, o.seed);
     model->check_targets(*train_source, train_name);
@@ -324,6 +325,10 @@ int run_train(const TrainOptions& o, Communicator& host) {
                 o.accumulate > 1
                     ? (", " + std::to_string(o.accumulate) + " micro-batches per step").c_str()
                     : "");
+    std::printf("memory per rank, estimated: %s\n",
+                describe(estimate_memory(model->net(), model->optimizer()->config(), fo,
+                                         comm.size(), comm.rank()))
+                    .c_str());
     std::printf("out    %s\n", out_dir.c_str());
     std::fflush(stdout);
   }
@@ -336,7 +341,10 @@ int run_train(const TrainOptions& o, Communicator& host) {
                 static_cast<long long>(resume_from->step_in_epoch));
   ProgressPrinter progress(comm.rank(), comm.size(), o.batch_size);
   progress.show_lr(fo.optim.lr_schedule.has_value());
-  std::vector<Callback*> callbacks{&progress};
+  MemoryCheck memory_check(comm.rank(), *backend, memory_before_model,
+                           estimate_memory(model->net(), model->optimizer()->config(), fo,
+                                           comm.size(), comm.rank()));
+  std::vector<Callback*> callbacks{&progress, &memory_check};
   if (metrics) callbacks.push_back(metrics.get());
   // Step-counted logging, as a language model's run wants it.
   std::unique_ptr<StepLogger> step_logger;

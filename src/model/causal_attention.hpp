@@ -16,6 +16,9 @@ class CausalAttention final : public Layer {
   // Throws InputError unless the input is [T, 3C] with C a multiple of n_head.
   Shape setup(const Shape& input) override;
   std::vector<Op> ops() const override { return {Op::Attention}; }
+  size_t activation_bytes(int batch, size_t) const override {  // the probabilities
+    return static_cast<size_t>(batch * n_head_ * t_ * t_) * sizeof(float);
+  }
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
   // Uses the attention probabilities of the last forward.

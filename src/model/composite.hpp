@@ -38,6 +38,8 @@ class Composite : public Layer {
   std::vector<ParamSpec> param_specs() const override;
   // Every op of its children, once each.
   std::vector<Op> ops() const override;
+  // Its children's, and the chain's outputs and gradients between them (forward_chain's).
+  size_t activation_bytes(int batch, size_t act_bytes) const override;
 
   size_t num_children() const { return children_.size(); }
   const Layer& child(size_t i) const { return *children_[i].layer; }
@@ -47,6 +49,10 @@ class Composite : public Layer {
 
  protected:
   void on_bind() override;
+
+  // Whether forward_chain is given the caller's output for its last child (the estimate of
+  // activation_bytes counts no buffer for it then).
+  virtual bool chain_writes_output() const { return true; }
 
   // Child i, to run it (a composite whose forward is not a plain chain).
   Layer& child_layer(size_t i) { return *children_[i].layer; }

@@ -12,6 +12,10 @@ class MaxPool2d final : public Layer {
   std::string describe() const override;
   Shape setup(const Shape& input) override;
   std::vector<Op> ops() const override { return {Op::MaxPool2d}; }
+  size_t activation_bytes(int batch, size_t) const override {  // the winners' indices
+    const PoolShape s = shape(batch);
+    return static_cast<size_t>(s.n) * s.c * s.out_h() * s.out_w() * sizeof(int32_t);
+  }
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
   void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,

@@ -20,6 +20,8 @@ class Residual final : public Composite {
   // `spec` is the block as a model spec wrote it ("residual(linear(64) relu)"), for messages.
   explicit Residual(std::vector<std::unique_ptr<Layer>> body, std::string spec = "residual(...)");
   std::string kind() const override { return "Residual"; }
+  // The body's output is a buffer of its own: the skip connection adds it into y.
+  bool chain_writes_output() const override { return false; }
   // Throws InputError when the body changes the shape: x + body(x) needs both alike.
   Shape setup(const Shape& input) override;
   // The body's ops and the add of the skip connection.

@@ -146,6 +146,19 @@ void Sequential::init_params(uint64_t seed) {
   }
 }
 
+size_t Sequential::activation_bytes(int batch) const {
+  // As reshape() allocates them.
+  const size_t elem = dtype_size(act_dtype_);
+  size_t bytes = 0;
+  for (size_t i = 1; i <= layers_.size(); ++i) {
+    const size_t count = static_cast<size_t>(batch) * shape_numel(shapes_[i]);
+    bytes += count * elem;                                          // the gradient there
+    if (!layers_[i - 1]->aliases_input()) bytes += count * elem;  // the output
+    bytes += layers_[i - 1]->activation_bytes(batch, elem);
+  }
+  return bytes;
+}
+
 void Sequential::reshape(int batch) {
   if (batch == batch_) return;
   batch_ = batch;

@@ -92,6 +92,9 @@ class Sequential {
   float* grads() const { return grads_.data(); }
   // Elements (float32) in each flat buffer, padding included.
   size_t flat_size() const { return flat_size_; }
+  // Bytes of activations a training batch of `batch` samples allocates: each layer's output and
+  // the gradient there, and what the layers keep (Layer::activation_bytes).
+  size_t activation_bytes(int batch) const;
   size_t align_elems() const { return align_; }
   DataType activation_dtype() const { return act_dtype_; }
   size_t num_params() const;                       // parameters, padding excluded

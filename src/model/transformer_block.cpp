@@ -116,6 +116,12 @@ std::vector<Op> TransformerBlock::ops() const {
   return ops;
 }
 
+size_t TransformerBlock::activation_bytes(int batch, size_t act_bytes) const {
+  size_t bytes = 7 * static_cast<size_t>(batch) * shape_numel(in_) * sizeof(float);
+  for (size_t i = 0; i < num_children(); ++i) bytes += child(i).activation_bytes(batch, act_bytes);
+  return bytes;
+}
+
 void TransformerBlock::reshape(Backend& be, int batch) {
   if (batch == buffers_batch_ && &be == buffers_backend_) return;
   buffers_batch_ = batch;

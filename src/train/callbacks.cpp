@@ -121,4 +121,20 @@ void MetricsWriter::write_line(const std::string& json) {
     throw SystemError(path_ + ": write failed: " + std::strerror(errno));
 }
 
+void MemoryCheck::on_step_end(int, int64_t, int64_t, double) {
+  if (!active_) return;
+  active_ = false;
+  const size_t now = device_.memory_in_use();
+  if (now == 0) return;  // the device cannot say
+  const double held = static_cast<double>(now) - static_cast<double>(before_);
+  const double mib = 1024.0 * 1024.0;
+  std::fprintf(out_,
+               "memory after the first step: %.1f MiB more in use than before the model was "
+               "built (%s), %.1f MiB estimated: %.2f of the estimate\n",
+               held / mib, device_.asynchronous() ? "GPU memory" : "resident set",
+               static_cast<double>(estimate_.total()) / mib,
+               held / static_cast<double>(estimate_.total()));
+  std::fflush(out_);
+}
+
 }  // namespace dpt

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "src/train/memory_report.hpp"
 #include "src/train/model.hpp"
 
 namespace dpt {
@@ -28,6 +29,25 @@ class ProgressPrinter final : public Callback {
   int epochs_ = 0;
   double epoch_start_ = 0, last_draw_ = 0, loss_sum_ = 0;
   int64_t loss_count_ = 0;
+};
+
+// After the run's first step, when every buffer of training exists, compares the memory the
+// device says is in use with what it was before the model was built, against the estimate
+// (memory_report.hpp): rank 0 prints one line with both and their ratio.
+class MemoryCheck final : public Callback {
+ public:
+  MemoryCheck(int rank, const Device& device, size_t before_bytes, const MemoryEstimate& estimate,
+              std::FILE* out = stdout)
+      : active_(rank == 0), device_(device), before_(before_bytes), estimate_(estimate),
+        out_(out) {}
+  void on_step_end(int epoch, int64_t step_in_epoch, int64_t global_step, double loss) override;
+
+ private:
+  bool active_;
+  const Device& device_;
+  size_t before_;
+  MemoryEstimate estimate_;
+  std::FILE* out_;
 };
 
 // Appends one JSON object per epoch to DIR/metrics.jsonl (rank 0 only), flushed at each line.
