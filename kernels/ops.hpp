@@ -1,6 +1,6 @@
 // The ops a Backend offers, by name, so that a backend can say which element types each one
 // takes (Backend::takes) and a layer can ask before it runs: the seam where bf16 joins. Today
-// every op of every backend takes float32 only.
+// every op of every backend takes float32, and convert bfloat16 too (--grad-comm bf16).
 #pragma once
 
 namespace dpt {
