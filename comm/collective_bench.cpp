@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/runtime/device_buffer.hpp"
+#include "src/core/bf16.hpp"
 #include "src/core/error.hpp"
 
 namespace dpt {
@@ -50,53 +51,79 @@ void validate(const CollectiveBenchOptions& o) {
 namespace {
 
 // The element that rank r holds at index j of the full buffer before the collective. Every sum
-// over ranks is a small integer, exact in float whatever order it is added in.
-float contribution(int r, size_t j) { return static_cast<float>((r + 1) * (j % 7 + 1)); }
+// over ranks is a small integer, exact in the type whatever order it is added in: up to 7P(P+1)/2
+// in float; in bfloat16, whose integers are exact up to 256, at most 3P (up to 85 ranks).
+float contribution(DataType type, bool reduces, int r, size_t j) {
+  if (type == DataType::BF16 && reduces)
+    return static_cast<float>((static_cast<size_t>(r) + j) % 3 + 1);
+  return static_cast<float>((r + 1) * (j % 7 + 1));
+}
 
 // One size of the sweep: the buffer in the device's memory, and the collective over it in
 // place, as training runs it (ZeRO-1 keeps a rank's shard inside the full buffer).
 struct Sweep {
   BenchCollective collective;
   Communicator& comm;
-  float* data = nullptr;
+  DataType type;
+  void* data = nullptr;
   size_t count = 0;  // elements of each rank's block (reduce_scatter, allgather) or of all
   size_t full = 0;   // elements of the whole buffer
 
+  bool reduces() const { return collective != BenchCollective::Allgather; }
+
   std::unique_ptr<Work> start() const {
-    float* block = data + static_cast<size_t>(comm.rank()) * count;
+    void* block = static_cast<unsigned char*>(data) +
+                  static_cast<size_t>(comm.rank()) * count * dtype_size(type);
     switch (collective) {
       case BenchCollective::Allreduce:
         break;
       case BenchCollective::ReduceScatter:
-        return comm.reduce_scatter_async(data, block, count, DataType::F32, ReduceOp::Sum);
+        return comm.reduce_scatter_async(data, block, count, type, ReduceOp::Sum);
       case BenchCollective::Allgather:
-        return comm.allgather_async(block, data, count, DataType::F32);
+        return comm.allgather_async(block, data, count, type);
     }
-    return comm.allreduce_async(data, count, DataType::F32, ReduceOp::Sum);
+    return comm.allreduce_async(data, count, type, ReduceOp::Sum);
   }
 
-  // The buffer before the collective: for allgather only the rank's own block holds data.
+  // The buffer before the collective, as values: for allgather only the rank's own block holds
+  // data.
   void fill(std::vector<float>& buf) const {
     const int r = comm.rank();
     buf.resize(full);
     for (size_t j = 0; j < full; ++j)
       buf[j] = collective != BenchCollective::Allgather || j / count == static_cast<size_t>(r)
-                   ? contribution(r, j)
+                   ? contribution(type, reduces(), r, j)
                    : -1.0f;
+  }
+
+  // The values into the buffer in the device's memory, and back, in the sweep's type.
+  void upload(Device& be, const std::vector<float>& buf) const {
+    if (type == DataType::F32) return be.copy_from_host(data, buf.data(), full * 4);
+    std::vector<uint16_t> b(full);
+    for (size_t j = 0; j < full; ++j) b[j] = float_to_bf16(buf[j]);
+    be.copy_from_host(data, b.data(), full * 2);
+  }
+  void download(Device& be, std::vector<float>& buf) const {
+    if (type == DataType::F32) return be.copy_to_host(buf.data(), data, full * 4);
+    std::vector<uint16_t> b(full);
+    be.copy_to_host(b.data(), data, full * 2);
+    for (size_t j = 0; j < full; ++j) buf[j] = bf16_to_float(b[j]);
   }
 
   // Wrong elements of the result: the whole buffer, or for reduce_scatter the rank's block.
   int64_t wrong(const std::vector<float>& buf) const {
     const int p = comm.size();
-    const float ranks_sum = static_cast<float>(p * (p + 1) / 2);
     size_t begin = 0, end = full;
     if (collective == BenchCollective::ReduceScatter)
       begin = static_cast<size_t>(comm.rank()) * count, end = begin + count;
     int64_t n = 0;
     for (size_t j = begin; j < end; ++j) {
-      const float want = collective == BenchCollective::Allgather
-                             ? contribution(static_cast<int>(j / count), j)
-                             : ranks_sum * static_cast<float>(j % 7 + 1);
+      float want = 0;
+      if (collective == BenchCollective::Allgather)
+        want = contribution(type, false, static_cast<int>(j / count), j);
+      else
+        for (int r = 0; r < p; ++r) want += contribution(type, true, r, j);
+      if (type == DataType::BF16) want = bf16_to_float(float_to_bf16(want));
       n += buf[j] != want;
     }
     return n;
@@ -144,17 +171,18 @@ int64_t run_collective_bench(Communicator& comm, Device& be, const CollectiveBen
   std::vector<float> buf;
   DeviceBuffer dev;  // the device's memory: where training's gradients live
   int64_t total_wrong = 0;
+  const size_t elem = dtype_size(o.type);
   for (uint64_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= o.factor) {
-    Sweep s{o.collective, comm};
-    s.count = bytes / 4;
+    Sweep s{o.collective, comm, o.type};
+    s.count = bytes / elem;
     if (o.collective != BenchCollective::Allreduce) s.count = std::max<size_t>(1, s.count / p);
     s.full = o.collective == BenchCollective::Allreduce ? s.count : s.count * p;
     s.fill(buf);
-    dev.resize(be, DataType::F32, s.full);
-    s.data = static_cast<float*>(dev.data());
-    be.copy_from_host(s.data, buf.data(), s.full * 4);
+    dev.resize(be, o.type, s.full);
+    s.data = dev.ref().data();
+    s.upload(be, buf);
     s.start()->wait();
-    be.copy_to_host(buf.data(), s.data, s.full * 4);
+    s.download(be, buf);
     const int64_t wrong = comm.allreduce_sum(s.wrong(buf));
     total_wrong += wrong;
 
@@ -165,11 +193,11 @@ int64_t run_collective_bench(Communicator& comm, Device& be, const CollectiveBen
     double seconds = (steady_seconds() - start) / o.iters;
     // The slowest rank's time is the collective's time.
     comm.allreduce(&seconds, 1, DataType::F64, ReduceOp::Max);
-    const double algbw = static_cast<double>(s.full * 4) / seconds / 1e9;
+    const double algbw = static_cast<double>(s.full * elem) / seconds / 1e9;
     const double busbw = algbw * s.bus_factor();
     if (root)
-      std::fprintf(out, "%12zu %12zu %6s %6s %10.2f %8.2f %8.2f %7lld\n", s.full * 4, s.full,
-                   "float", reduces ? "sum" : "none", seconds * 1e6, algbw, busbw,
+      std::fprintf(out, "%12zu %12zu %6s %6s %10.2f %8.2f %8.2f %7lld\n", s.full * elem, s.full,
+                   o.type == DataType::F32 ? "float" : "bf16", reduces ? "sum" : "none", seconds * 1e6, algbw, busbw,
                    static_cast<long long>(wrong));
     if (bytes > o.max_bytes / o.factor) break;  // the next size would pass the maximum
   }

@@ -1,6 +1,6 @@
 // A sweep of one collective over message sizes in the manner of nccl-tests (all_reduce_perf,
-// reduce_scatter_perf, all_gather_perf): for each size, the mean time of an in-place float
-// collective (a sum, for the reductions), the algorithm and bus bandwidth, and a count of wrong
+// reduce_scatter_perf, all_gather_perf): for each size, the mean time of an in-place float or
+// bfloat16 collective (a sum, for the reductions), the algorithm and bus bandwidth, and a count of wrong
 // elements (every element is checked), so that a user can compare the wire with what training
 // gets.
 #pragma once
@@ -26,6 +26,7 @@ struct CollectiveBenchOptions {
   uint64_t factor = 2;
   int warmup = 5;
   int iters = 20;
+  DataType type = DataType::F32;  // or BF16
 };
 
 // Parses sizes like 8, 1K, 64M, 1G (powers of 1024). Throws InputError naming `option`.
@@ -34,7 +35,7 @@ uint64_t parse_size(const std::string& option, const std::string& text);
 void validate(const CollectiveBenchOptions& o);
 
 // Collective, over buffers in `be`'s memory. A size is the whole buffer, as in nccl-tests: for
-// reduce_scatter and allgather it is size() blocks, rounded down to whole floats per rank (at
+// reduce_scatter and allgather it is size() blocks, rounded down to whole elements per rank (at
 // least one). Rank 0 prints the table to `out`; returns the total of wrong elements (all ranks).
 int64_t run_collective_bench(Communicator& comm, Device& be, const CollectiveBenchOptions& o,
                              std::FILE* out);

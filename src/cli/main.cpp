@@ -448,6 +448,7 @@ int run_bench_collective(const BenchCollectiveOptions& b, Communicator& host) {
     o.factor = b.factor;
     o.iters = b.iters;
     o.warmup = b.warmup;
+    o.type = b.datatype == "float" ? DataType::F32 : DataType::BF16;
     validate(o);
   });
   // nccl reduces GPU buffers, mpi host buffers (as in training on the CPU).

@@ -271,6 +271,10 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
     c->add_option("-n,--iters", bc.iters, "Timed iterations per size")->capture_default_str();
     c->add_option("-w,--warmup_iters", bc.warmup, "Untimed iterations per size")
         ->capture_default_str();
+    c->add_option("-d,--datatype", bc.datatype,
+                  "Element type: float, or bfloat16 (what --grad-comm bf16 sends)")
+        ->check(CLI::IsMember({"float", "bfloat16", "bf16"}))
+        ->capture_default_str();
     c->add_option("--comm", bc.comm,
                   "Communicator: mpi (host buffers) or nccl (GPU buffers, one GPU per rank)")
         ->check(CLI::IsMember({"mpi", "nccl"}))

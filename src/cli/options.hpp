@@ -62,6 +62,7 @@ struct BenchCollectiveOptions {
   uint64_t factor = 2;
   int iters = 20, warmup = 5;
   std::string comm = "mpi";
+  std::string datatype = "float";  // or bfloat16
 };
 
 struct BenchGemmOptions {

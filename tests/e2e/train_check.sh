@@ -179,6 +179,14 @@ assert 0 <= r['overlap_fraction'] <= 1 and r['exposed_comm_seconds'] <= r['comm_
     awk '!/^#/ { if ($6 != $7) exit 1 }' "$tmp/out" || fail "busbw != algbw with 2 ranks"
     mpirun -np 3 "$build/dptrain" bench allreduce -b 1K -e 64K > "$tmp/out3"
     grep -q "^# wrong elements in all: 0$" "$tmp/out3" || fail "wrong elements with 3 ranks"
+    # bfloat16 (--grad-comm bf16's wire): 2 bytes an element, summed by dptrain's own MPI op.
+    for np in 2 3; do
+      mpirun -np $np "$build/dptrain" bench allreduce -d bf16 -b 8 -e 64K -f 8 > "$tmp/bf16"
+      cat "$tmp/bf16"
+      grep -q "^# wrong elements in all: 0$" "$tmp/bf16" || fail "wrong bf16 elements, $np ranks"
+      awk '!/^#/ { print $1, $2, $3; exit }' "$tmp/bf16" | grep -qx "8 4 bf16" ||
+        fail "first bf16 size: not 4 elements of 2 bytes"
+    done
     ;;
   bench_reduce_scatter|bench_allgather)
     collective=${case_name#bench_}
