@@ -15,6 +15,7 @@
 #include "kernels/ops.hpp"
 #include "kernels/runtime/device.hpp"
 #include "src/core/dtype.hpp"
+#include "src/core/tensor_ref.hpp"
 
 namespace dpt {
 
@@ -66,10 +67,10 @@ AdamWScalars adamw_scalars(const AdamWParams& p);
 class Backend : public virtual Device {
  public:
   // Whether `op` takes tensors of element type `t` on this backend (its floating-point operands:
-  // labels and indices keep their own integer types). Every op takes float32; convert takes
-  // bfloat16 too.
+  // labels and indices keep their own integer types). Every op takes float32; convert and gemm
+  // (gemm_ex) take bfloat16 too.
   virtual bool takes(Op op, DataType t) const {
-    return t == DataType::F32 || (op == Op::Convert && t == DataType::BF16);
+    return t == DataType::F32 || ((op == Op::Convert || op == Op::Gemm) && t == DataType::BF16);
   }
   // Throws InputError when `op` does not take `t` here, naming `who` (the layer or optimizer
   // that asked), the backend, the op and the type.
@@ -83,6 +84,14 @@ class Backend : public virtual Device {
   // Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, with leading dimensions.
   virtual void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
                     int lda, const float* b, int ldb, float beta, float* c, int ldc) = 0;
+  // The same product over typed operands, as mixed precision runs it: A and B both float32 or
+  // both bfloat16, C float32 or bfloat16, products and sums in float32 (on a GPU, cuBLAS's
+  // CUBLAS_COMPUTE_32F on tensor cores). A bf16 C is read as float for beta and the result is
+  // rounded to bf16 once, at the end. Throws SystemError for other types. gemm() is the float32
+  // case.
+  virtual void gemm_ex(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                       ConstTensorRef a, int lda, ConstTensorRef b, int ldb, float beta,
+                       TensorRef c, int ldc) = 0;
   // A Linear's forward over m rows: y[m, out] = x[m, in] w[out, in]^T (+ bias[out] unless null).
   // This default is gemm, then add_bias; a backend may do both in one pass over y.
   virtual void linear_forward(const float* x, const float* w, const float* bias, float* y, int m,
@@ -112,8 +121,7 @@ class Backend : public virtual Device {
   // LayerNorm over rows [rows, c]: y = (x - mean) * rstd * w + b with rstd = 1/sqrt(var + eps),
   // the biased variance; writes mean and rstd [rows] for backward.
   virtual void layer_norm_forward(const float* x, const float* w, const float* b, float* y,
-                                  float* mean, float* rstd, int64_t rows, int64_t c,
-                                  float eps) = 0;
+                                  float* mean, float* rstd, int64_t rows, int64_t c, float eps) = 0;
   // Writes dx; adds into dw and db.
   virtual void layer_norm_backward(const float* x, const float* w, const float* mean,
                                    const float* rstd, const float* dy, float* dx, float* dw,
@@ -130,17 +138,15 @@ class Backend : public virtual Device {
                                  int64_t c, int64_t n_head) = 0;
   // Writes dqkv [b, t, 3c] (every element) from dout [b, t, c].
   virtual void attention_backward(const float* qkv, const float* att, const float* dout,
-                                  float* dqkv, int64_t b, int64_t t, int64_t c,
-                                  int64_t n_head) = 0;
+                                  float* dqkv, int64_t b, int64_t t, int64_t c, int64_t n_head) = 0;
   // out[i, j, :] = wte[idx[i, j], :] + wpe[j, :] for i < b, j < t; every idx must be in
   // [0, vocab) (the token readers check it).
-  virtual void embedding_forward(const int32_t* idx, const float* wte, const float* wpe,
-                                 float* out, int64_t b, int64_t t, int64_t c, int64_t vocab) = 0;
+  virtual void embedding_forward(const int32_t* idx, const float* wte, const float* wpe, float* out,
+                                 int64_t b, int64_t t, int64_t c, int64_t vocab) = 0;
   // Adds dout's rows into dwte (by token) and dwpe (by position), in an order that does not
   // change from run to run, so that the sums repeat bit for bit.
-  virtual void embedding_backward(const int32_t* idx, const float* dout, float* dwte,
-                                  float* dwpe, int64_t b, int64_t t, int64_t c,
-                                  int64_t vocab) = 0;
+  virtual void embedding_backward(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
+                                  int64_t b, int64_t t, int64_t c, int64_t vocab) = 0;
 
   virtual void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                               float* y) = 0;

@@ -17,7 +17,6 @@
 #endif
 
 #include "kernels/backend.hpp"
-#include "src/core/bf16.hpp"
 #include "kernels/cpu/attention.hpp"
 #include "kernels/cpu/builtin_gemm.hpp"
 #include "kernels/cpu/embedding.hpp"
@@ -26,6 +25,7 @@
 #include "kernels/cpu/layer_norm.hpp"
 #include "kernels/cpu/vector_math.hpp"
 #include "kernels/runtime/cpu_device.hpp"
+#include "src/core/bf16.hpp"
 #include "src/core/error.hpp"
 #include "src/core/random.hpp"
 
@@ -59,6 +59,53 @@ class CpuBackend final : public Backend, public CpuDevice {
 #else
     builtin_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 #endif
+  }
+
+  // The twin of a GPU's mixed-precision GEMM: bf16 operands widened to float (exactly), one
+  // float32 GEMM, and a bf16 result rounded once at the end.
+  void gemm_ex(bool trans_a, bool trans_b, int m, int n, int k, float alpha, ConstTensorRef a,
+               int lda, ConstTensorRef b, int ldb, float beta, TensorRef c, int ldc) override {
+    const DataType in = a.dtype();
+    if (b.dtype() != in || (in != DataType::F32 && in != DataType::BF16) ||
+        (c.dtype() != DataType::F32 && c.dtype() != DataType::BF16))
+      throw SystemError(std::string("cpu backend: gemm_ex of ") + dtype_name(in) + " and " +
+                        dtype_name(b.dtype()) + " into " + dtype_name(c.dtype()));
+    if (m <= 0 || n <= 0) return;
+    // Each operand as a packed float matrix (leading dimension its width).
+    const auto widen = [](ConstTensorRef t, int rows, int cols, int ld, std::vector<float>& out,
+                          int* out_ld) -> const float* {
+      if (t.dtype() == DataType::F32) {
+        *out_ld = ld;
+        return t.as<float>();
+      }
+      out.resize(static_cast<size_t>(rows) * cols);
+      const auto* p = static_cast<const uint16_t*>(t.data());
+      for (int r = 0; r < rows; ++r)
+        for (int j = 0; j < cols; ++j)
+          out[static_cast<size_t>(r) * cols + j] =
+              bf16_to_float(p[static_cast<size_t>(r) * ld + j]);
+      *out_ld = cols;
+      return out.data();
+    };
+    int la = 0, lb = 0;
+    const float* af = widen(a, trans_a ? k : m, trans_a ? m : k, lda, wide_a_, &la);
+    const float* bf = widen(b, trans_b ? n : k, trans_b ? k : n, ldb, wide_b_, &lb);
+    if (c.dtype() == DataType::F32) {
+      gemm(trans_a, trans_b, m, n, k, alpha, af, la, bf, lb, beta, c.as<float>(), ldc);
+      return;
+    }
+    auto* cp = static_cast<uint16_t*>(c.data());
+    wide_c_.assign(static_cast<size_t>(m) * n, 0.0f);
+    if (beta != 0)
+      for (int r = 0; r < m; ++r)
+        for (int j = 0; j < n; ++j)
+          wide_c_[static_cast<size_t>(r) * n + j] =
+              bf16_to_float(cp[static_cast<size_t>(r) * ldc + j]);
+    gemm(trans_a, trans_b, m, n, k, alpha, af, la, bf, lb, beta, wide_c_.data(), n);
+    for (int r = 0; r < m; ++r)
+      for (int j = 0; j < n; ++j)
+        cp[static_cast<size_t>(r) * ldc + j] =
+            float_to_bf16(wide_c_[static_cast<size_t>(r) * n + j]);
   }
 
   void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int in,
@@ -184,8 +231,8 @@ class CpuBackend final : public Backend, public CpuDevice {
   void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) override {
     dpt::gelu_backward(x, dy, dx, n);
   }
-  void attention_forward(const float* qkv, float* out, float* att, int64_t b, int64_t t,
-                         int64_t c, int64_t n_head) override {
+  void attention_forward(const float* qkv, float* out, float* att, int64_t b, int64_t t, int64_t c,
+                         int64_t n_head) override {
     dpt::attention_forward(qkv, out, att, b, t, c, n_head);
   }
   void attention_backward(const float* qkv, const float* att, const float* dout, float* dqkv,
@@ -362,9 +409,10 @@ class CpuBackend final : public Backend, public CpuDevice {
   }
 
   // As sgd_loop: restrict pointers and scalars in locals, so that the loop vectorizes.
-  [[gnu::always_inline]] static void adamw_loop(float* __restrict param, const float* __restrict grad, float* __restrict m,
-                         float* __restrict v, size_t n, AdamWScalars k, float beta1, float beta2,
-                         float eps) {
+  [[gnu::always_inline]] static void adamw_loop(float* __restrict param,
+                                                const float* __restrict grad, float* __restrict m,
+                                                float* __restrict v, size_t n, AdamWScalars k,
+                                                float beta1, float beta2, float eps) {
     for (size_t i = 0; i < n; ++i) {
       const float g = grad[i];
       param[i] *= k.decay;
@@ -411,6 +459,9 @@ class CpuBackend final : public Backend, public CpuDevice {
   }
 
  private:
+  // gemm_ex's float copies of bf16 operands and result, kept between calls.
+  std::vector<float> wide_a_, wide_b_, wide_c_;
+
   // The common 2x2, stride 2 window, unrolled: the general loop's index arithmetic and branches
   // cost more than the comparisons. Same rule: the first NaN wins, else the first maximum.
   static void maxpool2x2_forward(const PoolShape& s, const float* x, float* y, int32_t* argmax) {
@@ -480,9 +531,9 @@ class CpuBackend final : public Backend, public CpuDevice {
   }
 #endif
 
-  std::vector<float> col_;  // im2col scratch, reused across calls
-  std::vector<float> sums_;  // bias_grad's per-channel sums, reused across calls
-  std::vector<float> exps_;  // softmax_cross_entropy's exponentials of one row
+  std::vector<float> col_;                // im2col scratch, reused across calls
+  std::vector<float> sums_;               // bias_grad's per-channel sums, reused across calls
+  std::vector<float> exps_;               // softmax_cross_entropy's exponentials of one row
   std::vector<float> attention_scratch_;  // t * t, for attention_backward
 };
 

@@ -58,6 +58,23 @@ class CudaBackendImpl final : public CudaBackend {
                                  trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, a,
                                  lda, &beta, c, ldc));
   }
+  void gemm_ex(bool trans_a, bool trans_b, int m, int n, int k, float alpha, ConstTensorRef a,
+               int lda, ConstTensorRef b, int ldb, float beta, TensorRef c, int ldc) override {
+    const DataType in = a.dtype();
+    if (b.dtype() != in || (in != DataType::F32 && in != DataType::BF16) ||
+        (c.dtype() != DataType::F32 && c.dtype() != DataType::BF16))
+      throw SystemError(std::string("cuda backend: gemm_ex of ") + dtype_name(in) + " and " +
+                        dtype_name(b.dtype()) + " into " + dtype_name(c.dtype()));
+    if (m <= 0 || n <= 0) return;
+    make_current();
+    const auto type = [](DataType t) { return t == DataType::BF16 ? CUDA_R_16BF : CUDA_R_32F; };
+    // Column-major, as gemm(): C^T = op(B)^T op(A)^T. Float32 operands keep CUBLAS_COMPUTE_32F
+    // without tensor-core shortcuts (as gemm); bf16 ones run on tensor cores, summing in float.
+    DPT_CUBLAS_CHECK(cublasGemmEx(cublas_, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                  trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b.data(),
+                                  type(in), ldb, a.data(), type(in), lda, &beta, c.data(),
+                                  type(c.dtype()), ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
   void add_bias(float* y, const float* bias, int outer, int channels, int inner) override {
     make_current();
     gpu::launch_add_bias(y, bias, outer, channels, inner, stream_);

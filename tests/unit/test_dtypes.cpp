@@ -17,12 +17,13 @@
 
 namespace {
 
-// bfloat16 only for the conversion (--grad-comm bf16) until the ops compute in it.
-TEST(OpDtypes, TheCpuBackendTakesFloat32ForEveryOpAndBf16OnlyToConvert) {
+// bfloat16 only for the conversion (--grad-comm bf16) and the GEMM, so far.
+TEST(OpDtypes, TheCpuBackendTakesFloat32ForEveryOpAndBf16ToConvertAndMultiply) {
   const auto be = dpt::make_cpu_backend(1);
   for (dpt::Op op : dpt::kAllOps) {
     EXPECT_TRUE(be->takes(op, dpt::DataType::F32)) << dpt::op_name(op);
-    EXPECT_EQ(be->takes(op, dpt::DataType::BF16), op == dpt::Op::Convert) << dpt::op_name(op);
+    EXPECT_EQ(be->takes(op, dpt::DataType::BF16), op == dpt::Op::Convert || op == dpt::Op::Gemm)
+        << dpt::op_name(op);
     EXPECT_NO_THROW(be->require(op, dpt::DataType::F32, "layer 0 Linear(4, 2)"));
   }
 }
@@ -30,8 +31,8 @@ TEST(OpDtypes, TheCpuBackendTakesFloat32ForEveryOpAndBf16OnlyToConvert) {
 TEST(OpDtypes, ARefusalNamesTheAskerBackendOpAndType) {
   const auto be = dpt::make_cpu_backend(1);
   dpt::testing::expect_input_error(
-      [&] { be->require(dpt::Op::Gemm, dpt::DataType::BF16, "layer 0 Linear(4, 2)"); },
-      "layer 0 Linear(4, 2): the " + be->name() + " backend's gemm",
+      [&] { be->require(dpt::Op::LayerNorm, dpt::DataType::BF16, "layer 0 LayerNorm((4,))"); },
+      "layer 0 LayerNorm((4,)): the " + be->name() + " backend's layer_norm",
       "does not take bfloat16 (it takes float32)");
 }
 
