@@ -197,8 +197,8 @@ int64_t run_collective_bench(Communicator& comm, Device& be, const CollectiveBen
     const double busbw = algbw * s.bus_factor();
     if (root)
       std::fprintf(out, "%12zu %12zu %6s %6s %10.2f %8.2f %8.2f %7lld\n", s.full * elem, s.full,
-                   o.type == DataType::F32 ? "float" : "bf16", reduces ? "sum" : "none", seconds * 1e6, algbw, busbw,
-                   static_cast<long long>(wrong));
+                   o.type == DataType::F32 ? "float" : "bf16", reduces ? "sum" : "none",
+                   seconds * 1e6, algbw, busbw, static_cast<long long>(wrong));
     if (bytes > o.max_bytes / o.factor) break;  // the next size would pass the maximum
   }
   if (root) {

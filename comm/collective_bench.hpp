@@ -1,7 +1,7 @@
 // A sweep of one collective over message sizes in the manner of nccl-tests (all_reduce_perf,
 // reduce_scatter_perf, all_gather_perf): for each size, the mean time of an in-place float or
-// bfloat16 collective (a sum, for the reductions), the algorithm and bus bandwidth, and a count of wrong
-// elements (every element is checked), so that a user can compare the wire with what training
+// bfloat16 collective (a sum, for the reductions), the algorithm and bus bandwidth, and a count of
+// wrong elements (every element is checked), so that a user can compare the wire with what training
 // gets.
 #pragma once
 

@@ -23,8 +23,7 @@ double CommAccounting::exposed_seconds(const std::vector<BucketTiming>& buckets,
     const double reduce = buckets.empty() || backward_marker_ < 0
                               ? 0
                               : last_end - device_.marker_time(backward_marker_);
-    return std::clamp(reduce, 0.0, std::max(0.0, total_seconds - waited_seconds)) +
-           waited_seconds;
+    return std::clamp(reduce, 0.0, std::max(0.0, total_seconds - waited_seconds)) + waited_seconds;
   } else {
     const double wall = steady_seconds() - wall_start_;
     exposed = wall - (thread_cpu_seconds() - cpu_start_);

@@ -116,8 +116,8 @@ void Reducer::gather_params(TensorRef params) {
   for (const Bucket& b : buckets_) {
     auto* first = static_cast<unsigned char*>(params.data()) + b.elem_offset * elem;
     const size_t count = b.numel / p;
-    gathers.push_back(comm_.allgather_async(first + static_cast<size_t>(comm_.rank()) * count * elem,
-                                            first, count, params.dtype()));
+    gathers.push_back(comm_.allgather_async(
+        first + static_cast<size_t>(comm_.rank()) * count * elem, first, count, params.dtype()));
   }
   for (auto& w : gathers) w->wait();
   for (auto& w : gathers) stats_.gather_seconds += w->end_time() - w->start_time();

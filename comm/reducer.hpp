@@ -36,8 +36,8 @@ namespace dpt {
 struct ParamRange {
   size_t elem_offset = 0;  // its first element in the flat gradient buffer
   size_t numel = 0;        // elements in the tensor
-  int stage = 0;      // the stage of its last use in backward (the lowest stage that uses it)
-  int uses = 1;       // uses in backward that add to its gradient
+  int stage = 0;           // the stage of its last use in backward (the lowest stage that uses it)
+  int uses = 1;            // uses in backward that add to its gradient
 };
 
 struct Bucket {

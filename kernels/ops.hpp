@@ -30,11 +30,12 @@ enum class Op {
   Convert,
 };
 inline constexpr Op kAllOps[] = {
-    Op::Fill,      Op::FillUniform, Op::Gemm,      Op::AddBias,   Op::BiasGrad,
-    Op::Relu,      Op::Dropout,     Op::Mul,       Op::Add,       Op::LayerNorm,
-    Op::Gelu,      Op::Attention,   Op::Embedding, Op::Conv2d,    Op::MaxPool2d,
-    Op::SoftmaxCrossEntropy,        Op::SgdUpdate, Op::AdamWUpdate, Op::CountNonfinite,
-    Op::SumSquares, Op::Scale,       Op::Convert};
+    Op::Fill,      Op::FillUniform, Op::Gemm,           Op::AddBias,
+    Op::BiasGrad,  Op::Relu,        Op::Dropout,        Op::Mul,
+    Op::Add,       Op::LayerNorm,   Op::Gelu,           Op::Attention,
+    Op::Embedding, Op::Conv2d,      Op::MaxPool2d,      Op::SoftmaxCrossEntropy,
+    Op::SgdUpdate, Op::AdamWUpdate, Op::CountNonfinite, Op::SumSquares,
+    Op::Scale,     Op::Convert};
 
 // Its name in messages: "gemm", "softmax_cross_entropy", ...
 const char* op_name(Op op);

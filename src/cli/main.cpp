@@ -18,8 +18,8 @@
 #include "kernels/gemm_bench.hpp"
 #include "src/cli/options.hpp"
 #include "src/core/error.hpp"
-#include "src/data/dataset.hpp"
 #include "src/data/batch_source.hpp"
+#include "src/data/dataset.hpp"
 #include "src/data/prepare_text.hpp"
 #include "src/data/token_shards.hpp"
 #include "src/io/safetensors.hpp"
@@ -164,8 +164,8 @@ int run_train(const TrainOptions& o, Communicator& host) {
       if (!lm)
         throw InputError("option --train-tokens: --model \"" + o.model +
                          "\" is not a language model (use gpt(...) or gpt2)");
-      train_shards = std::make_unique<TokenShards>(o.train_tokens, "--train-tokens",
-                                                   lm->block_size, lm->vocab_size);
+      train_shards = std::make_unique<TokenShards>(o.train_tokens, "--train-tokens", lm->block_size,
+                                                   lm->vocab_size);
       train_source = std::make_unique<TokenBatches>(*train_shards);
       train_name = "--train-tokens";
       if (!o.val_tokens.empty()) {
@@ -295,9 +295,9 @@ int run_train(const TrainOptions& o, Communicator& host) {
                         : "");
       std::printf("\n");
     } else {
-      std::printf("data   %s (%lld samples), test %s (%lld samples)\n",
-                  files.train_images.c_str(), static_cast<long long>(train.count),
-                  files.test_images.c_str(), static_cast<long long>(test.count));
+      std::printf("data   %s (%lld samples), test %s (%lld samples)\n", files.train_images.c_str(),
+                  static_cast<long long>(train.count), files.test_images.c_str(),
+                  static_cast<long long>(test.count));
     }
     std::printf("model  %s, %zu parameters\n%s\n", o.model.c_str(), model->net().num_params(),
                 model->net().summary().c_str());
@@ -313,18 +313,16 @@ int run_train(const TrainOptions& o, Communicator& host) {
     std::printf("optim  lr %s, %s\n",
                 fo.optim.lr_schedule ? fo.optim.lr_schedule->describe().c_str() : "constant", clip);
     const std::vector<Bucket> buckets = model->buckets(fo.comm);
-    std::printf("comm   %s %s%s in %zu bucket%s (first %.2f MiB, cap %g MiB)%s\n",
-                comm.name().c_str(),
-                fo.comm.grad_comm == DataType::BF16 ? "bf16 gradients, " : "",
-                fo.comm.zero == 1
-                    ? "reduce-scatter, then allgather of the parameters (ZeRO-1: optimizer "
-                      "state sharded)"
-                    : "allreduce",
-                buckets.size(), buckets.size() > 1 ? "s" : "",
-                buckets.empty() ? 0.0 : buckets.front().bytes / 1048576.0, o.bucket_mb,
-                o.accumulate > 1
-                    ? (", " + std::to_string(o.accumulate) + " micro-batches per step").c_str()
-                    : "");
+    std::printf(
+        "comm   %s %s%s in %zu bucket%s (first %.2f MiB, cap %g MiB)%s\n", comm.name().c_str(),
+        fo.comm.grad_comm == DataType::BF16 ? "bf16 gradients, " : "",
+        fo.comm.zero == 1 ? "reduce-scatter, then allgather of the parameters (ZeRO-1: optimizer "
+                            "state sharded)"
+                          : "allreduce",
+        buckets.size(), buckets.size() > 1 ? "s" : "",
+        buckets.empty() ? 0.0 : buckets.front().bytes / 1048576.0, o.bucket_mb,
+        o.accumulate > 1 ? (", " + std::to_string(o.accumulate) + " micro-batches per step").c_str()
+                         : "");
     std::printf("memory per rank, estimated: %s\n",
                 describe(estimate_memory(model->net(), model->optimizer()->config(), fo,
                                          comm.size(), comm.rank()))
@@ -341,22 +339,21 @@ int run_train(const TrainOptions& o, Communicator& host) {
                 static_cast<long long>(resume_from->step_in_epoch));
   ProgressPrinter progress(comm.rank(), comm.size(), o.batch_size);
   progress.show_lr(fo.optim.lr_schedule.has_value());
-  MemoryCheck memory_check(comm.rank(), *backend, memory_before_model,
-                           estimate_memory(model->net(), model->optimizer()->config(), fo,
-                                           comm.size(), comm.rank()));
+  MemoryCheck memory_check(
+      comm.rank(), *backend, memory_before_model,
+      estimate_memory(model->net(), model->optimizer()->config(), fo, comm.size(), comm.rank()));
   std::vector<Callback*> callbacks{&progress, &memory_check};
   if (metrics) callbacks.push_back(metrics.get());
   // Step-counted logging, as a language model's run wants it.
   std::unique_ptr<StepLogger> step_logger;
   if (o.log_every > 0 || o.eval_every > 0) {
-    const double tokens_per_step = static_cast<double>(o.batch_size) * o.accumulate *
-                                   comm.size() * train_source->targets_per_sample();
+    const double tokens_per_step = static_cast<double>(o.batch_size) * o.accumulate * comm.size() *
+                                   train_source->targets_per_sample();
     std::function<EvalResult()> evaluate;
     if (test_source)
       evaluate = [&] { return model->evaluate(*test_source, fo.eval.batch_size, o.val_steps); };
-    step_logger = std::make_unique<StepLogger>(comm, *model, o.log_every, o.eval_every,
-                                               o.max_steps, tokens_per_step, evaluate,
-                                               metrics.get());
+    step_logger = std::make_unique<StepLogger>(comm, *model, o.log_every, o.eval_every, o.max_steps,
+                                               tokens_per_step, evaluate, metrics.get());
     callbacks.push_back(step_logger.get());
   }
   const std::vector<EpochMetrics> history =
@@ -575,8 +572,7 @@ int run_prepare_text(const PrepareTextCliOptions& p, Communicator& comm) {
   int64_t failed = 0;
   if (comm.rank() == 0) {
     try {
-      const PrepareTextReport r =
-          prepare_text({p.inputs, p.out, p.val_fraction, p.shard_tokens});
+      const PrepareTextReport r = prepare_text({p.inputs, p.out, p.val_fraction, p.shard_tokens});
       for (const std::string& s : r.skipped) std::printf("skipped %s\n", s.c_str());
       std::printf(
           "prepare-text: %zu text file(s), %zu skipped; %lld training and %lld validation tokens "

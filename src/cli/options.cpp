@@ -283,7 +283,8 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
   }
 
   CLI::App* gemm = bench->add_subcommand(
-      "gemm", "Float GEMM FLOP/s on one rank's device: the peak that utilization is measured against");
+      "gemm",
+      "Float GEMM FLOP/s on one rank's device: the peak that utilization is measured against");
   BenchGemmOptions& bg = out.bench_gemm;
   gemm->add_option("--size", bg.size, "n of the n x n x n product")->capture_default_str();
   gemm->add_option("--repeats", bg.repeats, "Timed products; the best counts")

@@ -33,7 +33,7 @@ struct TrainOptions {
   int accumulate = 1;
   double bucket_mb = 25;
   double first_bucket_mb = 1;
-  int zero = 0;  // ZeRO stage: 0 or 1
+  int zero = 0;                    // ZeRO stage: 0 or 1
   std::string grad_comm = "fp32";  // fp32 or bf16
   std::string trace;
   std::string trace_steps = "10:20";
@@ -51,7 +51,7 @@ struct TrainOptions {
   int64_t val_steps = -1;  // evaluate over this many global batches of the validation windows
   int64_t log_every = 0;   // train metrics every N steps (0: per epoch only)
   int64_t eval_every = 0;  // validation loss every N steps (0: per epoch only)
-  std::string out;  // default runs/<timestamp>
+  std::string out;         // default runs/<timestamp>
   std::string config;
 };
 
@@ -79,8 +79,8 @@ struct PrepareTextCliOptions {
 
 struct GenerateOptions {
   std::string weights;  // a model.safetensors that dptrain wrote (its metadata names the model)
-  std::string prompt;         // text, read as bytes
-  std::string prompt_tokens;  // or token ids, "464, 2068 318"
+  std::string prompt;   // text, read as bytes
+  std::string prompt_tokens;      // or token ids, "464, 2068 318"
   bool prompt_is_tokens = false;  // --prompt-tokens was given
   int64_t max_new_tokens = 200;
   double temperature = 1.0;

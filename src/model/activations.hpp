@@ -13,8 +13,8 @@ class ReLU final : public Layer {
   std::vector<Op> ops() const override { return {Op::Relu}; }
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
-  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
-                TensorRef dx, int batch) override;
+  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy, TensorRef dx,
+                int batch) override;
 };
 
 // GELU with the tanh approximation, GPT-2's (PyTorch's nn.GELU(approximate='tanh')).
@@ -25,8 +25,8 @@ class Gelu final : public Layer {
   std::vector<Op> ops() const override { return {Op::Gelu}; }
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
-  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
-                TensorRef dx, int batch) override;
+  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy, TensorRef dx,
+                int batch) override;
 };
 
 class Flatten final : public Layer {
@@ -38,8 +38,8 @@ class Flatten final : public Layer {
   bool aliases_input() const override { return true; }
   std::vector<Op> ops() const override { return {}; }
   void forward(Backend&, ConstTensorRef, TensorRef, int, const ForwardContext&) override {}
-  void backward(Backend&, ConstTensorRef, ConstTensorRef, ConstTensorRef, TensorRef,
-                int) override {}
+  void backward(Backend&, ConstTensorRef, ConstTensorRef, ConstTensorRef, TensorRef, int) override {
+  }
 };
 
 // Inverted dropout: in training, zeroes each element with probability p and scales the rest by
@@ -55,8 +55,8 @@ class Dropout final : public Layer {
   std::vector<Op> ops() const override { return {Op::Dropout, Op::Mul}; }
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
-  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
-                TensorRef dx, int batch) override;
+  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy, TensorRef dx,
+                int batch) override;
 
  private:
   float p_;

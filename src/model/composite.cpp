@@ -106,7 +106,7 @@ void Composite::backward_chain(Backend& be, ConstTensorRef x, ConstTensorRef dy,
   const size_t bytes_in = dtype_size(dtype_) * static_cast<size_t>(batch) * shape_numel(shapes_[0]);
   if (children_.empty() && dx && dx.data() != dy.data())
     be.copy(dx.data(), dy.data(), bytes_in);  // the identity
-  ConstTensorRef g = dy;  // the gradient at child i's output
+  ConstTensorRef g = dy;                      // the gradient at child i's output
   for (size_t i = children_.size(); i-- > 0;) {
     Layer& c = *children_[i].layer;
     if (c.aliases_input()) {

@@ -18,8 +18,8 @@ class MaxPool2d final : public Layer {
   }
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
-  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
-                TensorRef dx, int batch) override;
+  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy, TensorRef dx,
+                int batch) override;
 
  private:
   PoolShape shape(int batch) const;

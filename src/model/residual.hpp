@@ -29,8 +29,8 @@ class Residual final : public Composite {
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
   // dx = dy + the body's input gradient; the body's parameter gradients are added as usual.
-  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
-                TensorRef dx, int batch) override;
+  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy, TensorRef dx,
+                int batch) override;
 
  private:
   std::string spec_;

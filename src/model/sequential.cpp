@@ -152,7 +152,7 @@ size_t Sequential::activation_bytes(int batch) const {
   size_t bytes = 0;
   for (size_t i = 1; i <= layers_.size(); ++i) {
     const size_t count = static_cast<size_t>(batch) * shape_numel(shapes_[i]);
-    bytes += count * elem;                                          // the gradient there
+    bytes += count * elem;                                        // the gradient there
     if (!layers_[i - 1]->aliases_input()) bytes += count * elem;  // the output
     bytes += layers_[i - 1]->activation_bytes(batch, elem);
   }

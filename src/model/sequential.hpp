@@ -97,7 +97,7 @@ class Sequential {
   size_t activation_bytes(int batch) const;
   size_t align_elems() const { return align_; }
   DataType activation_dtype() const { return act_dtype_; }
-  size_t num_params() const;                       // parameters, padding excluded
+  size_t num_params() const;  // parameters, padding excluded
   const std::vector<ParamInfo>& param_info() const { return info_; }
   const Shape& input_shape() const { return shapes_.front(); }
   DataType input_dtype() const { return input_dtype_; }

@@ -38,7 +38,10 @@ class MemoryCheck final : public Callback {
  public:
   MemoryCheck(int rank, const Device& device, size_t before_bytes, const MemoryEstimate& estimate,
               std::FILE* out = stdout)
-      : active_(rank == 0), device_(device), before_(before_bytes), estimate_(estimate),
+      : active_(rank == 0),
+        device_(device),
+        before_(before_bytes),
+        estimate_(estimate),
         out_(out) {}
   void on_step_end(int epoch, int64_t step_in_epoch, int64_t global_step, double loss) override;
 

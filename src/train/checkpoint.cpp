@@ -85,7 +85,8 @@ void save_checkpoint(const std::string& path, const Model& model, const TrainPos
   // one format whatever the world size or sharding, and sharded again afterwards.
   Optimizer* sharded = const_cast<Model&>(model).optimizer();
   if (sharded && !sharded->sharded()) sharded = nullptr;
-  const std::vector<ShardBlock> blocks = sharded ? sharded->shard_blocks() : std::vector<ShardBlock>{};
+  const std::vector<ShardBlock> blocks =
+      sharded ? sharded->shard_blocks() : std::vector<ShardBlock>{};
   if (sharded) sharded->unshard(comm);
   struct Reshard {
     Optimizer* opt;

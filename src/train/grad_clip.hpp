@@ -8,8 +8,8 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/backend.hpp"
 #include "comm/communicator.hpp"
+#include "kernels/backend.hpp"
 #include "src/model/sequential.hpp"
 #include "src/train/zero.hpp"
 

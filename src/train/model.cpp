@@ -159,9 +159,9 @@ void Model::check_targets(const BatchSource& data, const std::string& what) cons
 
 std::vector<Bucket> Model::buckets(const FitOptions::Comm& o) const {
   constexpr double kMiB = 1024.0 * 1024.0;
-  std::vector<Bucket> b = assign_buckets(
-      net_->param_info(), static_cast<size_t>(o.first_bucket_mb * kMiB),
-      static_cast<size_t>(o.bucket_mb * kMiB));
+  std::vector<Bucket> b =
+      assign_buckets(net_->param_info(), static_cast<size_t>(o.first_bucket_mb * kMiB),
+                     static_cast<size_t>(o.bucket_mb * kMiB));
   if (o.zero == 1) b = pad_buckets(std::move(b), net_->flat_size(), env_.comm.size());
   return b;
 }
@@ -189,10 +189,9 @@ struct Model::FitRun {
                   : std::vector<ShardBlock>{}),
         wire(o.comm.grad_comm == DataType::BF16 ? std::make_unique<Bf16Wire>(model.env_.backend)
                                                 : nullptr),
-        reducer(model.env_.comm, model.env_.backend, buckets,
-                param_ranges(model.net_->param_info()),
-                o.comm.zero == 1 ? GradReduction::ReduceScatter : GradReduction::Allreduce,
-                wire.get()),
+        reducer(
+            model.env_.comm, model.env_.backend, buckets, param_ranges(model.net_->param_info()),
+            o.comm.zero == 1 ? GradReduction::ReduceScatter : GradReduction::Allreduce, wire.get()),
         health(model.env_, *model.net_, o.health),
         clipper(o.optim.grad_clip > 0
                     ? std::make_unique<GradClipper>(model.env_.backend, model.net_->param_info(),
@@ -221,7 +220,7 @@ struct Model::FitRun {
   // batch: averaging costs no pass.
   float grad_scale;
   std::vector<Bucket> buckets;
-  std::vector<ShardBlock> shard;  // this rank's blocks under ZeRO-1; empty without
+  std::vector<ShardBlock> shard;    // this rank's blocks under ZeRO-1; empty without
   std::unique_ptr<WireCodec> wire;  // gradients sent as bf16; none: as float32
   Reducer reducer;
   HealthChecks health;
@@ -259,8 +258,8 @@ std::vector<EpochMetrics> Model::fit(const BatchSource& train, const FitOptions&
   FitRun run(*this, train, o);
   const int64_t steps_per_epoch = run.sampler.steps_per_epoch();
   // Targets (loss rows) per optimizer step on this rank, for the callbacks' mean step loss.
-  const double rows_per_step = static_cast<double>(o.schedule.batch_size) *
-                               o.schedule.accumulate * run.rows_per_sample;
+  const double rows_per_step =
+      static_cast<double>(o.schedule.batch_size) * o.schedule.accumulate * run.rows_per_sample;
   const CheckpointPolicy* checkpoints = o.checkpoint.policy;
 
   for (Callback* cb : callbacks) cb->on_fit_begin(steps_per_epoch, o.schedule.epochs);
@@ -342,10 +341,10 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
           net_->forward(run.stager.inputs(), b, true, dropout_seed(o, steps_done_, m, env_.comm));
     }
     // The loss over the micro-batch, and its gradient (scaled by grad_scale) into dlogits.
-    r.loss +=
-        loss_->compute(be, logits, run.stager.targets(), rows, classes, run.grad_scale,
-                       run.dlogits.data())
-            .loss_sum;
+    r.loss += loss_
+                  ->compute(be, logits, run.stager.targets(), rows, classes, run.grad_scale,
+                            run.dlogits.data())
+                  .loss_sum;
     ScopedRange range(be, "backward");
     if (m + 1 < o.accumulate) {
       net_->backward(run.dlogits.data(), b);  // accumulate locally, no communication

@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/backend.hpp"
 #include "comm/communicator.hpp"
+#include "kernels/backend.hpp"
 #include "kernels/runtime/device_buffer.hpp"
 #include "src/model/sequential.hpp"
 #include "src/train/zero.hpp"

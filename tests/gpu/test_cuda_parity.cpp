@@ -179,7 +179,7 @@ TEST_F(CudaOps, ConvertToBf16AndBackEqualsCpuExactly) {
     const uint32_t bits = static_cast<uint32_t>(random_u64(44, i));
     std::memcpy(&x[i], &bits, 4);  // every pattern: NaNs, infinities, denormals
   }
-  x[0] = 1.0f + std::ldexp(1.0f, -8);  // a tie, to the even 1
+  x[0] = 1.0f + std::ldexp(1.0f, -8);        // a tie, to the even 1
   x[1] = std::numeric_limits<float>::max();  // rounds past the largest bf16: infinity
   const DeviceBuffer xc = upload(cpu(), x), xg = upload(gpu(), x);
   DeviceBuffer bc(cpu(), DataType::BF16, n), bg(gpu(), DataType::BF16, n);

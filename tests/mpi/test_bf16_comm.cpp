@@ -139,9 +139,10 @@ TEST(Bf16Comm, GptTrainsToTheFloatLossWithinTwoPercent) {
   const double bf16_zero = final_loss(DataType::BF16, 1, 0);
   const double f32_seed1 = final_loss(DataType::F32, 0, 1);
   if (world->rank() == 0)
-    std::printf("measure: val loss fp32 %.4f (seed 1: %.4f), bf16 gradients %.4f, with zero-1 "
-                "%.4f, %d ranks\n",
-                f32, f32_seed1, bf16, bf16_zero, world->size());
+    std::printf(
+        "measure: val loss fp32 %.4f (seed 1: %.4f), bf16 gradients %.4f, with zero-1 "
+        "%.4f, %d ranks\n",
+        f32, f32_seed1, bf16, bf16_zero, world->size());
   // Trained: ln(13) = 2.56 untrained; the text's entropy, its floor, is 1.28.
   EXPECT_LT(f32, 1.6);
   EXPECT_LT(std::fabs(bf16 - f32) / f32, 0.02);

@@ -151,8 +151,8 @@ TEST_F(DataParallel, GptPRanksEqualOneRankWithPTimesTheBatch) {
     // which AdamW scales up to steps of lr. Those 16 elements (of c_attn.bias's 48) are left
     // out for AdamW; SGD checks them too.
     const bool adamw = optimizer == std::string("adamw");
-    const double max_rel = max_relative_difference(
-        parallel.net(), single.net(), [&](const ParamInfo& info, size_t i) {
+    const double max_rel =
+        max_relative_difference(parallel.net(), single.net(), [&](const ParamInfo& info, size_t i) {
           return adamw && info.name.find("attn.c_attn.bias") != std::string::npos && i >= 16 &&
                  i < 32;
         });
@@ -214,8 +214,8 @@ TEST_F(DataParallel, CompileTakesTheLossByName) {
 
 TEST_F(DataParallel, RanksThatBuildDifferentModelsAreRefused) {
   if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks";
-  const std::string spec = world->rank() == 1 ? "flatten linear(5) relu linear(4)"
-                                              : "flatten linear(6) relu linear(4)";
+  const std::string spec =
+      world->rank() == 1 ? "flatten linear(5) relu linear(4)" : "flatten linear(6) relu linear(4)";
   try {
     Model model({*world, *backend}, spec, {1, 6, 6}, 1);
     FAIL() << "no error";
@@ -333,16 +333,17 @@ TEST_F(DataParallel, RefusedCheckpointChangesNothingAcceptedOneRestores) {
   trained.fit(data, fo);
   int64_t pid = ::getpid();  // rank 0's, so that every rank names the same file
   world->broadcast(&pid, 1, DataType::I64, 0);
-  const std::string path = ::testing::TempDir() + "/dpt_ckpt_" + std::to_string(pid) + ".safetensors";
+  const std::string path =
+      ::testing::TempDir() + "/dpt_ckpt_" + std::to_string(pid) + ".safetensors";
   save_checkpoint(path, trained, {trained.steps_done(), 0, 3, 0.0}, "{}");
   world->barrier();
 
   Model fresh({*world, *backend}, kSmallCnn, {1, 6, 6}, 9);
   fresh.compile({.name = "adamw", .lr = 0.01f});
   const std::vector<float> before = fresh.net().params_to_host();
-  EXPECT_THROW(load_checkpoint(path, fresh,
-                               [](const std::string&) { throw InputError("refused"); }),
-               InputError);
+  EXPECT_THROW(
+      load_checkpoint(path, fresh, [](const std::string&) { throw InputError("refused"); }),
+      InputError);
   EXPECT_EQ(fresh.net().params_to_host(), before);
   EXPECT_EQ(fresh.optimizer()->steps(), 0);
 

@@ -123,8 +123,8 @@ TEST_F(Zero, EqualsPlainDataParallel) {
       // gpt's key bias (c_attn.bias elements 16 to 31), whose exact gradient is zero and whose
       // rounding noise AdamW turns into steps of lr, is left out for AdamW.
       const double bound = name == "sgd" ? 1e-5 : 1e-4;
-      const double max_rel = max_relative_difference(
-          zero.net(), plain.net(), [&](const ParamInfo& info, size_t i) {
+      const double max_rel =
+          max_relative_difference(zero.net(), plain.net(), [&](const ParamInfo& info, size_t i) {
             return name == "adamw" && info.name.find("attn.c_attn.bias") != std::string::npos &&
                    i >= 16 && i < 32;
           });

@@ -404,15 +404,15 @@ TEST(Gpt, TiedWeightCountsTwoUsesAndIsFinalAfterTheEmbedding) {
 // training only; the same parameters, and in evaluation the same logits, as without.
 TEST(Gpt, DropoutActsInTrainingOnly) {
   const auto plain = build(kTwoLayers, {6});
-  const auto dropped = build(
-      "gpt(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=11, dropout=0.5)", {6});
+  const auto dropped =
+      build("gpt(n_layer=2, n_head=2, n_embd=8, block_size=6, vocab_size=11, dropout=0.5)", {6});
   ASSERT_EQ(dropped->num_params(), plain->num_params());
   for (size_t i = 0; i < plain->param_info().size(); ++i)
     EXPECT_EQ(dropped->param_info()[i].name, plain->param_info()[i].name);
   plain->init_params(3);
   dropped->init_params(3);
-  ASSERT_TRUE(std::equal(plain->params(), plain->params() + plain->num_params(),
-                         dropped->params()));
+  ASSERT_TRUE(
+      std::equal(plain->params(), plain->params() + plain->num_params(), dropped->params()));
   // The embedding's drop, then in each block attn.resid_dropout and mlp.dropout.
   EXPECT_EQ(dropped->num_layers(), plain->num_layers() + 1);
   EXPECT_NE(dropped->layer(1).describe().find("Dropout(p=0.5)"), std::string::npos);

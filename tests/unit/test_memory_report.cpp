@@ -57,8 +57,8 @@ TEST(MemoryReport, ZeroDividesTheOptimizerStateByTheWorldSize) {
   OptimizerConfig adamw;
   adamw.name = "adamw";
   for (int p : {2, 3, 4}) {
-    const auto net = build(*be, "gpt(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=50)",
-                           {16}, p);
+    const auto net =
+        build(*be, "gpt(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=50)", {16}, p);
     const MemoryEstimate whole = estimate_memory(*net, adamw, options(4, 0), p, 0);
     size_t sharded = 0;
     for (int r = 0; r < p; ++r) {
@@ -88,10 +88,10 @@ TEST(MemoryReport, ZeroDividesTheOptimizerStateByTheWorldSize) {
 
 TEST(MemoryReport, AttentionKeepsItsProbabilities) {
   const auto be = make_cpu_backend(1);
-  const auto one = build(*be, "gpt(n_layer=1, n_head=2, n_embd=32, block_size=16, vocab_size=50)",
-                         {16}, 1);
-  const auto four = build(*be, "gpt(n_layer=1, n_head=8, n_embd=32, block_size=16, vocab_size=50)",
-                          {16}, 1);
+  const auto one =
+      build(*be, "gpt(n_layer=1, n_head=2, n_embd=32, block_size=16, vocab_size=50)", {16}, 1);
+  const auto four =
+      build(*be, "gpt(n_layer=1, n_head=8, n_embd=32, block_size=16, vocab_size=50)", {16}, 1);
   // Six heads more, each [T, T] floats per sample, batch 3.
   EXPECT_EQ(four->activation_bytes(3) - one->activation_bytes(3), 3u * 6 * 16 * 16 * 4);
 }

@@ -207,7 +207,8 @@ StepCommStats run_step(Reducer& reducer, float* grads, const std::function<void(
 }
 
 std::vector<ParamRange> two_layer_ranges() {
-  return {{.elem_offset = 0, .numel = 64, .stage = 0}, {.elem_offset = 64, .numel = 64, .stage = 1}};
+  return {{.elem_offset = 0, .numel = 64, .stage = 0},
+          {.elem_offset = 64, .numel = 64, .stage = 1}};
 }
 
 TEST(ReducerAccounting, OnAnAsynchronousDeviceExposedRunsFromBackwardDoneToTheLastBucket) {
