@@ -87,7 +87,7 @@ TEST(Dtypes, AModelRefusesAnActivationTypeItsLayersCannotComputeIn) {
         dpt::Sequential net(dpt::parse_model_spec("flatten linear(3) relu linear(2)"), *be,
                             {1, 2, 2}, dpt::DataType::BF16);
       },
-      "model: layer 1 Linear(4, 3): the " + be->name() + " backend's gemm",
+      "model: layer 1 Linear(4, 3): the " + be->name() + " backend's add_bias",
       "does not take bfloat16");
   // Inside a residual block the block is named, and its body's ops are asked for too.
   dpt::testing::expect_input_error(
