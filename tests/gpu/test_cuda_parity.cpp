@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "src/core/bf16.hpp"
 #include "src/core/clock.hpp"
 #include "src/model/loss.hpp"
 #include "tests/gpu/cuda_parity.hpp"
@@ -285,6 +286,55 @@ TEST_F(CudaOps, GemmAllTransposesWithPaddedLeadingDims) {
                            " k=" + std::to_string(d.k) + " ta=" + std::to_string(ta) +
                            " tb=" + std::to_string(tb) + " beta=" + std::to_string(beta));
         }
+}
+
+// The mixed-precision GEMM: bf16 operands on tensor cores against the CPU twin (float sums of
+// the same bf16 values). Into float32 the two differ by the order of the sums; into bf16 by at
+// most one rounding step where the float results fall on either side of a rounding boundary.
+TEST_F(CudaOps, GemmExBf16AgainstTheCpuTwin) {
+  const int m = 67, n = 45, k = 513;
+  uint64_t seed = 900;
+  for (const bool ta : {false, true})
+    for (const bool tb : {false, true})
+      for (const DataType out : {DataType::F32, DataType::BF16}) {
+        const int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 3, ldc = n + 3;
+        const auto bf16_of = [](const std::vector<float>& f) {
+          std::vector<uint16_t> h(f.size());
+          for (size_t i = 0; i < f.size(); ++i) h[i] = float_to_bf16(f[i]);
+          return h;
+        };
+        const auto upload_bf16 = [](Backend& be, const std::vector<uint16_t>& h) {
+          DeviceBuffer d(be, DataType::BF16, h.size());
+          be.copy_from_host(d.ref().data(), h.data(), h.size() * sizeof(uint16_t));
+          return d;
+        };
+        const auto a = bf16_of(random_floats(static_cast<size_t>(ta ? k : m) * lda, ++seed));
+        const auto b = bf16_of(random_floats(static_cast<size_t>(tb ? n : k) * ldb, ++seed));
+        const std::vector<float> c0 = random_floats(static_cast<size_t>(m) * ldc, ++seed);
+        const DeviceBuffer ac = upload_bf16(cpu(), a), ag = upload_bf16(gpu(), a);
+        const DeviceBuffer bc = upload_bf16(cpu(), b), bg = upload_bf16(gpu(), b);
+        std::vector<float> got, want;
+        for (Backend* be : {&cpu(), &gpu()}) {
+          const bool on_gpu = be == &gpu();
+          const ConstTensorRef at((on_gpu ? ag : ac).ref().data(), DataType::BF16);
+          const ConstTensorRef bt((on_gpu ? bg : bc).ref().data(), DataType::BF16);
+          std::vector<float> result(c0.size());
+          if (out == DataType::F32) {
+            DeviceBuffer c = upload(*be, c0);
+            be->gemm_ex(ta, tb, m, n, k, 0.75f, at, lda, bt, ldb, 0.5f, c.ref(), ldc);
+            result = download(*be, c.data(), c0.size());
+          } else {
+            DeviceBuffer c = upload_bf16(*be, bf16_of(c0));
+            be->gemm_ex(ta, tb, m, n, k, 0.75f, at, lda, bt, ldb, 0.5f, c.ref(), ldc);
+            const auto h = download(*be, static_cast<const uint16_t*>(c.ref().data()), c0.size());
+            for (size_t i = 0; i < h.size(); ++i) result[i] = bf16_to_float(h[i]);
+          }
+          (on_gpu ? got : want) = result;
+        }
+        expect_close(got, want, out == DataType::F32 ? kTol : 4e-3,
+                     std::string("gemm_ex ta=") + std::to_string(ta) + " tb=" + std::to_string(tb) +
+                         (out == DataType::F32 ? " into f32" : " into bf16"));
+      }
 }
 
 TEST_F(CudaOps, AddBias) {
