@@ -47,7 +47,7 @@ PROFILES = {
 }
 
 # Two-level networks: a profile inside each node, another per NIC between nodes. An HGX H100
-# node has 8 GPUs on NVLink and NVSwitch and one 400 Gb/s NIC per GPU (FORECAST.md).
+# node has 8 GPUs on NVLink and NVSwitch and one 400 Gb/s NIC per GPU (sources: the forecast).
 NETWORKS = {
     "h100-ib": {"intra": "nvlink-h100", "inter": "ib-400g", "gpus_per_node": 8,
                 "nics_per_node": 8},
