@@ -52,6 +52,38 @@ assert steps == sorted(steps), steps  # more ranks never make a step shorter
 assert all(0 < float(r["efficiency"]) <= 1 for r in rows), rows
 print("prediction ok:", [round(float(r["efficiency"]), 4) for r in rows])
 PY
+    # The same trace on two levels (NVLink nodes of 8, InfiniBand between), NCCL's choice of
+    # ring or tree, ZeRO-1 and bf16 gradients: the same columns, 1 at one rank, never 0.
+    python3 "$root_dir/experiments/model/perf_model.py" "$tmp/t.json" --network h100-ib \
+      --algorithm auto --zero 1 --grad-comm bf16 --ranks 1,8,64 --batch 16 > "$tmp/zero.csv"
+    python3 - "$tmp/pred.csv" "$tmp/zero.csv" <<'PY'
+import csv, sys
+head = [next(csv.reader(open(f))) for f in sys.argv[1:]]
+assert head[0] == head[1], head
+rows = list(csv.DictReader(open(sys.argv[2])))
+assert [r["ranks"] for r in rows] == ["1", "8", "64"], rows
+assert float(rows[0]["efficiency"]) == 1.0 and float(rows[0]["comm_seconds"]) == 0.0
+assert all(float(r["comm_seconds"]) > 0 and float(r["efficiency"]) > 0 for r in rows[1:]), rows
+print("zero prediction ok:", [round(float(r["efficiency"]), 4) for r in rows])
+PY
+    ;;
+  perf_model_synthetic)
+    # No trace: gpt2 timed from its FLOPs, on 8 to 1,024 H100s, bf16 gradients.
+    python3 "$root_dir/experiments/model/perf_model.py" --synthetic gpt2 --network h100-ib \
+      --algorithm auto --grad-comm bf16 --ranks 1,8,64,512,1024 > "$tmp/gpt2.csv" 2> "$tmp/err"
+    grep -q "124,439,808 parameters" "$tmp/err" || fail "parameters: $(cat "$tmp/err")"
+    python3 - "$tmp/gpt2.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert [r["ranks"] for r in rows] == ["1", "8", "64", "512", "1024"], rows
+eff = [float(r["efficiency"]) for r in rows]
+assert eff[0] == 1.0 and all(0 < e <= 1 for e in eff), eff
+assert rows[1]["algorithms"].startswith("ring"), rows[1]  # one node: the ring
+assert "tree" in rows[3]["algorithms"], rows[3]           # 64 nodes: the tree's latency
+tokens = [float(r["tokens_per_second"]) for r in rows]
+assert tokens == sorted(tokens), tokens
+print("gpt2 forecast ok:", [round(e, 4) for e in eff])
+PY
     ;;
   *) fail "unknown case $case_name" ;;
 esac
