@@ -28,10 +28,12 @@ class BatchSource {
   virtual void gather(const int64_t* indices, int64_t n, void* x, int32_t* y) const = 0;
 };
 
-// A labelled data set in memory (images or features, float32 inputs, one label each).
+// A labelled data set in memory (images or features, float32 inputs, one label each). A view:
+// `data` must outlive it (a temporary Dataset leaves it dangling).
 class ImageBatches final : public BatchSource {
  public:
   explicit ImageBatches(const Dataset& data) : data_(data) {}
+  explicit ImageBatches(Dataset&&) = delete;
   int64_t size() const override { return data_.count; }
   DataType input_dtype() const override { return DataType::F32; }
   Shape sample_shape() const override {
