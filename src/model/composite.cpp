@@ -38,7 +38,7 @@ void Composite::on_bind() {
   for (const Child& c : children_) {
     const size_t n = c.layer->param_specs().size();
     if (at + n > params_.size()) throw SystemError("Composite::bind: fewer views than tensors");
-    c.layer->bind(std::vector<float*>(params_.begin() + at, params_.begin() + at + n),
+    c.layer->bind(std::vector<TensorRef>(params_.begin() + at, params_.begin() + at + n),
                   std::vector<float*>(grads_.begin() + at, grads_.begin() + at + n));
     at += n;
   }

@@ -48,12 +48,12 @@ std::vector<ParamSpec> Conv2d::param_specs() const {
 }
 
 void Conv2d::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch, const ForwardContext&) {
-  be.conv2d_forward(shape(batch), x.as<float>(), params_[0], params_[1], y.as<float>());
+  be.conv2d_forward(shape(batch), x.as<float>(), param(0), param(1), y.as<float>());
 }
 
 void Conv2d::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
                       TensorRef dx, int batch) {
-  be.conv2d_backward(shape(batch), x.as<float>(), params_[0], dy.as<float>(), dx.as<float>(),
+  be.conv2d_backward(shape(batch), x.as<float>(), param(0), dy.as<float>(), dx.as<float>(),
                      grads_[0], grads_[1]);
 }
 

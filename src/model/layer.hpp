@@ -92,8 +92,10 @@ class Layer {
   const std::string& module_name() const { return module_name_; }
   void set_module_name(std::string name) { module_name_ = std::move(name); }
 
-  // Views into the flat parameter and gradient buffers, in param_specs() order.
-  void bind(std::vector<float*> params, std::vector<float*> grads) {
+  // Views into the flat parameter and gradient buffers, in param_specs() order. The parameters
+  // are typed: the float32 master weights today, a bf16 working copy of them once the model
+  // computes in bf16; the gradients are float32 always.
+  void bind(std::vector<TensorRef> params, std::vector<float*> grads) {
     params_ = std::move(params);
     grads_ = std::move(grads);
     on_bind();
@@ -103,8 +105,12 @@ class Layer {
   // Called at the end of bind(): a composite hands each child its share of the views.
   virtual void on_bind() {}
 
+  // Parameter i as float32 (throws SystemError when it is bound to another type).
+  const float* param(size_t i) const { return params_[i].as<float>(); }
+
   Shape in_, out_;
-  std::vector<float*> params_, grads_;
+  std::vector<TensorRef> params_;
+  std::vector<float*> grads_;
 
  private:
   std::string module_name_;

@@ -30,7 +30,7 @@ void LayerNorm::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
   const int64_t rows = batch * rows_;
   mean_.resize(be, DataType::F32, static_cast<size_t>(rows));
   rstd_.resize(be, DataType::F32, static_cast<size_t>(rows));
-  be.layer_norm_forward(x.as<float>(), params_[0], params_[1], y.as<float>(), mean_.data(),
+  be.layer_norm_forward(x.as<float>(), param(0), param(1), y.as<float>(), mean_.data(),
                         rstd_.data(), rows, c_, eps_);
 }
 
@@ -42,7 +42,7 @@ void LayerNorm::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTen
     scratch_.resize(be, DataType::F32, static_cast<size_t>(rows * c_));
     out = scratch_.data();
   }
-  be.layer_norm_backward(x.as<float>(), params_[0], mean_.data(), rstd_.data(), dy.as<float>(), out,
+  be.layer_norm_backward(x.as<float>(), param(0), mean_.data(), rstd_.data(), dy.as<float>(), out,
                          grads_[0], grads_[1], rows, c_);
 }
 

@@ -104,9 +104,10 @@ Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& back
   params_.resize(backend_, DataType::F32, std::max<size_t>(flat_size_, 1));
   grads_.resize(backend_, DataType::F32, std::max<size_t>(flat_size_, 1));
   for (size_t i = 0; i < layers_.size(); ++i) {
-    std::vector<float*> p, g;
+    std::vector<TensorRef> p;
+    std::vector<float*> g;
     for (size_t t : views[i]) {
-      p.push_back(params_.data() + info_[t].elem_offset);
+      p.push_back(TensorRef(params_.data() + info_[t].elem_offset));
       g.push_back(grads_.data() + info_[t].elem_offset);
     }
     layers_[i]->bind(std::move(p), std::move(g));

@@ -86,8 +86,9 @@ CheckResult check_layer(Layer& layer, const Shape& in_shape, int batch, Inputs i
                                  seed + 10 + params.size()));
     grads.emplace_back(params.back().size(), 0.0f);
   }
-  std::vector<float*> pp, gp;
-  for (auto& p : params) pp.push_back(p.data());
+  std::vector<TensorRef> pp;
+  std::vector<float*> gp;
+  for (auto& p : params) pp.push_back(TensorRef(p.data()));
   for (auto& g : grads) gp.push_back(g.data());
   layer.bind(pp, gp);
 
@@ -119,7 +120,8 @@ CheckResult check_layer(Layer& layer, const Shape& in_shape, int batch, Inputs i
   };
   for (size_t i = 0; i < n_in; ++i) compare(dx[i], numeric(x[i]), result);
   for (size_t t = 0; t < params.size(); ++t)
-    for (size_t i = 0; i < params[t].size(); ++i) compare(grads[t][i], numeric(params[t][i]), result);
+    for (size_t i = 0; i < params[t].size(); ++i)
+      compare(grads[t][i], numeric(params[t][i]), result);
   return result;
 }
 
@@ -300,7 +302,8 @@ void check_model(const std::string& spec, const Shape& input, const std::vector<
       }
       const double err = std::fabs(analytic[p.elem_offset + i] - numeric);
       r.max_abs_err = std::max(r.max_abs_err, err);
-      r.max_grad = std::max(r.max_grad, std::fabs(static_cast<double>(analytic[p.elem_offset + i])));
+      r.max_grad =
+          std::max(r.max_grad, std::fabs(static_cast<double>(analytic[p.elem_offset + i])));
       ++r.checked;
       if (err > 1e-3 + 1e-2 * std::fabs(numeric)) ++r.wrong;
     }
