@@ -185,6 +185,10 @@ class Backend : public virtual Device {
   // dst[i] = src[i] converted, for float32 to bfloat16 (rounded to nearest even,
   // src/core/bf16.hpp) and back (exact). Throws SystemError for other pairs.
   virtual void convert(const void* src, DataType from, void* dst, DataType to, size_t n) = 0;
+  // dst[i] (bfloat16) = src[i] rounded up or down at random, so that its expectation is src[i]
+  // (stochastic rounding, for writing bf16 weights from float32 masters as llm.c does): with the
+  // low 16 bits of random_u64(seed, i) (src/core/bf16.hpp), the same bits on every backend.
+  virtual void convert_stochastic(const float* src, void* dst, size_t n, uint64_t seed) = 0;
 };
 
 // Whether convert() takes the pair.

@@ -443,6 +443,12 @@ class CpuBackend final : public Backend, public CpuDevice {
     for (size_t i = 0; i < n; ++i) p[i] *= alpha;
   }
 
+  void convert_stochastic(const float* src, void* dst, size_t n, uint64_t seed) override {
+    auto* d = static_cast<uint16_t*>(dst);
+    for (size_t i = 0; i < n; ++i)
+      d[i] = float_to_bf16_stochastic(src[i], static_cast<uint32_t>(random_u64(seed, i)));
+  }
+
   void convert(const void* src, DataType from, void* dst, DataType to, size_t n) override {
     if (from == DataType::F32 && to == DataType::BF16) {
       const auto* s = static_cast<const float*>(src);

@@ -4,6 +4,7 @@
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
 #include "src/core/bf16.hpp"
+#include "src/core/random.hpp"
 
 namespace dpt::gpu {
 
@@ -24,6 +25,19 @@ __global__ void bf16_to_f32_kernel(const uint16_t* src, float* dst, size_t n) {
 void launch_bf16_to_f32(const uint16_t* src, float* dst, size_t n, cudaStream_t stream) {
   if (n == 0) return;
   bf16_to_f32_kernel<<<grid_for(n), kBlock, 0, stream>>>(src, dst, n);
+  DPT_CUDA_CHECK_LAUNCH();
+}
+
+__global__ void f32_to_bf16_stochastic_kernel(const float* src, uint16_t* dst, size_t n,
+                                              uint64_t seed) {
+  for (size_t i = grid_start(); i < n; i += grid_stride())
+    dst[i] = float_to_bf16_stochastic(src[i], static_cast<uint32_t>(random_u64(seed, i)));
+}
+
+void launch_f32_to_bf16_stochastic(const float* src, uint16_t* dst, size_t n, uint64_t seed,
+                                   cudaStream_t stream) {
+  if (n == 0) return;
+  f32_to_bf16_stochastic_kernel<<<grid_for(n), kBlock, 0, stream>>>(src, dst, n, seed);
   DPT_CUDA_CHECK_LAUNCH();
 }
 

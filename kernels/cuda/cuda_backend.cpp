@@ -239,6 +239,10 @@ class CudaBackendImpl final : public CudaBackend {
     make_current();
     gpu::launch_scale(p, n, alpha, stream_);
   }
+  void convert_stochastic(const float* src, void* dst, size_t n, uint64_t seed) override {
+    make_current();
+    gpu::launch_f32_to_bf16_stochastic(src, static_cast<uint16_t*>(dst), n, seed, stream_);
+  }
   void convert(const void* src, DataType from, void* dst, DataType to, size_t n) override {
     make_current();
     if (from == DataType::F32 && to == DataType::BF16)

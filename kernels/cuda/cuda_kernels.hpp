@@ -24,6 +24,9 @@ void launch_scale(float* p, size_t n, float alpha, cudaStream_t stream);
 // convert.cu: float32 to bfloat16, rounded to nearest even (src/core/bf16.hpp), and back.
 void launch_f32_to_bf16(const float* src, uint16_t* dst, size_t n, cudaStream_t stream);
 void launch_bf16_to_f32(const uint16_t* src, float* dst, size_t n, cudaStream_t stream);
+// Stochastic rounding with the bits of random_u64(seed, i), as the CPU draws them.
+void launch_f32_to_bf16_stochastic(const float* src, uint16_t* dst, size_t n, uint64_t seed,
+                                   cudaStream_t stream);
 
 // sum_squares.cu: *result (device memory) = the sum of p[i]^2 in double, in an order set by n
 // alone. partials is scratch of sum_squares_partials(n) doubles.

@@ -201,6 +201,17 @@ TEST_F(CudaOps, ConvertToBf16AndBackEqualsCpuExactly) {
   EXPECT_EQ(wrong, 0u);
 }
 
+TEST_F(CudaOps, StochasticBf16RoundingEqualsCpuExactly) {
+  const size_t n = 300007;
+  const std::vector<float> x = random_floats(n, 45, -3.0f, 3.0f);
+  const DeviceBuffer xc = upload(cpu(), x), xg = upload(gpu(), x);
+  DeviceBuffer bc(cpu(), DataType::BF16, n), bg(gpu(), DataType::BF16, n);
+  cpu().convert_stochastic(xc.data(), bc.ref().data(), n, 12345);
+  gpu().convert_stochastic(xg.data(), bg.ref().data(), n, 12345);
+  EXPECT_EQ(download(gpu(), static_cast<const uint16_t*>(bg.ref().data()), n),
+            download(cpu(), static_cast<const uint16_t*>(bc.ref().data()), n));
+}
+
 TEST_F(CudaOps, ReluForwardBackwardPropagateNan) {
   const size_t n = 10007;
   std::vector<float> x = random_floats(n, 500);

@@ -105,5 +105,39 @@ TEST(Bf16, CpuBackendConvertsAsTheScalarRounding) {
   EXPECT_THROW(be->convert(x.data(), DataType::F32, b.data(), DataType::F64, 1), SystemError);
 }
 
+// The backend's stochastic rounding: each element from its own counter-based draw (so a seed
+// repeats, and another seed differs), always one of the two neighbours, and unbiased over seeds.
+TEST(Bf16, CpuBackendRoundsStochasticallyFromTheSeed) {
+  const auto be = make_cpu_backend(1);
+  const size_t n = 1000;
+  std::vector<float> x(n);
+  for (size_t i = 0; i < n; ++i) x[i] = 1.0f + (static_cast<float>(i % 100) + 0.5f) / 12800.0f;
+  std::vector<uint16_t> a(n), b(n), c(n);
+  be->convert_stochastic(x.data(), a.data(), n, 7);
+  be->convert_stochastic(x.data(), b.data(), n, 7);
+  be->convert_stochastic(x.data(), c.data(), n, 8);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  for (size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(a[i], float_to_bf16_stochastic(x[i], static_cast<uint32_t>(random_u64(7, i))));
+    const uint16_t down = static_cast<uint16_t>(float_to_bf16(1.0f));
+    ASSERT_TRUE(a[i] == down || a[i] == down + 1);
+  }
+  // Over 400 seeds, each element's mean is within 5 standard errors of its value.
+  const int seeds = 400;
+  std::vector<double> mean(n, 0.0);
+  for (int s = 0; s < seeds; ++s) {
+    be->convert_stochastic(x.data(), a.data(), n, 100 + s);
+    for (size_t i = 0; i < n; ++i) mean[i] += bf16_to_float(a[i]) / seeds;
+  }
+  const double ulp = std::ldexp(1.0, -7);
+  size_t off = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double p = (x[i] - 1.0) / ulp;  // the chance of rounding up
+    off += std::fabs(mean[i] - x[i]) > 5 * ulp * std::sqrt(p * (1 - p) / seeds) + 1e-12;
+  }
+  EXPECT_EQ(off, 0u);
+}
+
 }  // namespace
 }  // namespace dpt
