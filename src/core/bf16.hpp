@@ -8,11 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__CUDACC__)
-#define DPT_HOST_DEVICE __host__ __device__
-#else
-#define DPT_HOST_DEVICE
-#endif
+#include "src/core/host_device.hpp"
 
 namespace dpt {
 

@@ -5,12 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
-// Callable from CUDA kernels too, so that the CUDA backend draws the very same numbers.
-#if defined(__CUDACC__)
-#define DPT_HOST_DEVICE __host__ __device__
-#else
-#define DPT_HOST_DEVICE
-#endif
+#include "src/core/host_device.hpp"  // the draws are callable from CUDA kernels too
 
 namespace dpt {
 
