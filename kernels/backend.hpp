@@ -191,6 +191,10 @@ class Backend : public virtual Device {
   virtual void convert_stochastic(const float* src, void* dst, size_t n, uint64_t seed) = 0;
 };
 
+// Throws SystemError, naming `backend`, unless gemm_ex takes these operand types: A and B both
+// float32 or both bfloat16, C float32 or bfloat16.
+void check_gemm_ex_types(const std::string& backend, DataType a, DataType b, DataType c);
+
 // Whether convert() takes the pair.
 inline bool convertible(DataType from, DataType to) {
   return (from == DataType::F32 && to == DataType::BF16) ||

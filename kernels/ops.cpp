@@ -55,6 +55,13 @@ const char* op_name(Op op) {
   return "unknown";
 }
 
+void check_gemm_ex_types(const std::string& backend, DataType a, DataType b, DataType c) {
+  const auto floating = [](DataType t) { return t == DataType::F32 || t == DataType::BF16; };
+  if (b != a || !floating(a) || !floating(c))
+    throw SystemError(backend + " backend: gemm_ex of " + dtype_name(a) + " and " + dtype_name(b) +
+                      " into " + dtype_name(c));
+}
+
 void Backend::require(Op op, DataType t, const std::string& who) const {
   if (takes(op, t)) return;
   std::string known;

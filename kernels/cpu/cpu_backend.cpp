@@ -65,11 +65,7 @@ class CpuBackend final : public Backend, public CpuDevice {
   // float32 GEMM, and a bf16 result rounded once at the end.
   void gemm_ex(bool trans_a, bool trans_b, int m, int n, int k, float alpha, ConstTensorRef a,
                int lda, ConstTensorRef b, int ldb, float beta, TensorRef c, int ldc) override {
-    const DataType in = a.dtype();
-    if (b.dtype() != in || (in != DataType::F32 && in != DataType::BF16) ||
-        (c.dtype() != DataType::F32 && c.dtype() != DataType::BF16))
-      throw SystemError(std::string("cpu backend: gemm_ex of ") + dtype_name(in) + " and " +
-                        dtype_name(b.dtype()) + " into " + dtype_name(c.dtype()));
+    check_gemm_ex_types("cpu", a.dtype(), b.dtype(), c.dtype());
     if (m <= 0 || n <= 0) return;
     // Each operand as a packed float matrix (leading dimension its width).
     const auto widen = [](ConstTensorRef t, int rows, int cols, int ld, std::vector<float>& out,

@@ -60,11 +60,8 @@ class CudaBackendImpl final : public CudaBackend {
   }
   void gemm_ex(bool trans_a, bool trans_b, int m, int n, int k, float alpha, ConstTensorRef a,
                int lda, ConstTensorRef b, int ldb, float beta, TensorRef c, int ldc) override {
+    check_gemm_ex_types("cuda", a.dtype(), b.dtype(), c.dtype());
     const DataType in = a.dtype();
-    if (b.dtype() != in || (in != DataType::F32 && in != DataType::BF16) ||
-        (c.dtype() != DataType::F32 && c.dtype() != DataType::BF16))
-      throw SystemError(std::string("cuda backend: gemm_ex of ") + dtype_name(in) + " and " +
-                        dtype_name(b.dtype()) + " into " + dtype_name(c.dtype()));
     if (m <= 0 || n <= 0) return;
     make_current();
     const auto type = [](DataType t) { return t == DataType::BF16 ? CUDA_R_16BF : CUDA_R_32F; };

@@ -276,6 +276,8 @@ int run_train(const TrainOptions& o, Communicator& host) {
     checkpoints->create_folder();
   });
 
+  const MemoryEstimate memory =
+      estimate_memory(model->net(), model->optimizer()->config(), fo, comm.size(), comm.rank());
   if (root) {
     std::printf("dptrain 0.1.0 | %d rank%s | rank 0 on %s | %s\n", comm.size(),
                 comm.size() > 1 ? "s" : "", compute.device.c_str(),
@@ -323,10 +325,7 @@ int run_train(const TrainOptions& o, Communicator& host) {
         buckets.empty() ? 0.0 : buckets.front().bytes / 1048576.0, o.bucket_mb,
         o.accumulate > 1 ? (", " + std::to_string(o.accumulate) + " micro-batches per step").c_str()
                          : "");
-    std::printf("memory per rank, estimated: %s\n",
-                describe(estimate_memory(model->net(), model->optimizer()->config(), fo,
-                                         comm.size(), comm.rank()))
-                    .c_str());
+    std::printf("memory per rank, estimated: %s\n", describe(memory).c_str());
     std::printf("out    %s\n", out_dir.c_str());
     std::fflush(stdout);
   }
@@ -339,9 +338,7 @@ int run_train(const TrainOptions& o, Communicator& host) {
                 static_cast<long long>(resume_from->step_in_epoch));
   ProgressPrinter progress(comm.rank(), comm.size(), o.batch_size);
   progress.show_lr(fo.optim.lr_schedule.has_value());
-  MemoryCheck memory_check(
-      comm.rank(), *backend, memory_before_model,
-      estimate_memory(model->net(), model->optimizer()->config(), fo, comm.size(), comm.rank()));
+  MemoryCheck memory_check(comm.rank(), *backend, memory_before_model, memory);
   std::vector<Callback*> callbacks{&progress, &memory_check};
   if (metrics) callbacks.push_back(metrics.get());
   // Step-counted logging, as a language model's run wants it.
