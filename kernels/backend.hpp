@@ -11,9 +11,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kernels/ops.hpp"
 #include "kernels/runtime/device.hpp"
+#include "kernels/runtime/device_buffer.hpp"
 #include "src/core/dtype.hpp"
 #include "src/core/tensor_ref.hpp"
 
@@ -62,15 +64,20 @@ struct AdamWScalars {
 };
 AdamWScalars adamw_scalars(const AdamWParams& p);
 
+// Whether `op` takes bfloat16 on every backend (through the bf16 twin at least): gemm, convert,
+// and the ops of a transformer's and an MLP's step; not conv2d, maxpool2d nor the optimizers.
+bool takes_bf16(Op op);
+
 // Virtual inheritance: a backend's implementation also derives from the Device implementation
 // of its runtime (CpuDevice, CudaDevice), and both must be the one Device it is.
 class Backend : public virtual Device {
  public:
   // Whether `op` takes tensors of element type `t` on this backend (its floating-point operands:
-  // labels and indices keep their own integer types). Every op takes float32; convert and gemm
-  // (gemm_ex) take bfloat16 too.
+  // labels, indices and the float32 gradients of parameters keep their own types). Every op
+  // takes float32; the ops a transformer's or an MLP's step needs (takes_bf16) take bfloat16
+  // too, on every backend, through the twin below unless the backend computes them natively.
   virtual bool takes(Op op, DataType t) const {
-    return t == DataType::F32 || ((op == Op::Convert || op == Op::Gemm) && t == DataType::BF16);
+    return t == DataType::F32 || (t == DataType::BF16 && takes_bf16(op));
   }
   // Throws InputError when `op` does not take `t` here, naming `who` (the layer or optimizer
   // that asked), the backend, the op and the type.
@@ -92,61 +99,79 @@ class Backend : public virtual Device {
   virtual void gemm_ex(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                        ConstTensorRef a, int lda, ConstTensorRef b, int ldb, float beta,
                        TensorRef c, int ldc) = 0;
-  // A Linear's forward over m rows: y[m, out] = x[m, in] w[out, in]^T (+ bias[out] unless null).
-  // This default is gemm, then add_bias; a backend may do both in one pass over y.
-  virtual void linear_forward(const float* x, const float* w, const float* bias, float* y, int m,
-                              int in, int out) {
-    gemm(false, true, m, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
-    if (bias) add_bias(y, bias, m, out, 1);
-  }
-  // y[o, c, i] += bias[c] for o < outer, c < channels, i < inner.
-  virtual void add_bias(float* y, const float* bias, int outer, int channels, int inner) = 0;
-  // dbias[c] += sum over o, i of dy[o, c, i].
-  virtual void bias_grad(const float* dy, float* dbias, int outer, int channels, int inner) = 0;
 
-  virtual void relu_forward(const float* x, float* y, size_t n) = 0;
+  // The ops below take typed tensors: float32, or bfloat16 activations and weights (the
+  // accumulated gradients of parameters, LayerNorm's statistics and the dropout mask stay
+  // float32). Each is computed in float32 and every bf16 output is rounded once, when it is
+  // stored: an all-float32 call goes to the backend's float kernel (the *_f32 functions below);
+  // one with bf16 operands, unless a backend overrides the typed function, to the bf16 twin,
+  // which widens the bf16 inputs into float32 scratch on the device, runs that same kernel and
+  // rounds its outputs (kernels/backend.cpp). So the twin fixes the rounding points that a
+  // native bf16 kernel must keep. Outputs may not overlap inputs unless an op says so.
+  //
+  // A Linear's forward over m rows: y[m, out] = x[m, in] w[out, in]^T (+ bias[out] unless null).
+  // With bf16 operands: gemm_ex into float32, the bias added in float32, y rounded once.
+  virtual void linear_forward(ConstTensorRef x, ConstTensorRef w, ConstTensorRef bias, TensorRef y,
+                              int m, int in, int out);
+  // y[o, c, i] += bias[c] for o < outer, c < channels, i < inner.
+  virtual void add_bias(TensorRef y, ConstTensorRef bias, int outer, int channels, int inner);
+  // dbias[c] += sum over o, i of dy[o, c, i].
+  virtual void bias_grad(ConstTensorRef dy, float* dbias, int outer, int channels, int inner);
+
+  virtual void relu_forward(ConstTensorRef x, TensorRef y, size_t n);
   // dx = dy where y > 0, else 0.
-  virtual void relu_backward(const float* y, const float* dy, float* dx, size_t n) = 0;
+  virtual void relu_backward(ConstTensorRef y, ConstTensorRef dy, TensorRef dx, size_t n);
 
   // Inverted dropout: mask[i] = 0 or 1/(1-p) drawn from (seed, i); y = x * mask.
-  virtual void dropout_forward(const float* x, float* y, float* mask, size_t n, float p,
-                               uint64_t seed) = 0;
-  virtual void mul(const float* a, const float* b, float* out, size_t n) = 0;
+  virtual void dropout_forward(ConstTensorRef x, TensorRef y, float* mask, size_t n, float p,
+                               uint64_t seed);
+  // out = a * b element-wise; out may be a or b.
+  virtual void mul(ConstTensorRef a, ConstTensorRef b, TensorRef out, size_t n);
   // out = a + b element-wise (residual connections); out may be a or b.
-  virtual void add(const float* a, const float* b, float* out, size_t n) = 0;
+  virtual void add(ConstTensorRef a, ConstTensorRef b, TensorRef out, size_t n);
 
   // The transformer's ops (nanoGPT's GPT). Sizes are int64_t: B·T·C grows past 2^31 at gpt2
   // scale.
   //
   // LayerNorm over rows [rows, c]: y = (x - mean) * rstd * w + b with rstd = 1/sqrt(var + eps),
-  // the biased variance; writes mean and rstd [rows] for backward.
-  virtual void layer_norm_forward(const float* x, const float* w, const float* b, float* y,
-                                  float* mean, float* rstd, int64_t rows, int64_t c, float eps) = 0;
+  // the biased variance; writes mean and rstd [rows] (float32) for backward.
+  virtual void layer_norm_forward(ConstTensorRef x, ConstTensorRef w, ConstTensorRef b, TensorRef y,
+                                  float* mean, float* rstd, int64_t rows, int64_t c, float eps);
   // Writes dx; adds into dw and db.
-  virtual void layer_norm_backward(const float* x, const float* w, const float* mean,
-                                   const float* rstd, const float* dy, float* dx, float* dw,
-                                   float* db, int64_t rows, int64_t c) = 0;
+  virtual void layer_norm_backward(ConstTensorRef x, ConstTensorRef w, const float* mean,
+                                   const float* rstd, ConstTensorRef dy, TensorRef dx, float* dw,
+                                   float* db, int64_t rows, int64_t c);
   // GELU with the tanh approximation (GPT-2's; PyTorch's approximate='tanh'), element-wise.
-  virtual void gelu_forward(const float* x, float* y, int64_t n) = 0;
+  virtual void gelu_forward(ConstTensorRef x, TensorRef y, int64_t n);
   // dx = dy * gelu'(x).
-  virtual void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) = 0;
+  virtual void gelu_backward(ConstTensorRef x, ConstTensorRef dy, TensorRef dx, int64_t n);
   // Causal self-attention on a fused projection qkv [b, t, 3c] (q, k, v in that order, each of
   // n_head heads of c / n_head): out [b, t, c] is the heads' softmax(mask(q k^T / sqrt(hs))) v
   // side by side; att [b, n_head, t, t] keeps the probabilities for backward (zero above the
-  // diagonal). c must be a multiple of n_head.
-  virtual void attention_forward(const float* qkv, float* out, float* att, int64_t b, int64_t t,
-                                 int64_t c, int64_t n_head) = 0;
+  // diagonal). c must be a multiple of n_head. In bf16 the probabilities are stored rounded,
+  // and out is computed from the float32 ones.
+  virtual void attention_forward(ConstTensorRef qkv, TensorRef out, TensorRef att, int64_t b,
+                                 int64_t t, int64_t c, int64_t n_head);
   // Writes dqkv [b, t, 3c] (every element) from dout [b, t, c].
-  virtual void attention_backward(const float* qkv, const float* att, const float* dout,
-                                  float* dqkv, int64_t b, int64_t t, int64_t c, int64_t n_head) = 0;
+  virtual void attention_backward(ConstTensorRef qkv, ConstTensorRef att, ConstTensorRef dout,
+                                  TensorRef dqkv, int64_t b, int64_t t, int64_t c, int64_t n_head);
   // out[i, j, :] = wte[idx[i, j], :] + wpe[j, :] for i < b, j < t; every idx must be in
   // [0, vocab) (the token readers check it).
-  virtual void embedding_forward(const int32_t* idx, const float* wte, const float* wpe, float* out,
-                                 int64_t b, int64_t t, int64_t c, int64_t vocab) = 0;
+  virtual void embedding_forward(const int32_t* idx, ConstTensorRef wte, ConstTensorRef wpe,
+                                 TensorRef out, int64_t b, int64_t t, int64_t c, int64_t vocab);
   // Adds dout's rows into dwte (by token) and dwpe (by position), in an order that does not
   // change from run to run, so that the sums repeat bit for bit.
-  virtual void embedding_backward(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
-                                  int64_t b, int64_t t, int64_t c, int64_t vocab) = 0;
+  virtual void embedding_backward(const int32_t* idx, ConstTensorRef dout, float* dwte, float* dwpe,
+                                  int64_t b, int64_t t, int64_t c, int64_t vocab);
+
+  // Softmax cross-entropy over the rows of logits [rows, classes], one target per row. The arg-max
+  // is the first maximum (a NaN wins only as the first logit). When dlogits is not null it is
+  // written in full: (softmax - onehot) * grad_scale on counted rows, zero on the others (rows
+  // whose target is ignore_index, and invalid ones). Deterministic: the same inputs give the
+  // same bits on every call. The loss sums in double whatever the logits' type.
+  virtual LossResult softmax_cross_entropy(ConstTensorRef logits, const int32_t* targets, int rows,
+                                           int classes, int32_t ignore_index, float grad_scale,
+                                           TensorRef dlogits);
 
   virtual void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                               float* y) = 0;
@@ -160,15 +185,6 @@ class Backend : public virtual Device {
   // Writes dx (every element): each dy goes to its window's winning input.
   virtual void maxpool2d_backward(const PoolShape& s, const float* x, const float* y,
                                   const float* dy, const int32_t* argmax, float* dx) = 0;
-
-  // Softmax cross-entropy over the rows of logits [rows, classes], one target per row. The arg-max
-  // is the first maximum (a NaN wins only as the first logit). When dlogits is not null it is
-  // written in full: (softmax - onehot) * grad_scale on counted rows, zero on the others (rows
-  // whose target is ignore_index, and invalid ones). Deterministic: the same inputs give the
-  // same bits on every call.
-  virtual LossResult softmax_cross_entropy(const float* logits, const int32_t* targets, int rows,
-                                           int classes, int32_t ignore_index, float grad_scale,
-                                           float* dlogits) = 0;
 
   // One optimizer update over flat buffers of n floats, in one pass (PyTorch's semantics).
   virtual void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n,
@@ -189,6 +205,51 @@ class Backend : public virtual Device {
   // (stochastic rounding, for writing bf16 weights from float32 masters as llm.c does): with the
   // low 16 bits of random_u64(seed, i) (src/core/bf16.hpp), the same bits on every backend.
   virtual void convert_stochastic(const float* src, void* dst, size_t n, uint64_t seed) = 0;
+
+ protected:
+  // The float32 kernels of the typed ops above, which every backend implements.
+  virtual void linear_forward_f32(const float* x, const float* w, const float* bias, float* y,
+                                  int m, int in, int out) {
+    // A backend may do both in one pass over y.
+    gemm(false, true, m, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+    if (bias) add_bias_f32(y, bias, m, out, 1);
+  }
+  virtual void add_bias_f32(float* y, const float* bias, int outer, int channels, int inner) = 0;
+  virtual void bias_grad_f32(const float* dy, float* dbias, int outer, int channels, int inner) = 0;
+  virtual void relu_forward_f32(const float* x, float* y, size_t n) = 0;
+  virtual void relu_backward_f32(const float* y, const float* dy, float* dx, size_t n) = 0;
+  virtual void dropout_forward_f32(const float* x, float* y, float* mask, size_t n, float p,
+                                   uint64_t seed) = 0;
+  virtual void mul_f32(const float* a, const float* b, float* out, size_t n) = 0;
+  virtual void add_f32(const float* a, const float* b, float* out, size_t n) = 0;
+  virtual void layer_norm_forward_f32(const float* x, const float* w, const float* b, float* y,
+                                      float* mean, float* rstd, int64_t rows, int64_t c,
+                                      float eps) = 0;
+  virtual void layer_norm_backward_f32(const float* x, const float* w, const float* mean,
+                                       const float* rstd, const float* dy, float* dx, float* dw,
+                                       float* db, int64_t rows, int64_t c) = 0;
+  virtual void gelu_forward_f32(const float* x, float* y, int64_t n) = 0;
+  virtual void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n) = 0;
+  virtual void attention_forward_f32(const float* qkv, float* out, float* att, int64_t b, int64_t t,
+                                     int64_t c, int64_t n_head) = 0;
+  virtual void attention_backward_f32(const float* qkv, const float* att, const float* dout,
+                                      float* dqkv, int64_t b, int64_t t, int64_t c,
+                                      int64_t n_head) = 0;
+  virtual void embedding_forward_f32(const int32_t* idx, const float* wte, const float* wpe,
+                                     float* out, int64_t b, int64_t t, int64_t c,
+                                     int64_t vocab) = 0;
+  virtual void embedding_backward_f32(const int32_t* idx, const float* dout, float* dwte,
+                                      float* dwpe, int64_t b, int64_t t, int64_t c,
+                                      int64_t vocab) = 0;
+  virtual LossResult softmax_cross_entropy_f32(const float* logits, const int32_t* targets,
+                                               int rows, int classes, int32_t ignore_index,
+                                               float grad_scale, float* dlogits) = 0;
+
+ private:
+  friend class Bf16Twin;
+  // The twin's float32 copies of bf16 operands, grown to the largest op and kept (slot i holds
+  // the i-th operand an op widens).
+  std::vector<DeviceBuffer> twin_scratch_;
 };
 
 // Throws SystemError, naming `backend`, unless gemm_ex takes these operand types: A and B both

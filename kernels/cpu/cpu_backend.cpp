@@ -104,7 +104,7 @@ class CpuBackend final : public Backend, public CpuDevice {
             float_to_bf16(wide_c_[static_cast<size_t>(r) * n + j]);
   }
 
-  void linear_forward(const float* x, const float* w, const float* bias, float* y, int m, int in,
+  void linear_forward_f32(const float* x, const float* w, const float* bias, float* y, int m, int in,
                       int out) override {
     if (!bias) return gemm(false, true, m, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
     // Each row of y starts as the bias and the GEMM adds to it (beta 1): one pass over y fewer
@@ -113,7 +113,7 @@ class CpuBackend final : public Backend, public CpuDevice {
     gemm(false, true, m, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
   }
 
-  void add_bias(float* y, const float* bias, int outer, int channels, int inner) override {
+  void add_bias_f32(float* y, const float* bias, int outer, int channels, int inner) override {
     if (inner == 1) {  // a Linear's rows: along each row, so that the loop vectorizes
       for (int o = 0; o < outer; ++o) {
         float* row = y + static_cast<size_t>(o) * channels;
@@ -129,7 +129,7 @@ class CpuBackend final : public Backend, public CpuDevice {
       }
   }
 
-  void bias_grad(const float* dy, float* dbias, int outer, int channels, int inner) override {
+  void bias_grad_f32(const float* dy, float* dbias, int outer, int channels, int inner) override {
     // Eight running sums, not one: a single float sum is one dependent add after another (the
     // compiler may not reorder float additions), eight of them vectorize. The order is fixed, so
     // the result is the same on every run.
@@ -185,11 +185,11 @@ class CpuBackend final : public Backend, public CpuDevice {
     column_sums(dy, sum, rows, channels);
   }
 
-  void relu_forward(const float* x, float* y, size_t n) override {
+  void relu_forward_f32(const float* x, float* y, size_t n) override {
     // NaN passes through, as in PyTorch, so that a bad input is not silently zeroed.
     for (size_t i = 0; i < n; ++i) y[i] = x[i] < 0 ? 0.0f : x[i];
   }
-  void relu_backward(const float* y, const float* dy, float* dx, size_t n) override {
+  void relu_backward_f32(const float* y, const float* dy, float* dx, size_t n) override {
     // dy is read on every element, not only where y > 0: a load under the condition keeps the
     // compiler from vectorizing the loop (it may not read what the source does not), and the
     // branch it leaves behind mispredicts on real data, 30 times slower.
@@ -199,7 +199,7 @@ class CpuBackend final : public Backend, public CpuDevice {
     }
   }
 
-  void dropout_forward(const float* x, float* y, float* mask, size_t n, float p,
+  void dropout_forward_f32(const float* x, float* y, float* mask, size_t n, float p,
                        uint64_t seed) override {
     const float keep_scale = 1.0f / (1.0f - p);
     for (size_t i = 0; i < n; ++i) {
@@ -207,40 +207,40 @@ class CpuBackend final : public Backend, public CpuDevice {
       y[i] = x[i] * mask[i];
     }
   }
-  void mul(const float* a, const float* b, float* out, size_t n) override {
+  void mul_f32(const float* a, const float* b, float* out, size_t n) override {
     for (size_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
   }
-  void add(const float* a, const float* b, float* out, size_t n) override {
+  void add_f32(const float* a, const float* b, float* out, size_t n) override {
     for (size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
   }
 
-  void layer_norm_forward(const float* x, const float* w, const float* b, float* y, float* mean,
+  void layer_norm_forward_f32(const float* x, const float* w, const float* b, float* y, float* mean,
                           float* rstd, int64_t rows, int64_t c, float eps) override {
     dpt::layer_norm_forward(x, w, b, y, mean, rstd, rows, c, eps);
   }
-  void layer_norm_backward(const float* x, const float* w, const float* mean, const float* rstd,
+  void layer_norm_backward_f32(const float* x, const float* w, const float* mean, const float* rstd,
                            const float* dy, float* dx, float* dw, float* db, int64_t rows,
                            int64_t c) override {
     dpt::layer_norm_backward(x, w, mean, rstd, dy, dx, dw, db, rows, c);
   }
-  void gelu_forward(const float* x, float* y, int64_t n) override { dpt::gelu_forward(x, y, n); }
-  void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) override {
+  void gelu_forward_f32(const float* x, float* y, int64_t n) override { dpt::gelu_forward(x, y, n); }
+  void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n) override {
     dpt::gelu_backward(x, dy, dx, n);
   }
-  void attention_forward(const float* qkv, float* out, float* att, int64_t b, int64_t t, int64_t c,
+  void attention_forward_f32(const float* qkv, float* out, float* att, int64_t b, int64_t t, int64_t c,
                          int64_t n_head) override {
     dpt::attention_forward(qkv, out, att, b, t, c, n_head);
   }
-  void attention_backward(const float* qkv, const float* att, const float* dout, float* dqkv,
+  void attention_backward_f32(const float* qkv, const float* att, const float* dout, float* dqkv,
                           int64_t b, int64_t t, int64_t c, int64_t n_head) override {
     attention_scratch_.resize(static_cast<size_t>(t * t));
     dpt::attention_backward(qkv, att, dout, dqkv, attention_scratch_.data(), b, t, c, n_head);
   }
-  void embedding_forward(const int32_t* idx, const float* wte, const float* wpe, float* out,
+  void embedding_forward_f32(const int32_t* idx, const float* wte, const float* wpe, float* out,
                          int64_t b, int64_t t, int64_t c, int64_t vocab) override {
     dpt::embedding_forward(idx, wte, wpe, out, b, t, c, vocab);
   }
-  void embedding_backward(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
+  void embedding_backward_f32(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
                           int64_t b, int64_t t, int64_t c, int64_t vocab) override {
     dpt::embedding_backward(idx, dout, dwte, dwpe, b, t, c, vocab);
   }
@@ -257,7 +257,7 @@ class CpuBackend final : public Backend, public CpuDevice {
       gemm(false, false, s.out_c, ohw, ckk, 1.0f, w, ckk, col_.data(), ohw, 0.0f,
            y + n * out_stride, ohw);
     }
-    if (b) add_bias(y, b, s.n, s.out_c, ohw);
+    if (b) add_bias_f32(y, b, s.n, s.out_c, ohw);
   }
 
   void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy,
@@ -319,7 +319,7 @@ class CpuBackend final : public Backend, public CpuDevice {
         dx[plane * plane_in + argmax[plane * plane_out + o]] += dy[plane * plane_out + o];
   }
 
-  LossResult softmax_cross_entropy(const float* logits, const int32_t* targets, int rows,
+  LossResult softmax_cross_entropy_f32(const float* logits, const int32_t* targets, int rows,
                                    int classes, int32_t ignore_index, float grad_scale,
                                    float* dlogits) override {
     LossResult r;

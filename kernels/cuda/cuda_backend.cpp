@@ -72,20 +72,20 @@ class CudaBackendImpl final : public CudaBackend {
                                   type(in), ldb, a.data(), type(in), lda, &beta, c.data(),
                                   type(c.dtype()), ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   }
-  void add_bias(float* y, const float* bias, int outer, int channels, int inner) override {
+  void add_bias_f32(float* y, const float* bias, int outer, int channels, int inner) override {
     make_current();
     gpu::launch_add_bias(y, bias, outer, channels, inner, stream_);
   }
-  void bias_grad(const float* dy, float* dbias, int outer, int channels, int inner) override {
+  void bias_grad_f32(const float* dy, float* dbias, int outer, int channels, int inner) override {
     make_current();
     gpu::launch_bias_grad(dy, dbias, outer, channels, inner, stream_);
   }
 
-  void relu_forward(const float* x, float* y, size_t n) override {
+  void relu_forward_f32(const float* x, float* y, size_t n) override {
     make_current();
     gpu::launch_relu_forward(x, y, n, stream_);
   }
-  void relu_backward(const float* y, const float* dy, float* dx, size_t n) override {
+  void relu_backward_f32(const float* y, const float* dy, float* dx, size_t n) override {
     make_current();
     gpu::launch_relu_backward(y, dy, dx, n, stream_);
   }
@@ -93,28 +93,28 @@ class CudaBackendImpl final : public CudaBackend {
     make_current();
     gpu::launch_fill_uniform(p, n, bound, seed, stream_);
   }
-  void dropout_forward(const float* x, float* y, float* mask, size_t n, float p,
+  void dropout_forward_f32(const float* x, float* y, float* mask, size_t n, float p,
                        uint64_t seed) override {
     make_current();
     gpu::launch_dropout_forward(x, y, mask, n, p, seed, stream_);
   }
-  void mul(const float* a, const float* b, float* out, size_t n) override {
+  void mul_f32(const float* a, const float* b, float* out, size_t n) override {
     make_current();
     gpu::launch_mul(a, b, out, n, stream_);
   }
-  void add(const float* a, const float* b, float* out, size_t n) override {
+  void add_f32(const float* a, const float* b, float* out, size_t n) override {
     make_current();
     gpu::launch_add(a, b, out, n, stream_);
   }
 
   // The transformer's ops. Their scratch (backward's partial sums, score gradients, sort
   // buffers) is the device's, grown on demand and reused from call to call.
-  void layer_norm_forward(const float* x, const float* w, const float* b, float* y, float* mean,
+  void layer_norm_forward_f32(const float* x, const float* w, const float* b, float* y, float* mean,
                           float* rstd, int64_t rows, int64_t c, float eps) override {
     make_current();
     gpu::launch_layer_norm_forward(x, w, b, y, mean, rstd, rows, c, eps, stream_);
   }
-  void layer_norm_backward(const float* x, const float* w, const float* mean, const float* rstd,
+  void layer_norm_backward_f32(const float* x, const float* w, const float* mean, const float* rstd,
                            const float* dy, float* dx, float* dw, float* db, int64_t rows,
                            int64_t c) override {
     make_current();
@@ -122,32 +122,32 @@ class CudaBackendImpl final : public CudaBackend {
         static_cast<float*>(scratch(sizeof(float) * gpu::layer_norm_backward_partials(rows, c)));
     gpu::launch_layer_norm_backward(x, w, mean, rstd, dy, dx, dw, db, partials, rows, c, stream_);
   }
-  void gelu_forward(const float* x, float* y, int64_t n) override {
+  void gelu_forward_f32(const float* x, float* y, int64_t n) override {
     make_current();
     gpu::launch_gelu_forward(x, y, n, stream_);
   }
-  void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) override {
+  void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n) override {
     make_current();
     gpu::launch_gelu_backward(x, dy, dx, n, stream_);
   }
-  void attention_forward(const float* qkv, float* out, float* att, int64_t b, int64_t t, int64_t c,
+  void attention_forward_f32(const float* qkv, float* out, float* att, int64_t b, int64_t t, int64_t c,
                          int64_t n_head) override {
     make_current();
     gpu::attention_forward(cublas_, qkv, out, att, b, t, c, n_head);
   }
-  void attention_backward(const float* qkv, const float* att, const float* dout, float* dqkv,
+  void attention_backward_f32(const float* qkv, const float* att, const float* dout, float* dqkv,
                           int64_t b, int64_t t, int64_t c, int64_t n_head) override {
     make_current();
     auto* ds =
         static_cast<float*>(scratch(sizeof(float) * gpu::attention_backward_scratch(t, n_head)));
     gpu::attention_backward(cublas_, qkv, att, dout, dqkv, ds, b, t, c, n_head);
   }
-  void embedding_forward(const int32_t* idx, const float* wte, const float* wpe, float* out,
+  void embedding_forward_f32(const int32_t* idx, const float* wte, const float* wpe, float* out,
                          int64_t b, int64_t t, int64_t c, int64_t vocab) override {
     make_current();
     gpu::launch_embedding_forward(idx, wte, wpe, out, b, t, c, vocab, stream_);
   }
-  void embedding_backward(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
+  void embedding_backward_f32(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
                           int64_t b, int64_t t, int64_t c, int64_t vocab) override {
     make_current();
     void* work = scratch(gpu::embedding_backward_scratch(b * t, vocab));
@@ -176,7 +176,7 @@ class CudaBackendImpl final : public CudaBackend {
     pool_->backward(s, x, y, dy, dx);
   }
 
-  LossResult softmax_cross_entropy(const float* logits, const int32_t* targets, int rows,
+  LossResult softmax_cross_entropy_f32(const float* logits, const int32_t* targets, int rows,
                                    int classes, int32_t ignore_index, float grad_scale,
                                    float* dlogits) override {
     make_current();

@@ -5,23 +5,21 @@
 namespace dpt {
 
 void ReLU::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch, const ForwardContext&) {
-  be.relu_forward(x.as<float>(), y.as<float>(), static_cast<size_t>(batch) * shape_numel(in_));
+  be.relu_forward(x, y, static_cast<size_t>(batch) * shape_numel(in_));
 }
 
-void ReLU::backward(Backend& be, ConstTensorRef, ConstTensorRef y, ConstTensorRef dy,
-                    TensorRef dx, int batch) {
-  if (dx)
-    be.relu_backward(y.as<float>(), dy.as<float>(), dx.as<float>(),
-                     static_cast<size_t>(batch) * shape_numel(in_));
+void ReLU::backward(Backend& be, ConstTensorRef, ConstTensorRef y, ConstTensorRef dy, TensorRef dx,
+                    int batch) {
+  if (dx) be.relu_backward(y, dy, dx, static_cast<size_t>(batch) * shape_numel(in_));
 }
 
 void Gelu::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch, const ForwardContext&) {
-  be.gelu_forward(x.as<float>(), y.as<float>(), batch * shape_numel(in_));
+  be.gelu_forward(x, y, batch * shape_numel(in_));
 }
 
 void Gelu::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy, TensorRef dx,
                     int batch) {
-  if (dx) be.gelu_backward(x.as<float>(), dy.as<float>(), dx.as<float>(), batch * shape_numel(in_));
+  if (dx) be.gelu_backward(x, dy, dx, batch * shape_numel(in_));
 }
 
 Shape Flatten::setup(const Shape& input) {
@@ -41,21 +39,21 @@ void Dropout::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
   const size_t n = static_cast<size_t>(batch) * shape_numel(in_);
   masked_ = ctx.training && p_ > 0;
   if (!masked_) {
-    be.copy(y.as<float>(), x.as<float>(), sizeof(float) * n);
+    be.copy(y.data(), x.data(), dtype_size(x.dtype()) * n);
     return;
   }
   mask_.resize(be, DataType::F32, n);
-  be.dropout_forward(x.as<float>(), y.as<float>(), mask_.data(), n, p_, ctx.seed);
+  be.dropout_forward(x, y, mask_.data(), n, p_, ctx.seed);
 }
 
-void Dropout::backward(Backend& be, ConstTensorRef, ConstTensorRef, ConstTensorRef dy,
-                       TensorRef dx, int batch) {
+void Dropout::backward(Backend& be, ConstTensorRef, ConstTensorRef, ConstTensorRef dy, TensorRef dx,
+                       int batch) {
   if (!dx) return;
   const size_t n = static_cast<size_t>(batch) * shape_numel(in_);
   if (masked_)
-    be.mul(dy.as<float>(), mask_.data(), dx.as<float>(), n);
+    be.mul(dy, mask_.data(), dx, n);
   else
-    be.copy(dx.as<float>(), dy.as<float>(), sizeof(float) * n);
+    be.copy(dx.data(), dy.data(), dtype_size(dy.dtype()) * n);
 }
 
 }  // namespace dpt

@@ -15,8 +15,8 @@ class Conv2d final : public Layer {
   std::vector<Op> ops() const override { return {Op::Conv2d}; }
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
-  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
-                TensorRef dx, int batch) override;
+  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy, TensorRef dx,
+                int batch) override;
 
  private:
   ConvShape shape(int batch) const;

@@ -26,13 +26,12 @@ std::vector<ParamSpec> Embedding::param_specs() const {
 
 void Embedding::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                         const ForwardContext&) {
-  be.embedding_forward(x.as<int32_t>(), param(0), param(1), y.as<float>(), batch, t_, c_, vocab_);
+  be.embedding_forward(x.as<int32_t>(), params_[0], params_[1], y, batch, t_, c_, vocab_);
 }
 
 void Embedding::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
                          TensorRef, int batch) {
-  be.embedding_backward(x.as<int32_t>(), dy.as<float>(), grads_[0], grads_[1], batch, t_, c_,
-                        vocab_);
+  be.embedding_backward(x.as<int32_t>(), dy, grads_[0], grads_[1], batch, t_, c_, vocab_);
 }
 
 }  // namespace dpt

@@ -30,8 +30,7 @@ std::vector<std::unique_ptr<Layer>> make_gpt(const GptConfig& c, const std::stri
     layers.back()->set_module_name("transformer.drop");
   }
   for (int64_t i = 0; i < c.n_layer; ++i) {
-    layers.push_back(
-        std::make_unique<TransformerBlock>(c.n_embd, c.n_head, c.n_layer, c.dropout));
+    layers.push_back(std::make_unique<TransformerBlock>(c.n_embd, c.n_head, c.n_layer, c.dropout));
     layers.back()->set_module_name("transformer.h." + std::to_string(i));
   }
   layers.push_back(std::make_unique<LayerNorm>());

@@ -30,20 +30,19 @@ void LayerNorm::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
   const int64_t rows = batch * rows_;
   mean_.resize(be, DataType::F32, static_cast<size_t>(rows));
   rstd_.resize(be, DataType::F32, static_cast<size_t>(rows));
-  be.layer_norm_forward(x.as<float>(), param(0), param(1), y.as<float>(), mean_.data(),
-                        rstd_.data(), rows, c_, eps_);
+  be.layer_norm_forward(x, params_[0], params_[1], y, mean_.data(), rstd_.data(), rows, c_, eps_);
 }
 
 void LayerNorm::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
                          TensorRef dx, int batch) {
   const int64_t rows = batch * rows_;
-  float* out = dx.as<float>();
+  TensorRef out = dx;
   if (!out) {
-    scratch_.resize(be, DataType::F32, static_cast<size_t>(rows * c_));
-    out = scratch_.data();
+    scratch_.resize(be, dy.dtype(), static_cast<size_t>(rows * c_));
+    out = scratch_.ref();
   }
-  be.layer_norm_backward(x.as<float>(), param(0), mean_.data(), rstd_.data(), dy.as<float>(), out,
-                         grads_[0], grads_[1], rows, c_);
+  be.layer_norm_backward(x, params_[0], mean_.data(), rstd_.data(), dy, out, grads_[0], grads_[1],
+                         rows, c_);
 }
 
 }  // namespace dpt

@@ -43,17 +43,17 @@ std::vector<Op> Linear::ops() const { return {Op::Gemm, Op::AddBias, Op::BiasGra
 void Linear::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch, const ForwardContext&) {
   const int in = static_cast<int>(in_features_), out = static_cast<int>(out_features_);
   const int m = batch * static_cast<int>(rows_);
-  be.linear_forward(x.as<float>(), param(0), param(1), y.as<float>(), m, in, out);
+  be.linear_forward(x, params_[0], params_[1], y, m, in, out);
 }
 
 void Linear::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
                       TensorRef dx, int batch) {
   const int in = static_cast<int>(in_features_), out = static_cast<int>(out_features_);
   const int m = batch * static_cast<int>(rows_);
-  const float* dyf = dy.as<float>();
-  be.gemm(true, false, out, in, m, 1.0f, dyf, out, x.as<float>(), in, 1.0f, grads_[0], in);
-  be.bias_grad(dyf, grads_[1], m, out, 1);
-  if (dx) be.gemm(false, false, m, in, out, 1.0f, dyf, out, param(0), in, 0.0f, dx.as<float>(), in);
+  // The weight's gradient accumulates in float32 whatever the activations' type.
+  be.gemm_ex(true, false, out, in, m, 1.0f, dy, out, x, in, 1.0f, grads_[0], in);
+  be.bias_grad(dy, grads_[1], m, out, 1);
+  if (dx) be.gemm_ex(false, false, m, in, out, 1.0f, dy, out, params_[0], in, 0.0f, dx, in);
 }
 
 }  // namespace dpt

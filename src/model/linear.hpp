@@ -20,8 +20,8 @@ class Linear final : public Layer {
   std::vector<Op> ops() const override;
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
-  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
-                TensorRef dx, int batch) override;
+  void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy, TensorRef dx,
+                int batch) override;
 
  private:
   int64_t in_features_ = 0, out_features_;

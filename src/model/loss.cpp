@@ -6,9 +6,9 @@
 
 namespace dpt {
 
-LossResult SoftmaxCrossEntropy::compute(Backend& be, const float* logits, const int32_t* targets,
+LossResult SoftmaxCrossEntropy::compute(Backend& be, ConstTensorRef logits, const int32_t* targets,
                                         int rows, int classes, float grad_scale,
-                                        float* dlogits) const {
+                                        TensorRef dlogits) const {
   if (rows < 0 || classes < 1)
     throw InputError(name() + ": needs rows >= 0 and classes >= 1, got " + std::to_string(rows) +
                      " rows of " + std::to_string(classes) + " classes");

@@ -32,8 +32,9 @@ class Loss {
   //
   // Throws InputError for a target that is neither the ignore index nor in [0, classes), naming
   // the row and the target; dlogits is then unspecified.
-  virtual LossResult compute(Backend& be, const float* logits, const int32_t* targets, int rows,
-                             int classes, float grad_scale, float* dlogits) const = 0;
+  // The logits and dlogits are float32 or bf16 (the loss itself is summed in double either way).
+  virtual LossResult compute(Backend& be, ConstTensorRef logits, const int32_t* targets, int rows,
+                             int classes, float grad_scale, TensorRef dlogits) const = 0;
 };
 
 // -log softmax(logits)[target] per row (PyTorch's CrossEntropyLoss with reduction "sum").
@@ -44,8 +45,8 @@ class SoftmaxCrossEntropy : public Loss {
   std::string name() const override { return "softmax_cross_entropy"; }
   int32_t ignore_index() const { return ignore_index_; }
 
-  LossResult compute(Backend& be, const float* logits, const int32_t* targets, int rows,
-                     int classes, float grad_scale, float* dlogits) const override;
+  LossResult compute(Backend& be, ConstTensorRef logits, const int32_t* targets, int rows,
+                     int classes, float grad_scale, TensorRef dlogits) const override;
 
  private:
   int32_t ignore_index_;

@@ -24,16 +24,13 @@ std::vector<Op> Residual::ops() const {
 void Residual::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                        const ForwardContext& ctx) {
   const ConstTensorRef body = forward_chain(be, x, batch, ctx);
-  be.add(x.as<float>(), body.as<float>(), y.as<float>(),
-         static_cast<size_t>(batch) * shape_numel(in_));
+  be.add(x, body, y, static_cast<size_t>(batch) * shape_numel(in_));
 }
 
 void Residual::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
                         TensorRef dx, int batch) {
   backward_chain(be, x, dy, dx, batch);
-  if (dx)
-    be.add(dx.as<float>(), dy.as<float>(), dx.as<float>(),
-           static_cast<size_t>(batch) * shape_numel(in_));
+  if (dx) be.add(dx, dy, dx, static_cast<size_t>(batch) * shape_numel(in_));
 }
 
 }  // namespace dpt

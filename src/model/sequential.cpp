@@ -103,11 +103,22 @@ Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& back
   rows_per_sample_ = rows ? out[0] : 1;
   params_.resize(backend_, DataType::F32, std::max<size_t>(flat_size_, 1));
   grads_.resize(backend_, DataType::F32, std::max<size_t>(flat_size_, 1));
+  const bool working = act_dtype_ != DataType::F32;
+  if (working) {
+    if (!convertible(DataType::F32, act_dtype_))
+      throw InputError(std::string("model: no working copy of the weights in ") +
+                       dtype_name(act_dtype_));
+    work_.resize(backend_, act_dtype_, std::max<size_t>(flat_size_, 1));
+  }
+  const size_t elem = dtype_size(act_dtype_);
   for (size_t i = 0; i < layers_.size(); ++i) {
     std::vector<TensorRef> p;
     std::vector<float*> g;
     for (size_t t : views[i]) {
-      p.push_back(TensorRef(params_.data() + info_[t].elem_offset));
+      const size_t at = info_[t].elem_offset;
+      p.push_back(working
+                      ? TensorRef(static_cast<char*>(work_.ref().data()) + at * elem, act_dtype_)
+                      : TensorRef(params_.data() + at));
       g.push_back(grads_.data() + info_[t].elem_offset);
     }
     layers_[i]->bind(std::move(p), std::move(g));
@@ -145,6 +156,7 @@ void Sequential::init_params(uint64_t seed) {
         break;
     }
   }
+  working_stale_ = true;
 }
 
 size_t Sequential::activation_bytes(int batch) const {
@@ -182,11 +194,21 @@ void Sequential::reshape(int batch) {
     if (layers_[i - 1]->aliases_input() && i > 1) grad_[i] = grad_[i - 1];
 }
 
-const float* Sequential::forward(ConstTensorRef x, int batch, bool training,
-                                 uint64_t dropout_seed) {
+void Sequential::refresh_working_copy() {
+  working_stale_ = false;
+  if (!work_.count()) return;
+  if (rounding_ == WeightRounding::Stochastic)
+    backend_.convert_stochastic(params_.data(), work_.ref().data(), flat_size_, rounding_seed_);
+  else
+    backend_.convert(params_.data(), DataType::F32, work_.ref().data(), act_dtype_, flat_size_);
+}
+
+ConstTensorRef Sequential::forward(ConstTensorRef x, int batch, bool training,
+                                   uint64_t dropout_seed) {
   if (x.dtype() != input_dtype_)
     throw SystemError(std::string("Sequential::forward: the input is ") + dtype_name(x.dtype()) +
                       ", the model takes " + dtype_name(input_dtype_));
+  if (working_stale_) refresh_working_copy();
   reshape(batch);
   act_[0] = TensorRef(const_cast<void*>(x.data()), x.dtype());
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -200,13 +222,17 @@ const float* Sequential::forward(ConstTensorRef x, int batch, bool training,
     layers_[i]->forward(backend_, act_[i], act_[i + 1], batch, ctx);
     if (observer_) time_end(static_cast<int>(i), false, marker, start);
   }
-  return act_.back().as<float>();
+  return act_.back();
 }
 
-void Sequential::backward(const float* doutput, int batch,
+void Sequential::backward(ConstTensorRef doutput, int batch,
                           const std::function<void(int)>& on_layer_done) {
   if (batch != batch_) throw SystemError("Sequential::backward: batch differs from forward");
   const size_t n = layers_.size();
+  if (doutput.dtype() != act_dtype_)
+    throw SystemError(std::string("Sequential::backward: the output gradient is ") +
+                      dtype_name(doutput.dtype()) + ", the activations are " +
+                      dtype_name(act_dtype_));
   ConstTensorRef dy = doutput;
   for (size_t i = n; i-- > 0;) {
     const TensorRef dx = i == 0 ? TensorRef() : grad_[i];
@@ -273,6 +299,7 @@ std::vector<float> Sequential::params_to_host() const {
 void Sequential::params_from_host(const std::vector<float>& host) {
   if (host.size() != flat_size_) throw SystemError("params_from_host: size mismatch");
   backend_.copy_from_host(params_.data(), host.data(), sizeof(float) * flat_size_);
+  working_stale_ = true;
 }
 
 }  // namespace dpt

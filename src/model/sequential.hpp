@@ -3,7 +3,11 @@
 // All parameters live in one allocation, all gradients in another, laid out in layer order with
 // each tensor starting on a 64-element boundary; layers hold views. The flat buffers are float32
 // (the master copy of the weights, whatever type the activations take); the activations and
-// their gradients have the model's activation type, which the layers' ops must take. Parameter
+// their gradients have the model's activation type, which the layers' ops must take. When that
+// type is bf16, a third buffer of that layout holds the bf16 working copy of the weights, which
+// the layers compute with: it is written from the master weights before the first forward after
+// they may have changed (anyone who took params() may have written them), rounded to nearest
+// or stochastically (set_weight_rounding). Parameter
 // names follow nn.Sequential ("0.weight", "2.bias": every layer counts), so weights map onto
 // PyTorch by index, unless a layer carries a module name of its own (Layer::module_name: a gpt's
 // "transformer.h.3.attn.c_attn.weight"). A composite layer (a residual or transformer block) is
@@ -47,7 +51,7 @@ struct ParamInfo {
 class Sequential {
  public:
   // Throws InputError when a layer does not fit its input, or when the backend does not take
-  // `activations` for an op a layer needs (naming the layer). Only float32 is trained today.
+  // `activations` for an op a layer needs (naming the layer).
   // Each tensor starts at a multiple of `align_elems` elements of the flat buffers, and the
   // buffers' size is one: 64 keeps every tensor 256-byte aligned; a multiple of the world size
   // lets ZeRO cut any bucket of whole tensors into equal blocks (see src/train/zero.hpp).
@@ -63,16 +67,17 @@ class Sequential {
   void init_params(uint64_t seed);
 
   // Runs the layers on a batch (x in this backend's memory, of input_dtype(): float32 features
-  // or int32 token ids); returns the output [batch, num_outputs()]. Throws SystemError when x
-  // has another element type.
-  const float* forward(ConstTensorRef x, int batch, bool training, uint64_t dropout_seed);
-  const float* forward(const float* x, int batch, bool training, uint64_t dropout_seed) {
+  // or int32 token ids); returns the output [batch, num_outputs()], of activation_dtype().
+  // Throws SystemError when x has another element type.
+  ConstTensorRef forward(ConstTensorRef x, int batch, bool training, uint64_t dropout_seed);
+  ConstTensorRef forward(const float* x, int batch, bool training, uint64_t dropout_seed) {
     return forward(ConstTensorRef(x), batch, training, dropout_seed);
   }
-  // Back-propagates d(loss)/d(output) and adds the parameter gradients into grads().
+  // Back-propagates d(loss)/d(output) (of activation_dtype()) and adds the parameter gradients
+  // into grads() (float32).
   // `on_layer_done(i)` is called once layer i's backward is done: its own tensors' gradients are
   // final, and it has added its use of each of tied_params(i).
-  void backward(const float* doutput, int batch,
+  void backward(ConstTensorRef doutput, int batch,
                 const std::function<void(int)>& on_layer_done = nullptr);
   void zero_grad();
   // Called around each layer's forward and backward with (layer, is_backward, start, end) in
@@ -88,7 +93,28 @@ class Sequential {
   // the order they ran. Call it after the backend's synchronize() and before clear_markers().
   void report_layer_times();
 
-  float* params() const { return params_.data(); }
+  // The float32 master weights. Taking them marks the bf16 working copy stale.
+  float* params() const {
+    working_stale_ = true;
+    return params_.data();
+  }
+  // How the bf16 working copy is written from the master weights: rounded to nearest even, or
+  // stochastically (Backend::convert_stochastic) from `seed`, which the caller sets to the same
+  // value on every rank (a trainer: from its seed and the optimizer step) so replicas agree.
+  enum class WeightRounding { Nearest, Stochastic };
+  // A change marks the working copy stale.
+  void set_weight_rounding(WeightRounding rounding, uint64_t seed) {
+    if (rounding == rounding_ && (rounding == WeightRounding::Nearest || seed == rounding_seed_))
+      return;
+    rounding_ = rounding;
+    rounding_seed_ = seed;
+    working_stale_ = true;
+  }
+  // The working copy (bf16), or the master weights when the model computes in float32; up to
+  // date as of the last forward.
+  ConstTensorRef working_params() const {
+    return work_.count() ? ConstTensorRef(work_.ref()) : ConstTensorRef(params_.data());
+  }
   float* grads() const { return grads_.data(); }
   // Elements (float32) in each flat buffer, padding included.
   size_t flat_size() const { return flat_size_; }
@@ -140,6 +166,11 @@ class Sequential {
   int64_t rows_per_sample_ = 1;
   size_t flat_size_ = 0;
   DeviceBuffer params_, grads_;
+  DeviceBuffer work_;  // the bf16 working copy (empty in float32)
+  mutable bool working_stale_ = true;
+  WeightRounding rounding_ = WeightRounding::Nearest;
+  uint64_t rounding_seed_ = 0;
+  void refresh_working_copy();
   int batch_ = 0;
   // Activations and their gradients; act_[i] is the input of layer i. Aliased layers share.
   std::vector<DeviceBuffer> act_store_, grad_store_;

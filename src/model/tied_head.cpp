@@ -26,17 +26,16 @@ void TiedHead::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                        const ForwardContext&) {
   const int m = batch * static_cast<int>(t_), v = static_cast<int>(vocab_),
             c = static_cast<int>(c_);
-  be.gemm(false, true, m, v, c, 1.0f, x.as<float>(), c, param(0), c, 0.0f, y.as<float>(), v);
+  be.gemm_ex(false, true, m, v, c, 1.0f, x, c, params_[0], c, 0.0f, y, v);
 }
 
 void TiedHead::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
                         TensorRef dx, int batch) {
   const int m = batch * static_cast<int>(t_), v = static_cast<int>(vocab_),
             c = static_cast<int>(c_);
-  const float* dyf = dy.as<float>();
   // beta 1: the embedding's gradient gathers both uses.
-  be.gemm(true, false, v, c, m, 1.0f, dyf, v, x.as<float>(), c, 1.0f, grads_[0], c);
-  if (dx) be.gemm(false, false, m, c, v, 1.0f, dyf, v, param(0), c, 0.0f, dx.as<float>(), c);
+  be.gemm_ex(true, false, v, c, m, 1.0f, dy, v, x, c, 1.0f, grads_[0], c);
+  if (dx) be.gemm_ex(false, false, m, c, v, 1.0f, dy, v, params_[0], c, 0.0f, dx, c);
 }
 
 }  // namespace dpt

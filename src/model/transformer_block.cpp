@@ -117,30 +117,31 @@ std::vector<Op> TransformerBlock::ops() const {
 }
 
 size_t TransformerBlock::activation_bytes(int batch, size_t act_bytes) const {
-  size_t bytes = 7 * static_cast<size_t>(batch) * shape_numel(in_) * sizeof(float);
+  size_t bytes = 7 * static_cast<size_t>(batch) * shape_numel(in_) * act_bytes;
   for (size_t i = 0; i < num_children(); ++i) bytes += child(i).activation_bytes(batch, act_bytes);
   return bytes;
 }
 
-void TransformerBlock::reshape(Backend& be, int batch) {
-  if (batch == buffers_batch_ && &be == buffers_backend_) return;
+void TransformerBlock::reshape(Backend& be, int batch, DataType dtype) {
+  if (batch == buffers_batch_ && &be == buffers_backend_ && dtype == buffers_dtype_) return;
+  buffers_dtype_ = dtype;
   buffers_batch_ = batch;
   buffers_backend_ = &be;
   const size_t n = static_cast<size_t>(batch) * shape_numel(in_);
   for (DeviceBuffer* b : {&ln1_out_, &attn_out_, &h_, &ln2_out_, &mlp_out_, &d_norm_, &d_h_})
-    b->resize(be, DataType::F32, n);
+    b->resize(be, dtype, n);
 }
 
 void TransformerBlock::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                                const ForwardContext& ctx) {
-  reshape(be, batch);
+  reshape(be, batch, x.dtype());
   const size_t n = static_cast<size_t>(batch) * shape_numel(in_);
   ln_1().forward(be, x, ln1_out_.ref(), batch, child_context(ctx, 0));
   attn().forward(be, ln1_out_.ref(), attn_out_.ref(), batch, child_context(ctx, 1));
-  be.add(x.as<float>(), attn_out_.data(), h_.data(), n);
+  be.add(x, attn_out_.ref(), h_.ref(), n);
   ln_2().forward(be, h_.ref(), ln2_out_.ref(), batch, child_context(ctx, 2));
   mlp().forward(be, ln2_out_.ref(), mlp_out_.ref(), batch, child_context(ctx, 3));
-  be.add(h_.data(), mlp_out_.data(), y.as<float>(), n);
+  be.add(h_.ref(), mlp_out_.ref(), y, n);
 }
 
 void TransformerBlock::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
@@ -151,11 +152,11 @@ void TransformerBlock::backward(Backend& be, ConstTensorRef x, ConstTensorRef, C
   // y = h + mlp(ln_2(h)): dh = dy + the MLP path's gradient.
   mlp().backward(be, ln2_out_.ref(), mlp_out_.ref(), dy, d_norm_.ref(), batch);
   ln_2().backward(be, h_.ref(), ln2_out_.ref(), d_norm_.ref(), d_h_.ref(), batch);
-  be.add(d_h_.data(), dy.as<float>(), d_h_.data(), n);
+  be.add(d_h_.ref(), dy, d_h_.ref(), n);
   // h = x + attn(ln_1(x)): dx = dh + the attention path's gradient.
   attn().backward(be, ln1_out_.ref(), attn_out_.ref(), d_h_.ref(), d_norm_.ref(), batch);
   ln_1().backward(be, x, ln1_out_.ref(), d_norm_.ref(), dx, batch);
-  if (dx) be.add(dx.as<float>(), d_h_.data(), dx.as<float>(), n);
+  if (dx) be.add(dx, d_h_.ref(), dx, n);
 }
 
 }  // namespace dpt

@@ -61,7 +61,7 @@ class TransformerBlock final : public Composite {
                 int batch) override;
 
  private:
-  void reshape(Backend& be, int batch);
+  void reshape(Backend& be, int batch, DataType dtype);
   Layer& ln_1() { return child_layer(0); }
   Layer& attn() { return child_layer(1); }
   Layer& ln_2() { return child_layer(2); }
@@ -70,6 +70,7 @@ class TransformerBlock final : public Composite {
   int64_t c_;
   int buffers_batch_ = 0;
   const Backend* buffers_backend_ = nullptr;  // where the buffers below live
+  DataType buffers_dtype_ = DataType::F32;    // and their element type
   // Forward: ln_1(x), attn(ln_1(x)), h, ln_2(h), mlp(ln_2(h)); each [batch, T, C].
   DeviceBuffer ln1_out_, attn_out_, h_, ln2_out_, mlp_out_;
   // Backward: the gradient at ln_2's output and then at ln_1's (one buffer, used in turn), and

@@ -37,7 +37,7 @@ std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt,
     std::fill(window.begin(), window.end(), 0);
     std::copy(tokens.end() - static_cast<std::ptrdiff_t>(len), tokens.end(), window.begin());
     be.copy_from_host(x.as<int32_t>(), window.data(), sizeof(int32_t) * window.size());
-    const float* logits = net.forward(x.ref(), 1, false, 0);
+    const float* logits = net.forward(x.ref(), 1, false, 0).as<float>();
     be.copy_to_host(row.data(), logits + (len - 1) * vocab, sizeof(float) * row.size());
     const int32_t next = sample_token(row.data(), vocab, sampling, static_cast<uint64_t>(n));
     tokens.push_back(next);

@@ -86,12 +86,13 @@ bool stop_requested(Communicator& comm, const FitOptions::Stop& stop, int64_t st
 
 }  // namespace
 
-Model::Model(Environment env, const std::string& spec, const Shape& input_shape, uint64_t seed)
+Model::Model(Environment env, const std::string& spec, const Shape& input_shape, uint64_t seed,
+             DataType compute)
     : env_(env) {
   try {
     // Laid out so that ZeRO-1 can cut any bucket into equal blocks (zero.hpp).
-    net_ = std::make_unique<Sequential>(parse_model_spec(spec), env_.backend, input_shape,
-                                        DataType::F32, shard_alignment(env_.comm.size()));
+    net_ = std::make_unique<Sequential>(parse_model_spec(spec), env_.backend, input_shape, compute,
+                                        shard_alignment(env_.comm.size()));
   } catch (const InputError& e) {
     // Shape errors come from the layers, which do not know the spec: name it here.
     std::string what = e.what();
@@ -180,7 +181,7 @@ struct Model::FitRun {
         classes(model.net_->num_classes()),
         sampler(shard_sampler(train, model.env_.comm, o.schedule)),
         stager(model.env_.backend, train, sampler, o.schedule.batch_size, o.schedule.accumulate),
-        dlogits(model.env_.backend, DataType::F32,
+        dlogits(model.env_.backend, model.net_->activation_dtype(),
                 static_cast<size_t>(o.schedule.batch_size) * model.net_->num_outputs()),
         grad_scale(1.0f / static_cast<float>(sampler.global_batch() * rows_per_sample)),
         buckets(model.buckets(o.comm)),
@@ -267,6 +268,7 @@ std::vector<EpochMetrics> Model::fit(const BatchSource& train, const FitOptions&
   stopped_on_request_ = false;
   const TrainPosition from = o.checkpoint.resume.value_or(TrainPosition{steps_done_, 0, 0, 0.0});
   steps_done_ = from.step;
+  set_weight_rounding(o);
   for (int epoch = from.epoch; epoch < o.schedule.epochs; ++epoch) {
     const std::vector<int64_t> perm = run.sampler.permutation(epoch);
     const double epoch_start = steady_seconds();
@@ -279,6 +281,7 @@ std::vector<EpochMetrics> Model::fit(const BatchSource& train, const FitOptions&
       last_lr_ = step.lr;
       last_grad_norm_ = step.grad_norm;
       ++steps_done_;
+      set_weight_rounding(o);
       if (run.faults) run.faults->after_step(steps_done_, *net_);
       run.health.after_step(steps_done_);
       for (Callback* cb : callbacks)
@@ -319,6 +322,13 @@ std::vector<EpochMetrics> Model::fit(const BatchSource& train, const FitOptions&
   return history;
 }
 
+void Model::set_weight_rounding(const FitOptions& o) {
+  // The seed follows the masters' version (the optimizer steps done), so that a resumed run
+  // writes the same working copy.
+  net_->set_weight_rounding(o.precision.weight_rounding,
+                            mix64(o.schedule.seed ^ (0xd1342543de82ef95ULL * (steps_done_ + 1))));
+}
+
 // One optimizer step: per micro-batch stage, forward, loss, backward (the last one reducing),
 // then health, learning rate, gradient clipping, optimizer, timing and trace.
 Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& perm, int64_t s) {
@@ -334,7 +344,7 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
   net_->zero_grad();
   for (int m = 0; m < o.accumulate; ++m) {
     run.stager.stage(perm, s, steps_done_, m);
-    const float* logits;
+    ConstTensorRef logits;
     {
       ScopedRange range(be, "forward");
       logits =
@@ -343,11 +353,11 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
     // The loss over the micro-batch, and its gradient (scaled by grad_scale) into dlogits.
     r.loss += loss_
                   ->compute(be, logits, run.stager.targets(), rows, classes, run.grad_scale,
-                            run.dlogits.data())
+                            run.dlogits.ref())
                   .loss_sum;
     ScopedRange range(be, "backward");
     if (m + 1 < o.accumulate) {
-      net_->backward(run.dlogits.data(), b);  // accumulate locally, no communication
+      net_->backward(run.dlogits.ref(), b);  // accumulate locally, no communication
       continue;
     }
     // The last micro-batch: each bucket's allreduce starts as soon as backward has finished its
@@ -355,7 +365,7 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
     // allreduce after the work queued so far (a device event for NCCL, a copy that waits for
     // the queue when staging through host memory).
     run.reducer.begin(net_->grads());
-    net_->backward(run.dlogits.data(), b, [&](int layer) {
+    net_->backward(run.dlogits.ref(), b, [&](int layer) {
       for (size_t p : net_->tied_params(static_cast<size_t>(layer))) run.reducer.param_done(p);
       run.reducer.stage_done(layer);
     });
@@ -426,7 +436,7 @@ EvalResult Model::evaluate(const BatchSource& data, int batch_size, int64_t max_
     data.gather(mine.data() + start, n, x_host.data(), y_host.data());
     be.copy_from_host(x_dev.ref().data(), x_host.data(), n * x_per_sample * x_bytes);
     be.copy_from_host(y_dev.as<int32_t>(), y_host.data(), sizeof(int32_t) * rows);
-    const float* logits = net_->forward(x_dev.ref(), n, false, 0);
+    const ConstTensorRef logits = net_->forward(x_dev.ref(), n, false, 0);
     const LossResult r =
         loss_->compute(be, logits, y_dev.as<int32_t>(), rows, classes, 0.0f, nullptr);
     loss_sum += r.loss_sum;
@@ -452,9 +462,15 @@ std::vector<float> Model::predict(const float* x, int n) {
   const int classes = static_cast<int>(net_->num_outputs());
   DeviceBuffer x_dev(be, DataType::F32, n * numel);
   be.copy_from_host(x_dev.data(), x, sizeof(float) * n * numel);
-  const float* logits = net_->forward(x_dev.data(), n, false, 0);
+  const ConstTensorRef logits = net_->forward(x_dev.data(), n, false, 0);
   std::vector<float> out(static_cast<size_t>(n) * classes);
-  be.copy_to_host(out.data(), logits, sizeof(float) * out.size());
+  if (logits.dtype() == DataType::F32) {
+    be.copy_to_host(out.data(), logits.data(), sizeof(float) * out.size());
+  } else {  // widened on the device, then copied
+    DeviceBuffer wide(be, DataType::F32, out.size());
+    be.convert(logits.data(), logits.dtype(), wide.data(), DataType::F32, out.size());
+    be.copy_to_host(out.data(), wide.data(), sizeof(float) * out.size());
+  }
   return out;
 }
 

@@ -78,6 +78,13 @@ struct FitOptions {
     DataType grad_comm = DataType::F32;
   } comm;
 
+  struct Precision {
+    // How a bf16 model's working copy is written from the master weights after each step:
+    // rounded to nearest, or stochastically (llm.c's choice), from the seed and the step, alike
+    // on every rank. Nothing changes for a float32 model.
+    Sequential::WeightRounding weight_rounding = Sequential::WeightRounding::Nearest;
+  } precision;
+
   struct Checkpoints {
     // When and where checkpoints are written (see checkpoint_policy.hpp); none: never.
     const CheckpointPolicy* policy = nullptr;
@@ -165,8 +172,12 @@ class Model {
  public:
   // Builds the layers from a preset or spec string for samples of `input_shape`, initialises the
   // parameters from `seed` and makes every rank hold rank 0's. Throws InputError for a bad spec
-  // or when ranks built different models.
-  Model(Environment env, const std::string& spec, const Shape& input_shape, uint64_t seed = 0);
+  // or when ranks built different models. `compute`: the activations' type, float32 or bf16
+  // (mixed precision: bf16 activations and a bf16 working copy of the float32 master weights,
+  // the gradients, optimizer state and the loss in float32); InputError when a layer's op does
+  // not take it.
+  Model(Environment env, const std::string& spec, const Shape& input_shape, uint64_t seed = 0,
+        DataType compute = DataType::F32);
 
   // Loss: a name for make_loss ("softmax_cross_entropy", the one there is; targets equal to
   // kIgnoreIndex do not count). Metrics: "accuracy".
@@ -217,6 +228,8 @@ class Model {
   struct FitRun;      // what fit() builds once: the state of a step's phases
   struct StepResult;  // what one optimizer step reports to its epoch
   StepResult train_step(FitRun& run, const std::vector<int64_t>& perm, int64_t s);
+  // Sets how the working copy is rounded for the master weights after steps_done_ steps.
+  void set_weight_rounding(const FitOptions& o);
   void sync_params_from_rank0();
   // Shards the optimizer's state as `blocks` say, or makes it whole again when they are empty.
   void layout_optimizer_state(const std::vector<ShardBlock>& blocks);

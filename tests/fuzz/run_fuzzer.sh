@@ -14,14 +14,14 @@ mkdir -p "$out/artifacts" "$out/corpus-$target" "$out/obj"
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$root" -DDPT_WITH_ZLIB=1)
 libs=()
+cd "$root"  # the sources below are relative to it
 case $target in
   idx | npy) sources=(src/data/dataset.cpp src/data/idx_reader.cpp src/data/npy_reader.cpp)
              libs=(-lz) ;;
   safetensors) sources=(src/io/safetensors.cpp) ;;
-  model_spec) sources=(src/model/*.cpp kernels/ops.cpp) ;;
+  model_spec) sources=(src/model/*.cpp kernels/ops.cpp kernels/backend.cpp) ;;
   *) echo "unknown fuzz target $target" >&2; exit 2 ;;
 esac
-cd "$root"
 sources=(tests/fuzz/fuzz_$target.cpp src/core/*.cpp "${sources[@]}")
 
 # The newest header decides for every object (a header change may touch any of them).

@@ -52,7 +52,7 @@ ModelRun train(Backend& be, const std::string& spec, const Shape& input, int bat
   run.info = net.param_info();
   for (int step = 0; step < steps; ++step) {
     net.zero_grad();
-    const float* logits = net.forward(x_dev.data(), batch, true, 1000 + step);
+    const float* logits = net.forward(x_dev.data(), batch, true, 1000 + step).as<float>();
     const LossResult loss =
         SoftmaxCrossEntropy().compute(be, logits, y_dev.as<int32_t>(), batch, classes,
                                       1.0f / static_cast<float>(batch), dlogits.data());
@@ -146,7 +146,7 @@ TEST_F(CudaModel, GptTrainsAlike) {
     r.info = net.param_info();
     for (int step = 0; step < steps; ++step) {
       net.zero_grad();
-      const float* logits = net.forward(ConstTensorRef(x.as<int32_t>()), batch, true, 500 + step);
+      const float* logits = net.forward(ConstTensorRef(x.as<int32_t>()), batch, true, 500 + step).as<float>();
       const LossResult loss = SoftmaxCrossEntropy().compute(
           be, logits, y.as<int32_t>(), batch * t, v, 1.0f / static_cast<float>(batch * t),
           dlogits.data());

@@ -92,7 +92,7 @@ TEST(Bf16, StochasticRoundingIsUnbiased) {
 TEST(Bf16, CpuBackendConvertsAsTheScalarRounding) {
   const auto be = make_cpu_backend(1);
   EXPECT_TRUE(be->takes(Op::Convert, DataType::BF16));
-  EXPECT_FALSE(be->takes(Op::LayerNorm, DataType::BF16));
+  EXPECT_FALSE(be->takes(Op::Conv2d, DataType::BF16));
   std::vector<float> x(4099), back(x.size());
   for (size_t i = 0; i < x.size(); ++i) x[i] = 100.0f * (uniform_float(3, i) - 0.5f);
   std::vector<uint16_t> b(x.size());

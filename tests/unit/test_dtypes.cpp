@@ -1,10 +1,12 @@
-// Element types: the ones each op takes (float32 everywhere today, and a clear refusal naming the
-// asker, the backend, the op and the type for anything else), buffers and tensor references that
-// carry their type and refuse to be read as another, and a model that checks its layers' ops
-// against its activation type when it is built. The seam bf16 will use.
+// Element types: the ones each op takes (float32 everywhere, bf16 for the ops of a transformer's
+// and an MLP's step, and a clear refusal naming the asker, the backend, the op and the type for
+// anything else), buffers and tensor references that carry their type and refuse to be read as
+// another, and a model that checks its layers' ops against its activation type when it is built.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "kernels/backend.hpp"
 #include "kernels/runtime/device_buffer.hpp"
@@ -17,13 +19,19 @@
 
 namespace {
 
-// bfloat16 only for the conversion (--grad-comm bf16) and the GEMM, so far.
-TEST(OpDtypes, TheCpuBackendTakesFloat32ForEveryOpAndBf16ToConvertAndMultiply) {
+// bfloat16 for the ops of --precision bf16 on a gpt or an mlp; not for the convolution's, the
+// optimizers' (their state and the master weights are float32) nor the checks over gradients.
+TEST(OpDtypes, TheCpuBackendTakesFloat32ForEveryOpAndBf16ForTheMixedPrecisionOps) {
+  using dpt::Op;
   const auto be = dpt::make_cpu_backend(1);
-  for (dpt::Op op : dpt::kAllOps) {
+  const std::vector<Op> float32_only = {Op::Fill,           Op::FillUniform, Op::Conv2d,
+                                        Op::MaxPool2d,      Op::SgdUpdate,   Op::AdamWUpdate,
+                                        Op::CountNonfinite, Op::SumSquares,  Op::Scale};
+  for (Op op : dpt::kAllOps) {
     EXPECT_TRUE(be->takes(op, dpt::DataType::F32)) << dpt::op_name(op);
-    EXPECT_EQ(be->takes(op, dpt::DataType::BF16), op == dpt::Op::Convert || op == dpt::Op::Gemm)
-        << dpt::op_name(op);
+    const bool only = std::find(float32_only.begin(), float32_only.end(), op) != float32_only.end();
+    EXPECT_EQ(be->takes(op, dpt::DataType::BF16), !only) << dpt::op_name(op);
+    EXPECT_FALSE(be->takes(op, dpt::DataType::F64)) << dpt::op_name(op);
     EXPECT_NO_THROW(be->require(op, dpt::DataType::F32, "layer 0 Linear(4, 2)"));
   }
 }
@@ -31,9 +39,13 @@ TEST(OpDtypes, TheCpuBackendTakesFloat32ForEveryOpAndBf16ToConvertAndMultiply) {
 TEST(OpDtypes, ARefusalNamesTheAskerBackendOpAndType) {
   const auto be = dpt::make_cpu_backend(1);
   dpt::testing::expect_input_error(
-      [&] { be->require(dpt::Op::LayerNorm, dpt::DataType::BF16, "layer 0 LayerNorm((4,))"); },
-      "layer 0 LayerNorm((4,)): the " + be->name() + " backend's layer_norm",
+      [&] { be->require(dpt::Op::Conv2d, dpt::DataType::BF16, "layer 0 Conv2d(1, 4)"); },
+      "layer 0 Conv2d(1, 4): the " + be->name() + " backend's conv2d",
       "does not take bfloat16 (it takes float32)");
+  dpt::testing::expect_input_error(
+      [&] { be->require(dpt::Op::LayerNorm, dpt::DataType::F64, "layer 0 LayerNorm((4,))"); },
+      "layer 0 LayerNorm((4,)): the " + be->name() + " backend's layer_norm",
+      "does not take float64 (it takes float32, bfloat16)");
 }
 
 TEST(OpDtypes, NamesAndSizes) {
@@ -84,20 +96,23 @@ TEST(Dtypes, AModelRefusesAnActivationTypeItsLayersCannotComputeIn) {
   const auto be = dpt::make_cpu_backend(1);
   dpt::testing::expect_input_error(
       [&] {
-        dpt::Sequential net(dpt::parse_model_spec("flatten linear(3) relu linear(2)"), *be,
-                            {1, 2, 2}, dpt::DataType::BF16);
+        dpt::Sequential net(dpt::parse_model_spec("conv2d(3,3,pad=1) relu flatten linear(2)"), *be,
+                            {1, 4, 4}, dpt::DataType::BF16);
       },
-      "model: layer 1 Linear(4, 3): the " + be->name() + " backend's add_bias",
-      "does not take bfloat16");
+      "model: layer 0 Conv2d(1, 3", "conv2d does not take bfloat16");
   // Inside a residual block the block is named, and its body's ops are asked for too.
   dpt::testing::expect_input_error(
       [&] {
-        dpt::Sequential net(dpt::parse_model_spec("residual(relu) linear(2)"), *be, {4},
-                            dpt::DataType::BF16);
+        dpt::Sequential net(dpt::parse_model_spec("residual(linear(4) relu) linear(2)"), *be, {4},
+                            dpt::DataType::F64);
       },
-      "model: layer 0 Residual(ReLU())", "relu does not take bfloat16");
+      "model: layer 0 Residual(", "does not take float64");
   dpt::Sequential net(dpt::parse_model_spec("flatten linear(3) relu linear(2)"), *be, {1, 2, 2});
   EXPECT_EQ(net.activation_dtype(), dpt::DataType::F32);
+  dpt::Sequential mixed(dpt::parse_model_spec("flatten linear(3) relu linear(2)"), *be, {1, 2, 2},
+                        dpt::DataType::BF16);
+  EXPECT_EQ(mixed.activation_dtype(), dpt::DataType::BF16);
+  EXPECT_EQ(mixed.working_params().dtype(), dpt::DataType::BF16);
 }
 
 }  // namespace

@@ -378,7 +378,7 @@ TEST(Gpt, TiedWeightCountsTwoUsesAndIsFinalAfterTheEmbedding) {
     SCOPED_TRACE(step);
     comm.calls.clear();
     net->zero_grad();
-    const float* logits = net->forward(tokens.data(), batch, true, 0);
+    const float* logits = net->forward(tokens.data(), batch, true, 0).as<float>();
     SoftmaxCrossEntropy().compute(cpu(), logits, targets.data(), batch * t, v, 1.0f / (batch * t),
                                   dlogits.data());
     reducer.begin(net->grads());
@@ -430,7 +430,7 @@ TEST(Gpt, DropoutActsInTrainingOnly) {
   std::vector<int32_t> tokens(batch * t);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(random_u64(5, i) % v);
   const auto logits = [&](Sequential& net, bool training, uint64_t seed) {
-    const float* y = net.forward(tokens.data(), batch, training, seed);
+    const float* y = net.forward(tokens.data(), batch, training, seed).as<float>();
     return std::vector<float>(y, y + tokens.size() * v);
   };
   const std::vector<float> reference = logits(*plain, false, 0);

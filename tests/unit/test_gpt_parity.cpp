@@ -63,7 +63,7 @@ TEST(GptGradients, MatchFiniteDifferencesOfTheLoss) {
   const SoftmaxCrossEntropy cross_entropy;
   // The mean over the counted positions, as nanoGPT's loss is.
   const auto loss = [&](bool with_grad) {
-    const float* logits = net.forward(tokens.data(), batch, true, 0);
+    const float* logits = net.forward(tokens.data(), batch, true, 0).as<float>();
     const LossResult r =
         cross_entropy.compute(cpu(), logits, targets.data(), rows, v, 1.0f / counted,
                               with_grad ? dlogits.data() : nullptr);
@@ -136,7 +136,7 @@ TEST(GptParity, MatchesPyTorch) {
   const int64_t counted = rows - std::count(targets.begin(), targets.end(), ignore);
   std::vector<float> dlogits(static_cast<size_t>(rows) * v);
   net.zero_grad();
-  const float* logits = net.forward(tokens.data(), batch, true, 0);
+  const float* logits = net.forward(tokens.data(), batch, true, 0).as<float>();
   const LossResult loss = cross_entropy.compute(cpu(), logits, targets.data(), rows, v,
                                                 1.0f / static_cast<float>(counted), dlogits.data());
   EXPECT_EQ(loss.count, counted);
@@ -175,7 +175,7 @@ TEST(GptParity, MatchesPyTorch) {
 
   // A second pass adds to the gradients, as accumulation over micro-batches needs: the head into
   // wte's gradient as well (its backward adds, it does not overwrite what is there).
-  logits = net.forward(tokens.data(), batch, true, 0);
+  logits = net.forward(tokens.data(), batch, true, 0).as<float>();
   cross_entropy.compute(cpu(), logits, targets.data(), rows, v, 1.0f / static_cast<float>(counted),
                         dlogits.data());
   net.backward(dlogits.data(), batch);

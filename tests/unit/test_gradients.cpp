@@ -269,7 +269,7 @@ void check_model(const std::string& spec, const Shape& input, const std::vector<
   std::vector<float> dlogits(static_cast<size_t>(batch * classes));
   const SoftmaxCrossEntropy cross_entropy;
   const auto loss = [&](bool with_grad) {
-    const float* logits = net.forward(x.data(), batch, true, 0);
+    const float* logits = net.forward(x.data(), batch, true, 0).as<float>();
     const LossResult r = cross_entropy.compute(*be, logits, labels.data(), batch, classes,
                                                1.0f / batch, with_grad ? dlogits.data() : nullptr);
     return r.loss_sum / batch;

@@ -188,7 +188,7 @@ TEST(Residual, MatchesPyTorchWithItsParameterNames) {
   std::vector<int32_t> labels(labels_f.data.begin(), labels_f.data.end());
   std::vector<float> dlogits(static_cast<size_t>(batch) * classes);
   net.zero_grad();
-  const float* logits = net.forward(x.data.data(), batch, true, 0);
+  const float* logits = net.forward(x.data.data(), batch, true, 0).as<float>();
   const LossResult loss = SoftmaxCrossEntropy().compute(cpu(), logits, labels.data(), batch,
                                                         classes, 1.0f / batch, dlogits.data());
   net.backward(dlogits.data(), batch);
