@@ -207,6 +207,10 @@ class Backend : public virtual Device {
   virtual void convert_stochastic(const float* src, void* dst, size_t n, uint64_t seed) = 0;
 
  protected:
+  // Frees the bf16 twin's scratch: each backend calls it in its destructor, while its Device
+  // part, which the scratch lives in, still exists.
+  void release_twin_scratch() noexcept { twin_scratch_.clear(); }
+
   // The float32 kernels of the typed ops above, which every backend implements.
   virtual void linear_forward_f32(const float* x, const float* w, const float* bias, float* y,
                                   int m, int in, int out) {

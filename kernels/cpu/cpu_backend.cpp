@@ -39,6 +39,7 @@ namespace {
 // Its memory, copies and markers are the CpuDevice's.
 class CpuBackend final : public Backend, public CpuDevice {
  public:
+  ~CpuBackend() override { release_twin_scratch(); }
   // The built-in sgemm runs on the calling thread only, so it has no thread count to set.
   explicit CpuBackend([[maybe_unused]] int threads) {
 #if DPT_WITH_OPENBLAS

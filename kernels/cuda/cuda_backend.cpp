@@ -262,6 +262,7 @@ class CudaBackendImpl final : public CudaBackend {
   void release() noexcept {
     cudaSetDevice(ordinal());
     cudaStreamSynchronize(stream_);
+    release_twin_scratch();
     pool_.reset();
     conv_.reset();
     if (pinned_) cudaFreeHost(pinned_);

@@ -111,6 +111,10 @@ FitOptions fit_options(const TrainOptions& o) {
   fo.comm.first_bucket_mb = o.first_bucket_mb;
   fo.comm.zero = o.zero;
   fo.comm.grad_comm = o.grad_comm == "bf16" ? DataType::BF16 : DataType::F32;
+  if (o.stochastic_rounding && o.precision != "bf16")
+    throw InputError("option --stochastic-rounding: needs --precision bf16");
+  fo.precision.weight_rounding = o.stochastic_rounding ? Sequential::WeightRounding::Stochastic
+                                                       : Sequential::WeightRounding::Nearest;
   fo.health.skip_nonfinite = o.on_nonfinite == "skip";
   fo.health.check_replicas_every = o.check_replicas;
   if (!o.trace.empty()) {
@@ -195,7 +199,8 @@ int run_train(const TrainOptions& o, Communicator& host) {
   FitOptions fo;
   const size_t memory_before_model = backend->memory_in_use();
   run_collectively(comm, [&] {
-    model = std::make_unique<Model>(Environment{comm, *backend}, o.model, input, o.seed);
+    model = std::make_unique<Model>(Environment{comm, *backend}, o.model, input, o.seed,
+                                    o.precision == "bf16" ? DataType::BF16 : DataType::F32);
     model->check_targets(*train_source, train_name);
     if (test_source) model->check_targets(*test_source, test_name);
     if (!o.init_weights.empty()) model->load_weights(o.init_weights);
@@ -325,6 +330,13 @@ int run_train(const TrainOptions& o, Communicator& host) {
         buckets.empty() ? 0.0 : buckets.front().bytes / 1048576.0, o.bucket_mb,
         o.accumulate > 1 ? (", " + std::to_string(o.accumulate) + " micro-batches per step").c_str()
                          : "");
+    if (model->net().activation_dtype() == DataType::BF16)
+      std::printf("precision bf16 activations and working weights (written from the fp32 masters "
+                  "each step, rounded %s); fp32 master weights, gradients, optimizer state, "
+                  "LayerNorm statistics and loss\n",
+                  fo.precision.weight_rounding == Sequential::WeightRounding::Stochastic
+                      ? "stochastically"
+                      : "to nearest");
     std::printf("memory per rank, estimated: %s\n", describe(memory).c_str());
     std::printf("out    %s\n", out_dir.c_str());
     std::fflush(stdout);

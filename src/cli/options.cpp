@@ -201,6 +201,16 @@ ParsedCommand parse_command_line(int argc, char** argv, bool print) {
                    "sum rounded to bf16, as DDP's bf16_compress_hook)")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
+  train
+      ->add_option("--precision", t.precision,
+                   "What forward and backward compute in: fp32, or bf16 (bf16 activations and a "
+                   "bf16 working copy of the weights, GEMMs summing in fp32; the master weights, "
+                   "gradients, optimizer state, LayerNorm's statistics and the loss stay fp32)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
+  train->add_flag("--stochastic-rounding", t.stochastic_rounding,
+                  "With --precision bf16: write the bf16 working weights from the fp32 masters "
+                  "with stochastic rounding (as llm.c does) instead of rounding to nearest");
   train->add_option("--trace", t.trace,
                     "Write a Chrome trace-event timeline (Perfetto, chrome://tracing) of "
                     "--trace-steps to this JSON file");

@@ -35,6 +35,8 @@ struct TrainOptions {
   double first_bucket_mb = 1;
   int zero = 0;                    // ZeRO stage: 0 or 1
   std::string grad_comm = "fp32";  // fp32 or bf16
+  std::string precision = "fp32";  // fp32 or bf16 (activations and working weights)
+  bool stochastic_rounding = false;  // bf16 working weights rounded stochastically
   std::string trace;
   std::string trace_steps = "10:20";
   int64_t checkpoint_every = 0;

@@ -1,6 +1,8 @@
 // Gradients that travel as bfloat16 (--grad-comm bf16), under mpirun -np 2 and -np 3: MPI's
 // bf16 reductions round every partial sum as NCCL's do, and a gpt trained so ends where the
-// float32 one ends, within the 2%.
+// float32 one ends, within the 2%; and so does one that computes in bf16
+// (--precision bf16, rounding its working weights to nearest or stochastically), with and
+// without bf16 gradients and ZeRO-1.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -115,8 +117,11 @@ TEST(Bf16Comm, GptTrainsToTheFloatLossWithinTwoPercent) {
   const TokenBatches train(train_shards), val(val_shards);
   const char* spec = "gpt(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=13)";
   std::vector<float> last_params;
-  const auto final_loss = [&](DataType wire, int zero, uint64_t seed) {
-    Model model({*world, *backend}, spec, {16}, seed);
+  using Rounding = Sequential::WeightRounding;
+  const auto final_loss = [&](DataType wire, int zero, uint64_t seed,
+                              DataType compute = DataType::F32,
+                              Rounding rounding = Rounding::Nearest) {
+    Model model({*world, *backend}, spec, {16}, seed, compute);
     model.compile({.name = "adamw", .lr = 1e-2f});
     FitOptions fo;
     fo.schedule.batch_size = 8;
@@ -124,6 +129,7 @@ TEST(Bf16Comm, GptTrainsToTheFloatLossWithinTwoPercent) {
     fo.schedule.epochs = 10;
     fo.schedule.seed = seed;
     fo.comm.grad_comm = wire;
+    fo.precision.weight_rounding = rounding;
     fo.comm.zero = zero;
     fo.comm.first_bucket_mb = 0.01;
     fo.comm.bucket_mb = 0.02;
@@ -138,15 +144,26 @@ TEST(Bf16Comm, GptTrainsToTheFloatLossWithinTwoPercent) {
   EXPECT_NE(last_params, f32_params);  // the gradients did travel rounded
   const double bf16_zero = final_loss(DataType::BF16, 1, 0);
   const double f32_seed1 = final_loss(DataType::F32, 0, 1);
+  const double mixed = final_loss(DataType::F32, 0, 0, DataType::BF16);
+  const std::vector<float> mixed_params = last_params;
+  const double mixed_stochastic =
+      final_loss(DataType::F32, 0, 0, DataType::BF16, Rounding::Stochastic);
+  EXPECT_NE(last_params, mixed_params);  // the rounding took another path
+  const double mixed_all = final_loss(DataType::BF16, 1, 0, DataType::BF16);
   if (world->rank() == 0)
     std::printf(
         "measure: val loss fp32 %.4f (seed 1: %.4f), bf16 gradients %.4f, with zero-1 "
+        "%.4f; bf16 compute %.4f, stochastic rounding %.4f, with bf16 gradients and zero-1 "
         "%.4f, %d ranks\n",
-        f32, f32_seed1, bf16, bf16_zero, world->size());
+        f32, f32_seed1, bf16, bf16_zero, mixed, mixed_stochastic, mixed_all, world->size());
   // Trained: ln(13) = 2.56 untrained; the text's entropy, its floor, is 1.28.
   EXPECT_LT(f32, 1.6);
   EXPECT_LT(std::fabs(bf16 - f32) / f32, 0.02);
   EXPECT_LT(std::fabs(bf16_zero - f32) / f32, 0.02);
+  EXPECT_LT(std::fabs(mixed - f32) / f32, 0.02);
+  EXPECT_LT(std::fabs(mixed_stochastic - f32) / f32, 0.02);
+  EXPECT_LT(std::fabs(mixed_all - f32) / f32, 0.02);
+  EXPECT_NE(mixed, f32);  // it did compute in bf16
   ::unlink((stem + "_train.bin").c_str());
   ::unlink((stem + "_val.bin").c_str());
 }
