@@ -7,7 +7,7 @@ foreach(case
     npy_unsupported_dtype npy_fortran_order unknown_option unknown_preset malformed_spec
     spec_not_fitting_input batch_size_zero batch_larger_than_shard safetensors_wrong_names
     safetensors_wrong_shapes init_weights_missing prepare_text_bad_input optimizer_options
-    lr_schedule_options token_shards generate_bad_input)
+    lr_schedule_options token_shards generate_bad_input precision_options)
   add_test(NAME cli.bad_input.${case}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bad_input.sh ${case} ${CMAKE_BINARY_DIR})
   set_tests_properties(cli.bad_input.${case} PROPERTIES

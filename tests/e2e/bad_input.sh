@@ -266,6 +266,14 @@ case $case_name in
       "residual(linear(32)): body maps [784] to [32]; a residual block must keep the shape" \
       "${args[@]}" --model "flatten residual(linear(32)) linear(10)"
     ;;
+  precision_options)
+    # bf16 compute needs layers whose ops take bf16: a convolution does not (yet).
+    set_args
+    expect_error "conv2d" "does not take bfloat16" "${args[@]}" --precision bf16 \
+      --model "conv2d(4,3) flatten linear(10)"
+    expect_error "--precision" "not in {fp32,bf16}" "${args[@]}" --precision fp16
+    expect_error "--stochastic-rounding" "needs --precision bf16" "${args[@]}" --stochastic-rounding
+    ;;
   batch_size_zero)
     batch=0 set_args
     expect_error "--batch-size" "not in range" "${args[@]}"

@@ -100,9 +100,19 @@ for ratio in (plain_ratio, zero_ratio):
     assert 0.9 <= ratio <= 1.2, ratio
 PY
     ;;
-  kill_and_resume)
-    train "$tmp/a" 120 > /dev/null 2>&1 || fail "the uninterrupted run failed"
-    train "$tmp/b" 120 --checkpoint-every 40 > "$tmp/b.log" 2>&1 &
+  kill_and_resume | bf16_kill_and_resume)
+    # In bf16 with stochastic rounding too: the working weights' rounding follows the step, so a
+    # resumed run draws the same roundings.
+    extra=()
+    [ "$case_name" = kill_and_resume ] || extra=(--precision bf16 --stochastic-rounding)
+    train "$tmp/a" 120 "${extra[@]}" > "$tmp/a.log" 2>&1 || fail "the uninterrupted run failed"
+    if [ ${#extra[@]} -gt 0 ]; then
+      grep -q "^precision bf16 activations and working weights .*rounded stochastically" \
+        "$tmp/a.log" || fail "no precision line: $(head -n 20 "$tmp/a.log")"
+      grep -q "^step 120 | val_loss" "$tmp/a.log" || grep -q "test_loss" "$tmp/a.log" ||
+        fail "no validation: $(tail -n 5 "$tmp/a.log")"
+    fi
+    train "$tmp/b" 120 --checkpoint-every 40 "${extra[@]}" > "$tmp/b.log" 2>&1 &
     job=$!
     target=$(printf '%s/b/checkpoints/step-%09d.safetensors' "$tmp" 80)
     wait_for_file "$target" 1200 0.05 || fail "no checkpoint of step 80 appeared"
@@ -111,7 +121,7 @@ PY
     kill -9 "$pid"
     if wait "$job"; then fail "the job survived a killed rank"; fi
     [ ! -f "$tmp/b/model.safetensors" ] || fail "a killed run wrote its final model"
-    train "$tmp/b" 120 --checkpoint-every 40 --resume auto > "$tmp/resumed.log" 2>&1 ||
+    train "$tmp/b" 120 --checkpoint-every 40 --resume auto "${extra[@]}" > "$tmp/resumed.log" 2>&1 ||
       fail "resume failed: $(tail -n 5 "$tmp/resumed.log")"
     grep -q "^resume: from step" "$tmp/resumed.log" || fail "did not resume"
     cmp "$tmp/a/model.safetensors" "$tmp/b/model.safetensors" || fail "resumed parameters differ"
