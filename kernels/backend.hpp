@@ -205,6 +205,13 @@ class Backend : public virtual Device {
   // (stochastic rounding, for writing bf16 weights from float32 masters as llm.c does): with the
   // low 16 bits of random_u64(seed, i) (src/core/bf16.hpp), the same bits on every backend.
   virtual void convert_stochastic(const float* src, void* dst, size_t n, uint64_t seed) = 0;
+  // Bytes the bf16 twin holds now: its float32 copies of bf16 operands (grown to the largest op
+  // so far), and what a backend's gemm_ex widens bf16 operands into.
+  virtual size_t twin_scratch_bytes() const {
+    size_t bytes = 0;
+    for (const DeviceBuffer& b : twin_scratch_) bytes += b.bytes();
+    return bytes;
+  }
 
  protected:
   // Frees the bf16 twin's scratch: each backend calls it in its destructor, while its Device

@@ -40,6 +40,11 @@ namespace {
 class CpuBackend final : public Backend, public CpuDevice {
  public:
   ~CpuBackend() override { release_twin_scratch(); }
+
+  size_t twin_scratch_bytes() const override {
+    return Backend::twin_scratch_bytes() +
+           sizeof(float) * (wide_a_.capacity() + wide_b_.capacity() + wide_c_.capacity());
+  }
   // The built-in sgemm runs on the calling thread only, so it has no thread count to set.
   explicit CpuBackend([[maybe_unused]] int threads) {
 #if DPT_WITH_OPENBLAS
@@ -105,8 +110,8 @@ class CpuBackend final : public Backend, public CpuDevice {
             float_to_bf16(wide_c_[static_cast<size_t>(r) * n + j]);
   }
 
-  void linear_forward_f32(const float* x, const float* w, const float* bias, float* y, int m, int in,
-                      int out) override {
+  void linear_forward_f32(const float* x, const float* w, const float* bias, float* y, int m,
+                          int in, int out) override {
     if (!bias) return gemm(false, true, m, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
     // Each row of y starts as the bias and the GEMM adds to it (beta 1): one pass over y fewer
     // than a GEMM that zeroes y (beta 0) and an add of the bias after it.
@@ -201,7 +206,7 @@ class CpuBackend final : public Backend, public CpuDevice {
   }
 
   void dropout_forward_f32(const float* x, float* y, float* mask, size_t n, float p,
-                       uint64_t seed) override {
+                           uint64_t seed) override {
     const float keep_scale = 1.0f / (1.0f - p);
     for (size_t i = 0; i < n; ++i) {
       mask[i] = uniform_float(seed, i) < p ? 0.0f : keep_scale;
@@ -216,33 +221,35 @@ class CpuBackend final : public Backend, public CpuDevice {
   }
 
   void layer_norm_forward_f32(const float* x, const float* w, const float* b, float* y, float* mean,
-                          float* rstd, int64_t rows, int64_t c, float eps) override {
+                              float* rstd, int64_t rows, int64_t c, float eps) override {
     dpt::layer_norm_forward(x, w, b, y, mean, rstd, rows, c, eps);
   }
   void layer_norm_backward_f32(const float* x, const float* w, const float* mean, const float* rstd,
-                           const float* dy, float* dx, float* dw, float* db, int64_t rows,
-                           int64_t c) override {
+                               const float* dy, float* dx, float* dw, float* db, int64_t rows,
+                               int64_t c) override {
     dpt::layer_norm_backward(x, w, mean, rstd, dy, dx, dw, db, rows, c);
   }
-  void gelu_forward_f32(const float* x, float* y, int64_t n) override { dpt::gelu_forward(x, y, n); }
+  void gelu_forward_f32(const float* x, float* y, int64_t n) override {
+    dpt::gelu_forward(x, y, n);
+  }
   void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n) override {
     dpt::gelu_backward(x, dy, dx, n);
   }
-  void attention_forward_f32(const float* qkv, float* out, float* att, int64_t b, int64_t t, int64_t c,
-                         int64_t n_head) override {
+  void attention_forward_f32(const float* qkv, float* out, float* att, int64_t b, int64_t t,
+                             int64_t c, int64_t n_head) override {
     dpt::attention_forward(qkv, out, att, b, t, c, n_head);
   }
   void attention_backward_f32(const float* qkv, const float* att, const float* dout, float* dqkv,
-                          int64_t b, int64_t t, int64_t c, int64_t n_head) override {
+                              int64_t b, int64_t t, int64_t c, int64_t n_head) override {
     attention_scratch_.resize(static_cast<size_t>(t * t));
     dpt::attention_backward(qkv, att, dout, dqkv, attention_scratch_.data(), b, t, c, n_head);
   }
   void embedding_forward_f32(const int32_t* idx, const float* wte, const float* wpe, float* out,
-                         int64_t b, int64_t t, int64_t c, int64_t vocab) override {
+                             int64_t b, int64_t t, int64_t c, int64_t vocab) override {
     dpt::embedding_forward(idx, wte, wpe, out, b, t, c, vocab);
   }
   void embedding_backward_f32(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
-                          int64_t b, int64_t t, int64_t c, int64_t vocab) override {
+                              int64_t b, int64_t t, int64_t c, int64_t vocab) override {
     dpt::embedding_backward(idx, dout, dwte, dwpe, b, t, c, vocab);
   }
 
@@ -321,8 +328,8 @@ class CpuBackend final : public Backend, public CpuDevice {
   }
 
   LossResult softmax_cross_entropy_f32(const float* logits, const int32_t* targets, int rows,
-                                   int classes, int32_t ignore_index, float grad_scale,
-                                   float* dlogits) override {
+                                       int classes, int32_t ignore_index, float grad_scale,
+                                       float* dlogits) override {
     LossResult r;
     for (int i = 0; i < rows; ++i) {
       const int label = targets[i];

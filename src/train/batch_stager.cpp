@@ -2,8 +2,8 @@
 
 namespace dpt {
 
-BatchStager::BatchStager(Device& device, const BatchSource& data,
-                         const DistributedSampler& sampler, int batch, int micro_batches)
+BatchStager::BatchStager(Device& device, const BatchSource& data, const DistributedSampler& sampler,
+                         int batch, int micro_batches)
     : device_(device),
       data_(data),
       sampler_(sampler),

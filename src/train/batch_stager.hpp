@@ -22,8 +22,8 @@ class BatchStager {
  public:
   // Micro-batches of `batch` samples, `micro_batches` of them per step, as `sampler` shards
   // `data` for this rank.
-  BatchStager(Device& device, const BatchSource& data, const DistributedSampler& sampler,
-              int batch, int micro_batches);
+  BatchStager(Device& device, const BatchSource& data, const DistributedSampler& sampler, int batch,
+              int micro_batches);
 
   // Micro-batch `micro` of global step `step`, at position `s` of the epoch's permutation
   // `perm`, onto the device (the first one may be there already, from prefetch()).

@@ -36,7 +36,7 @@ class ProgressPrinter final : public Callback {
 // (memory_report.hpp): rank 0 prints one line with both and their ratio.
 class MemoryCheck final : public Callback {
  public:
-  MemoryCheck(int rank, const Device& device, size_t before_bytes, const MemoryEstimate& estimate,
+  MemoryCheck(int rank, const Backend& device, size_t before_bytes, const MemoryEstimate& estimate,
               std::FILE* out = stdout)
       : active_(rank == 0),
         device_(device),
@@ -47,7 +47,7 @@ class MemoryCheck final : public Callback {
 
  private:
   bool active_;
-  const Device& device_;
+  const Backend& device_;
   size_t before_;
   MemoryEstimate estimate_;
   std::FILE* out_;

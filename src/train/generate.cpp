@@ -25,8 +25,7 @@ std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt,
   for (size_t i = 0; i < prompt.size(); ++i)
     if (prompt[i] < 0 || prompt[i] >= vocab)
       throw InputError("option --prompt: token " + std::to_string(prompt[i]) + " at position " +
-                       std::to_string(i) + " is not in the vocabulary of " +
-                       std::to_string(vocab));
+                       std::to_string(i) + " is not in the vocabulary of " + std::to_string(vocab));
 
   std::vector<int32_t> tokens = prompt, window(static_cast<size_t>(t));
   std::vector<float> row(static_cast<size_t>(vocab));

@@ -11,10 +11,10 @@
 namespace dpt {
 
 struct LrSchedule {
-  double lr = 0.01;           // the peak (and, without a schedule, the only) learning rate
-  int64_t warmup_steps = 0;   // W
-  int64_t decay_steps = -1;   // D; < 0: no decay (constant after warmup)
-  double min_lr = 0;          // M
+  double lr = 0.01;          // the peak (and, without a schedule, the only) learning rate
+  int64_t warmup_steps = 0;  // W
+  int64_t decay_steps = -1;  // D; < 0: no decay (constant after warmup)
+  double min_lr = 0;         // M
 
   // Throws InputError naming the option for a schedule that does not make sense (D <= W, M > lr,
   // a negative W, a floor M > 0 without decay).

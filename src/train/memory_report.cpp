@@ -16,6 +16,8 @@ MemoryEstimate estimate_memory(const Sequential& net, const OptimizerConfig& opt
   const size_t flat = net.flat_size();
   m.params = flat * sizeof(float);
   m.grads = flat * sizeof(float);
+  if (net.activation_dtype() != DataType::F32)
+    m.working = flat * dtype_size(net.activation_dtype());
   const int state_buffers = optimizer.name == "adamw" ? 2 : optimizer.momentum > 0 ? 1 : 0;
   constexpr double kMiB = 1024.0 * 1024.0;
   std::vector<Bucket> buckets =
@@ -34,7 +36,8 @@ MemoryEstimate estimate_memory(const Sequential& net, const OptimizerConfig& opt
   }
   const size_t batch = static_cast<size_t>(fit.schedule.batch_size);
   m.activations = net.activation_bytes(fit.schedule.batch_size) +
-                  batch * static_cast<size_t>(net.num_outputs()) * sizeof(float) +  // dlogits
+                  batch * static_cast<size_t>(net.num_outputs()) *
+                      dtype_size(net.activation_dtype()) +  // dlogits
                   batch * static_cast<size_t>(shape_numel(net.input_shape())) *
                       dtype_size(net.input_dtype()) +  // the staged inputs
                   batch * static_cast<size_t>(net.rows_per_sample()) * sizeof(int32_t);
@@ -47,8 +50,9 @@ std::string describe(const MemoryEstimate& m) {
     std::snprintf(text, sizeof(text), "%.1f MiB", static_cast<double>(b) / (1024.0 * 1024.0));
     return std::string(text);
   };
-  std::string out = "params " + mib(m.params) + ", grads " + mib(m.grads) + ", optimizer " +
-                    mib(m.optimizer) + ", ";
+  std::string out = "params " + mib(m.params) + ", ";
+  if (m.working) out += "bf16 weights " + mib(m.working) + ", ";
+  out += "grads " + mib(m.grads) + ", optimizer " + mib(m.optimizer) + ", ";
   if (m.comm) out += "bf16 wire " + mib(m.comm) + ", ";
   return out + "activations " + mib(m.activations) + ": total " + mib(m.total());
 }

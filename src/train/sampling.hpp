@@ -19,7 +19,6 @@ void check_sampling(const SamplingOptions& o);
 // A token drawn from softmax(logits / temperature) restricted to the top_k largest logits (ties
 // at the k-th value broken toward the lower index); `draw` numbers the draw within the seed's
 // stream (the position being generated).
-int32_t sample_token(const float* logits, int64_t classes, const SamplingOptions& o,
-                     uint64_t draw);
+int32_t sample_token(const float* logits, int64_t classes, const SamplingOptions& o, uint64_t draw);
 
 }  // namespace dpt
