@@ -38,6 +38,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -96,12 +97,10 @@ TensorRef bf16(Bits& v) { return TensorRef(v.data(), DataType::BF16); }
 // The spacing of bf16 values at |r| (subnormals' below 2^-126).
 double bf16_ulp(double r) { return std::ldexp(1.0, std::max(std::ilogb(r), -126) - 7); }
 
-// The CPU backend of the tests below, made once and never destroyed: the bf16 twin's scratch
-// outlives the CPU device that must free it (Bf16OpsDeathTest below), and a test should check its
-// op, not abort the run at its end. Sharing one backend also reuses the twin's scratch slots
-// across ops of different sizes, as a training step does.
+// The CPU backend of the tests below, one for all: it reuses the twin's scratch slots across ops
+// of different sizes, as a training step does. (Its destruction is checked by Bf16OpsDeathTest.)
 Backend& cpu_backend() {
-  static Backend* const be = make_cpu_backend(1).release();
+  static const std::unique_ptr<Backend> be = make_cpu_backend(1);
   return *be;
 }
 
