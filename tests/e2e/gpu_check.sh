@@ -49,7 +49,8 @@ case $case_name in
     # conversions on the device (no collective crosses ranks). Two ranks sharing the GPU
     # through --comm mpi: the reduce-scatter and allgather of device buffers, staged. Each
     # against the same run without them: --zero 1 within float rounding of plain data
-    # parallelism, --grad-comm bf16 within 2% of its final train loss.
+    # parallelism, --grad-comm bf16 within 2% of its final test loss, and so --precision bf16
+    # (bf16 compute, with bf16 gradients and ZeRO-1).
     common=(train --device cuda --dataset "$data" --model mlp --batch-size 32 --optimizer adamw
             --lr 1e-3 --max-steps 60 --seed 3 --bucket-mb 0.1 --first-bucket-mb 0.05)
     "$build/dptrain" "${common[@]}" --out "$tmp/one_plain" > "$tmp/one_plain.out" ||
@@ -60,23 +61,26 @@ case $case_name in
       "$tmp/one_zero/model.safetensors" "$tmp/one_plain/model.safetensors" 0 ||
       fail "one rank: --zero 1 changed the result"
     have_mpirun || { echo "SKIPPED: the 2-rank half needs mpirun"; exit 77; }
-    for v in plain zero bf16; do
+    for v in plain zero bf16 mixed; do
       extra=()
       [ $v = zero ] && extra=(--zero 1)
       [ $v = bf16 ] && extra=(--zero 1 --grad-comm bf16)
+      [ $v = mixed ] && extra=(--zero 1 --grad-comm bf16 --precision bf16)
       mpirun -np 2 "$build/dptrain" "${common[@]}" --comm mpi "${extra[@]}" --out "$tmp/$v" \
         > "$tmp/$v.out" || fail "2 ranks, $v: $(tail -n 3 "$tmp/$v.out")"
     done
     python3 "$(dirname "${BASH_SOURCE[0]}")/compare_safetensors.py" \
       "$tmp/zero/model.safetensors" "$tmp/plain/model.safetensors" 1e-5 ||
       fail "2 ranks: --zero 1 differs from plain data parallelism"
-    python3 - "$tmp/plain/metrics.jsonl" "$tmp/bf16/metrics.jsonl" <<'PY' ||
+    python3 - "$tmp/plain/metrics.jsonl" "$tmp/bf16/metrics.jsonl" "$tmp/mixed/metrics.jsonl" <<'PY' ||
 import json, sys
-plain, bf16 = (json.loads(open(p).read().splitlines()[-1])["test_loss"] for p in sys.argv[1:])
-print(f"test loss: float32 gradients {plain:.4f}, bf16 gradients {bf16:.4f}")
+plain, bf16, mixed = (json.loads(open(p).read().splitlines()[-1])["test_loss"]
+                      for p in sys.argv[1:])
+print(f"test loss: float32 {plain:.4f}, bf16 gradients {bf16:.4f}, bf16 compute {mixed:.4f}")
 assert abs(bf16 - plain) <= 0.02 * plain
+assert abs(mixed - plain) <= 0.02 * plain
 PY
-      fail "bf16 gradients ended more than 2% from float32"
+      fail "bf16 gradients or bf16 compute ended more than 2% from float32"
     ;;
   nccl_shared_gpu)
     # Two ranks on one GPU with NCCL: one clear line naming --comm nccl, exit 2, no hang.
