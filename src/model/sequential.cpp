@@ -51,6 +51,11 @@ Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& back
   shapes_.push_back(input);
   tied_.resize(layers_.size());
   if (!layers_.empty()) input_dtype_ = layers_[0]->input_dtype(act_dtype_);
+  // Features come as float32 whatever the model computes in: forward converts them.
+  if (input_dtype_ == act_dtype_ && act_dtype_ != DataType::F32) {
+    input_dtype_ = DataType::F32;
+    cast_input_ = true;
+  }
   // Per layer, the tensors of its views in param_specs() order (indices into info_).
   std::vector<std::vector<size_t>> views(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -162,7 +167,7 @@ void Sequential::init_params(uint64_t seed) {
 size_t Sequential::activation_bytes(int batch) const {
   // As reshape() allocates them.
   const size_t elem = dtype_size(act_dtype_);
-  size_t bytes = 0;
+  size_t bytes = cast_input_ ? static_cast<size_t>(batch) * shape_numel(shapes_[0]) * elem : 0;
   for (size_t i = 1; i <= layers_.size(); ++i) {
     const size_t count = static_cast<size_t>(batch) * shape_numel(shapes_[i]);
     bytes += count * elem;                                        // the gradient there
@@ -211,6 +216,12 @@ ConstTensorRef Sequential::forward(ConstTensorRef x, int batch, bool training,
   if (working_stale_) refresh_working_copy();
   reshape(batch);
   act_[0] = TensorRef(const_cast<void*>(x.data()), x.dtype());
+  if (cast_input_) {
+    const size_t n = static_cast<size_t>(batch) * shape_numel(shapes_[0]);
+    input_cast_.resize(backend_, act_dtype_, n);
+    backend_.convert(x.data(), x.dtype(), input_cast_.ref().data(), act_dtype_, n);
+    act_[0] = input_cast_.ref();
+  }
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (layers_[i]->aliases_input()) {
       act_[i + 1] = act_[i];

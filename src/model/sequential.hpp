@@ -21,9 +21,10 @@
 // layer, the tensors it uses without holding them. Its stage stays the holder's, the lower one,
 // which is its last use in backward: its gradient is final only after that.
 //
-// The input is float32 features, or int32 token ids [T] when the first layer is an embedding
-// (input_dtype()). The output per sample is [classes], or [rows, classes] when the last layer
-// gives one row of logits per position (a language model: rows_per_sample() is T).
+// The input is float32 features (converted to the activations' type by forward), or int32 token
+// ids [T] when the first layer is an embedding (input_dtype()). The output per sample is [classes],
+// or [rows, classes] when the last layer gives one row of logits per position (a language model:
+// rows_per_sample() is T).
 #pragma once
 
 #include <functional>
@@ -166,7 +167,9 @@ class Sequential {
   int64_t rows_per_sample_ = 1;
   size_t flat_size_ = 0;
   DeviceBuffer params_, grads_;
-  DeviceBuffer work_;  // the bf16 working copy (empty in float32)
+  DeviceBuffer work_;        // the bf16 working copy (empty in float32)
+  bool cast_input_ = false;  // float32 features into a bf16 model: converted by forward
+  DeviceBuffer input_cast_;
   mutable bool working_stale_ = true;
   WeightRounding rounding_ = WeightRounding::Nearest;
   uint64_t rounding_seed_ = 0;

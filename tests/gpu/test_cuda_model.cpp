@@ -146,10 +146,11 @@ TEST_F(CudaModel, GptTrainsAlike) {
     r.info = net.param_info();
     for (int step = 0; step < steps; ++step) {
       net.zero_grad();
-      const float* logits = net.forward(ConstTensorRef(x.as<int32_t>()), batch, true, 500 + step).as<float>();
-      const LossResult loss = SoftmaxCrossEntropy().compute(
-          be, logits, y.as<int32_t>(), batch * t, v, 1.0f / static_cast<float>(batch * t),
-          dlogits.data());
+      const float* logits =
+          net.forward(ConstTensorRef(x.as<int32_t>()), batch, true, 500 + step).as<float>();
+      const LossResult loss =
+          SoftmaxCrossEntropy().compute(be, logits, y.as<int32_t>(), batch * t, v,
+                                        1.0f / static_cast<float>(batch * t), dlogits.data());
       net.backward(dlogits.data(), batch);
       r.logits.push_back(CudaParity::download(be, logits, static_cast<size_t>(batch) * t * v));
       r.loss.push_back(loss.loss_sum);
@@ -172,9 +173,10 @@ TEST_F(CudaModel, GptTrainsAlike) {
     for (const ParamInfo& p : cpu.info) {
       const auto first = static_cast<std::ptrdiff_t>(p.elem_offset);
       const auto last = static_cast<std::ptrdiff_t>(p.elem_offset + p.numel);
-      expect_close(std::vector<float>(gpu.grads[step].begin() + first, gpu.grads[step].begin() + last),
-                   std::vector<float>(cpu.grads[step].begin() + first, cpu.grads[step].begin() + last),
-                   kModelTol, "gradient of " + p.name + at);
+      expect_close(
+          std::vector<float>(gpu.grads[step].begin() + first, gpu.grads[step].begin() + last),
+          std::vector<float>(cpu.grads[step].begin() + first, cpu.grads[step].begin() + last),
+          kModelTol, "gradient of " + p.name + at);
     }
   }
   expect_close(gpu.params, cpu.params, kModelTol, "parameters after 3 AdamW steps");
@@ -205,9 +207,9 @@ TEST_F(CudaModel, GptInBf16ComputesAlike) {
     net.zero_grad();
     const ConstTensorRef logits = net.forward(ConstTensorRef(x.as<int32_t>()), batch, true, 0);
     EXPECT_EQ(logits.dtype(), DataType::BF16);
-    const LossResult loss = SoftmaxCrossEntropy().compute(
-        be, logits, y.as<int32_t>(), batch * t, v, 1.0f / static_cast<float>(batch * t),
-        dlogits.ref());
+    const LossResult loss =
+        SoftmaxCrossEntropy().compute(be, logits, y.as<int32_t>(), batch * t, v,
+                                      1.0f / static_cast<float>(batch * t), dlogits.ref());
     net.backward(dlogits.ref(), batch);
     be.convert(logits.data(), DataType::BF16, wide.data(), DataType::F32, n);
     Run r;

@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "kernels/backend.hpp"
 #include "kernels/runtime/device_buffer.hpp"
+#include "src/core/bf16.hpp"
 #include "src/core/dtype.hpp"
 #include "src/core/error.hpp"
 #include "src/core/tensor_ref.hpp"
@@ -113,6 +116,54 @@ TEST(Dtypes, AModelRefusesAnActivationTypeItsLayersCannotComputeIn) {
                         dpt::DataType::BF16);
   EXPECT_EQ(mixed.activation_dtype(), dpt::DataType::BF16);
   EXPECT_EQ(mixed.working_params().dtype(), dpt::DataType::BF16);
+}
+
+// A bf16 model: float32 features in, its working copy written from the float32 masters before
+// the first forward after params() was taken, to nearest or stochastically from the seed.
+TEST(Dtypes, ABf16ModelComputesWithAWorkingCopyOfItsMasters) {
+  using dpt::DataType;
+  const auto be = dpt::make_cpu_backend(1);
+  const char* spec = "flatten linear(8) relu linear(3)";
+  dpt::Sequential f32(dpt::parse_model_spec(spec), *be, {1, 4, 4});
+  dpt::Sequential bf16(dpt::parse_model_spec(spec), *be, {1, 4, 4}, DataType::BF16);
+  EXPECT_EQ(bf16.input_dtype(), DataType::F32);  // features stay float32; forward converts
+  f32.init_params(5);
+  bf16.init_params(5);
+  std::vector<float> x(2 * 16);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i));
+  const auto outputs = [&](dpt::Sequential& net) {
+    const dpt::ConstTensorRef y = net.forward(x.data(), 2, false, 0);
+    std::vector<float> out(6);
+    if (y.dtype() == DataType::F32) {
+      std::copy_n(y.as<float>(), out.size(), out.begin());
+    } else {
+      be->convert(y.data(), y.dtype(), out.data(), DataType::F32, out.size());
+    }
+    return out;
+  };
+  const std::vector<float> want = outputs(f32), got = outputs(bf16);
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NE(got[i], want[i]) << i;  // rounded: bf16 has 8 bits of mantissa
+    EXPECT_NEAR(got[i], want[i], 0.02 * (std::fabs(want[i]) + 0.1)) << i;
+  }
+  // The working copy is the masters rounded to nearest.
+  const std::vector<float> masters = bf16.params_to_host();
+  std::vector<uint16_t> copy(bf16.flat_size());
+  be->copy_to_host(copy.data(), bf16.working_params().data(), copy.size() * sizeof(uint16_t));
+  for (size_t i = 0; i < copy.size(); ++i) ASSERT_EQ(copy[i], dpt::float_to_bf16(masters[i])) << i;
+  // Writing the masters through params() makes the next forward see them.
+  bf16.params()[0] += 1.0f;
+  EXPECT_NE(outputs(bf16), got);
+  bf16.params()[0] -= 1.0f;
+  EXPECT_EQ(outputs(bf16), got);
+  // Stochastic rounding: another copy, the same one for the same seed, another for another.
+  bf16.set_weight_rounding(dpt::Sequential::WeightRounding::Stochastic, 7);
+  const std::vector<float> s7 = outputs(bf16);
+  EXPECT_NE(s7, got);
+  bf16.set_weight_rounding(dpt::Sequential::WeightRounding::Stochastic, 8);
+  EXPECT_NE(outputs(bf16), s7);
+  bf16.set_weight_rounding(dpt::Sequential::WeightRounding::Stochastic, 7);
+  EXPECT_EQ(outputs(bf16), s7);
 }
 
 }  // namespace
