@@ -4,7 +4,9 @@
     report.py RUNS_DIR OUT_DIR
 
 RUNS_DIR holds one folder per run, named <model>-<mode>-p<world>-r<repeat>, each with the
-metrics.jsonl of a dptrain run (and optionally peer.json from the PyTorch DDP peer). Writes
+metrics.jsonl of a dptrain run (and optionally peer.json from the PyTorch DDP peer, and
+sweep.json with the tokens per sample of a language model, whose throughput is then counted in
+tokens and compared with the peer's tokens/s). Writes
 OUT_DIR/scaling.csv, OUT_DIR/summary.csv (medians per world size) and, when gnuplot is there,
 OUT_DIR/throughput.png, efficiency.png and breakdown.png.
 """
@@ -20,7 +22,8 @@ import sys
 COLUMNS = ["model", "device", "mode", "world_size", "oversubscribed", "per_rank_batch",
            "global_batch", "repeat", "median_step_seconds", "samples_per_second", "efficiency",
            "compute_seconds", "exposed_comm_seconds", "comm_seconds", "overlap_fraction",
-           "test_accuracy", "peer_samples_per_second", "ratio_to_peer", "peer_test_accuracy"]
+           "test_accuracy", "peer_samples_per_second", "ratio_to_peer", "peer_test_accuracy",
+           "tokens_per_second", "peer_tokens_per_second"]
 
 RUN_NAME = re.compile(r"^(?P<model>[\w.]+)-(?P<mode>weak|strong)-p(?P<p>\d+)-r(?P<r>\d+)$")
 
@@ -35,8 +38,9 @@ def efficiency(samples_per_second, world_size, baseline):
     return samples_per_second / (world_size * baseline)
 
 
-def run_row(name, metrics, cores, peer=None):
-    """One CSV row from a run's name and the last line of its metrics.jsonl."""
+def run_row(name, metrics, cores, peer=None, tokens_per_sample=0):
+    """One CSV row from a run's name and the last line of its metrics.jsonl (a language model's:
+    tokens_per_sample > 0, its block size)."""
     m = RUN_NAME.match(name)
     if not m:
         raise ValueError(f"{name}: not a run folder name <model>-<mode>-p<world>-r<repeat>")
@@ -55,7 +59,14 @@ def run_row(name, metrics, cores, peer=None):
         "overlap_fraction": metrics["overlap_fraction"],
         "test_accuracy": metrics.get("test_accuracy"),
         "peer_samples_per_second": "", "ratio_to_peer": "", "peer_test_accuracy": "",
+        "tokens_per_second": "", "peer_tokens_per_second": "",
     }
+    if tokens_per_sample > 0:
+        row["tokens_per_second"] = row["samples_per_second"] * tokens_per_sample
+        if peer:
+            row["peer_tokens_per_second"] = peer["tokens_per_second"]
+            row["ratio_to_peer"] = row["tokens_per_second"] / peer["tokens_per_second"]
+        return row
     if peer:
         row["peer_samples_per_second"] = peer["samples_per_second"]
         row["ratio_to_peer"] = row["samples_per_second"] / peer["samples_per_second"]
@@ -93,6 +104,9 @@ def summarize(rows):
         for k in ["median_step_seconds", "samples_per_second", "efficiency", "compute_seconds",
                   "exposed_comm_seconds", "comm_seconds", "overlap_fraction"]:
             s[k] = med(k)
+        for k in ["tokens_per_second", "peer_tokens_per_second"]:
+            values = [float(r[k]) for r in group if r.get(k, "") != ""]
+            s[k] = statistics.median(values) if values else ""
         peers = [float(r["ratio_to_peer"]) for r in group if r["ratio_to_peer"] != ""]
         s["ratio_to_peer"] = statistics.median(peers) if peers else ""
         out.append(s)
@@ -101,7 +115,8 @@ def summarize(rows):
 
 SUMMARY_COLUMNS = ["model", "mode", "world_size", "oversubscribed", "runs", "median_step_seconds",
                    "samples_per_second", "efficiency", "compute_seconds", "exposed_comm_seconds",
-                   "comm_seconds", "overlap_fraction", "ratio_to_peer"]
+                   "comm_seconds", "overlap_fraction", "ratio_to_peer", "tokens_per_second",
+                   "peer_tokens_per_second"]
 
 
 def plot(summary, out_dir):
@@ -110,7 +125,10 @@ def plot(summary, out_dir):
         return
     for key in sorted({(s["model"], s["mode"]) for s in summary}):
         rows = [s for s in summary if (s["model"], s["mode"]) == key]
-        base = next((s["samples_per_second"] for s in rows if s["world_size"] == 1), None)
+        # A language model's throughput in tokens.
+        unit = "tokens/s" if all(s.get("tokens_per_second", "") != "" for s in rows) else "samples/s"
+        rate = "tokens_per_second" if unit == "tokens/s" else "samples_per_second"
+        base = next((s[rate] for s in rows if s["world_size"] == 1), None)
         data = os.path.join(out_dir, f"{key[0]}-{key[1]}.dat")
         with open(data, "w") as f:
             for s in rows:
@@ -118,7 +136,7 @@ def plot(summary, out_dir):
                 # compute (data loading and the optimizer included), so the two stacks fill it.
                 total = s["compute_seconds"] + s["exposed_comm_seconds"]
                 ideal = base * s["world_size"] if base else 0
-                f.write(f"{s['world_size']} {s['samples_per_second']} {ideal} {s['efficiency']} "
+                f.write(f"{s['world_size']} {s[rate]} {ideal} {s['efficiency']} "
                         f"{s['compute_seconds'] / total if total else 0} "
                         f"{s['exposed_comm_seconds'] / total if total else 0}\n")
         title = f"{key[0]}, {key[1]} scaling"
@@ -128,8 +146,8 @@ set grid
 set key left top
 set xlabel "world size (ranks)"
 set output "{out_dir}/{key[0]}-{key[1]}-throughput.png"
-set title "{title}: samples/s"
-set ylabel "samples/s"
+set title "{title}: {unit}"
+set ylabel "{unit}"
 plot "{data}" using 1:2 with linespoints lw 2 title "dptrain", "{data}" using 1:3 with lines dt 2 title "ideal"
 set output "{out_dir}/{key[0]}-{key[1]}-efficiency.png"
 set title "{title}: efficiency against 1 rank"
@@ -166,7 +184,9 @@ def main(argv):
             last = [json.loads(line) for line in f if line.strip()][-1]
         peer_path = os.path.join(folder, "peer.json")
         peer = json.load(open(peer_path)) if os.path.isfile(peer_path) else None
-        rows.append(run_row(name, last, cores, peer))
+        sweep_path = os.path.join(folder, "sweep.json")
+        tokens = json.load(open(sweep_path))["tokens_per_sample"] if os.path.isfile(sweep_path) else 0
+        rows.append(run_row(name, last, cores, peer, tokens))
     if not rows:
         print(f"report: no runs in {runs_dir}", file=sys.stderr)
         return 1
@@ -177,9 +197,11 @@ def main(argv):
     write_csv(os.path.join(out_dir, "summary.csv"), summary, SUMMARY_COLUMNS)
     plot(summary, out_dir)
     for s in summary:
+        rate = (f"{s['tokens_per_second']:.0f} tokens/s" if s["tokens_per_second"] != ""
+                else f"{s['samples_per_second']:.0f} samples/s")
+        ratio = f", {s['ratio_to_peer']:.2f}x the peer" if s["ratio_to_peer"] != "" else ""
         print(f"{s['model']} {s['mode']} P={s['world_size']}{' (oversubscribed)' if s['oversubscribed'] else ''}: "
-              f"{s['samples_per_second']:.0f} samples/s, efficiency {s['efficiency']:.2f}, "
-              f"overlap {s['overlap_fraction']:.0%}")
+              f"{rate}, efficiency {s['efficiency']:.2f}, overlap {s['overlap_fraction']:.0%}{ratio}")
     return 0
 
 

@@ -51,6 +51,17 @@ class Efficiency(unittest.TestCase):
                              peer={"samples_per_second": 16000.0, "test_accuracy": 0.81})
         self.assertAlmostEqual(row["ratio_to_peer"], 2.0)
 
+    def test_language_model_counts_tokens_and_compares_them_with_the_peer(self):
+        # 16 windows of 128 tokens in 0.5 s: 32 samples/s, 4096 tokens/s; the peer did 2048.
+        row = report.run_row("gpt25m-weak-p2-r1", metrics(16, 0.5), cores=2,
+                             peer={"tokens_per_second": 2048.0, "median_step_seconds": 1.0},
+                             tokens_per_sample=128)
+        self.assertAlmostEqual(row["samples_per_second"], 32.0)
+        self.assertAlmostEqual(row["tokens_per_second"], 4096.0)
+        self.assertAlmostEqual(row["ratio_to_peer"], 2.0)
+        self.assertEqual(report.run_row("gpt25m.zero-weak-p1-r1", metrics(8, 0.5), cores=2,
+                                        tokens_per_sample=128)["ratio_to_peer"], "")
+
     def test_bad_run_name(self):
         with self.assertRaises(ValueError):
             report.run_row("mlp-p1", metrics(64, 0.002), cores=2)

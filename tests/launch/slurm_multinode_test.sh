@@ -8,7 +8,8 @@
 #       address, and dptrain info shows 2 ranks on 2 hosts with one rank per node;
 #   (b) multinode.sbatch --nodes=2 --ntasks-per-node=1 runs a short CPU job to the end, once
 #       launched with srun --mpi=pmix and once with mpirun inside the allocation, with Open MPI
-#       held to TCP on the /24 (no shared memory), and the veth carries its gradients.
+#       held to TCP on the /24 (no shared memory), and the veth carries its gradients;
+#   (c) launch/slurm/sweep.sh runs the scaling experiments' gpt workload on 1 and 2 nodes.
 # Traffic goes only between the two namespaces' addresses and over their loopback; the
 # namespaces, daemons and temporary folder go when the test ends. Needs root; installs slurm-wlm
 # and munge with apt-get when missing; prints SKIPPED and exits 77 when that or `ip netns` is
@@ -288,6 +289,38 @@ for l in "${b_launchers[@]}"; do
   fi
   log "(b) ok: job $j ($l) ran $steps steps on n1+n2 into runs/slurm-$j;" \
     "the veth carried $((tx1 - tx0)) bytes out and $((rx1 - rx0)) in (model: $(stat -c %s "$run/model.safetensors") bytes)"
+done
+
+# --- (c) launch/slurm/sweep.sh: the gpt workload on 1 and 2 nodes -------------------------
+# The scaling experiments' language model, small, on token shards of this machine's licence
+# texts: one job per node count, each to the end, one rank per node. Its tokens/s at each size
+# are printed (this test measures nothing; a machine shared by two namespaces is no cluster).
+"$DPTRAIN" prepare-text --out "$tmp/work/tokens" /usr/share/common-licenses > /dev/null ||
+  fail "(c) prepare-text failed"
+gpt="gpt(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=256)"
+c_steps=20
+c_args=(--model "$gpt" --train-tokens "$tmp/work/tokens/train_*.bin" --batch-size 8
+        --optimizer adamw --lr 1e-3 --max-steps "$c_steps" --threads 1)
+sweep_out=$(DPT_LAUNCHER=$launcher timeout 60 "${enter_a[@]}" "$root_dir/launch/slurm/sweep.sh" \
+  --nodes "1 2" --tasks-per-node 1 --tag gpt --sbatch "--time=5" -- "${c_args[@]}") ||
+  fail "(c) sweep.sh failed: $sweep_out"
+for n in 1 2; do
+  line=$(grep "^nodes=$n " <<< "$sweep_out") || fail "(c) sweep.sh printed no line for $n node(s): $sweep_out"
+  [[ $line =~ ^nodes=$n\ job=([0-9]+)\ dir=$tmp/work/runs/sweep-gpt/n$n$ ]] ||
+    fail "(c) sweep.sh printed '$line'"
+  j=${BASH_REMATCH[1]}
+  s=$(wait_job "$j" 120)
+  [ "$s" = COMPLETED ] || fail "(c) sweep job $j ($n node(s)) ended $s: $(tail -n 5 "$tmp/work/runs/sweep-gpt/n$n-$j.out")"
+  run=$tmp/work/runs/sweep-gpt/n$n
+  got=$(tail -n 1 "$run/metrics.jsonl" 2>/dev/null | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+print(r["step"], r["world_size"], round(r["samples_per_second"] * 32))') ||
+    fail "(c) job $j ($n node(s)): no metrics.jsonl in $run"
+  read -r step world tokens <<< "$got"
+  [ "$step $world" = "$c_steps $n" ] ||
+    fail "(c) job $j: metrics.jsonl ends at step and world size '$step $world', want '$c_steps $n'"
+  [ -f "$run/model.safetensors" ] || fail "(c) job $j ($n node(s)): no model.safetensors in $run"
+  log "(c) ok: sweep job $j, gpt on $n node(s) x 1 rank into runs/sweep-gpt/n$n: $tokens tokens/s"
 done
 
 echo "PASS: launch.slurm_multinode ($(($(date +%s) - started)) s)"
