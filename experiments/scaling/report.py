@@ -136,10 +136,17 @@ def plot(summary, out_dir):
                 # compute (data loading and the optimizer included), so the two stacks fill it.
                 total = s["compute_seconds"] + s["exposed_comm_seconds"]
                 ideal = base * s["world_size"] if base else 0
+                # The peer's rate from the ratio (the same unit as dptrain's); "?" is gnuplot's
+                # missing value where no peer ran.
+                ratio = s.get("ratio_to_peer", "")
+                peer = s[rate] / ratio if ratio not in ("", 0) else "?"
                 f.write(f"{s['world_size']} {s[rate]} {ideal} {s['efficiency']} "
                         f"{s['compute_seconds'] / total if total else 0} "
-                        f"{s['exposed_comm_seconds'] / total if total else 0}\n")
+                        f"{s['exposed_comm_seconds'] / total if total else 0} {peer}\n")
         title = f"{key[0]}, {key[1]} scaling"
+        has_peer = any(s.get("ratio_to_peer", "") not in ("", 0) for s in rows)
+        peer_curve = (f', "{data}" using 1:7 with linespoints lw 2 title "PyTorch DDP"'
+                      if has_peer else "")
         script = f"""
 set terminal pngcairo size 800,500 noenhanced
 set grid
@@ -148,7 +155,8 @@ set xlabel "world size (ranks)"
 set output "{out_dir}/{key[0]}-{key[1]}-throughput.png"
 set title "{title}: {unit}"
 set ylabel "{unit}"
-plot "{data}" using 1:2 with linespoints lw 2 title "dptrain", "{data}" using 1:3 with lines dt 2 title "ideal"
+set datafile missing "?"
+plot "{data}" using 1:2 with linespoints lw 2 title "dptrain", "{data}" using 1:3 with lines dt 2 title "ideal"{peer_curve}
 set output "{out_dir}/{key[0]}-{key[1]}-efficiency.png"
 set title "{title}: efficiency against 1 rank"
 set ylabel "efficiency"

@@ -94,5 +94,22 @@ class CsvWriter(unittest.TestCase):
         self.assertAlmostEqual(s["samples_per_second"], 32000.0)  # median of 32k, 16k, 64k
 
 
+class Plot(unittest.TestCase):
+    def test_the_peer_is_drawn_where_it_ran(self):
+        # launch/setup.sh installs gnuplot. The plot's data file carries the peer's rate (from
+        # the ratio) in its last column, and "?" (missing) at a point without a peer.
+        peer = {"samples_per_second": 25000.0, "test_accuracy": 0.8}
+        rows = [report.run_row("mlp-weak-p1-r1", metrics(64, 0.002), cores=2, peer=peer),
+                report.run_row("mlp-weak-p2-r1", metrics(128, 0.0025), cores=2)]
+        report.add_efficiency(rows)
+        with tempfile.TemporaryDirectory() as d:
+            report.plot(report.summarize(rows), d)
+            with open(os.path.join(d, "mlp-weak.dat")) as f:
+                lines = [l.split() for l in f]
+            self.assertGreater(os.path.getsize(os.path.join(d, "mlp-weak-throughput.png")), 0)
+        self.assertAlmostEqual(float(lines[0][6]), 25000.0)
+        self.assertEqual(lines[1][6], "?")
+
+
 if __name__ == "__main__":
     unittest.main()
