@@ -292,14 +292,14 @@ for l in "${b_launchers[@]}"; do
 done
 
 # --- (c) launch/slurm/sweep.sh: the gpt workload on 1 and 2 nodes -------------------------
-# The scaling experiments' language model, small, on token shards of this machine's licence
-# texts: one job per node count, each to the end, one rank per node. Its tokens/s at each size
+# The scaling experiments' gpt_small (experiments/scaling_gpt.sh: the same model and per-rank
+# batch, fewer steps), on token shards of this machine's licence texts: one job per node count, each to the end, one rank per node. Its tokens/s at each size
 # are printed (this test measures nothing; a machine shared by two namespaces is no cluster).
 "$DPTRAIN" prepare-text --out "$tmp/work/tokens" /usr/share/common-licenses > /dev/null ||
   fail "(c) prepare-text failed"
-gpt="gpt(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=256)"
+gpt="gpt(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=256)"
 c_steps=20
-c_args=(--model "$gpt" --train-tokens "$tmp/work/tokens/train_*.bin" --batch-size 8
+c_args=(--model "$gpt" --train-tokens "$tmp/work/tokens/train_*.bin" --batch-size 16
         --optimizer adamw --lr 1e-3 --max-steps "$c_steps" --threads 1)
 sweep_out=$(DPT_LAUNCHER=$launcher timeout 60 "${enter_a[@]}" "$root_dir/launch/slurm/sweep.sh" \
   --nodes "1 2" --tasks-per-node 1 --tag gpt --sbatch "--time=5" -- "${c_args[@]}") ||
@@ -314,7 +314,7 @@ for n in 1 2; do
   run=$tmp/work/runs/sweep-gpt/n$n
   got=$(tail -n 1 "$run/metrics.jsonl" 2>/dev/null | python3 -c 'import json, sys
 r = json.load(sys.stdin)
-print(r["step"], r["world_size"], round(r["samples_per_second"] * 32))') ||
+print(r["step"], r["world_size"], round(r["samples_per_second"] * 128))') ||
     fail "(c) job $j ($n node(s)): no metrics.jsonl in $run"
   read -r step world tokens <<< "$got"
   [ "$step $world" = "$c_steps $n" ] ||
