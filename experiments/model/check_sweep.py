@@ -12,14 +12,13 @@ and the error. Exits 1 when a point that is not oversubscribed is off by more th
 """
 import argparse
 import csv
-import io
 import os
-import subprocess
 import sys
 
 VARIANTS = {"": [], "one_allreduce": ["--bucket-mb", "0"], "bf16_grads": ["--grad-comm", "bf16"],
             "zero1": ["--zero", "1"]}
-MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "perf_model.py")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import perf_model  # noqa: E402
 
 
 def split_label(model):
@@ -36,10 +35,8 @@ def error(predicted, measured):
 
 def predictions(trace, bench, ranks, cores, variant):
     """{ranks: predicted step seconds} from perf_model.py."""
-    cmd = [sys.executable, MODEL, trace, "--bench", bench, "--cores", str(cores),
-           "--ranks", ",".join(str(r) for r in ranks)] + VARIANTS[variant]
-    text = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    rows = csv.DictReader(io.StringIO("\n".join(l for l in text.splitlines() if not l.startswith("#"))))
+    rows = perf_model.predict_rows([trace, "--bench", bench, "--cores", str(cores), "--ranks",
+                                    ",".join(str(r) for r in ranks)] + VARIANTS[variant])
     return {int(r["ranks"]): float(r["step_seconds"]) for r in rows}
 
 

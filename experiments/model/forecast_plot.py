@@ -11,13 +11,14 @@ OUT_DIR/forecast-MODEL-efficiency.png: weak-scaling efficiency against the numbe
 """
 import argparse
 import csv
-import io
 import os
 import shutil
 import subprocess
 import sys
 
-MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "perf_model.py")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import perf_model  # noqa: E402
+
 # (label, perf_model options); the order is the plot's legend order.
 CASES = [
     ("fp32 grads", ["--grad-comm", "fp32", "--zero", "0"]),
@@ -31,33 +32,25 @@ COLUMNS = ["model", "nics_per_node", "case", "ranks", "step_seconds", "tokens_pe
 
 
 def forecast(model, nics, options, ranks):
-    cmd = [sys.executable, MODEL, "--synthetic", model, "--network", "h100-ib",
-           "--nics-per-node", str(nics), "--algorithm", "auto",
-           "--ranks", ",".join(str(r) for r in ranks)] + options
-    text = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    lines = [l for l in text.splitlines() if not l.startswith("#")]
-    return list(csv.DictReader(io.StringIO("\n".join(lines))))
+    return perf_model.predict_rows(["--synthetic", model, "--network", "h100-ib",
+                                    "--nics-per-node", str(nics), "--algorithm", "auto",
+                                    "--ranks", ",".join(str(r) for r in ranks)] + options)
 
 
 def plot(rows, model, out_dir):
     data = os.path.join(out_dir, f"forecast-{model}.dat")
-    blocks = []
-    with open(data, "w") as f:
-        for nics in NICS:
-            for label, _ in CASES:
-                pts = [r for r in rows if r["model"] == model and r["nics_per_node"] == nics
-                       and r["case"] == label]
-                f.write(f'"{label}, {nics} NIC{"s" if nics > 1 else ""}"\n')
-                for r in pts:
-                    f.write(f"{r['ranks']} {r['efficiency']}\n")
-                f.write("\n\n")
-                blocks.append((nics, label))
     curves = []
-    for i, (nics, label) in enumerate(blocks):
-        colour = [c for c, (l, _) in enumerate(CASES) if l == label][0] + 1
-        dash = 1 if nics == 8 else 2
-        curves.append(f'"{data}" index {i} using 1:2 with linespoints lw 2 lc {colour} '
-                      f'dt {dash} pt {6 + dash} title columnheader(1)')
+    with open(data, "w") as f:
+        # One data block per curve: a colour per case, solid with 8 NICs and dashed with one.
+        for dash, nics in enumerate(NICS, 1):
+            for colour, (label, _) in enumerate(CASES, 1):
+                f.write(f'"{label}, {nics} NIC{"s" if nics > 1 else ""}"\n')
+                for r in rows:
+                    if (r["model"], r["nics_per_node"], r["case"]) == (model, nics, label):
+                        f.write(f"{r['ranks']} {r['efficiency']}\n")
+                f.write("\n\n")
+                curves.append(f'"{data}" index {len(curves)} using 1:2 with linespoints lw 2 '
+                              f'lc {colour} dt {dash} pt {6 + dash} title columnheader(1)')
     curves.append('0.85 with lines lc rgb "red" dt 4 lw 1.5 title "target 0.85"')
     script = f"""
 set terminal pngcairo size 1000,550 noenhanced
@@ -85,8 +78,6 @@ def main(argv):
     except ValueError:
         p.error(f"--ranks {a.ranks}: not a comma-separated list of integers")
     models = a.models.split(",")
-    sys.path.insert(0, os.path.dirname(MODEL))
-    import perf_model
     unknown = [m for m in models if m not in perf_model.GPT_PRESETS]
     if unknown:
         p.error(f"--models: unknown {', '.join(unknown)} "

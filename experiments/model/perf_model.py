@@ -30,6 +30,9 @@ optimizer) goes before forward. With --cores, ranks beyond one per core stretch 
 ceil(ranks / cores) (oversubscription_factor).
 """
 import argparse
+import contextlib
+import csv
+import io
 import json
 import statistics
 import sys
@@ -571,6 +574,15 @@ def main(argv=None):
                                          or "none")
         print(line)
     return 0
+
+
+def predict_rows(argv):
+    """main(argv) in this process, its CSV as a list of dicts (for scripts that run the model).
+    Bad options exit as they do on the command line."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        main(argv)
+    return list(csv.DictReader(io.StringIO(out.getvalue())))
 
 
 if __name__ == "__main__":

@@ -138,15 +138,13 @@ def plot(summary, out_dir):
                 ideal = base * s["world_size"] if base else 0
                 # The peer's rate from the ratio (the same unit as dptrain's); "?" is gnuplot's
                 # missing value where no peer ran.
-                ratio = s.get("ratio_to_peer", "")
-                peer = s[rate] / ratio if ratio not in ("", 0) else "?"
+                peer = s[rate] / s["ratio_to_peer"] if s["ratio_to_peer"] else "?"
                 f.write(f"{s['world_size']} {s[rate]} {ideal} {s['efficiency']} "
                         f"{s['compute_seconds'] / total if total else 0} "
                         f"{s['exposed_comm_seconds'] / total if total else 0} {peer}\n")
         title = f"{key[0]}, {key[1]} scaling"
-        has_peer = any(s.get("ratio_to_peer", "") not in ("", 0) for s in rows)
         peer_curve = (f', "{data}" using 1:7 with linespoints lw 2 title "PyTorch DDP"'
-                      if has_peer else "")
+                      if any(s["ratio_to_peer"] for s in rows) else "")
         script = f"""
 set terminal pngcairo size 800,500 noenhanced
 set grid

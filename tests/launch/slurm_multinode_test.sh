@@ -293,8 +293,9 @@ done
 
 # --- (c) launch/slurm/sweep.sh: the gpt workload on 1 and 2 nodes -------------------------
 # The scaling experiments' gpt_small (experiments/scaling_gpt.sh: the same model and per-rank
-# batch, fewer steps), on token shards of this machine's licence texts: one job per node count, each to the end, one rank per node. Its tokens/s at each size
-# are printed (this test measures nothing; a machine shared by two namespaces is no cluster).
+# batch, fewer steps), on token shards of this machine's licence texts: one job per node count,
+# each to the end, one rank per node. Its tokens/s at each size are printed (this test measures
+# nothing; a machine shared by two namespaces is no cluster).
 "$DPTRAIN" prepare-text --out "$tmp/work/tokens" /usr/share/common-licenses > /dev/null ||
   fail "(c) prepare-text failed"
 gpt="gpt(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=256)"
