@@ -4,7 +4,8 @@
 # so a bound that holds under one kernel only would fail on another machine. Runs the accuracy
 # tests, the equivalence tests (P ranks against one, bucketed against one allreduce, micro-batches
 # against one batch, resume at another world size, bit-exact resume) and the unit tests with
-# OPENBLAS_CORETYPE set to each kernel, then prints a table of test x kernel: PASS or FAIL, with
+# OPENBLAS_CORETYPE set to each kernel (and every float GEMM OpenBLAS's, DPT_CPU_GEMM=blas; the
+# "default" column runs dptrain's own AVX2 GEMM where the CPU has AVX2), then prints a table of test x kernel: PASS or FAIL, with
 # the measured value where the test reports one ("measure: WHAT VALUE OP BOUND" in its output).
 # It also compares the CPU parameters after the GPU parity recipe (tests/e2e/gpu_check.sh,
 # mpi_parity) under each kernel with those under the first, against that test's bound: how far
@@ -42,7 +43,7 @@ for k in "${usable[@]}"; do
   grep -E 'Test +#[0-9]+: ' "$logs/$k.log" | sed 's/^ *[0-9]*\/[0-9]* //' || true
   grep -E "tests passed|tests failed" "$logs/$k.unit.log" | sed "s/^/unit: /" || true
 done
-unset OPENBLAS_CORETYPE DPT_CPU_VECTOR
+unset OPENBLAS_CORETYPE DPT_CPU_VECTOR DPT_CPU_GEMM
 
 python3 - "$logs" "$root_dir/tests/e2e/compare_safetensors.py" "${usable[@]}" <<'PY'
 import os, re, subprocess, sys

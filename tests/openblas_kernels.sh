@@ -44,11 +44,17 @@ openblas_usable_kernels() {
   done
 }
 
-# openblas_select KERNEL: exports OPENBLAS_CORETYPE for it ("default": unsets it). For a kernel
-# of a CPU without AVX2 (Sandybridge and older) it also sets DPT_CPU_VECTOR=baseline, so that
-# dptrain's own CPU kernels take their baseline (SSE2) builds as on such a CPU.
+# openblas_select KERNEL: exports OPENBLAS_CORETYPE for it ("default": unsets it). A named kernel
+# also sets DPT_CPU_GEMM=blas, so that every float GEMM is OpenBLAS's (by default, on a CPU with
+# AVX2, most are dptrain's own: kernels/cpu/cpu_gemm.hpp); "default" leaves dptrain's choice.
+# For a kernel of a CPU without AVX2 (Sandybridge and older) it also sets DPT_CPU_VECTOR=baseline,
+# so that dptrain's own CPU kernels take their baseline (SSE2) builds as on such a CPU.
 openblas_select() {
-  if [ "$1" = default ]; then unset OPENBLAS_CORETYPE; else export OPENBLAS_CORETYPE=$1; fi
+  if [ "$1" = default ]; then
+    unset OPENBLAS_CORETYPE DPT_CPU_GEMM
+  else
+    export OPENBLAS_CORETYPE=$1 DPT_CPU_GEMM=blas
+  fi
   case "${1,,}" in
     sandybridge|nehalem|core2|penryn|dunnington|atom|barcelona|bobcat|bulldozer|piledriver|steamroller|prescott|katmai|northwood)
       export DPT_CPU_VECTOR=baseline ;;

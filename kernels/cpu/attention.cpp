@@ -9,7 +9,7 @@
 #include <string>
 #include <type_traits>
 
-#include "kernels/cpu/builtin_gemm.hpp"
+#include "kernels/cpu/cpu_gemm.hpp"
 #include "kernels/cpu/lane_sum.hpp"
 #include "kernels/cpu/vector_math.hpp"
 #include "src/core/error.hpp"
@@ -17,25 +17,19 @@
 namespace dpt {
 namespace {
 
-// Row-major C[m,n] = alpha * op(A) op(B) + beta * C, in the element type: sgemm for training,
-// dgemm for the gradient checks, each from OpenBLAS when the build has it.
+// Row-major C[m,n] = alpha * op(A) op(B) + beta * C, in the element type: the backend's sgemm
+// (cpu_gemm.hpp) for training, which may skip what the causal mask makes zero or unused (tri),
+// and dgemm for the gradient checks (OpenBLAS's when the build has it), which computes it all.
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-#if DPT_WITH_OPENBLAS
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
-              c, static_cast<int>(ldc));
-#else
-  builtin_sgemm(trans_a, trans_b, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
-                alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
-                static_cast<int>(ldc));
-#endif
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+          Triangle tri) {
+  cpu_sgemm(trans_a, trans_b, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha,
+            a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc), tri);
 }
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
           const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
-          int64_t ldc) {
+          int64_t ldc, Triangle) {
 #if DPT_WITH_OPENBLAS
   cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
@@ -99,12 +93,13 @@ void attention_forward(const T* qkv, T* out, T* att, int64_t b, int64_t t, int64
       const T* k = q + c;
       const T* v = q + 2 * c;
       T* p = att + (bi * n_head + h) * t * t;
-      gemm(false, true, t, t, hs, scale, q, c3, k, c3, T(0), p, t);
+      gemm(false, true, t, t, hs, scale, q, c3, k, c3, T(0), p, t, Triangle::kLowerC);
       if constexpr (std::is_same_v<T, float>)
         cpu_has_avx2_fma() ? causal_softmax_avx2(p, t) : causal_softmax_f32(p, t);
       else
         causal_softmax(p, t);
-      gemm(false, false, t, hs, t, T(1), p, t, v, c3, T(0), out + bi * t * c + h * hs, c);
+      gemm(false, false, t, hs, t, T(1), p, t, v, c3, T(0), out + bi * t * c + h * hs, c,
+           Triangle::kLowerA);
     }
 }
 
@@ -114,7 +109,8 @@ void attention_backward(const T* qkv, const T* att, const T* dout, T* dqkv, T* s
   // Per head, with S = scale * q k^T and P = softmax(mask(S)):
   //   dv = P^T dout,  dP = dout v^T,  dS = P * (dP - rowsum(P * dP)),
   //   dq = scale * dS k,  dk = scale * dS^T q.
-  // dS is zero above the diagonal (P is), so the full-size GEMMs add nothing from the future.
+  // dS is zero above the diagonal (P is), so the GEMMs add nothing from the future, and those that
+  // may skip the zeros do (and dP above the diagonal, which is never read).
   check_heads(c, n_head);
   const int64_t hs = c / n_head, c3 = 3 * c;
   const T scale = T(1) / std::sqrt(static_cast<T>(hs));
@@ -130,8 +126,8 @@ void attention_backward(const T* qkv, const T* att, const T* dout, T* dqkv, T* s
       T* dv = dq + 2 * c;
       const T* p = att + (bi * n_head + h) * t * t;
       const T* dy = dout + bi * t * c + h * hs;
-      gemm(true, false, t, hs, t, T(1), p, t, dy, c, T(0), dv, c3);
-      gemm(false, true, t, t, hs, T(1), dy, c, v, c3, T(0), ds, t);
+      gemm(true, false, t, hs, t, T(1), p, t, dy, c, T(0), dv, c3, Triangle::kUpperA);
+      gemm(false, true, t, t, hs, T(1), dy, c, v, c3, T(0), ds, t, Triangle::kLowerC);
       for (int64_t i = 0; i < t; ++i) {
         const T* pr = p + i * t;
         T* row = ds + i * t;
@@ -140,8 +136,8 @@ void attention_backward(const T* qkv, const T* att, const T* dout, T* dqkv, T* s
         for (int64_t j = 0; j < n; ++j) row[j] = pr[j] * (row[j] - dot);
         std::fill(row + n, row + t, T(0));
       }
-      gemm(false, false, t, hs, t, scale, ds, t, k, c3, T(0), dq, c3);
-      gemm(true, false, t, hs, t, scale, ds, t, q, c3, T(0), dk, c3);
+      gemm(false, false, t, hs, t, scale, ds, t, k, c3, T(0), dq, c3, Triangle::kLowerA);
+      gemm(true, false, t, hs, t, scale, ds, t, q, c3, T(0), dk, c3, Triangle::kUpperA);
     }
 }
 

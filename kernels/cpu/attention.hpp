@@ -12,8 +12,9 @@
 // above the diagonal), b * n_head * t^2 elements: 384 MiB of float per layer for GPT-2 small
 // (12 heads) at b = 8, t = 1024. Keeping them costs memory but saves recomputing q k^T and the
 // softmax in backward. The GEMMs (q k^T, att v and their gradients, one of each per batch row and
-// head) are OpenBLAS's, or the built-in ones in a build without it; for now they also compute
-// the masked upper triangle, which the softmax then discards.
+// head) are the CPU backend's (cpu_gemm.hpp). Its own AVX2 kernel skips what the mask makes
+// zero or unused, about half of each product; a library GEMM computes the masked triangle too,
+// and the softmax discards it.
 //
 // Instantiated for float and double.
 #pragma once

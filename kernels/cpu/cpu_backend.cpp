@@ -1,10 +1,6 @@
-// The CPU backend: OpenBLAS for GEMM (or the built-in sgemm in a build without it), im2col + GEMM
+// The CPU backend: cpu_gemm.hpp's GEMM (dptrain's AVX2 kernel, or OpenBLAS), im2col + GEMM
 // for convolution, plain loops for the rest. It is the reference every other backend is tested
 // against.
-#if DPT_WITH_OPENBLAS
-#include <cblas.h>
-#endif
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -18,7 +14,7 @@
 
 #include "kernels/backend.hpp"
 #include "kernels/cpu/attention.hpp"
-#include "kernels/cpu/builtin_gemm.hpp"
+#include "kernels/cpu/cpu_gemm.hpp"
 #include "kernels/cpu/embedding.hpp"
 #include "kernels/cpu/gelu.hpp"
 #include "kernels/cpu/im2col.hpp"
@@ -28,10 +24,6 @@
 #include "src/core/bf16.hpp"
 #include "src/core/error.hpp"
 #include "src/core/random.hpp"
-
-#if DPT_WITH_OPENBLAS
-extern "C" void openblas_set_num_threads(int num_threads);
-#endif
 
 namespace dpt {
 namespace {
@@ -45,12 +37,7 @@ class CpuBackend final : public Backend, public CpuDevice {
     return Backend::twin_scratch_bytes() +
            sizeof(float) * (wide_a_.capacity() + wide_b_.capacity() + wide_c_.capacity());
   }
-  // The built-in sgemm runs on the calling thread only, so it has no thread count to set.
-  explicit CpuBackend([[maybe_unused]] int threads) {
-#if DPT_WITH_OPENBLAS
-    openblas_set_num_threads(std::max(1, threads));
-#endif
-  }
+  explicit CpuBackend(int threads) { set_cpu_gemm_threads(threads); }
 
   void fill(float* p, size_t n, float value) override { std::fill(p, p + n, value); }
   void fill_uniform(float* p, size_t n, float bound, uint64_t seed) override {
@@ -59,12 +46,7 @@ class CpuBackend final : public Backend, public CpuDevice {
 
   void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
             const float* b, int ldb, float beta, float* c, int ldc) override {
-#if DPT_WITH_OPENBLAS
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-#else
-    builtin_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-#endif
+    cpu_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
 
   // The twin of a GPU's mixed-precision GEMM: bf16 operands widened to float (exactly), one
@@ -112,11 +94,10 @@ class CpuBackend final : public Backend, public CpuDevice {
 
   void linear_forward_f32(const float* x, const float* w, const float* bias, float* y, int m,
                           int in, int out) override {
-    if (!bias) return gemm(false, true, m, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
-    // Each row of y starts as the bias and the GEMM adds to it (beta 1): one pass over y fewer
-    // than a GEMM that zeroes y (beta 0) and an add of the bias after it.
-    for (int r = 0; r < m; ++r) std::copy_n(bias, out, y + static_cast<size_t>(r) * out);
-    gemm(false, true, m, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+    // The bias goes in with the product (cpu_sgemm's bias): the own GEMM adds it as it stores
+    // each tile, the library's fallback starts y's rows at the bias (beta 1). Either way one
+    // pass over y fewer than a product and an add of the bias after it.
+    cpu_sgemm(false, true, m, out, in, 1.0f, x, in, w, in, 0.0f, y, out, Triangle::kNone, bias);
   }
 
   void add_bias_f32(float* y, const float* bias, int outer, int channels, int inner) override {

@@ -1,0 +1,241 @@
+#include "kernels/cpu/gemm_avx2.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "kernels/cpu/builtin_gemm.hpp"
+#include "kernels/cpu/vector_math.hpp"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define DPT_GEMM_AVX2 1
+#else
+#define DPT_GEMM_AVX2 0
+#endif
+
+namespace dpt {
+
+#if DPT_GEMM_AVX2
+namespace {
+
+// The blocking. A micro-tile of C is kMr x kNr: 6 rows of two 8-float registers, 12 accumulators
+// that stay in registers over a block of kKc terms. op(B) is copied per kKc x kNc block into
+// panels of kNr columns, each kKc x kNr contiguous (zero-padded past n), so that the tile's loads
+// of B are sequential; the block (256 KiB at most) stays in L2 while every row tile of A passes
+// over it. A is read where it lies, or, transposed, copied a tile at a time (pack_a_tile).
+constexpr int kMr = 6, kNr = 16, kKc = 256, kNc = 256;
+
+// What a micro-tile does with C: overwrite it (beta 0, C unread), add to it (beta 1, and every
+// block of k after the first), or scale it by beta first.
+enum class Store { kOverwrite, kAdd, kScale };
+
+// op(B)[k0 .. k0+kc, j0 .. j0+nc] into panels of kNr columns: panel p holds columns
+// j0 + p*kNr .. +kNr as kc rows of kNr floats, padded with zeros past nc.
+DPT_AVX2_FMA void pack_b(bool trans_b, const float* b, int ldb, int k0, int kc, int j0, int nc,
+                         float* out) {
+  for (int p = 0; p < nc; p += kNr) {
+    const int w = std::min(kNr, nc - p);
+    float* panel = out + static_cast<size_t>(p) * kc;
+    if (!trans_b) {  // rows of B: kNr contiguous floats each
+      for (int kk = 0; kk < kc; ++kk) {
+        const float* src = b + static_cast<size_t>(k0 + kk) * ldb + j0 + p;
+        float* dst = panel + static_cast<size_t>(kk) * kNr;
+        if (w == kNr) {
+          _mm256_storeu_ps(dst, _mm256_loadu_ps(src));
+          _mm256_storeu_ps(dst + 8, _mm256_loadu_ps(src + 8));
+        } else {
+          std::copy_n(src, w, dst);
+          std::fill(dst + w, dst + kNr, 0.0f);
+        }
+      }
+    } else {  // op(B)[kk, j] = B[j, kk]: each row of B becomes a column of the panel
+      for (int j = 0; j < kNr; ++j) {
+        if (j < w) {
+          const float* src = b + static_cast<size_t>(j0 + p + j) * ldb + k0;
+          for (int kk = 0; kk < kc; ++kk) panel[static_cast<size_t>(kk) * kNr + j] = src[kk];
+        } else {
+          for (int kk = 0; kk < kc; ++kk) panel[static_cast<size_t>(kk) * kNr + j] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// Transposed A: op(A)[i + r, k0 + kk] = A[k0 + kk, i + r], for the tile's rows r < rows, copied
+// to out[kk * kMr + r]. Read in place, each term's values would lie in a row of A of their own,
+// a cache line each, and the tile would read them once per panel of B: over a long k (a weight
+// gradient sums over every row of the batch) those lines fall out of L1 between panels.
+DPT_AVX2_FMA void pack_a_tile(const float* a, int lda, int k0, int kc, int i, int rows,
+                              float* out) {
+  for (int kk = 0; kk < kc; ++kk) {
+    const float* src = a + static_cast<size_t>(k0 + kk) * lda + i;
+    float* dst = out + static_cast<size_t>(kk) * kMr;
+    if (rows == kMr) {
+#pragma GCC unroll 6
+      for (int r = 0; r < kMr; ++r) dst[r] = src[r];
+    } else {
+      for (int r = 0; r < rows; ++r) dst[r] = src[r];
+    }
+  }
+}
+
+// C[0..R, 0..w] (w <= kNr) from R rows of op(A) over kc terms and one packed panel of B. Row r's
+// term kk of op(A) is a[r * a_row + kk * a_term]. Each element of C is one sum over kk in order,
+// by fused multiply-adds; alpha times it, plus bias[j] where bias is given, is then stored as
+// `store` says. Every loop over lo and
+// hi is unrolled, or they would live on the stack instead of in registers.
+template <int R>
+[[gnu::always_inline]] DPT_AVX2_FMA inline void micro_tile(int kc, const float* a, size_t a_row,
+                                                           size_t a_term, const float* panel,
+                                                           float* c, int ldc, int w, float alpha,
+                                                           float beta, const float* bias,
+                                                           Store store) {
+  __m256 lo[R], hi[R];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
+  for (int kk = 0; kk < kc; ++kk) {
+    const __m256 b0 = _mm256_loadu_ps(panel + static_cast<size_t>(kk) * kNr);
+    const __m256 b1 = _mm256_loadu_ps(panel + static_cast<size_t>(kk) * kNr + 8);
+    const float* ak = a + kk * a_term;
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(ak + r * a_row);
+      lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
+      hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
+    }
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  if (w == kNr) {
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      float* row = c + static_cast<size_t>(r) * ldc;
+      __m256 x0 = alpha == 1.0f ? lo[r] : _mm256_mul_ps(lo[r], va);
+      __m256 x1 = alpha == 1.0f ? hi[r] : _mm256_mul_ps(hi[r], va);
+      if (bias) {
+        x0 = _mm256_add_ps(x0, _mm256_loadu_ps(bias));
+        x1 = _mm256_add_ps(x1, _mm256_loadu_ps(bias + 8));
+      }
+      if (store == Store::kAdd) {
+        x0 = _mm256_add_ps(x0, _mm256_loadu_ps(row));
+        x1 = _mm256_add_ps(x1, _mm256_loadu_ps(row + 8));
+      } else if (store == Store::kScale) {
+        x0 = _mm256_add_ps(x0, _mm256_mul_ps(vb, _mm256_loadu_ps(row)));
+        x1 = _mm256_add_ps(x1, _mm256_mul_ps(vb, _mm256_loadu_ps(row + 8)));
+      }
+      _mm256_storeu_ps(row, x0);
+      _mm256_storeu_ps(row + 8, x1);
+    }
+    return;
+  }
+  // The last columns of C (n not a multiple of kNr): through a buffer, so that nothing past
+  // column w is touched.
+  alignas(32) float t[kNr];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    float* row = c + static_cast<size_t>(r) * ldc;
+    _mm256_store_ps(t, alpha == 1.0f ? lo[r] : _mm256_mul_ps(lo[r], va));
+    _mm256_store_ps(t + 8, alpha == 1.0f ? hi[r] : _mm256_mul_ps(hi[r], va));
+    if (bias)
+      for (int j = 0; j < w; ++j) t[j] += bias[j];
+    for (int j = 0; j < w; ++j)
+      row[j] = store == Store::kOverwrite ? t[j]
+               : store == Store::kAdd     ? t[j] + row[j]
+                                          : t[j] + beta * row[j];
+  }
+}
+
+DPT_AVX2_FMA void tile(int rows, int kc, const float* a, size_t a_row, size_t a_term,
+                       const float* panel, float* c, int ldc, int w, float alpha, float beta,
+                       const float* bias, Store store) {
+  switch (rows) {
+    case 6: return micro_tile<6>(kc, a, a_row, a_term, panel, c, ldc, w, alpha, beta, bias, store);
+    case 5: return micro_tile<5>(kc, a, a_row, a_term, panel, c, ldc, w, alpha, beta, bias, store);
+    case 4: return micro_tile<4>(kc, a, a_row, a_term, panel, c, ldc, w, alpha, beta, bias, store);
+    case 3: return micro_tile<3>(kc, a, a_row, a_term, panel, c, ldc, w, alpha, beta, bias, store);
+    case 2: return micro_tile<2>(kc, a, a_row, a_term, panel, c, ldc, w, alpha, beta, bias, store);
+    default: return micro_tile<1>(kc, a, a_row, a_term, panel, c, ldc, w, alpha, beta, bias, store);
+  }
+}
+
+}  // namespace
+
+DPT_AVX2_FMA void avx2_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                             const float* a, int lda, const float* b, int ldb, float beta,
+                             float* c, int ldc, Triangle tri, const float* bias) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0.0f) {  // C = beta * C (+ bias), A and B unread
+    for (int i = 0; i < m; ++i) {
+      float* row = c + static_cast<size_t>(i) * ldc;
+      for (int j = 0; j < n; ++j)
+        row[j] = (beta == 0.0f ? 0.0f : beta * row[j]) + (bias ? bias[j] : 0.0f);
+    }
+    return;
+  }
+  static thread_local std::vector<float> packed;
+  packed.resize(static_cast<size_t>(kKc) * kNc);
+  alignas(32) float a_tile[kKc * kMr];
+  for (int j0 = 0; j0 < n; j0 += kNc) {
+    const int nc = std::min(kNc, n - j0);
+    for (int k0 = 0; k0 < k; k0 += kKc) {
+      const int kc = std::min(kKc, k - k0);
+      pack_b(trans_b, b, ldb, k0, kc, j0, nc, packed.data());
+      const Store store = k0 > 0        ? Store::kAdd
+                          : beta == 0.0f ? Store::kOverwrite
+                          : beta == 1.0f ? Store::kAdd
+                                         : Store::kScale;
+      for (int i = 0; i < m; i += kMr) {
+        const int rows = std::min(kMr, m - i);
+        // The terms kk (of this block) the tile sums: all, or those a triangular op(A) can make
+        // other than zero (the rest would add exact zeros). An empty range still stores: zeros
+        // for beta 0, C unchanged otherwise.
+        int lo_k = 0, hi_k = kc;
+        if (tri == Triangle::kLowerA) hi_k = std::clamp(i + rows - k0, 0, kc);
+        if (tri == Triangle::kUpperA) lo_k = std::clamp(i - k0, 0, kc);
+        if (hi_k < lo_k) hi_k = lo_k;
+        if (k0 > 0 && hi_k == lo_k) continue;  // adds nothing
+        // op(A)'s rows i.., terms k0 + lo_k..: A's rows where they lie, or, transposed, a copy.
+        const float* at = a + static_cast<size_t>(i) * lda + k0 + lo_k;
+        size_t a_row = static_cast<size_t>(lda), a_term = 1;
+        if (trans_a) {
+          pack_a_tile(a, lda, k0 + lo_k, hi_k - lo_k, i, rows, a_tile);
+          at = a_tile;
+          a_row = 1;
+          a_term = kMr;
+        } else if (i + kMr < m) {  // the next tile's rows of A, towards L1
+          for (int r = 0; r < std::min(kMr, m - i - kMr); ++r) {
+            const char* row = reinterpret_cast<const char*>(at + static_cast<size_t>(kMr + r) * lda);
+            for (int byte = 0; byte < (hi_k - lo_k) * 4; byte += 64)
+              _mm_prefetch(row + byte, _MM_HINT_T0);
+          }
+        }
+        for (int p = 0; p < nc; p += kNr) {
+          if (tri == Triangle::kLowerC && j0 + p > i + rows - 1) break;  // all above the diagonal
+          tile(rows, hi_k - lo_k, at, a_row, a_term,
+               packed.data() + static_cast<size_t>(p) * kc + static_cast<size_t>(lo_k) * kNr,
+               c + static_cast<size_t>(i) * ldc + j0 + p, ldc, std::min(kNr, nc - p), alpha, beta,
+               bias && k0 == 0 ? bias + j0 + p : nullptr, store);
+        }
+      }
+    }
+  }
+}
+
+#else
+
+void avx2_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
+                int lda, const float* b, int ldb, float beta, float* c, int ldc, Triangle,
+                const float* bias) {
+  if (bias && m > 0 && n > 0) {  // C = beta C + bias, then the product added to it
+    for (int i = 0; i < m; ++i) {
+      float* row = c + static_cast<size_t>(i) * ldc;
+      for (int j = 0; j < n; ++j) row[j] = (beta == 0.0f ? 0.0f : beta * row[j]) + bias[j];
+    }
+    beta = 1.0f;
+  }
+  builtin_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+#endif
+
+}  // namespace dpt
