@@ -4,9 +4,11 @@
 # BLAS thread per rank. Each point is the median of REPEATS runs of STEPS steps, the four
 # configurations alternating; a run's tokens/s is its global batch tokens over its median step
 # time on rank 0 (both programs compute it so). Then utilization: achieved FLOP/s per rank over
-# the single-core sgemm peak (`dptrain bench gemm`, the best of n = 1024 and 2048, measured
-# before and after each repeat), counting FLOPs as nanoGPT's estimate_mfu does, 6N + 12 L C T per
-# token, with N the parameters less the position embedding. Each repeat's figures are printed
+# the single-core sgemm peak (`dptrain bench gemm`, the best of n = 1024 and 2048 under either
+# GEMM, dptrain's own and OpenBLAS's (DPT_CPU_GEMM=blas), measured before and after each
+# repeat), counting FLOPs as nanoGPT's estimate_mfu does, 6N + 12 L C T per token, with N the
+# parameters less the position embedding. (That count includes the masked half of attention,
+# which dptrain's own GEMM skips and PyTorch 1.13's eager attention computes.) Each repeat's figures are printed
 # under the table, since a shared machine's speed drifts from minute to minute.
 #   [REPEATS=5] [STEPS=60] [MODEL=gpt(...)] [BATCH=16] experiments/bench_gpt.sh [TEXT...]
 # TEXT: the files or folders to train on (default: /usr/share/games/fortunes from Debian's
@@ -36,11 +38,14 @@ trap 'rm -rf "$out"' EXIT
 recipe=(--batch-size "$batch" --lr 1e-3 --beta2 0.95 --weight-decay 0.1 --warmup-steps 10
         --lr-decay-steps "$steps" --min-lr 1e-4 --grad-clip 1.0 --max-steps "$steps")
 
-peak() {  # the best single-thread sgemm GFLOP/s over two sizes
-  local best=0 g
-  for n in 1024 2048; do
-    g=$("$dptrain" bench gemm --size "$n" --threads 1 | sed -n 's/.*: \([0-9.]*\) GFLOP\/s.*/\1/p')
-    best=$(python3 -c "print(max($best, $g))")
+peak() {  # the best single-thread sgemm GFLOP/s over two sizes and both GEMMs (dptrain's, OpenBLAS's)
+  local best=0 g n gemm
+  for gemm in auto blas; do
+    for n in 1024 2048; do
+      g=$(DPT_CPU_GEMM=$gemm "$dptrain" bench gemm --size "$n" --threads 1 |
+        sed -n 's/.*: \([0-9.]*\) GFLOP\/s.*/\1/p')
+      best=$(python3 -c "print(max($best, $g))")
+    done
   done
   echo "$best"
 }

@@ -88,6 +88,9 @@ class Backend : public virtual Device {
   // (parameter initialisation, PyTorch's U(-bound, bound)).
   virtual void fill_uniform(float* p, size_t n, float bound, uint64_t seed) = 0;
 
+  // Which GEMM gemm() runs, for reports: "cublas"; on the CPU "avx2" (dptrain's own), "openblas"
+  // or "builtin" (kernels/cpu/cpu_gemm.hpp).
+  virtual std::string gemm_name() const = 0;
   // Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, with leading dimensions.
   virtual void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
                     int lda, const float* b, int ldb, float beta, float* c, int ldc) = 0;

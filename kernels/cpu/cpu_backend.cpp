@@ -44,6 +44,7 @@ class CpuBackend final : public Backend, public CpuDevice {
     for (size_t i = 0; i < n; ++i) p[i] = (2.0f * uniform_float(seed, i) - 1.0f) * bound;
   }
 
+  std::string gemm_name() const override { return cpu_gemm_name(); }
   void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
             const float* b, int ldb, float beta, float* c, int ldc) override {
     cpu_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

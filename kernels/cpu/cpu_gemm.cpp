@@ -41,6 +41,7 @@ bool use_own() {
 }  // namespace
 
 void set_cpu_gemm_threads(int threads) {
+  library_forced();  // a bad DPT_CPU_GEMM is an error here, as the backend is made, not mid-step
   threads = std::max(1, threads);
   g_threads.store(threads, std::memory_order_relaxed);
 #if DPT_WITH_OPENBLAS

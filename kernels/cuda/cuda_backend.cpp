@@ -47,6 +47,7 @@ class CudaBackendImpl final : public CudaBackend {
     gpu::launch_fill(p, n, value, stream_);
   }
 
+  std::string gemm_name() const override { return "cublas"; }
   void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
             const float* b, int ldb, float beta, float* c, int ldc) override {
     if (m <= 0 || n <= 0) return;

@@ -478,9 +478,10 @@ int run_bench_gemm(const BenchGemmOptions& b, Communicator& host) {
   run_collectively(comm, [&] { r = run_gemm_bench(*compute.backend, b.size, b.repeats); });
   char line[256];
   std::snprintf(line, sizeof(line),
-                "rank %d  sgemm %dx%dx%d on %s, %d thread(s): %.2f GFLOP/s (best of %d, %.4f s)  "
-                "worst sampled error %.1e  wrong %lld",
-                comm.rank(), r.n, r.n, r.n, compute.backend->name().c_str(), b.threads,
+                "rank %d  sgemm %dx%dx%d on %s (%s), %d thread(s): %.2f GFLOP/s (best of %d, "
+                "%.4f s)  worst sampled error %.1e  wrong %lld",
+                comm.rank(), r.n, r.n, r.n, compute.backend->name().c_str(),
+                compute.backend->gemm_name().c_str(), b.threads,
                 r.flops_per_second / 1e9, r.repeats, r.best_seconds, r.worst_error,
                 static_cast<long long>(r.wrong));
   std::vector<char> all(sizeof(line) * comm.size());

@@ -188,6 +188,30 @@ assert 0 <= r['overlap_fraction'] <= 1 and r['exposed_comm_seconds'] <= r['comm_
         fail "first bf16 size: not 4 elements of 2 bytes"
     done
     ;;
+  bench_gemm)
+    # The CPU GEMM the backend picks, and OpenBLAS's when forced, each checked on sampled elements
+    # (a wrong one exits 1), at a size past the own kernel's blocks (256) and tiles (6 x 16).
+    # (openblas, or builtin in a build without it)
+    library='(openblas|builtin)'
+    own=$(python3 -c "print('avx2' if all(f in open('/proc/cpuinfo').read().split() for f in ('avx2', 'fma')) else '')")
+    [ "${DPT_CPU_VECTOR:-}" = baseline ] && own=''
+    for forced in "" blas; do
+      DPT_CPU_GEMM=$forced "$build/dptrain" bench gemm --size 301 --repeats 2 --threads 1 > "$tmp/gemm"
+      cat "$tmp/gemm"
+      want=$([ -n "$forced" ] || [ -z "$own" ] && echo "$library" || echo "$own")
+      grep -Eq "sgemm 301x301x301 on cpu \($want\), 1 thread\(s\): .* wrong 0$" "$tmp/gemm" ||
+        fail "bench gemm (DPT_CPU_GEMM='$forced'): not $want, or wrong elements"
+    done
+    # Several threads: the library's GEMM.
+    "$build/dptrain" bench gemm --size 64 --repeats 1 --threads 2 > "$tmp/gemm"
+    grep -Eq "on cpu \($library\), 2 thread\(s\): .* wrong 0$" "$tmp/gemm" || fail "2 threads: not the library's"
+    rc=0
+    DPT_CPU_GEMM=fast "$build/dptrain" bench gemm --size 64 > "$tmp/gemm" 2> "$tmp/err" || rc=$?
+    [ "$rc" -eq 2 ] || fail "DPT_CPU_GEMM=fast: exit $rc, not 2"
+    cat "$tmp/err"
+    [ "$(wc -l < "$tmp/err")" -eq 1 ] && grep -q "DPT_CPU_GEMM: 'fast' is not one of auto, blas" "$tmp/err" ||
+      fail "DPT_CPU_GEMM=fast: not one clear line"
+    ;;
   bench_reduce_scatter|bench_allgather)
     collective=${case_name#bench_}
     mpirun -np 2 "$build/dptrain" bench "$collective" -b 8 -e 4M -f 4 > "$tmp/out"
