@@ -23,8 +23,9 @@ namespace {
 // that stay in registers over a block of kKc terms. op(B) is copied per kKc x kNc block into
 // panels of kNr columns, each kKc x kNr contiguous (zero-padded past n), so that the tile's loads
 // of B are sequential; the block (256 KiB at most) stays in L2 while every row tile of A passes
-// over it. A is read where it lies, or, transposed, copied a tile at a time (pack_a_tile).
-constexpr int kMr = 6, kNr = 16, kKc = 256, kNc = 256;
+// over it, kMb tiles at a time per panel. A is read where it lies, or, transposed, copied a tile
+// at a time (pack_a_tile).
+constexpr int kMr = 6, kNr = 16, kKc = 256, kNc = 256, kMb = 4;
 
 // What a micro-tile does with C: overwrite it (beta 0, C unread), add to it (beta 1, and every
 // block of k after the first), or scale it by beta first.
@@ -174,7 +175,9 @@ DPT_AVX2_FMA void avx2_sgemm(bool trans_a, bool trans_b, int m, int n, int k, fl
   }
   static thread_local std::vector<float> packed;
   packed.resize(static_cast<size_t>(kKc) * kNc);
-  alignas(32) float a_tile[kKc * kMr];
+  static thread_local std::vector<float> a_copies;  // transposed A: each tile's copy
+  if (trans_a) a_copies.resize(static_cast<size_t>(kMb) * kKc * kMr);
+  float* a_tiles = a_copies.data();
   for (int j0 = 0; j0 < n; j0 += kNc) {
     const int nc = std::min(kNc, n - j0);
     for (int k0 = 0; k0 < k; k0 += kKc) {
@@ -184,37 +187,52 @@ DPT_AVX2_FMA void avx2_sgemm(bool trans_a, bool trans_b, int m, int n, int k, fl
                           : beta == 0.0f ? Store::kOverwrite
                           : beta == 1.0f ? Store::kAdd
                                          : Store::kScale;
-      for (int i = 0; i < m; i += kMr) {
-        const int rows = std::min(kMr, m - i);
-        // The terms kk (of this block) the tile sums: all, or those a triangular op(A) can make
-        // other than zero (the rest would add exact zeros). An empty range still stores: zeros
-        // for beta 0, C unchanged otherwise.
-        int lo_k = 0, hi_k = kc;
-        if (tri == Triangle::kLowerA) hi_k = std::clamp(i + rows - k0, 0, kc);
-        if (tri == Triangle::kUpperA) lo_k = std::clamp(i - k0, 0, kc);
-        if (hi_k < lo_k) hi_k = lo_k;
-        if (k0 > 0 && hi_k == lo_k) continue;  // adds nothing
-        // op(A)'s rows i.., terms k0 + lo_k..: A's rows where they lie, or, transposed, a copy.
-        const float* at = a + static_cast<size_t>(i) * lda + k0 + lo_k;
-        size_t a_row = static_cast<size_t>(lda), a_term = 1;
-        if (trans_a) {
-          pack_a_tile(a, lda, k0 + lo_k, hi_k - lo_k, i, rows, a_tile);
-          at = a_tile;
-          a_row = 1;
-          a_term = kMr;
-        } else if (i + kMr < m) {  // the next tile's rows of A, towards L1
-          for (int r = 0; r < std::min(kMr, m - i - kMr); ++r) {
-            const char* row = reinterpret_cast<const char*>(at + static_cast<size_t>(kMr + r) * lda);
-            for (int byte = 0; byte < (hi_k - lo_k) * 4; byte += 64)
-              _mm_prefetch(row + byte, _MM_HINT_T0);
+      // Row tiles kMb at a time: each panel of B (kc x kNr, from L2) serves kMb tiles while it
+      // sits in L1 beside their rows of A.
+      for (int ib = 0; ib < m; ib += kMb * kMr) {
+        struct RowTile {
+          int i, rows, lo_k, hi_k;
+          const float* a;
+          size_t a_row, a_term;
+        } tiles[kMb];
+        int count = 0;
+        for (int i = ib; i < std::min(m, ib + kMb * kMr); i += kMr) {
+          RowTile& t = tiles[count];
+          t.i = i;
+          t.rows = std::min(kMr, m - i);
+          // The terms kk (of this block) the tile sums: all, or those a triangular op(A) can
+          // make other than zero (the rest would add exact zeros). An empty range still stores:
+          // zeros for beta 0, C unchanged otherwise.
+          t.lo_k = 0;
+          t.hi_k = kc;
+          if (tri == Triangle::kLowerA) t.hi_k = std::clamp(i + t.rows - k0, 0, kc);
+          if (tri == Triangle::kUpperA) t.lo_k = std::clamp(i - k0, 0, kc);
+          if (t.hi_k < t.lo_k) t.hi_k = t.lo_k;
+          if (k0 > 0 && t.hi_k == t.lo_k) continue;  // adds nothing
+          // op(A)'s rows i.., terms k0 + lo_k..: A's rows where they lie, or, transposed, a copy.
+          if (trans_a) {
+            float* copy = a_tiles + static_cast<size_t>(count) * kKc * kMr;
+            pack_a_tile(a, lda, k0 + t.lo_k, t.hi_k - t.lo_k, i, t.rows, copy);
+            t.a = copy;
+            t.a_row = 1;
+            t.a_term = kMr;
+          } else {
+            t.a = a + static_cast<size_t>(i) * lda + k0 + t.lo_k;
+            t.a_row = static_cast<size_t>(lda);
+            t.a_term = 1;
           }
+          ++count;
         }
         for (int p = 0; p < nc; p += kNr) {
-          if (tri == Triangle::kLowerC && j0 + p > i + rows - 1) break;  // all above the diagonal
-          tile(rows, hi_k - lo_k, at, a_row, a_term,
-               packed.data() + static_cast<size_t>(p) * kc + static_cast<size_t>(lo_k) * kNr,
-               c + static_cast<size_t>(i) * ldc + j0 + p, ldc, std::min(kNr, nc - p), alpha, beta,
-               bias && k0 == 0 ? bias + j0 + p : nullptr, store);
+          const float* panel = packed.data() + static_cast<size_t>(p) * kc;
+          for (int q = 0; q < count; ++q) {
+            const RowTile& t = tiles[q];
+            if (tri == Triangle::kLowerC && j0 + p > t.i + t.rows - 1) continue;  // above
+            tile(t.rows, t.hi_k - t.lo_k, t.a, t.a_row, t.a_term,
+                 panel + static_cast<size_t>(t.lo_k) * kNr,
+                 c + static_cast<size_t>(t.i) * ldc + j0 + p, ldc, std::min(kNr, nc - p), alpha,
+                 beta, bias && k0 == 0 ? bias + j0 + p : nullptr, store);
+          }
         }
       }
     }
