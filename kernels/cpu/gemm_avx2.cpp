@@ -82,26 +82,27 @@ DPT_AVX2_FMA void pack_a_tile(const float* a, int lda, int k0, int kc, int i, in
 }
 
 // C[0..R, 0..w] (w <= kNr) from R rows of op(A) over kc terms and one packed panel of B. Row r's
-// term kk of op(A) is a[r * a_row + kk * a_term]. Each element of C is one sum over kk in order,
-// by fused multiply-adds; alpha times it, plus bias[j] where bias is given, is then stored as
-// `store` says. Every loop over lo and
-// hi is unrolled, or they would live on the stack instead of in registers.
-template <int R>
-[[gnu::always_inline]] DPT_AVX2_FMA inline void micro_tile(int kc, const float* a, size_t a_row,
-                                                           size_t a_term, const float* panel,
-                                                           float* c, int ldc, int w, float alpha,
-                                                           float beta, const float* bias,
-                                                           Store store) {
+// term kk of op(A) is a[r * lda + kk] (A where it lies), or, in a transposed copy (kCopy,
+// pack_a_tile), a[kk * kMr + r]. Each element of C is one sum over kk in order, by fused
+// multiply-adds; alpha times it, plus bias[j] where bias is given, is then stored as `store`
+// says. Every loop over lo and hi is unrolled, or they would live on the stack instead of in
+// registers; the loop over kk is unrolled by 4 for fewer loop instructions per multiply-add.
+template <int R, bool kCopy>
+[[gnu::always_inline]] DPT_AVX2_FMA inline void micro_tile(int kc, const float* a, size_t lda,
+                                                           const float* panel, float* c, int ldc,
+                                                           int w, float alpha, float beta,
+                                                           const float* bias, Store store) {
   __m256 lo[R], hi[R];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
+#pragma GCC unroll 4
   for (int kk = 0; kk < kc; ++kk) {
     const __m256 b0 = _mm256_loadu_ps(panel + static_cast<size_t>(kk) * kNr);
     const __m256 b1 = _mm256_loadu_ps(panel + static_cast<size_t>(kk) * kNr + 8);
-    const float* ak = a + kk * a_term;
+    const float* ak = a + (kCopy ? static_cast<size_t>(kk) * kMr : static_cast<size_t>(kk));
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
-      const __m256 x = _mm256_broadcast_ss(ak + r * a_row);
+      const __m256 x = _mm256_broadcast_ss(ak + (kCopy ? r : r * lda));
       lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
       hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
     }
@@ -146,16 +147,16 @@ template <int R>
   }
 }
 
-DPT_AVX2_FMA void tile(int rows, int kc, const float* a, size_t a_row, size_t a_term,
-                       const float* panel, float* c, int ldc, int w, float alpha, float beta,
-                       const float* bias, Store store) {
+template <bool kCopy>
+DPT_AVX2_FMA void tile(int rows, int kc, const float* a, size_t lda, const float* panel, float* c,
+                       int ldc, int w, float alpha, float beta, const float* bias, Store store) {
   switch (rows) {
-    case 6: return micro_tile<6>(kc, a, a_row, a_term, panel, c, ldc, w, alpha, beta, bias, store);
-    case 5: return micro_tile<5>(kc, a, a_row, a_term, panel, c, ldc, w, alpha, beta, bias, store);
-    case 4: return micro_tile<4>(kc, a, a_row, a_term, panel, c, ldc, w, alpha, beta, bias, store);
-    case 3: return micro_tile<3>(kc, a, a_row, a_term, panel, c, ldc, w, alpha, beta, bias, store);
-    case 2: return micro_tile<2>(kc, a, a_row, a_term, panel, c, ldc, w, alpha, beta, bias, store);
-    default: return micro_tile<1>(kc, a, a_row, a_term, panel, c, ldc, w, alpha, beta, bias, store);
+    case 6: return micro_tile<6, kCopy>(kc, a, lda, panel, c, ldc, w, alpha, beta, bias, store);
+    case 5: return micro_tile<5, kCopy>(kc, a, lda, panel, c, ldc, w, alpha, beta, bias, store);
+    case 4: return micro_tile<4, kCopy>(kc, a, lda, panel, c, ldc, w, alpha, beta, bias, store);
+    case 3: return micro_tile<3, kCopy>(kc, a, lda, panel, c, ldc, w, alpha, beta, bias, store);
+    case 2: return micro_tile<2, kCopy>(kc, a, lda, panel, c, ldc, w, alpha, beta, bias, store);
+    default: return micro_tile<1, kCopy>(kc, a, lda, panel, c, ldc, w, alpha, beta, bias, store);
   }
 }
 
@@ -192,8 +193,7 @@ DPT_AVX2_FMA void avx2_sgemm(bool trans_a, bool trans_b, int m, int n, int k, fl
       for (int ib = 0; ib < m; ib += kMb * kMr) {
         struct RowTile {
           int i, rows, lo_k, hi_k;
-          const float* a;
-          size_t a_row, a_term;
+          const float* a;  // its rows of op(A) at term lo_k
         } tiles[kMb];
         int count = 0;
         for (int i = ib; i < std::min(m, ib + kMb * kMr); i += kMr) {
@@ -214,12 +214,8 @@ DPT_AVX2_FMA void avx2_sgemm(bool trans_a, bool trans_b, int m, int n, int k, fl
             float* copy = a_tiles + static_cast<size_t>(count) * kKc * kMr;
             pack_a_tile(a, lda, k0 + t.lo_k, t.hi_k - t.lo_k, i, t.rows, copy);
             t.a = copy;
-            t.a_row = 1;
-            t.a_term = kMr;
           } else {
             t.a = a + static_cast<size_t>(i) * lda + k0 + t.lo_k;
-            t.a_row = static_cast<size_t>(lda);
-            t.a_term = 1;
           }
           ++count;
         }
@@ -228,10 +224,16 @@ DPT_AVX2_FMA void avx2_sgemm(bool trans_a, bool trans_b, int m, int n, int k, fl
           for (int q = 0; q < count; ++q) {
             const RowTile& t = tiles[q];
             if (tri == Triangle::kLowerC && j0 + p > t.i + t.rows - 1) continue;  // above
-            tile(t.rows, t.hi_k - t.lo_k, t.a, t.a_row, t.a_term,
-                 panel + static_cast<size_t>(t.lo_k) * kNr,
-                 c + static_cast<size_t>(t.i) * ldc + j0 + p, ldc, std::min(kNr, nc - p), alpha,
-                 beta, bias && k0 == 0 ? bias + j0 + p : nullptr, store);
+            float* ct = c + static_cast<size_t>(t.i) * ldc + j0 + p;
+            const float* bt = panel + static_cast<size_t>(t.lo_k) * kNr;
+            const float* bias_t = bias && k0 == 0 ? bias + j0 + p : nullptr;
+            const int w = std::min(kNr, nc - p);
+            if (trans_a)
+              tile<true>(t.rows, t.hi_k - t.lo_k, t.a, 0, bt, ct, ldc, w, alpha, beta, bias_t,
+                         store);
+            else
+              tile<false>(t.rows, t.hi_k - t.lo_k, t.a, static_cast<size_t>(lda), bt, ct, ldc, w,
+                          alpha, beta, bias_t, store);
           }
         }
       }
