@@ -69,12 +69,15 @@ DPT_AVX2_FMA void pack_b(bool trans_b, const float* b, int ldb, int k0, int kc, 
 // gradient sums over every row of the batch) those lines fall out of L1 between panels.
 DPT_AVX2_FMA void pack_a_tile(const float* a, int lda, int k0, int kc, int i, int rows,
                               float* out) {
+  // Six floats a term by one masked load (lanes 6 and 7 are not read, so never past A's end) and
+  // one store of eight, whose last two the next term's store overwrites: out has kMr + 2 floats
+  // of room past kc * kMr.
+  const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
   for (int kk = 0; kk < kc; ++kk) {
     const float* src = a + static_cast<size_t>(k0 + kk) * lda + i;
     float* dst = out + static_cast<size_t>(kk) * kMr;
     if (rows == kMr) {
-#pragma GCC unroll 6
-      for (int r = 0; r < kMr; ++r) dst[r] = src[r];
+      _mm256_storeu_ps(dst, _mm256_maskload_ps(src, six));
     } else {
       for (int r = 0; r < rows; ++r) dst[r] = src[r];
     }
@@ -177,7 +180,7 @@ DPT_AVX2_FMA void avx2_sgemm(bool trans_a, bool trans_b, int m, int n, int k, fl
   static thread_local std::vector<float> packed;
   packed.resize(static_cast<size_t>(kKc) * kNc);
   static thread_local std::vector<float> a_copies;  // transposed A: each tile's copy
-  if (trans_a) a_copies.resize(static_cast<size_t>(kMb) * kKc * kMr);
+  if (trans_a) a_copies.resize(static_cast<size_t>(kMb) * kKc * kMr + 2);
   float* a_tiles = a_copies.data();
   for (int j0 = 0; j0 < n; j0 += kNc) {
     const int nc = std::min(kNc, n - j0);
