@@ -115,7 +115,7 @@ if(NOT DPT_OPENBLAS STREQUAL "OFF")
 endif()
 if(NOT DPT_HAVE_OPENBLAS)
   dpt_dependency_absent(OPENBLAS "OpenBLAS not found"
-    "the CPU backend uses its built-in sgemm (kernels/cpu/builtin_gemm.cpp: slower, one thread)")
+    "the CPU backend's sgemm is dptrain's own: kernels/cpu/gemm_avx2.cpp on a CPU with AVX2, else kernels/cpu/builtin_gemm.cpp (slower); one thread either way")
 endif()
 
 foreach(dep MPI ZLIB OPENBLAS)

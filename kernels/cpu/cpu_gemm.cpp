@@ -60,10 +60,14 @@ const char* cpu_gemm_name() {
 void cpu_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
                int lda, const float* b, int ldb, float beta, float* c, int ldc, Triangle tri,
                const float* bias) {
+#if DPT_HAVE_AVX2_SGEMM
   if (use_own()) {
     avx2_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, tri, bias);
     return;
   }
+#else
+  (void)tri;
+#endif
   if (bias && m > 0 && n > 0) {  // C = beta C + bias first, and the library adds the product
     for (int i = 0; i < m; ++i) {
       float* row = c + static_cast<size_t>(i) * ldc;

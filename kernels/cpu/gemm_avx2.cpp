@@ -4,19 +4,12 @@
 #include <cstddef>
 #include <vector>
 
-#include "kernels/cpu/builtin_gemm.hpp"
 #include "kernels/cpu/vector_math.hpp"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if DPT_HAVE_AVX2_SGEMM
 #include <immintrin.h>
-#define DPT_GEMM_AVX2 1
-#else
-#define DPT_GEMM_AVX2 0
-#endif
 
 namespace dpt {
-
-#if DPT_GEMM_AVX2
 namespace {
 
 // The blocking. A micro-tile of C is kMr x kNr: 6 rows of two 8-float registers, 12 accumulators
@@ -244,21 +237,6 @@ DPT_AVX2_FMA void avx2_sgemm(bool trans_a, bool trans_b, int m, int n, int k, fl
   }
 }
 
-#else
-
-void avx2_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
-                int lda, const float* b, int ldb, float beta, float* c, int ldc, Triangle,
-                const float* bias) {
-  if (bias && m > 0 && n > 0) {  // C = beta C + bias, then the product added to it
-    for (int i = 0; i < m; ++i) {
-      float* row = c + static_cast<size_t>(i) * ldc;
-      for (int j = 0; j < n; ++j) row[j] = (beta == 0.0f ? 0.0f : beta * row[j]) + bias[j];
-    }
-    beta = 1.0f;
-  }
-  builtin_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
+}  // namespace dpt
 
 #endif
-
-}  // namespace dpt

@@ -2,8 +2,8 @@
 // cblas_sgemm's row-major contract (as builtin_sgemm):
 //   C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C
 // beta == 0 overwrites C without reading it (a NaN there does not survive); alpha == 0 or k == 0
-// leaves A and B unread. Call it only where cpu_has_avx2_fma() (vector_math.hpp) holds; on other
-// targets it is the built-in sgemm.
+// leaves A and B unread. Call it only where cpu_has_avx2_fma() (vector_math.hpp) holds; it exists
+// only on x86-64 (DPT_HAVE_AVX2_SGEMM).
 //
 // Why not OpenBLAS here: a library GEMM packs both operands into its own layout on every call
 // and, for beta == 0, zeroes C in a pass of its own before adding to it. At this trainer's shapes
@@ -18,6 +18,12 @@
 // where they are wanted.
 #pragma once
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define DPT_HAVE_AVX2_SGEMM 1
+#else
+#define DPT_HAVE_AVX2_SGEMM 0
+#endif
+
 namespace dpt {
 
 enum class Triangle {
@@ -27,10 +33,12 @@ enum class Triangle {
   kUpperA,  // op(A) is zero below its diagonal: op(A)[i, p] == 0 for p < i
 };
 
+#if DPT_HAVE_AVX2_SGEMM
 // With bias (n floats), C = alpha * op(A) op(B) + bias + beta * C, bias added to every row: a
 // Linear's forward pass in one pass over its output.
 void avx2_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
                 int lda, const float* b, int ldb, float beta, float* c, int ldc,
                 Triangle tri = Triangle::kNone, const float* bias = nullptr);
+#endif
 
 }  // namespace dpt

@@ -21,10 +21,12 @@ namespace {
 using Sgemm = void (*)(bool, bool, int, int, int, float, const float*, int, const float*, int,
                        float, float*, int);
 
+#if DPT_HAVE_AVX2_SGEMM
 void avx2(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc) {
   dpt::avx2_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
+#endif
 
 // The CPU itself, whatever DPT_CPU_VECTOR says (tests/cross_cpu.sh sets it for the dispatch).
 bool cpu_runs_avx2() {
@@ -43,7 +45,9 @@ struct Impl {
 // The GEMMs this CPU can run.
 std::vector<Impl> impls() {
   std::vector<Impl> v{{"builtin", dpt::builtin_sgemm}};
+#if DPT_HAVE_AVX2_SGEMM
   if (cpu_runs_avx2()) v.push_back({"avx2", avx2});
+#endif
   return v;
 }
 
@@ -185,6 +189,7 @@ TEST(CpuGemm, Avx2TrianglesSkipOnlyWhatTheMaskZeroes) {
     EXPECT_STRNE(dpt::cpu_gemm_name(), "avx2");
     return;
   }
+#if DPT_HAVE_AVX2_SGEMM
   using dpt::Triangle;
   for (const int t : {1, 5, 7, 16, 33, 128, 300})
     for (const int n : {1, 16, 32, 37}) {
@@ -224,6 +229,7 @@ TEST(CpuGemm, Avx2TrianglesSkipOnlyWhatTheMaskZeroes) {
             ADD_FAILURE() << "kLowerC: C[" << i << "," << j << "] differs from the full product";
       EXPECT_EQ(wrong, 0);
     }
+#endif
 }
 
 // A bias row goes in with the product, C = alpha op(A) op(B) + bias + beta C, in the AVX2 kernel
@@ -264,12 +270,14 @@ TEST(CpuGemm, BiasIsAddedToEveryRow) {
           EXPECT_EQ(wrong, 0);
         }
   };
+#if DPT_HAVE_AVX2_SGEMM
   if (cpu_runs_avx2())
     run("avx2", [](int m, int n, int k, float alpha, const float* a, const float* b, float beta,
                    float* c, const float* bias) {
       dpt::avx2_sgemm(false, true, m, n, k, alpha, a, k, b, k, beta, c, n, dpt::Triangle::kNone,
                       bias);
     });
+#endif
   for (const int threads : {1, 2}) {  // cpu_sgemm: the own kernel, then the library's path
     dpt::set_cpu_gemm_threads(threads);
     run(threads == 1 ? "cpu_sgemm, 1 thread" : "cpu_sgemm, 2 threads",
