@@ -66,8 +66,11 @@ for k in kernels:
         if not found:
             put(name, k, ok)
         for what in found:
-            label, value = re.match(r"(.*?) ([-+0-9.e]+ [<>=]+ [-+0-9.e]+)$", what).groups()
-            put(f"{name}: {label}", k, f"{ok} {value}")
+            m = re.match(r"(.*?) ([-+0-9.e]+ [<>=]+ [-+0-9.e]+)$", what)
+            if m:
+                put(f"{name}: {m.group(1)}", k, f"{ok} {m.group(2)}")
+            else:  # not "WHAT VALUE OP BOUND": the line as it is
+                put(f"{name}: {what}", k, ok)
     unit = open(os.path.join(logs, f"{k}.unit.log")).read()
     m = re.search(r"(\d+)% tests passed, (\d+) tests failed out of (\d+)", unit)
     put("unit tests", k, (f"PASS {m.group(3)}" if m.group(2) == "0" else

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "comm/communicator.hpp"
@@ -150,12 +151,24 @@ TEST(Bf16Comm, GptTrainsToTheFloatLossWithinTwoPercent) {
       final_loss(DataType::F32, 0, 0, DataType::BF16, Rounding::Stochastic);
   EXPECT_NE(last_params, mixed_params);  // the rounding took another path
   const double mixed_all = final_loss(DataType::BF16, 1, 0, DataType::BF16);
-  if (world->rank() == 0)
+  // One "measure: WHAT VALUE < BOUND" line each, WHAT the same on every CPU (tests/cross_cpu.sh
+  // tabulates them by it), and the losses themselves on a line of their own.
+  if (world->rank() == 0) {
     std::printf(
-        "measure: val loss fp32 %.4f (seed 1: %.4f), bf16 gradients %.4f, with zero-1 "
-        "%.4f; bf16 compute %.4f, stochastic rounding %.4f, with bf16 gradients and zero-1 "
-        "%.4f, %d ranks\n",
+        "val loss: fp32 %.4f (seed 1: %.4f), bf16 gradients %.4f, with zero-1 %.4f; bf16 compute "
+        "%.4f, stochastic rounding %.4f, with bf16 gradients and zero-1 %.4f, %d ranks\n",
         f32, f32_seed1, bf16, bf16_zero, mixed, mixed_stochastic, mixed_all, world->size());
+    std::printf("measure: val loss fp32, %d ranks %.4f < 1.6\n", world->size(), f32);
+    const std::pair<const char*, double> runs[] = {
+        {"bf16 gradients", bf16},
+        {"bf16 gradients with zero-1", bf16_zero},
+        {"bf16 compute", mixed},
+        {"bf16 compute, stochastic rounding", mixed_stochastic},
+        {"bf16 compute with bf16 gradients and zero-1", mixed_all}};
+    for (const auto& [what, loss] : runs)
+      std::printf("measure: val loss of %s against fp32, relative, %d ranks %.2e < 2e-02\n", what,
+                  world->size(), std::fabs(loss - f32) / f32);
+  }
   // Trained: ln(13) = 2.56 untrained; the text's entropy, its floor, is 1.28.
   EXPECT_LT(f32, 1.6);
   EXPECT_LT(std::fabs(bf16 - f32) / f32, 0.02);
