@@ -14,8 +14,8 @@
 // one sum over k in order, blocks of 256 terms at a time.
 //
 // For causal attention's square products it can also skip what the mask makes zero or unused
-// (Triangle); a library GEMM, which has no such option, computes all of it, to the same values
-// where they are wanted.
+// (Triangle); the skipped terms would only add exact zeros, so what is wanted comes out bit for
+// bit as from the full product. A library GEMM, which has no such option, computes all of it.
 #pragma once
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -28,7 +28,8 @@ namespace dpt {
 
 enum class Triangle {
   kNone,
-  kLowerC,  // only C's lower triangle (column <= row) is wanted: C above it is left as it was
+  kLowerC,  // only C's lower triangle (column <= row) is wanted: C above it is unspecified
+            // (tiles that lie wholly above the diagonal are not written)
   kLowerA,  // op(A) is zero above its diagonal: op(A)[i, p] == 0 for p > i
   kUpperA,  // op(A) is zero below its diagonal: op(A)[i, p] == 0 for p < i
 };
