@@ -42,7 +42,9 @@ ConvShape Conv2d::shape(int batch) const {
 }
 
 std::vector<ParamSpec> Conv2d::param_specs() const {
-  const float bound = 1.0f / std::sqrt(static_cast<float>(in_c_ * k_ * k_));
+  // The fan-in in float: in_c * k * k of a spec can pass int's range (the spec fuzzer found one).
+  const float fan_in = static_cast<float>(in_c_) * static_cast<float>(k_) * static_cast<float>(k_);
+  const float bound = 1.0f / std::sqrt(fan_in);
   return {{"weight", {out_c_, in_c_, k_, k_}, Init::uniform(bound)},
           {"bias", {out_c_}, Init::uniform(bound)}};
 }
