@@ -223,13 +223,13 @@ void Backend::gelu_backward(ConstTensorRef x, ConstTensorRef dy, TensorRef dx, i
 void Backend::attention_forward(ConstTensorRef qkv, TensorRef out, TensorRef att, int64_t b,
                                 int64_t t, int64_t c, int64_t n_head) {
   if (is_f32(qkv) && is_f32(out) && is_f32(att))
-    return attention_forward_f32(qkv.as<float>(), out.as<float>(), att.as<float>(), b, t, c,
-                                 n_head);
+    return attention_forward_f32(qkv.as<float>(), out.as<float>(), att.as<float>(), b, t, c, n_head,
+                                 false);
   Bf16Twin twin(*this, "attention");
   const float* qkvf = twin.in(qkv, static_cast<size_t>(b * t * 3 * c));
   float* outf = twin.out(out, static_cast<size_t>(b * t * c));
   attention_forward_f32(qkvf, outf, twin.out(att, static_cast<size_t>(b * n_head * t * t)), b, t, c,
-                        n_head);
+                        n_head, true);
   twin.finish();
 }
 
@@ -237,13 +237,13 @@ void Backend::attention_backward(ConstTensorRef qkv, ConstTensorRef att, ConstTe
                                  TensorRef dqkv, int64_t b, int64_t t, int64_t c, int64_t n_head) {
   if (is_f32(qkv) && is_f32(att) && is_f32(dout) && is_f32(dqkv))
     return attention_backward_f32(qkv.as<float>(), att.as<float>(), dout.as<float>(),
-                                  dqkv.as<float>(), b, t, c, n_head);
+                                  dqkv.as<float>(), b, t, c, n_head, false);
   Bf16Twin twin(*this, "attention");
   const float* qkvf = twin.in(qkv, static_cast<size_t>(b * t * 3 * c));
   const float* attf = twin.in(att, static_cast<size_t>(b * n_head * t * t));
   const float* doutf = twin.in(dout, static_cast<size_t>(b * t * c));
   attention_backward_f32(qkvf, attf, doutf, twin.out(dqkv, static_cast<size_t>(b * t * 3 * c)), b,
-                         t, c, n_head);
+                         t, c, n_head, true);
   twin.finish();
 }
 

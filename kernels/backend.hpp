@@ -151,8 +151,9 @@ class Backend : public virtual Device {
   // Causal self-attention on a fused projection qkv [b, t, 3c] (q, k, v in that order, each of
   // n_head heads of c / n_head): out [b, t, c] is the heads' softmax(mask(q k^T / sqrt(hs))) v
   // side by side; att [b, n_head, t, t] keeps the probabilities for backward (zero above the
-  // diagonal). c must be a multiple of n_head. In bf16 the probabilities are stored rounded,
-  // and out is computed from the float32 ones.
+  // diagonal). c must be a multiple of n_head. In bf16 the probabilities are rounded to bf16
+  // before they multiply v (and stored so), as bf16 GEMMs take them; in backward, the score
+  // gradients are rounded before they multiply k and q (kernels/cpu/attention.hpp).
   virtual void attention_forward(ConstTensorRef qkv, TensorRef out, TensorRef att, int64_t b,
                                  int64_t t, int64_t c, int64_t n_head);
   // Writes dqkv [b, t, 3c] (every element) from dout [b, t, c].
@@ -244,11 +245,12 @@ class Backend : public virtual Device {
                                        float* db, int64_t rows, int64_t c) = 0;
   virtual void gelu_forward_f32(const float* x, float* y, int64_t n) = 0;
   virtual void gelu_backward_f32(const float* x, const float* dy, float* dx, int64_t n) = 0;
+  // round_bf16: with the bf16 twin's extra rounding points (kernels/cpu/attention.hpp).
   virtual void attention_forward_f32(const float* qkv, float* out, float* att, int64_t b, int64_t t,
-                                     int64_t c, int64_t n_head) = 0;
+                                     int64_t c, int64_t n_head, bool round_bf16) = 0;
   virtual void attention_backward_f32(const float* qkv, const float* att, const float* dout,
-                                      float* dqkv, int64_t b, int64_t t, int64_t c,
-                                      int64_t n_head) = 0;
+                                      float* dqkv, int64_t b, int64_t t, int64_t c, int64_t n_head,
+                                      bool round_bf16) = 0;
   virtual void embedding_forward_f32(const int32_t* idx, const float* wte, const float* wpe,
                                      float* out, int64_t b, int64_t t, int64_t c,
                                      int64_t vocab) = 0;

@@ -12,6 +12,7 @@
 #include "kernels/cpu/cpu_gemm.hpp"
 #include "kernels/cpu/lane_sum.hpp"
 #include "kernels/cpu/vector_math.hpp"
+#include "src/core/bf16.hpp"
 #include "src/core/error.hpp"
 
 namespace dpt {
@@ -24,7 +25,8 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
           Triangle tri) {
   cpu_sgemm(trans_a, trans_b, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha,
-            a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc), tri);
+            a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc),
+            tri);
 }
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
@@ -74,16 +76,21 @@ template <typename T>
   }
 }
 
-void causal_softmax_f32(float* p, int64_t t) { causal_softmax(p, t); }
-DPT_AVX2_FMA void causal_softmax_avx2(float* p, int64_t t) {
-  causal_softmax(p, t);
+// Each of p[0, n) to the nearest bf16 value (a double through float first).
+template <typename T>
+void round_to_bf16(T* p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    p[i] = static_cast<T>(bf16_to_float(float_to_bf16(static_cast<float>(p[i]))));
 }
+
+void causal_softmax_f32(float* p, int64_t t) { causal_softmax(p, t); }
+DPT_AVX2_FMA void causal_softmax_avx2(float* p, int64_t t) { causal_softmax(p, t); }
 
 }  // namespace
 
 template <typename T>
 void attention_forward(const T* qkv, T* out, T* att, int64_t b, int64_t t, int64_t c,
-                       int64_t n_head) {
+                       int64_t n_head, bool round_bf16) {
   check_heads(c, n_head);
   const int64_t hs = c / n_head, c3 = 3 * c;
   const T scale = T(1) / std::sqrt(static_cast<T>(hs));
@@ -98,6 +105,7 @@ void attention_forward(const T* qkv, T* out, T* att, int64_t b, int64_t t, int64
         cpu_has_avx2_fma() ? causal_softmax_avx2(p, t) : causal_softmax_f32(p, t);
       else
         causal_softmax(p, t);
+      if (round_bf16) round_to_bf16(p, t * t);
       gemm(false, false, t, hs, t, T(1), p, t, v, c3, T(0), out + bi * t * c + h * hs, c,
            Triangle::kLowerA);
     }
@@ -105,7 +113,7 @@ void attention_forward(const T* qkv, T* out, T* att, int64_t b, int64_t t, int64
 
 template <typename T>
 void attention_backward(const T* qkv, const T* att, const T* dout, T* dqkv, T* scratch, int64_t b,
-                        int64_t t, int64_t c, int64_t n_head) {
+                        int64_t t, int64_t c, int64_t n_head, bool round_bf16) {
   // Per head, with S = scale * q k^T and P = softmax(mask(S)):
   //   dv = P^T dout,  dP = dout v^T,  dS = P * (dP - rowsum(P * dP)),
   //   dq = scale * dS k,  dk = scale * dS^T q.
@@ -136,18 +144,19 @@ void attention_backward(const T* qkv, const T* att, const T* dout, T* dqkv, T* s
         for (int64_t j = 0; j < n; ++j) row[j] = pr[j] * (row[j] - dot);
         std::fill(row + n, row + t, T(0));
       }
+      if (round_bf16) round_to_bf16(ds, t * t);
       gemm(false, false, t, hs, t, scale, ds, t, k, c3, T(0), dq, c3, Triangle::kLowerA);
       gemm(true, false, t, hs, t, scale, ds, t, q, c3, T(0), dk, c3, Triangle::kUpperA);
     }
 }
 
 template void attention_forward<float>(const float*, float*, float*, int64_t, int64_t, int64_t,
-                                       int64_t);
+                                       int64_t, bool);
 template void attention_forward<double>(const double*, double*, double*, int64_t, int64_t, int64_t,
-                                        int64_t);
+                                        int64_t, bool);
 template void attention_backward<float>(const float*, const float*, const float*, float*, float*,
-                                        int64_t, int64_t, int64_t, int64_t);
+                                        int64_t, int64_t, int64_t, int64_t, bool);
 template void attention_backward<double>(const double*, const double*, const double*, double*,
-                                         double*, int64_t, int64_t, int64_t, int64_t);
+                                         double*, int64_t, int64_t, int64_t, int64_t, bool);
 
 }  // namespace dpt

@@ -16,6 +16,11 @@
 // zero or unused, about half of each product; a library GEMM computes the masked triangle too,
 // and the softmax discards it.
 //
+// round_bf16: the rounding points of a bf16 attention (the bf16 twin's, kernels/backend.cpp): the
+// probabilities are rounded to bf16 values before they multiply v, and the score gradients dS
+// before they multiply k and q, because a GPU's bf16 GEMMs take them in bf16. Everything else
+// stays in the element type.
+//
 // Instantiated for float and double.
 #pragma once
 
@@ -27,13 +32,13 @@ namespace dpt {
 // c is not a multiple of n_head.
 template <typename T>
 void attention_forward(const T* qkv, T* out, T* att, int64_t b, int64_t t, int64_t c,
-                       int64_t n_head);
+                       int64_t n_head, bool round_bf16 = false);
 
 // The gradient of sum(dout * out) with respect to qkv, from the forward pass's qkv and att:
 // writes dqkv [b, t, 3c] (every element). scratch holds t * t elements (the gradient of one
 // head's scores); its contents are not used before they are written.
 template <typename T>
 void attention_backward(const T* qkv, const T* att, const T* dout, T* dqkv, T* scratch, int64_t b,
-                        int64_t t, int64_t c, int64_t n_head);
+                        int64_t t, int64_t c, int64_t n_head, bool round_bf16 = false);
 
 }  // namespace dpt

@@ -218,13 +218,15 @@ class CpuBackend final : public Backend, public CpuDevice {
     dpt::gelu_backward(x, dy, dx, n);
   }
   void attention_forward_f32(const float* qkv, float* out, float* att, int64_t b, int64_t t,
-                             int64_t c, int64_t n_head) override {
-    dpt::attention_forward(qkv, out, att, b, t, c, n_head);
+                             int64_t c, int64_t n_head, bool round_bf16) override {
+    dpt::attention_forward(qkv, out, att, b, t, c, n_head, round_bf16);
   }
   void attention_backward_f32(const float* qkv, const float* att, const float* dout, float* dqkv,
-                              int64_t b, int64_t t, int64_t c, int64_t n_head) override {
+                              int64_t b, int64_t t, int64_t c, int64_t n_head,
+                              bool round_bf16) override {
     attention_scratch_.resize(static_cast<size_t>(t * t));
-    dpt::attention_backward(qkv, att, dout, dqkv, attention_scratch_.data(), b, t, c, n_head);
+    dpt::attention_backward(qkv, att, dout, dqkv, attention_scratch_.data(), b, t, c, n_head,
+                            round_bf16);
   }
   void embedding_forward_f32(const int32_t* idx, const float* wte, const float* wpe, float* out,
                              int64_t b, int64_t t, int64_t c, int64_t vocab) override {

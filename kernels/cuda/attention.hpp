@@ -16,17 +16,23 @@
 
 namespace dpt::gpu {
 
-// Writes out [b, t, c] and att [b, n_head, t, t] (every element). Throws InputError when c is not
-// a multiple of n_head.
-void attention_forward(cublasHandle_t cublas, const float* qkv, float* out, float* att, int64_t b,
-                       int64_t t, int64_t c, int64_t n_head);
+// T is float or bf16 (uint16_t, kernels/cuda/typed.cuh). `round`, for float32 operands: the
+// rounding points of the bf16 twin (kernels/cpu/attention.hpp); bf16 operands always round there.
 
-// Floats of scratch attention_backward needs: the score gradients of one batch row's heads.
-size_t attention_backward_scratch(int64_t t, int64_t n_head);
+// Writes out [b, t, c] and att [b, n_head, t, t] (every element). scores: float32 scratch of
+// attention_forward_scratch bytes (null for float32, whose scores go to att). Throws InputError
+// when c is not a multiple of n_head.
+template <class T>
+void attention_forward(cublasHandle_t cublas, const T* qkv, T* out, T* att, float* scores,
+                       int64_t b, int64_t t, int64_t c, int64_t n_head, bool round);
+size_t attention_forward_scratch(int64_t t, int64_t n_head, bool bf16);
+
+// Bytes of scratch attention_backward needs: the score gradients of one batch row's heads.
+size_t attention_backward_scratch(int64_t t, int64_t n_head, bool bf16);
 
 // Writes dqkv [b, t, 3c] (every element) from dout [b, t, c], qkv and att.
-void attention_backward(cublasHandle_t cublas, const float* qkv, const float* att,
-                        const float* dout, float* dqkv, float* scratch, int64_t b, int64_t t,
-                        int64_t c, int64_t n_head);
+template <class T>
+void attention_backward(cublasHandle_t cublas, const T* qkv, const T* att, const T* dout, T* dqkv,
+                        void* scratch, int64_t b, int64_t t, int64_t c, int64_t n_head, bool round);
 
 }  // namespace dpt::gpu

@@ -1,37 +1,41 @@
 // Bias over the channel axis of [outer, channels, inner] tensors: added in forward, summed in
-// backward.
+// backward. y, bias and dy are float or bf16 (typed.cuh); dbias is float.
 #include <algorithm>
 
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/typed.cuh"
 
 namespace dpt::gpu {
 
 // Rows of `inner` values share one bias: blockIdx.y walks the rows (channel = row % channels),
 // the threads walk a row. No division per element.
-__global__ void add_bias_rows_kernel(float* y, const float* bias, size_t rows, int channels,
-                                     int inner) {
+template <class T>
+__global__ void add_bias_rows_kernel(T* y, const T* bias, size_t rows, int channels, int inner) {
   for (size_t row = blockIdx.y; row < rows; row += gridDim.y) {
-    const float b = bias[row % static_cast<size_t>(channels)];
-    float* r = y + row * static_cast<size_t>(inner);
+    const float b = to_float(bias[row % static_cast<size_t>(channels)]);
+    T* r = y + row * static_cast<size_t>(inner);
     for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < inner;
          i += static_cast<int>(gridDim.x * blockDim.x))
-      r[i] += b;
+      r[i] = from_float<T>(to_float(r[i]) + b);
   }
 }
 
 // inner == 1 (a Linear layer's [batch, features]): one thread per feature, rows in turn.
-__global__ void add_bias_columns_kernel(float* y, const float* bias, int outer, int channels) {
+template <class T>
+__global__ void add_bias_columns_kernel(T* y, const T* bias, int outer, int channels) {
   const int c = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (c >= channels) return;
-  const float b = bias[c];
-  for (int o = static_cast<int>(blockIdx.y); o < outer; o += static_cast<int>(gridDim.y))
-    y[static_cast<size_t>(o) * channels + c] += b;
+  const float b = to_float(bias[c]);
+  for (int o = static_cast<int>(blockIdx.y); o < outer; o += static_cast<int>(gridDim.y)) {
+    T& v = y[static_cast<size_t>(o) * channels + c];
+    v = from_float<T>(to_float(v) + b);
+  }
 }
 
-void launch_add_bias(float* y, const float* bias, int outer, int channels, int inner,
-                     cudaStream_t stream) {
+template <class T>
+void launch_add_bias(T* y, const T* bias, int outer, int channels, int inner, cudaStream_t stream) {
   if (outer <= 0 || channels <= 0 || inner <= 0) return;
   if (inner == 1) {
     const dim3 grid((static_cast<unsigned>(channels) + kBlock - 1) / kBlock,
@@ -50,14 +54,15 @@ void launch_add_bias(float* y, const float* bias, int outer, int channels, int i
 // the result is the same on every run.
 // inner > 1 (a convolution's [n, channels, h*w]): one block per channel walks the images in turn
 // and its threads walk each image's plane, with no division per element.
-__global__ void bias_grad_planes_kernel(const float* dy, float* dbias, int outer, int channels,
+template <class T>
+__global__ void bias_grad_planes_kernel(const T* dy, float* dbias, int outer, int channels,
                                         int inner) {
   const int c = static_cast<int>(blockIdx.x);
   float sum = 0.0f;
   for (int o = 0; o < outer; ++o) {
-    const float* plane = dy + (static_cast<size_t>(o) * channels + c) * inner;
+    const T* plane = dy + (static_cast<size_t>(o) * channels + c) * inner;
     for (int i = static_cast<int>(threadIdx.x); i < inner; i += static_cast<int>(blockDim.x))
-      sum += plane[i];
+      sum += to_float(plane[i]);
   }
   sum = block_sum(sum);
   if (threadIdx.x == 0) dbias[c] += sum;
@@ -65,15 +70,17 @@ __global__ void bias_grad_planes_kernel(const float* dy, float* dbias, int outer
 
 // inner == 1 (a Linear layer's [batch, features]): one thread per feature sums its column, the
 // loads of a warp side by side in memory.
-__global__ void bias_grad_columns_kernel(const float* dy, float* dbias, int outer, int channels) {
+template <class T>
+__global__ void bias_grad_columns_kernel(const T* dy, float* dbias, int outer, int channels) {
   const int c = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (c >= channels) return;
   float sum = 0.0f;
-  for (int o = 0; o < outer; ++o) sum += dy[static_cast<size_t>(o) * channels + c];
+  for (int o = 0; o < outer; ++o) sum += to_float(dy[static_cast<size_t>(o) * channels + c]);
   dbias[c] += sum;
 }
 
-void launch_bias_grad(const float* dy, float* dbias, int outer, int channels, int inner,
+template <class T>
+void launch_bias_grad(const T* dy, float* dbias, int outer, int channels, int inner,
                       cudaStream_t stream) {
   if (outer <= 0 || channels <= 0 || inner <= 0) return;
   if (inner == 1)
@@ -84,5 +91,10 @@ void launch_bias_grad(const float* dy, float* dbias, int outer, int channels, in
                                                                                  channels, inner);
   DPT_CUDA_CHECK_LAUNCH();
 }
+
+template void launch_add_bias(float*, const float*, int, int, int, cudaStream_t);
+template void launch_add_bias(bf16_bits*, const bf16_bits*, int, int, int, cudaStream_t);
+template void launch_bias_grad(const float*, float*, int, int, int, cudaStream_t);
+template void launch_bias_grad(const bf16_bits*, float*, int, int, int, cudaStream_t);
 
 }  // namespace dpt::gpu

@@ -3,6 +3,7 @@
 #include "kernels/cuda/cuda_backend.hpp"
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 #include "kernels/cuda/attention.hpp"
@@ -95,7 +96,7 @@ class CudaBackendImpl final : public CudaBackend {
     gpu::launch_fill_uniform(p, n, bound, seed, stream_);
   }
   void dropout_forward_f32(const float* x, float* y, float* mask, size_t n, float p,
-                       uint64_t seed) override {
+                           uint64_t seed) override {
     make_current();
     gpu::launch_dropout_forward(x, y, mask, n, p, seed, stream_);
   }
@@ -108,16 +109,134 @@ class CudaBackendImpl final : public CudaBackend {
     gpu::launch_add(a, b, out, n, stream_);
   }
 
+  // The typed ops with bf16 operands run native bf16 kernels: the float kernels templated on the
+  // element type (kernels/cuda/typed.cuh), which read bf16 as float and round each bf16 output
+  // once, where the bf16 twin rounds, without its float32 copies. The twin, Backend's
+  // implementation, keeps what a native kernel does not take: all-float32 calls, and operands of
+  // mixed types other than a bf16 gradient times a float32 dropout mask.
+  void add_bias(TensorRef y, ConstTensorRef bias, int outer, int channels, int inner) override {
+    if (!all_bf16({y, bias})) return Backend::add_bias(y, bias, outer, channels, inner);
+    make_current();
+    gpu::launch_add_bias(bf(y), bf(bias), outer, channels, inner, stream_);
+  }
+  void bias_grad(ConstTensorRef dy, float* dbias, int outer, int channels, int inner) override {
+    if (!all_bf16({dy})) return Backend::bias_grad(dy, dbias, outer, channels, inner);
+    make_current();
+    gpu::launch_bias_grad(bf(dy), dbias, outer, channels, inner, stream_);
+  }
+  void relu_forward(ConstTensorRef x, TensorRef y, size_t n) override {
+    if (!all_bf16({x, y})) return Backend::relu_forward(x, y, n);
+    make_current();
+    gpu::launch_relu_forward(bf(x), bf(y), n, stream_);
+  }
+  void relu_backward(ConstTensorRef y, ConstTensorRef dy, TensorRef dx, size_t n) override {
+    if (!all_bf16({y, dy, dx})) return Backend::relu_backward(y, dy, dx, n);
+    make_current();
+    gpu::launch_relu_backward(bf(y), bf(dy), bf(dx), n, stream_);
+  }
+  void dropout_forward(ConstTensorRef x, TensorRef y, float* mask, size_t n, float p,
+                       uint64_t seed) override {
+    if (!all_bf16({x, y})) return Backend::dropout_forward(x, y, mask, n, p, seed);
+    make_current();
+    gpu::launch_dropout_forward(bf(x), bf(y), mask, n, p, seed, stream_);
+  }
+  void mul(ConstTensorRef a, ConstTensorRef b, TensorRef out, size_t n) override {
+    if (!all_bf16({a, out}) || !b) return Backend::mul(a, b, out, n);
+    make_current();
+    if (b.dtype() == DataType::BF16)
+      gpu::launch_mul(bf(a), bf(b), bf(out), n, stream_);
+    else if (b.dtype() == DataType::F32)
+      gpu::launch_mul(bf(a), b.as<float>(), bf(out), n, stream_);
+    else
+      Backend::mul(a, b, out, n);
+  }
+  void add(ConstTensorRef a, ConstTensorRef b, TensorRef out, size_t n) override {
+    if (!all_bf16({a, b, out})) return Backend::add(a, b, out, n);
+    make_current();
+    gpu::launch_add(bf(a), bf(b), bf(out), n, stream_);
+  }
+  void layer_norm_forward(ConstTensorRef x, ConstTensorRef w, ConstTensorRef b, TensorRef y,
+                          float* mean, float* rstd, int64_t rows, int64_t c, float eps) override {
+    if (!all_bf16({x, w, b, y}))
+      return Backend::layer_norm_forward(x, w, b, y, mean, rstd, rows, c, eps);
+    make_current();
+    gpu::launch_layer_norm_forward(bf(x), bf(w), bf(b), bf(y), mean, rstd, rows, c, eps, stream_);
+  }
+  void layer_norm_backward(ConstTensorRef x, ConstTensorRef w, const float* mean, const float* rstd,
+                           ConstTensorRef dy, TensorRef dx, float* dw, float* db, int64_t rows,
+                           int64_t c) override {
+    if (!all_bf16({x, w, dy, dx}))
+      return Backend::layer_norm_backward(x, w, mean, rstd, dy, dx, dw, db, rows, c);
+    make_current();
+    auto* partials =
+        static_cast<float*>(scratch(sizeof(float) * gpu::layer_norm_backward_partials(rows, c)));
+    gpu::launch_layer_norm_backward(bf(x), bf(w), mean, rstd, bf(dy), bf(dx), dw, db, partials,
+                                    rows, c, stream_);
+  }
+  void gelu_forward(ConstTensorRef x, TensorRef y, int64_t n) override {
+    if (!all_bf16({x, y})) return Backend::gelu_forward(x, y, n);
+    make_current();
+    gpu::launch_gelu_forward(bf(x), bf(y), n, stream_);
+  }
+  void gelu_backward(ConstTensorRef x, ConstTensorRef dy, TensorRef dx, int64_t n) override {
+    if (!all_bf16({x, dy, dx})) return Backend::gelu_backward(x, dy, dx, n);
+    make_current();
+    gpu::launch_gelu_backward(bf(x), bf(dy), bf(dx), n, stream_);
+  }
+  void embedding_forward(const int32_t* idx, ConstTensorRef wte, ConstTensorRef wpe, TensorRef out,
+                         int64_t b, int64_t t, int64_t c, int64_t vocab) override {
+    if (!all_bf16({wte, wpe, out}))
+      return Backend::embedding_forward(idx, wte, wpe, out, b, t, c, vocab);
+    make_current();
+    gpu::launch_embedding_forward(idx, bf(wte), bf(wpe), bf(out), b, t, c, vocab, stream_);
+  }
+  void embedding_backward(const int32_t* idx, ConstTensorRef dout, float* dwte, float* dwpe,
+                          int64_t b, int64_t t, int64_t c, int64_t vocab) override {
+    if (!all_bf16({dout}))
+      return Backend::embedding_backward(idx, dout, dwte, dwpe, b, t, c, vocab);
+    make_current();
+    void* work = scratch(gpu::embedding_backward_scratch(b * t, vocab));
+    gpu::launch_embedding_backward(idx, bf(dout), dwte, dwpe, b, t, c, vocab, work, stream_);
+  }
+  void attention_forward(ConstTensorRef qkv, TensorRef out, TensorRef att, int64_t b, int64_t t,
+                         int64_t c, int64_t n_head) override {
+    if (!all_bf16({qkv, out, att}))
+      return Backend::attention_forward(qkv, out, att, b, t, c, n_head);
+    make_current();
+    auto* scores = static_cast<float*>(scratch(gpu::attention_forward_scratch(t, n_head, true)));
+    gpu::attention_forward(cublas_, bf(qkv), bf(out), bf(att), scores, b, t, c, n_head, true);
+  }
+  void attention_backward(ConstTensorRef qkv, ConstTensorRef att, ConstTensorRef dout,
+                          TensorRef dqkv, int64_t b, int64_t t, int64_t c,
+                          int64_t n_head) override {
+    if (!all_bf16({qkv, att, dout, dqkv}))
+      return Backend::attention_backward(qkv, att, dout, dqkv, b, t, c, n_head);
+    make_current();
+    void* ds = scratch(gpu::attention_backward_scratch(t, n_head, true));
+    gpu::attention_backward(cublas_, bf(qkv), bf(att), bf(dout), bf(dqkv), ds, b, t, c, n_head,
+                            true);
+  }
+  LossResult softmax_cross_entropy(ConstTensorRef logits, const int32_t* targets, int rows,
+                                   int classes, int32_t ignore_index, float grad_scale,
+                                   TensorRef dlogits) override {
+    // dlogits may be null (no gradient wanted).
+    if (!all_bf16({logits}) || (dlogits && dlogits.dtype() != DataType::BF16))
+      return Backend::softmax_cross_entropy(logits, targets, rows, classes, ignore_index,
+                                            grad_scale, dlogits);
+    return loss_on_device(bf(logits), targets, rows, classes, ignore_index, grad_scale,
+                          dlogits ? bf(dlogits) : nullptr);
+  }
+
   // The transformer's ops. Their scratch (backward's partial sums, score gradients, sort
   // buffers) is the device's, grown on demand and reused from call to call.
   void layer_norm_forward_f32(const float* x, const float* w, const float* b, float* y, float* mean,
-                          float* rstd, int64_t rows, int64_t c, float eps) override {
+                              float* rstd, int64_t rows, int64_t c, float eps) override {
     make_current();
     gpu::launch_layer_norm_forward(x, w, b, y, mean, rstd, rows, c, eps, stream_);
   }
   void layer_norm_backward_f32(const float* x, const float* w, const float* mean, const float* rstd,
-                           const float* dy, float* dx, float* dw, float* db, int64_t rows,
-                           int64_t c) override {
+                               const float* dy, float* dx, float* dw, float* db, int64_t rows,
+                               int64_t c) override {
     make_current();
     auto* partials =
         static_cast<float*>(scratch(sizeof(float) * gpu::layer_norm_backward_partials(rows, c)));
@@ -131,25 +250,25 @@ class CudaBackendImpl final : public CudaBackend {
     make_current();
     gpu::launch_gelu_backward(x, dy, dx, n, stream_);
   }
-  void attention_forward_f32(const float* qkv, float* out, float* att, int64_t b, int64_t t, int64_t c,
-                         int64_t n_head) override {
+  void attention_forward_f32(const float* qkv, float* out, float* att, int64_t b, int64_t t,
+                             int64_t c, int64_t n_head, bool round_bf16) override {
     make_current();
-    gpu::attention_forward(cublas_, qkv, out, att, b, t, c, n_head);
+    gpu::attention_forward(cublas_, qkv, out, att, nullptr, b, t, c, n_head, round_bf16);
   }
   void attention_backward_f32(const float* qkv, const float* att, const float* dout, float* dqkv,
-                          int64_t b, int64_t t, int64_t c, int64_t n_head) override {
+                              int64_t b, int64_t t, int64_t c, int64_t n_head,
+                              bool round_bf16) override {
     make_current();
-    auto* ds =
-        static_cast<float*>(scratch(sizeof(float) * gpu::attention_backward_scratch(t, n_head)));
-    gpu::attention_backward(cublas_, qkv, att, dout, dqkv, ds, b, t, c, n_head);
+    void* ds = scratch(gpu::attention_backward_scratch(t, n_head, false));
+    gpu::attention_backward(cublas_, qkv, att, dout, dqkv, ds, b, t, c, n_head, round_bf16);
   }
   void embedding_forward_f32(const int32_t* idx, const float* wte, const float* wpe, float* out,
-                         int64_t b, int64_t t, int64_t c, int64_t vocab) override {
+                             int64_t b, int64_t t, int64_t c, int64_t vocab) override {
     make_current();
     gpu::launch_embedding_forward(idx, wte, wpe, out, b, t, c, vocab, stream_);
   }
   void embedding_backward_f32(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
-                          int64_t b, int64_t t, int64_t c, int64_t vocab) override {
+                              int64_t b, int64_t t, int64_t c, int64_t vocab) override {
     make_current();
     void* work = scratch(gpu::embedding_backward_scratch(b * t, vocab));
     gpu::launch_embedding_backward(idx, dout, dwte, dwpe, b, t, c, vocab, work, stream_);
@@ -178,27 +297,9 @@ class CudaBackendImpl final : public CudaBackend {
   }
 
   LossResult softmax_cross_entropy_f32(const float* logits, const int32_t* targets, int rows,
-                                   int classes, int32_t ignore_index, float grad_scale,
-                                   float* dlogits) override {
-    make_current();
-    const size_t n = static_cast<size_t>(rows > 0 ? rows : 0);
-    // Scratch: the totals, then one double loss and one int32 status per row.
-    char* base = static_cast<char*>(scratch(sizeof(gpu::LossSums) + n * 12));
-    auto* sums = reinterpret_cast<gpu::LossSums*>(base);
-    auto* row_loss = reinterpret_cast<double*>(base + sizeof(gpu::LossSums));
-    auto* row_status = reinterpret_cast<int32_t*>(base + sizeof(gpu::LossSums) + n * 8);
-    gpu::launch_softmax_cross_entropy(logits, targets, rows, classes, ignore_index, grad_scale,
-                                      dlogits, row_loss, row_status, sums, stream_);
-    auto* host = static_cast<gpu::LossSums*>(pinned_);
-    DPT_CUDA_CHECK(
-        cudaMemcpyAsync(host, sums, sizeof(gpu::LossSums), cudaMemcpyDeviceToHost, stream_));
-    DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    LossResult r;
-    r.loss_sum = host->loss_sum;
-    r.count = host->count;
-    r.correct = host->correct;
-    r.invalid = host->invalid;
-    return r;
+                                       int classes, int32_t ignore_index, float grad_scale,
+                                       float* dlogits) override {
+    return loss_on_device(logits, targets, rows, classes, ignore_index, grad_scale, dlogits);
   }
 
   void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n,
@@ -256,6 +357,41 @@ class CudaBackendImpl final : public CudaBackend {
 
  private:
   static constexpr size_t kPinnedBytes = 64;  // holds one LossSums, one count or one sum
+
+  // Whether every operand is bf16 (the native kernels' case); a null operand counts as float32.
+  static bool all_bf16(std::initializer_list<ConstTensorRef> ts) {
+    for (const ConstTensorRef& t : ts)
+      if (!t || t.dtype() != DataType::BF16) return false;
+    return true;
+  }
+  // A bf16 tensor's memory as the 16-bit words the kernels take.
+  static const uint16_t* bf(ConstTensorRef t) { return static_cast<const uint16_t*>(t.data()); }
+  static uint16_t* bf(TensorRef t) { return static_cast<uint16_t*>(t.data()); }
+
+  // The softmax cross-entropy kernel over float or bf16 logits; the totals are read back.
+  template <class T>
+  LossResult loss_on_device(const T* logits, const int32_t* targets, int rows, int classes,
+                            int32_t ignore_index, float grad_scale, T* dlogits) {
+    make_current();
+    const size_t n = static_cast<size_t>(rows > 0 ? rows : 0);
+    // Scratch: the totals, then one double loss and one int32 status per row.
+    char* base = static_cast<char*>(scratch(sizeof(gpu::LossSums) + n * 12));
+    auto* sums = reinterpret_cast<gpu::LossSums*>(base);
+    auto* row_loss = reinterpret_cast<double*>(base + sizeof(gpu::LossSums));
+    auto* row_status = reinterpret_cast<int32_t*>(base + sizeof(gpu::LossSums) + n * 8);
+    gpu::launch_softmax_cross_entropy(logits, targets, rows, classes, ignore_index, grad_scale,
+                                      dlogits, row_loss, row_status, sums, stream_);
+    auto* host = static_cast<gpu::LossSums*>(pinned_);
+    DPT_CUDA_CHECK(
+        cudaMemcpyAsync(host, sums, sizeof(gpu::LossSums), cudaMemcpyDeviceToHost, stream_));
+    DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    LossResult r;
+    r.loss_sum = host->loss_sum;
+    r.count = host->count;
+    r.correct = host->correct;
+    r.invalid = host->invalid;
+    return r;
+  }
 
   // Destroys whatever was created, in reverse order; used by the destructor and by a
   // constructor that failed half-way. Errors are ignored: nothing useful can be done with them.

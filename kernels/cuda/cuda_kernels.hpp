@@ -1,5 +1,9 @@
 // Host launchers of the CUDA backend's own kernels (one .cu file per concern). Each queues its
 // work on `stream` and returns at once; pointers are device memory.
+//
+// A launcher templated on T takes float, or bf16 as its 16 bits in a uint16_t (kernels/cuda/
+// typed.cuh): it computes in float and rounds each bf16 output once, when it is stored, as the
+// bf16 twin of kernels/backend.cpp does. Each .cu file instantiates both.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -13,8 +17,11 @@ namespace dpt::gpu {
 
 // elementwise.cu
 void launch_fill(float* p, size_t n, float value, cudaStream_t stream);
-void launch_mul(const float* a, const float* b, float* out, size_t n, cudaStream_t stream);
-void launch_add(const float* a, const float* b, float* out, size_t n, cudaStream_t stream);
+// out = a * b (U is T, or float while T is bf16); out = a + b. out may be a or b.
+template <class T, class U>
+void launch_mul(const T* a, const U* b, T* out, size_t n, cudaStream_t stream);
+template <class T>
+void launch_add(const T* a, const T* b, T* out, size_t n, cudaStream_t stream);
 // Sets *count (device memory) to the number of NaN or infinite values among p[0, n).
 void launch_count_nonfinite(const float* p, size_t n, unsigned long long* count,
                             cudaStream_t stream);
@@ -36,46 +43,53 @@ void launch_sum_squares(const float* p, size_t n, double* partials, double* resu
 
 // layer_norm.cu: Backend::layer_norm_forward and layer_norm_backward. Backward's partials is
 // scratch of layer_norm_backward_partials(rows, c) floats.
-void launch_layer_norm_forward(const float* x, const float* w, const float* b, float* y,
-                               float* mean, float* rstd, int64_t rows, int64_t c, float eps,
-                               cudaStream_t stream);
+template <class T>
+void launch_layer_norm_forward(const T* x, const T* w, const T* b, T* y, float* mean, float* rstd,
+                               int64_t rows, int64_t c, float eps, cudaStream_t stream);
 size_t layer_norm_backward_partials(int64_t rows, int64_t c);
-void launch_layer_norm_backward(const float* x, const float* w, const float* mean,
-                                const float* rstd, const float* dy, float* dx, float* dw, float* db,
-                                float* partials, int64_t rows, int64_t c, cudaStream_t stream);
+template <class T>
+void launch_layer_norm_backward(const T* x, const T* w, const float* mean, const float* rstd,
+                                const T* dy, T* dx, float* dw, float* db, float* partials,
+                                int64_t rows, int64_t c, cudaStream_t stream);
 
 // gelu.cu: Backend::gelu_forward and gelu_backward.
-void launch_gelu_forward(const float* x, float* y, int64_t n, cudaStream_t stream);
-void launch_gelu_backward(const float* x, const float* dy, float* dx, int64_t n,
-                          cudaStream_t stream);
+template <class T>
+void launch_gelu_forward(const T* x, T* y, int64_t n, cudaStream_t stream);
+template <class T>
+void launch_gelu_backward(const T* x, const T* dy, T* dx, int64_t n, cudaStream_t stream);
 
 // embedding.cu: Backend::embedding_forward and embedding_backward. A token id outside
 // [0, vocab) is never read through: its output row is NaN (which the trainer's non-finite check
 // reports) and its position adds nothing to either gradient. Backward's scratch is
 // embedding_backward_scratch(b * t, vocab) bytes, 256-byte aligned.
-void launch_embedding_forward(const int32_t* idx, const float* wte, const float* wpe, float* out,
-                              int64_t b, int64_t t, int64_t c, int64_t vocab, cudaStream_t stream);
+template <class T>
+void launch_embedding_forward(const int32_t* idx, const T* wte, const T* wpe, T* out, int64_t b,
+                              int64_t t, int64_t c, int64_t vocab, cudaStream_t stream);
 size_t embedding_backward_scratch(int64_t positions, int64_t vocab);
-void launch_embedding_backward(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
+template <class T>
+void launch_embedding_backward(const int32_t* idx, const T* dout, float* dwte, float* dwpe,
                                int64_t b, int64_t t, int64_t c, int64_t vocab, void* scratch,
                                cudaStream_t stream);
 
 // bias.cu: y[o, c, i] += bias[c]; dbias[c] += sum over o, i of dy[o, c, i].
-void launch_add_bias(float* y, const float* bias, int outer, int channels, int inner,
-                     cudaStream_t stream);
-void launch_bias_grad(const float* dy, float* dbias, int outer, int channels, int inner,
+template <class T>
+void launch_add_bias(T* y, const T* bias, int outer, int channels, int inner, cudaStream_t stream);
+template <class T>
+void launch_bias_grad(const T* dy, float* dbias, int outer, int channels, int inner,
                       cudaStream_t stream);
 
 // relu.cu
-void launch_relu_forward(const float* x, float* y, size_t n, cudaStream_t stream);
-void launch_relu_backward(const float* y, const float* dy, float* dx, size_t n,
-                          cudaStream_t stream);
+template <class T>
+void launch_relu_forward(const T* x, T* y, size_t n, cudaStream_t stream);
+template <class T>
+void launch_relu_backward(const T* y, const T* dy, T* dx, size_t n, cudaStream_t stream);
 
 // uniform_fill.cu
 void launch_fill_uniform(float* p, size_t n, float bound, uint64_t seed, cudaStream_t stream);
 
 // dropout.cu
-void launch_dropout_forward(const float* x, float* y, float* mask, size_t n, float p, uint64_t seed,
+template <class T>
+void launch_dropout_forward(const T* x, T* y, float* mask, size_t n, float p, uint64_t seed,
                             cudaStream_t stream);
 
 // softmax_cross_entropy.cu: Backend::softmax_cross_entropy. The totals (LossResult's fields)
@@ -84,10 +98,11 @@ struct LossSums {
   double loss_sum;
   long long count, correct, invalid;
 };
-void launch_softmax_cross_entropy(const float* logits, const int32_t* targets, int rows,
-                                  int classes, int32_t ignore_index, float grad_scale,
-                                  float* dlogits, double* row_loss, int32_t* row_status,
-                                  LossSums* sums, cudaStream_t stream);
+template <class T>
+void launch_softmax_cross_entropy(const T* logits, const int32_t* targets, int rows, int classes,
+                                  int32_t ignore_index, float grad_scale, T* dlogits,
+                                  double* row_loss, int32_t* row_status, LossSums* sums,
+                                  cudaStream_t stream);
 
 // sgd.cu: SgdParams' fields.
 void launch_sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, float lr,

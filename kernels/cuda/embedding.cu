@@ -11,6 +11,8 @@
 // then one block per token adds that token's rows in that order, a thread per column. A token
 // that occurs often makes its block long (a run of all one token is b * t rows in one block); a
 // batch of text spreads its positions over many tokens.
+//
+// wte, wpe, out and dout are float or bf16 (typed.cuh), all of one type; dwte and dwpe are float.
 #include <cmath>
 #include <cstdint>
 #include <cub/device/device_radix_sort.cuh>
@@ -19,14 +21,13 @@
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/typed.cuh"
 
 namespace dpt::gpu {
 
 namespace {
 
 constexpr int kThreads = 128;  // per row of c columns
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // Bits of a sort key: ids 0 .. vocab - 1, and vocab itself for an id outside the vocabulary.
 int key_bits(int64_t vocab) {
@@ -45,37 +46,29 @@ int checked_positions(int64_t positions) {
   return static_cast<int>(positions);
 }
 
-// Row r of an embedding table [rows, c], as float4 groups.
-__device__ inline const float4* row4(const float* table, int64_t r, int64_t c) {
-  return reinterpret_cast<const float4*>(table + r * c);
-}
-
 }  // namespace
 
 // One block per output row (grid-stride over rows): out[row] = wte[idx[row]] + wpe[row % t].
-template <bool kVec>
-__global__ void embedding_forward_kernel(const int32_t* idx, const float* wte, const float* wpe,
-                                         float* out, int64_t rows, int64_t t, int64_t c,
-                                         int64_t vocab) {
+template <bool kVec, class T>
+__global__ void embedding_forward_kernel(const int32_t* idx, const T* wte, const T* wpe, T* out,
+                                         int64_t rows, int64_t t, int64_t c, int64_t vocab) {
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int32_t id = idx[row];
-    float* o = out + row * c;
+    T* o = out + row * c;
     if (id < 0 || id >= vocab) {
-      for (int64_t i = threadIdx.x; i < c; i += blockDim.x) o[i] = NAN;
+      for (int64_t i = threadIdx.x; i < c; i += blockDim.x) o[i] = from_float<T>(NAN);
       continue;
     }
-    const float* te = wte + static_cast<int64_t>(id) * c;
-    const float* pe = wpe + (row % t) * c;
+    const T* te = wte + static_cast<int64_t>(id) * c;
+    const T* pe = wpe + (row % t) * c;
     if constexpr (kVec) {
-      const float4 *te4 = reinterpret_cast<const float4*>(te),
-                   *pe4 = reinterpret_cast<const float4*>(pe);
-      float4* o4 = reinterpret_cast<float4*>(o);
       for (int64_t g = threadIdx.x; g < c / 4; g += blockDim.x) {
-        const float4 a = te4[g], p = pe4[g];
-        o4[g] = make_float4(a.x + p.x, a.y + p.y, a.z + p.z, a.w + p.w);
+        const float4 a = load4<true>(te, g), p = load4<true>(pe, g);
+        store4<true>(o, g, make_float4(a.x + p.x, a.y + p.y, a.z + p.z, a.w + p.w));
       }
     } else {
-      for (int64_t i = threadIdx.x; i < c; i += blockDim.x) o[i] = te[i] + pe[i];
+      for (int64_t i = threadIdx.x; i < c; i += blockDim.x)
+        o[i] = from_float<T>(to_float(te[i]) + to_float(pe[i]));
     }
   }
 }
@@ -93,9 +86,9 @@ __global__ void embedding_sort_keys_kernel(const int32_t* idx, uint32_t* keys, u
 
 // Block j of the sorted positions: when j starts a token's run, its threads add the run's rows
 // of dout to that token's row of dwte, column by column, in the run's order.
-template <bool kVec>
+template <bool kVec, class T>
 __global__ void embedding_token_grad_kernel(const uint32_t* keys, const uint32_t* positions,
-                                            const float* dout, float* dwte, int64_t n, int64_t c,
+                                            const T* dout, float* dwte, int64_t n, int64_t c,
                                             int64_t vocab) {
   const int64_t j = blockIdx.x;
   const uint32_t token = keys[j];
@@ -106,7 +99,7 @@ __global__ void embedding_token_grad_kernel(const uint32_t* keys, const uint32_t
     for (int64_t g = threadIdx.x; g < c / 4; g += blockDim.x) {
       float4 acc = te4[g];
       for (int64_t r = j; r < n && keys[r] == token; ++r) {
-        const float4 d = row4(dout, positions[r], c)[g];
+        const float4 d = load4<true>(dout + static_cast<int64_t>(positions[r]) * c, g);
         acc.x += d.x;
         acc.y += d.y;
         acc.z += d.z;
@@ -118,7 +111,7 @@ __global__ void embedding_token_grad_kernel(const uint32_t* keys, const uint32_t
     for (int64_t i = threadIdx.x; i < c; i += blockDim.x) {
       float acc = te[i];
       for (int64_t r = j; r < n && keys[r] == token; ++r)
-        acc += dout[static_cast<int64_t>(positions[r]) * c + i];
+        acc += to_float(dout[static_cast<int64_t>(positions[r]) * c + i]);
       te[i] = acc;
     }
   }
@@ -126,8 +119,8 @@ __global__ void embedding_token_grad_kernel(const uint32_t* keys, const uint32_t
 
 // One thread per element e of dwpe [t, c] (a group of four with kVec): the batch rows in turn,
 // skipping positions whose id is outside the vocabulary.
-template <bool kVec>
-__global__ void embedding_position_grad_kernel(const int32_t* idx, const float* dout, float* dwpe,
+template <bool kVec, class T>
+__global__ void embedding_position_grad_kernel(const int32_t* idx, const T* dout, float* dwpe,
                                                int64_t b, int64_t t, int64_t c, int64_t vocab) {
   const size_t plane = static_cast<size_t>(t * c);  // elements of one batch row of dout
   const size_t width = kVec ? static_cast<size_t>(c / 4) : static_cast<size_t>(c);
@@ -135,13 +128,12 @@ __global__ void embedding_position_grad_kernel(const int32_t* idx, const float* 
   for (size_t e = grid_start(); e < count; e += grid_stride()) {
     const size_t ti = e / width;
     if constexpr (kVec) {
-      const float4* d4 = reinterpret_cast<const float4*>(dout);
       float4* pe4 = reinterpret_cast<float4*>(dwpe);
       float4 acc = pe4[e];
       for (int64_t bi = 0; bi < b; ++bi) {
         const int32_t id = idx[bi * t + ti];
         if (id < 0 || id >= vocab) continue;
-        const float4 d = d4[bi * count + e];
+        const float4 d = load4<true>(dout, static_cast<int64_t>(bi * count + e));
         acc.x += d.x;
         acc.y += d.y;
         acc.z += d.z;
@@ -153,19 +145,21 @@ __global__ void embedding_position_grad_kernel(const int32_t* idx, const float* 
       for (int64_t bi = 0; bi < b; ++bi) {
         const int32_t id = idx[bi * t + ti];
         if (id < 0 || id >= vocab) continue;
-        acc += dout[bi * count + e];
+        acc += to_float(dout[bi * count + e]);
       }
       dwpe[e] = acc;
     }
   }
 }
 
-void launch_embedding_forward(const int32_t* idx, const float* wte, const float* wpe, float* out,
-                              int64_t b, int64_t t, int64_t c, int64_t vocab, cudaStream_t stream) {
+template <class T>
+void launch_embedding_forward(const int32_t* idx, const T* wte, const T* wpe, T* out, int64_t b,
+                              int64_t t, int64_t c, int64_t vocab, cudaStream_t stream) {
   const int64_t rows = b * t;
   if (rows <= 0 || c <= 0) return;
   const auto blocks = static_cast<unsigned>(rows < (int64_t{1} << 20) ? rows : int64_t{1} << 20);
-  if (c % 4 == 0 && aligned16(wte) && aligned16(wpe) && aligned16(out))
+  constexpr size_t g = group_bytes<T>();
+  if (c % 4 == 0 && aligned_to(wte, g) && aligned_to(wpe, g) && aligned_to(out, g))
     embedding_forward_kernel<true>
         <<<blocks, kThreads, 0, stream>>>(idx, wte, wpe, out, rows, t, c, vocab);
   else
@@ -185,15 +179,16 @@ size_t embedding_backward_scratch(int64_t positions, int64_t vocab) {
   return 4 * align256(sizeof(uint32_t) * static_cast<size_t>(n)) + sort_bytes;
 }
 
-void launch_embedding_backward(const int32_t* idx, const float* dout, float* dwte, float* dwpe,
+template <class T>
+void launch_embedding_backward(const int32_t* idx, const T* dout, float* dwte, float* dwpe,
                                int64_t b, int64_t t, int64_t c, int64_t vocab, void* scratch,
                                cudaStream_t stream) {
   const int64_t positions = b * t;
   if (positions <= 0 || c <= 0) return;
-  const bool vec = c % 4 == 0 && aligned16(dout);
+  const bool vec = c % 4 == 0 && aligned_to(dout, group_bytes<T>());
 
   const size_t plane = static_cast<size_t>(t * c);
-  if (vec && aligned16(dwpe))
+  if (vec && aligned_to(dwpe, 16))
     embedding_position_grad_kernel<true>
         <<<grid_for(plane / 4), kBlock, 0, stream>>>(idx, dout, dwpe, b, t, c, vocab);
   else
@@ -216,7 +211,7 @@ void launch_embedding_backward(const int32_t* idx, const float* dout, float* dwt
   DPT_CUDA_CHECK_LAUNCH();
   DPT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(sort_scratch, sort_bytes, keys_in, keys, values_in,
                                                  values, n, 0, key_bits(vocab), stream));
-  if (vec && aligned16(dwte))
+  if (vec && aligned_to(dwte, 16))
     embedding_token_grad_kernel<true>
         <<<static_cast<unsigned>(n), kThreads, 0, stream>>>(keys, values, dout, dwte, n, c, vocab);
   else
@@ -224,5 +219,15 @@ void launch_embedding_backward(const int32_t* idx, const float* dout, float* dwt
         <<<static_cast<unsigned>(n), kThreads, 0, stream>>>(keys, values, dout, dwte, n, c, vocab);
   DPT_CUDA_CHECK_LAUNCH();
 }
+
+template void launch_embedding_forward(const int32_t*, const float*, const float*, float*, int64_t,
+                                       int64_t, int64_t, int64_t, cudaStream_t);
+template void launch_embedding_forward(const int32_t*, const bf16_bits*, const bf16_bits*,
+                                       bf16_bits*, int64_t, int64_t, int64_t, int64_t,
+                                       cudaStream_t);
+template void launch_embedding_backward(const int32_t*, const float*, float*, float*, int64_t,
+                                        int64_t, int64_t, int64_t, void*, cudaStream_t);
+template void launch_embedding_backward(const int32_t*, const bf16_bits*, float*, float*, int64_t,
+                                        int64_t, int64_t, int64_t, void*, cudaStream_t);
 
 }  // namespace dpt::gpu

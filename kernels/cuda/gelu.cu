@@ -1,12 +1,13 @@
 // GELU with the tanh approximation (GPT-2's), element-wise, forward and backward; the formulas,
-// constants and order of operations of the CPU twin (kernels/cpu/gelu.hpp). Four elements per
-// thread and load (float4) when every pointer is 16-byte aligned, one otherwise; an element's
-// value is the same either way.
+// constants and order of operations of the CPU twin (kernels/cpu/gelu.hpp), over float or bf16
+// (typed.cuh). Four elements per thread and access when every pointer is aligned to four
+// elements, one otherwise; an element's value is the same either way.
 #include <cstdint>
 
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/typed.cuh"
 
 namespace dpt::gpu {
 
@@ -38,43 +39,49 @@ __device__ inline float gelu_grad(float v, float dy) {
   return __fmul_rn(dy, __fadd_rn(left, right));
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 }  // namespace
 
-__global__ void gelu_forward_kernel(const float* x, float* y, size_t n) {
-  for (size_t i = grid_start(); i < n; i += grid_stride()) y[i] = gelu(x[i]);
+template <class T>
+__global__ void gelu_forward_kernel(const T* x, T* y, size_t n) {
+  for (size_t i = grid_start(); i < n; i += grid_stride())
+    y[i] = from_float<T>(gelu(to_float(x[i])));
 }
 
-__global__ void gelu_forward_vec4_kernel(const float4* x, float4* y, size_t n4) {
+template <class T>
+__global__ void gelu_forward_vec4_kernel(const T* x, T* y, size_t n4) {
   for (size_t i = grid_start(); i < n4; i += grid_stride()) {
-    const float4 v = x[i];
-    y[i] = make_float4(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w));
+    const float4 v = load4<true>(x, static_cast<int64_t>(i));
+    store4<true>(y, static_cast<int64_t>(i),
+                 make_float4(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w)));
   }
 }
 
-__global__ void gelu_backward_kernel(const float* x, const float* dy, float* dx, size_t n) {
-  for (size_t i = grid_start(); i < n; i += grid_stride()) dx[i] = gelu_grad(x[i], dy[i]);
+template <class T>
+__global__ void gelu_backward_kernel(const T* x, const T* dy, T* dx, size_t n) {
+  for (size_t i = grid_start(); i < n; i += grid_stride())
+    dx[i] = from_float<T>(gelu_grad(to_float(x[i]), to_float(dy[i])));
 }
 
-__global__ void gelu_backward_vec4_kernel(const float4* x, const float4* dy, float4* dx,
-                                          size_t n4) {
+template <class T>
+__global__ void gelu_backward_vec4_kernel(const T* x, const T* dy, T* dx, size_t n4) {
   for (size_t i = grid_start(); i < n4; i += grid_stride()) {
-    const float4 v = x[i], d = dy[i];
-    dx[i] = make_float4(gelu_grad(v.x, d.x), gelu_grad(v.y, d.y), gelu_grad(v.z, d.z),
-                        gelu_grad(v.w, d.w));
+    const auto g = static_cast<int64_t>(i);
+    const float4 v = load4<true>(x, g), d = load4<true>(dy, g);
+    store4<true>(dx, g,
+                 make_float4(gelu_grad(v.x, d.x), gelu_grad(v.y, d.y), gelu_grad(v.z, d.z),
+                             gelu_grad(v.w, d.w)));
   }
 }
 
-// The aligned body in float4, then the last n % 4 elements one by one.
-void launch_gelu_forward(const float* x, float* y, int64_t n, cudaStream_t stream) {
+// The aligned body in groups of four, then the last n % 4 elements one by one.
+template <class T>
+void launch_gelu_forward(const T* x, T* y, int64_t n, cudaStream_t stream) {
   if (n <= 0) return;
   size_t done = 0;
-  if (aligned16(x) && aligned16(y)) {
+  if (aligned_to(x, group_bytes<T>()) && aligned_to(y, group_bytes<T>())) {
     const size_t n4 = static_cast<size_t>(n) / 4;
     if (n4 > 0) {
-      gelu_forward_vec4_kernel<<<grid_for(n4), kBlock, 0, stream>>>(
-          reinterpret_cast<const float4*>(x), reinterpret_cast<float4*>(y), n4);
+      gelu_forward_vec4_kernel<<<grid_for(n4), kBlock, 0, stream>>>(x, y, n4);
       DPT_CUDA_CHECK_LAUNCH();
     }
     done = n4 * 4;
@@ -86,16 +93,15 @@ void launch_gelu_forward(const float* x, float* y, int64_t n, cudaStream_t strea
   }
 }
 
-void launch_gelu_backward(const float* x, const float* dy, float* dx, int64_t n,
-                          cudaStream_t stream) {
+template <class T>
+void launch_gelu_backward(const T* x, const T* dy, T* dx, int64_t n, cudaStream_t stream) {
   if (n <= 0) return;
   size_t done = 0;
-  if (aligned16(x) && aligned16(dy) && aligned16(dx)) {
+  constexpr size_t g = group_bytes<T>();
+  if (aligned_to(x, g) && aligned_to(dy, g) && aligned_to(dx, g)) {
     const size_t n4 = static_cast<size_t>(n) / 4;
     if (n4 > 0) {
-      gelu_backward_vec4_kernel<<<grid_for(n4), kBlock, 0, stream>>>(
-          reinterpret_cast<const float4*>(x), reinterpret_cast<const float4*>(dy),
-          reinterpret_cast<float4*>(dx), n4);
+      gelu_backward_vec4_kernel<<<grid_for(n4), kBlock, 0, stream>>>(x, dy, dx, n4);
       DPT_CUDA_CHECK_LAUNCH();
     }
     done = n4 * 4;
@@ -107,5 +113,11 @@ void launch_gelu_backward(const float* x, const float* dy, float* dx, int64_t n,
     DPT_CUDA_CHECK_LAUNCH();
   }
 }
+
+template void launch_gelu_forward(const float*, float*, int64_t, cudaStream_t);
+template void launch_gelu_forward(const bf16_bits*, bf16_bits*, int64_t, cudaStream_t);
+template void launch_gelu_backward(const float*, const float*, float*, int64_t, cudaStream_t);
+template void launch_gelu_backward(const bf16_bits*, const bf16_bits*, bf16_bits*, int64_t,
+                                   cudaStream_t);
 
 }  // namespace dpt::gpu

@@ -8,8 +8,11 @@
 // Row sums, in one order that depends on c alone: lane l adds the groups of four elements
 // g = l, l + 32, ... (elements 4g .. 4g + 3 in turn), then the one element past the last full
 // group that falls to it (c % 4 of them, lanes 0..2), then warp_sum's butterfly adds the lanes.
-// The groups are loaded as float4 when c % 4 == 0 and the pointers are 16-byte aligned, one
-// float at a time otherwise, in the same order.
+// The groups are loaded in one access when c % 4 == 0 and the pointers are aligned to four
+// elements, one element at a time otherwise, in the same order.
+//
+// x, w, b, y, dy and dx are float or bf16 (typed.cuh), all of one type; the statistics, dw and
+// db are float. A bf16 kernel computes the float kernel's values and rounds y and dx once.
 //
 // Backward: dx one warp per row as above; dw and db by columns, without atomics: a block of
 // 32 columns x 8 row lanes sums a split of kRowsPerSplit rows into a partial per split (each lane
@@ -22,6 +25,7 @@
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/typed.cuh"
 
 namespace dpt::gpu {
 
@@ -41,41 +45,16 @@ int64_t splits_for(int64_t rows) {
   return (rows + per - 1) / per;
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-// Group g of four floats of row p.
-template <bool kVec>
-__device__ inline float4 load4(const float* p, int64_t g) {
-  if constexpr (kVec) {
-    return reinterpret_cast<const float4*>(p)[g];
-  } else {
-    return make_float4(p[4 * g], p[4 * g + 1], p[4 * g + 2], p[4 * g + 3]);
-  }
-}
-
-template <bool kVec>
-__device__ inline void store4(float* p, int64_t g, float4 v) {
-  if constexpr (kVec) {
-    reinterpret_cast<float4*>(p)[g] = v;
-  } else {
-    p[4 * g] = v.x;
-    p[4 * g + 1] = v.y;
-    p[4 * g + 2] = v.z;
-    p[4 * g + 3] = v.w;
-  }
-}
-
 }  // namespace
 
-template <bool kVec>
-__global__ void layer_norm_forward_kernel(const float* x, const float* w, const float* b, float* y,
-                                          float* mean, float* rstd, int64_t rows, int64_t c,
-                                          float eps) {
+template <bool kVec, class T>
+__global__ void layer_norm_forward_kernel(const T* x, const T* w, const T* b, T* y, float* mean,
+                                          float* rstd, int64_t rows, int64_t c, float eps) {
   const unsigned lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   if (row >= rows) return;  // a whole warp leaves together; no block-wide barrier follows
-  const float* xr = x + row * c;
-  float* yr = y + row * c;
+  const T* xr = x + row * c;
+  T* yr = y + row * c;
   const int64_t groups = c / 4, tail = groups * 4 + lane;
   const float inv_c = 1.0f / static_cast<float>(c);
 
@@ -87,7 +66,7 @@ __global__ void layer_norm_forward_kernel(const float* x, const float* w, const 
     sum += v.z;
     sum += v.w;
   }
-  if (tail < c) sum += xr[tail];
+  if (tail < c) sum += to_float(xr[tail]);
   const float m = warp_sum(sum) * inv_c;
 
   float sq = 0.0f;
@@ -100,7 +79,7 @@ __global__ void layer_norm_forward_kernel(const float* x, const float* w, const 
     sq += d3 * d3;
   }
   if (tail < c) {
-    const float d = xr[tail] - m;
+    const float d = to_float(xr[tail]) - m;
     sq += d * d;
   }
   const float var = warp_sum(sq) * inv_c;
@@ -112,7 +91,8 @@ __global__ void layer_norm_forward_kernel(const float* x, const float* w, const 
                  make_float4((v.x - m) * s * wv.x + bv.x, (v.y - m) * s * wv.y + bv.y,
                              (v.z - m) * s * wv.z + bv.z, (v.w - m) * s * wv.w + bv.w));
   }
-  if (tail < c) yr[tail] = (xr[tail] - m) * s * w[tail] + b[tail];
+  if (tail < c)
+    yr[tail] = from_float<T>((to_float(xr[tail]) - m) * s * to_float(w[tail]) + to_float(b[tail]));
   if (lane == 0) {
     mean[row] = m;
     rstd[row] = s;
@@ -121,16 +101,16 @@ __global__ void layer_norm_forward_kernel(const float* x, const float* w, const 
 
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * w, xhat = (x - mean) * rstd,
 // as on the CPU.
-template <bool kVec>
-__global__ void layer_norm_backward_dx_kernel(const float* x, const float* w, const float* mean,
-                                              const float* rstd, const float* dy, float* dx,
-                                              int64_t rows, int64_t c) {
+template <bool kVec, class T>
+__global__ void layer_norm_backward_dx_kernel(const T* x, const T* w, const float* mean,
+                                              const float* rstd, const T* dy, T* dx, int64_t rows,
+                                              int64_t c) {
   const unsigned lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   if (row >= rows) return;
-  const float* xr = x + row * c;
-  const float* dyr = dy + row * c;
-  float* dxr = dx + row * c;
+  const T* xr = x + row * c;
+  const T* dyr = dy + row * c;
+  T* dxr = dx + row * c;
   const int64_t groups = c / 4, tail = groups * 4 + lane;
   const float inv_c = 1.0f / static_cast<float>(c);
   const float m = mean[row], s = rstd[row];
@@ -148,7 +128,7 @@ __global__ void layer_norm_backward_dx_kernel(const float* x, const float* w, co
     add(v.z, d.z, wv.z);
     add(v.w, d.w, wv.w);
   }
-  if (tail < c) add(xr[tail], dyr[tail], w[tail]);
+  if (tail < c) add(to_float(xr[tail]), to_float(dyr[tail]), to_float(w[tail]));
   const float mean_g = warp_sum(sum_g) * inv_c;
   const float mean_gx = warp_sum(sum_gx) * inv_c;
 
@@ -161,15 +141,16 @@ __global__ void layer_norm_backward_dx_kernel(const float* x, const float* w, co
                  make_float4(grad(v.x, d.x, wv.x), grad(v.y, d.y, wv.y), grad(v.z, d.z, wv.z),
                              grad(v.w, d.w, wv.w)));
   }
-  if (tail < c) dxr[tail] = grad(xr[tail], dyr[tail], w[tail]);
+  if (tail < c)
+    dxr[tail] = from_float<T>(grad(to_float(xr[tail]), to_float(dyr[tail]), to_float(w[tail])));
 }
 
 // Block (column tile blockIdx.x, split blockIdx.y), threads 32 columns x 8 row lanes: partials
 // [2, splits, c], the dw sums then the db sums.
-__global__ void layer_norm_param_partials_kernel(const float* x, const float* mean,
-                                                 const float* rstd, const float* dy,
-                                                 float* partials, int64_t rows, int64_t c,
-                                                 int64_t per_split) {
+template <class T>
+__global__ void layer_norm_param_partials_kernel(const T* x, const float* mean, const float* rstd,
+                                                 const T* dy, float* partials, int64_t rows,
+                                                 int64_t c, int64_t per_split) {
   __shared__ float tile_w[kRowLanes][kColumns], tile_b[kRowLanes][kColumns];
   const int64_t col = static_cast<int64_t>(blockIdx.x) * kColumns + threadIdx.x;
   const int64_t split = blockIdx.y, splits = gridDim.y;
@@ -177,8 +158,8 @@ __global__ void layer_norm_param_partials_kernel(const float* x, const float* me
   if (col < c) {
     const int64_t end = (split + 1) * per_split < rows ? (split + 1) * per_split : rows;
     for (int64_t r = split * per_split + threadIdx.y; r < end; r += kRowLanes) {
-      const float d = dy[r * c + col];
-      sw += d * ((x[r * c + col] - mean[r]) * rstd[r]);
+      const float d = to_float(dy[r * c + col]);
+      sw += d * ((to_float(x[r * c + col]) - mean[r]) * rstd[r]);
       sb += d;
     }
   }
@@ -208,12 +189,13 @@ __global__ void layer_norm_param_sum_kernel(const float* partials, float* dw, fl
   db[col] += sb;
 }
 
-void launch_layer_norm_forward(const float* x, const float* w, const float* b, float* y,
-                               float* mean, float* rstd, int64_t rows, int64_t c, float eps,
-                               cudaStream_t stream) {
+template <class T>
+void launch_layer_norm_forward(const T* x, const T* w, const T* b, T* y, float* mean, float* rstd,
+                               int64_t rows, int64_t c, float eps, cudaStream_t stream) {
   if (rows <= 0 || c <= 0) return;
   const auto blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  if (c % 4 == 0 && aligned16(x) && aligned16(w) && aligned16(b) && aligned16(y))
+  constexpr size_t g = group_bytes<T>();
+  if (c % 4 == 0 && aligned_to(x, g) && aligned_to(w, g) && aligned_to(b, g) && aligned_to(y, g))
     layer_norm_forward_kernel<true>
         <<<blocks, 32 * kRowsPerBlock, 0, stream>>>(x, w, b, y, mean, rstd, rows, c, eps);
   else
@@ -226,12 +208,14 @@ size_t layer_norm_backward_partials(int64_t rows, int64_t c) {
   return rows <= 0 || c <= 0 ? 0 : static_cast<size_t>(2 * splits_for(rows) * c);
 }
 
-void launch_layer_norm_backward(const float* x, const float* w, const float* mean,
-                                const float* rstd, const float* dy, float* dx, float* dw, float* db,
-                                float* partials, int64_t rows, int64_t c, cudaStream_t stream) {
+template <class T>
+void launch_layer_norm_backward(const T* x, const T* w, const float* mean, const float* rstd,
+                                const T* dy, T* dx, float* dw, float* db, float* partials,
+                                int64_t rows, int64_t c, cudaStream_t stream) {
   if (rows <= 0 || c <= 0) return;
   const auto blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  if (c % 4 == 0 && aligned16(x) && aligned16(w) && aligned16(dy) && aligned16(dx))
+  constexpr size_t g = group_bytes<T>();
+  if (c % 4 == 0 && aligned_to(x, g) && aligned_to(w, g) && aligned_to(dy, g) && aligned_to(dx, g))
     layer_norm_backward_dx_kernel<true>
         <<<blocks, 32 * kRowsPerBlock, 0, stream>>>(x, w, mean, rstd, dy, dx, rows, c);
   else
@@ -249,5 +233,17 @@ void launch_layer_norm_backward(const float* x, const float* w, const float* mea
                                 stream>>>(partials, dw, db, c, splits);
   DPT_CUDA_CHECK_LAUNCH();
 }
+
+template void launch_layer_norm_forward(const float*, const float*, const float*, float*, float*,
+                                        float*, int64_t, int64_t, float, cudaStream_t);
+template void launch_layer_norm_forward(const bf16_bits*, const bf16_bits*, const bf16_bits*,
+                                        bf16_bits*, float*, float*, int64_t, int64_t, float,
+                                        cudaStream_t);
+template void launch_layer_norm_backward(const float*, const float*, const float*, const float*,
+                                         const float*, float*, float*, float*, float*, int64_t,
+                                         int64_t, cudaStream_t);
+template void launch_layer_norm_backward(const bf16_bits*, const bf16_bits*, const float*,
+                                         const float*, const bf16_bits*, bf16_bits*, float*, float*,
+                                         float*, int64_t, int64_t, cudaStream_t);
 
 }  // namespace dpt::gpu

@@ -1,9 +1,12 @@
 // Softmax cross-entropy over the rows of [rows, classes] logits: one block per row computes the
 // row's loss, arg-max hit and (optionally) gradient; then one block sums the per-row results in a
 // fixed order. Rows may be as long as a language model's vocabulary (50,257 classes for GPT-2).
+// logits and dlogits are float or bf16 (typed.cuh), both of one type: a bf16 row is read as
+// float and each gradient is rounded once, as the bf16 twin does.
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/typed.cuh"
 
 namespace dpt::gpu {
 
@@ -52,29 +55,31 @@ __device__ void block_argmax(float& best, int& best_i) {
 // double, the loss log(sum) - (row[target] - mx) in double, and
 // dlogits = (softmax - onehot) * grad_scale. An ignored or invalid row gets a zero gradient.
 // Class loops run over unsigned ints: classes + blockDim.x cannot overflow them.
-__global__ void softmax_cross_entropy_rows_kernel(const float* logits, const int32_t* targets,
+template <class T>
+__global__ void softmax_cross_entropy_rows_kernel(const T* logits, const int32_t* targets,
                                                   int classes, int32_t ignore_index,
-                                                  float grad_scale, float* dlogits,
-                                                  double* row_loss, int32_t* row_status) {
+                                                  float grad_scale, T* dlogits, double* row_loss,
+                                                  int32_t* row_status) {
   const unsigned r = blockIdx.x, n = static_cast<unsigned>(classes);
   const size_t offset = static_cast<size_t>(r) * n;  // 64 bits: rows * classes may pass 2^31
   const int target = targets[r];
   // The whole block takes the same branch, so leaving early skips no __syncthreads.
   if (target == ignore_index || target < 0 || target >= classes) {
     if (dlogits)
-      for (unsigned c = threadIdx.x; c < n; c += blockDim.x) dlogits[offset + c] = 0.0f;
+      for (unsigned c = threadIdx.x; c < n; c += blockDim.x)
+        dlogits[offset + c] = from_float<T>(0.0f);
     if (threadIdx.x == 0) {
       row_loss[r] = 0.0;
       row_status[r] = target == ignore_index ? kIgnored : kInvalid;
     }
     return;
   }
-  const float* row = logits + offset;
+  const T* row = logits + offset;
 
   float best = 0.0f;
   int best_i = -1;
   for (unsigned c = threadIdx.x; c < n; c += blockDim.x) {
-    const float v = row[c];
+    const float v = to_float(row[c]);
     if (v != v) continue;  // NaN
     // Each thread visits its classes in rising order, so a tie keeps the lower index.
     if (best_i < 0 || v > best) {
@@ -83,25 +88,25 @@ __global__ void softmax_cross_entropy_rows_kernel(const float* logits, const int
     }
   }
   block_argmax(best, best_i);
-  const float first = row[0];
+  const float first = to_float(row[0]);
   const int arg = (first != first || best_i < 0) ? 0 : best_i;
-  const float mx = row[arg];
+  const float mx = to_float(row[arg]);
 
   double sum = 0.0;
   for (unsigned c = threadIdx.x; c < n; c += blockDim.x)
-    sum += exp(static_cast<double>(row[c] - mx));
+    sum += exp(static_cast<double>(to_float(row[c]) - mx));
   sum = block_sum(sum);
 
   if (threadIdx.x == 0) {
-    row_loss[r] = log(sum) - static_cast<double>(row[target] - mx);
+    row_loss[r] = log(sum) - static_cast<double>(to_float(row[target]) - mx);
     row_status[r] = arg == target ? kHit : kMiss;
   }
   if (dlogits) {
     const double inv = 1.0 / sum;
-    float* drow = dlogits + offset;
+    T* drow = dlogits + offset;
     for (unsigned c = threadIdx.x; c < n; c += blockDim.x) {
-      const float prob = static_cast<float>(exp(static_cast<double>(row[c] - mx)) * inv);
-      drow[c] = (prob - (static_cast<int>(c) == target ? 1.0f : 0.0f)) * grad_scale;
+      const float prob = static_cast<float>(exp(static_cast<double>(to_float(row[c]) - mx)) * inv);
+      drow[c] = from_float<T>((prob - (static_cast<int>(c) == target ? 1.0f : 0.0f)) * grad_scale);
     }
   }
 }
@@ -131,10 +136,11 @@ __global__ void softmax_cross_entropy_sum_kernel(const double* row_loss, const i
   }
 }
 
-void launch_softmax_cross_entropy(const float* logits, const int32_t* targets, int rows,
-                                  int classes, int32_t ignore_index, float grad_scale,
-                                  float* dlogits, double* row_loss, int32_t* row_status,
-                                  LossSums* sums, cudaStream_t stream) {
+template <class T>
+void launch_softmax_cross_entropy(const T* logits, const int32_t* targets, int rows, int classes,
+                                  int32_t ignore_index, float grad_scale, T* dlogits,
+                                  double* row_loss, int32_t* row_status, LossSums* sums,
+                                  cudaStream_t stream) {
   if (rows <= 0 || classes <= 0) {
     DPT_CUDA_CHECK(cudaMemsetAsync(sums, 0, sizeof(*sums), stream));
     return;
@@ -146,5 +152,11 @@ void launch_softmax_cross_entropy(const float* logits, const int32_t* targets, i
   softmax_cross_entropy_sum_kernel<<<1, 1024, 0, stream>>>(row_loss, row_status, rows, sums);
   DPT_CUDA_CHECK_LAUNCH();
 }
+
+template void launch_softmax_cross_entropy(const float*, const int32_t*, int, int, int32_t, float,
+                                           float*, double*, int32_t*, LossSums*, cudaStream_t);
+template void launch_softmax_cross_entropy(const bf16_bits*, const int32_t*, int, int, int32_t,
+                                           float, bf16_bits*, double*, int32_t*, LossSums*,
+                                           cudaStream_t);
 
 }  // namespace dpt::gpu

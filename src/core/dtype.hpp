@@ -1,7 +1,7 @@
 // The element types of buffers and arrays: one enum for every layer (collectives, arrays read
-// from data files, and the tensors to come), so that a buffer's type means the same thing
-// wherever it is passed. fp32 is the only type trained in; BF16 is named so that the ops and
-// buffers can already say they do not take it (bf16 joins with mixed precision).
+// from data files, tensors), so that a buffer's type means the same thing wherever it is passed.
+// BF16 is bfloat16, held as its 16 bits (src/core/bf16.hpp): mixed precision's activations and
+// working weights.
 #pragma once
 
 #include <cstddef>

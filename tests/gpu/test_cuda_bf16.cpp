@@ -1,0 +1,330 @@
+// The CUDA backend's native bf16 kernels (kernels/cuda/typed.cuh) against the bf16 twin
+// (kernels/backend.cpp), called with the same bf16 operands three ways: natively on the GPU, the
+// twin on the GPU (Backend's own implementation, which widens to float32 scratch, runs the float
+// kernel and rounds), and the twin on the CPU.
+//
+// - Native against the GPU twin: the same bits. The native kernels are the float kernels
+//   templated on the element type, adding in the same order and rounding where the twin rounds,
+//   so any difference is a wrong load, store, rounding point or index. Attention is the
+//   exception: its native GEMMs take bf16 operands on tensor cores, where the twin runs float32
+//   GEMMs on the same values, so the sums are added in other orders (checked as against the CPU).
+// - Against the CPU twin: close. The float kernels of the two devices differ by their summation
+//   orders and by tanhf / expf (a few float32 ulp), and a bf16 output rounds such a float result
+//   once; where the two float results straddle a rounding boundary, the bf16 outputs are one bf16
+//   step apart (2^-8 relative). Norm-wise that is at most 2^-8 = 3.9e-3 even if every element
+//   flipped; kBf16Tol = 8e-3 leaves room for attention, whose rounded probabilities feed a second
+//   product. A wrong formula or index is off by 1e-1 or more. float32 outputs (the accumulators
+//   of parameter gradients) within the float parity bound kTol.
+//
+// Every case runs at an aligned offset and at one bf16 element past it, so that both the grouped
+// (8-byte) and the element-by-element paths run, and at sizes that are not multiples of four.
+// Outputs are poisoned with NaN bits first.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "src/core/bf16.hpp"
+#include "tests/gpu/cuda_parity.hpp"
+
+namespace dpt::gputest {
+namespace {
+
+class CudaBf16Ops : public CudaParity {};
+
+constexpr double kBf16Tol = 8e-3;
+constexpr uint16_t kPoison = 0x7fc1;  // a NaN
+
+// What one call of an op produced, downloaded.
+struct Outs {
+  std::vector<std::vector<uint16_t>> bf16;
+  std::vector<std::vector<float>> f32;
+  double loss = 0;
+};
+
+// The operands of one call on one backend, `offset` bf16 elements into their buffers.
+class Call {
+ public:
+  Call(Backend& be, size_t offset) : be_(be), offset_(offset) {}
+  Backend& be() { return be_; }
+
+  // The values rounded to bf16, as an input.
+  TensorRef in(const std::vector<float>& values) {
+    std::vector<uint16_t> bits(values.size());
+    for (size_t i = 0; i < values.size(); ++i) bits[i] = float_to_bf16(values[i]);
+    return place(bits);
+  }
+  // A bf16 output of n elements (poisoned), downloaded by result().
+  TensorRef out(size_t n) {
+    const TensorRef t = place(std::vector<uint16_t>(n, kPoison));
+    bf16_outs_.push_back({t, n});
+    return t;
+  }
+  // A float32 buffer holding `values`, downloaded by result() when `output`.
+  float* f32(const std::vector<float>& values, bool output) {
+    bufs_.push_back(CudaParity::upload(be_, values));
+    float* p = bufs_.back().data();
+    if (output) f32_outs_.push_back({p, values.size()});
+    return p;
+  }
+  const int32_t* ints(const std::vector<int32_t>& values) {
+    bufs_.push_back(CudaParity::upload(be_, values));
+    return bufs_.back().as<int32_t>();
+  }
+  Outs result() {
+    Outs o;
+    for (const auto& [t, n] : bf16_outs_) {
+      std::vector<uint16_t> h(n);
+      be_.copy_to_host(h.data(), t.data(), sizeof(uint16_t) * n);
+      o.bf16.push_back(std::move(h));
+    }
+    for (const auto& [p, n] : f32_outs_) o.f32.push_back(CudaParity::download(be_, p, n));
+    return o;
+  }
+
+ private:
+  TensorRef place(const std::vector<uint16_t>& bits) {
+    bufs_.emplace_back(be_, DataType::BF16, bits.size() + offset_ + 1);
+    auto* p = static_cast<uint16_t*>(bufs_.back().ref().data()) + offset_;
+    if (!bits.empty()) be_.copy_from_host(p, bits.data(), sizeof(uint16_t) * bits.size());
+    return TensorRef(p, DataType::BF16);
+  }
+
+  Backend& be_;
+  size_t offset_;
+  std::vector<DeviceBuffer> bufs_;
+  std::vector<std::pair<TensorRef, size_t>> bf16_outs_;
+  std::vector<std::pair<float*, size_t>> f32_outs_;
+};
+
+std::vector<float> widen(const std::vector<uint16_t>& bits) {
+  std::vector<float> f(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) f[i] = bf16_to_float(bits[i]);
+  return f;
+}
+
+void expect_same(const Outs& a, const Outs& b, const std::string& what) {
+  ASSERT_EQ(a.bf16.size(), b.bf16.size());
+  ASSERT_EQ(a.f32.size(), b.f32.size());
+  for (size_t k = 0; k < a.bf16.size(); ++k) {
+    const auto& x = a.bf16[k];
+    const auto& y = b.bf16[k];
+    ASSERT_EQ(x.size(), y.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      // Any NaN equals any NaN (the payload of a propagated NaN is not specified).
+      const bool nan_x = std::isnan(bf16_to_float(x[i])), nan_y = std::isnan(bf16_to_float(y[i]));
+      if (x[i] != y[i] && !(nan_x && nan_y)) {
+        ADD_FAILURE() << what << ": bf16 output " << k << " differs first at [" << i << "]: native "
+                      << bf16_to_float(x[i]) << ", twin " << bf16_to_float(y[i]);
+        break;
+      }
+    }
+  }
+  for (size_t k = 0; k < a.f32.size(); ++k)
+    expect_identical(a.f32[k], b.f32[k], what + ": float32 output " + std::to_string(k));
+  EXPECT_EQ(a.loss, b.loss) << what;
+}
+
+void expect_near(const Outs& gpu, const Outs& cpu, const std::string& what) {
+  ASSERT_EQ(gpu.bf16.size(), cpu.bf16.size());
+  for (size_t k = 0; k < gpu.bf16.size(); ++k)
+    expect_close(widen(gpu.bf16[k]), widen(cpu.bf16[k]), kBf16Tol,
+                 what + ": bf16 output " + std::to_string(k));
+  for (size_t k = 0; k < gpu.f32.size(); ++k)
+    expect_close(gpu.f32[k], cpu.f32[k], kTol, what + ": float32 output " + std::to_string(k));
+  EXPECT_NEAR(gpu.loss, cpu.loss, 1e-6 * std::fabs(cpu.loss)) << what;
+}
+
+// Runs op(call, twin) natively on the GPU, through the twin on the GPU and on the CPU, at both
+// offsets, and compares. `exact`: native and GPU twin must agree bit for bit.
+template <class Op>
+void check(const std::string& what, Op op, bool exact = true) {
+  for (const size_t offset : {0, 1}) {
+    const std::string at = what + " at offset " + std::to_string(offset);
+    Call native(CudaParity::gpu(), offset), twin(CudaParity::gpu(), offset),
+        cpu(CudaParity::cpu(), offset);
+    Outs a = op(native, false), b = op(twin, true), c = op(cpu, true);
+    Outs ra = native.result(), rb = twin.result(), rc = cpu.result();
+    ra.loss = a.loss;
+    rb.loss = b.loss;
+    rc.loss = c.loss;
+    if (exact) expect_same(ra, rb, at + ", native against the GPU twin");
+    expect_near(ra, rc, at + ", native against the CPU twin");
+    expect_near(rb, rc, at + ", GPU twin against the CPU twin");
+  }
+}
+
+std::vector<float> rnd(size_t n, uint64_t seed, float lo = -2, float hi = 2) {
+  return CudaParity::random_floats(n, seed, lo, hi);
+}
+
+// The op natively, or Backend's own implementation of it (the bf16 twin) on the same backend.
+#define DPT_OP(k, twin, op, ...) \
+  ((twin) ? (k).be().Backend::op(__VA_ARGS__) : (k).be().op(__VA_ARGS__))
+
+TEST_F(CudaBf16Ops, ElementwiseOpsEqualTheTwin) {
+  for (const size_t n : {size_t{1}, size_t{7}, size_t{1030}, size_t{100003}}) {
+    const std::string size = " n=" + std::to_string(n);
+    const auto x = rnd(n, 11), y = rnd(n, 12), d = rnd(n, 13);
+    const auto n64 = static_cast<int64_t>(n);
+    check("gelu" + size, [&](Call& k, bool twin) {
+      const TensorRef xi = k.in(x), di = k.in(d);
+      DPT_OP(k, twin, gelu_forward, xi, k.out(n), n64);
+      DPT_OP(k, twin, gelu_backward, xi, di, k.out(n), n64);
+      return Outs{};
+    });
+    check("relu" + size, [&](Call& k, bool twin) {
+      const TensorRef xi = k.in(x), di = k.in(d), yo = k.out(n);
+      DPT_OP(k, twin, relu_forward, xi, yo, n);
+      DPT_OP(k, twin, relu_backward, yo, di, k.out(n), n);
+      return Outs{};
+    });
+    check("add and mul" + size, [&](Call& k, bool twin) {
+      const TensorRef xi = k.in(x), yi = k.in(y);
+      DPT_OP(k, twin, add, xi, yi, k.out(n), n);
+      DPT_OP(k, twin, mul, xi, yi, k.out(n), n);
+      // A bf16 gradient times a float32 dropout mask.
+      DPT_OP(k, twin, mul, xi, ConstTensorRef(k.f32(d, false)), k.out(n), n);
+      // In place, as a residual's backward adds.
+      const TensorRef acc = k.out(n);
+      DPT_OP(k, twin, add, xi, yi, acc, n);
+      DPT_OP(k, twin, add, acc, xi, acc, n);
+      return Outs{};
+    });
+    check("dropout" + size, [&](Call& k, bool twin) {
+      float* mask = k.f32(std::vector<float>(n, -1.0f), true);
+      DPT_OP(k, twin, dropout_forward, k.in(x), k.out(n), mask, n, 0.3f, 99);
+      return Outs{};
+    });
+  }
+}
+
+TEST_F(CudaBf16Ops, BiasEqualsTheTwin) {
+  struct Shape {
+    int outer, channels, inner;
+  };
+  // A Linear's [rows, features] (inner 1) and a convolution's [n, channels, h*w].
+  for (const Shape s : {Shape{1, 1, 1}, Shape{37, 5, 1}, Shape{256, 768, 1}, Shape{64, 2305, 1},
+                        Shape{3, 5, 49}, Shape{2, 16, 1031}}) {
+    const size_t n = static_cast<size_t>(s.outer) * s.channels * s.inner;
+    const auto y = rnd(n, 21), bias = rnd(static_cast<size_t>(s.channels), 22), dy = rnd(n, 23);
+    const auto db0 = rnd(static_cast<size_t>(s.channels), 24);
+    check("bias " + std::to_string(s.outer) + "x" + std::to_string(s.channels) + "x" +
+              std::to_string(s.inner),
+          [&](Call& k, bool twin) {
+            const TensorRef yo = k.out(n);
+            k.be().copy(yo.data(), k.in(y).data(), sizeof(uint16_t) * n);
+            DPT_OP(k, twin, add_bias, yo, k.in(bias), s.outer, s.channels, s.inner);
+            DPT_OP(k, twin, bias_grad, k.in(dy), k.f32(db0, true), s.outer, s.channels, s.inner);
+            return Outs{};
+          });
+  }
+}
+
+TEST_F(CudaBf16Ops, LayerNormEqualsTheTwin) {
+  struct Shape {
+    int64_t rows, c;
+  };
+  for (const Shape s : {Shape{1, 1}, Shape{7, 3}, Shape{9, 100}, Shape{17, 130}, Shape{64, 768},
+                        Shape{2048, 768}}) {
+    const auto n = static_cast<size_t>(s.rows * s.c), c = static_cast<size_t>(s.c),
+               rows = static_cast<size_t>(s.rows);
+    const auto x = rnd(n, 31), w = rnd(c, 32, 0.5f, 1.5f), b = rnd(c, 33, -0.5f, 0.5f),
+               dy = rnd(n, 34), dw0 = rnd(c, 35), db0 = rnd(c, 36);
+    check("layer_norm rows=" + std::to_string(s.rows) + " c=" + std::to_string(s.c),
+          [&](Call& k, bool twin) {
+            const TensorRef xi = k.in(x), wi = k.in(w);
+            float* mean = k.f32(std::vector<float>(rows, -1.0f), true);
+            float* rstd = k.f32(std::vector<float>(rows, -1.0f), true);
+            DPT_OP(k, twin, layer_norm_forward, xi, wi, k.in(b), k.out(n), mean, rstd, s.rows, s.c,
+                   1e-5f);
+            DPT_OP(k, twin, layer_norm_backward, xi, wi, mean, rstd, k.in(dy), k.out(n),
+                   k.f32(dw0, true), k.f32(db0, true), s.rows, s.c);
+            return Outs{};
+          });
+  }
+}
+
+TEST_F(CudaBf16Ops, EmbeddingEqualsTheTwin) {
+  struct Shape {
+    int64_t b, t, c, vocab;
+  };
+  for (const Shape s : {Shape{2, 16, 32, 37}, Shape{2, 5, 7, 11}, Shape{4, 64, 768, 1000}}) {
+    const auto rows = static_cast<size_t>(s.b * s.t), c = static_cast<size_t>(s.c);
+    std::vector<int32_t> idx = CudaParity::random_labels(rows, static_cast<int>(s.vocab), 41);
+    idx[rows / 2] = idx[0];  // a repeated token sums its gradient rows
+    const auto wte = rnd(static_cast<size_t>(s.vocab) * c, 42),
+               wpe = rnd(static_cast<size_t>(s.t) * c, 43), dout = rnd(rows * c, 44),
+               dwte0 = rnd(static_cast<size_t>(s.vocab) * c, 45),
+               dwpe0 = rnd(static_cast<size_t>(s.t) * c, 46);
+    check("embedding c=" + std::to_string(s.c), [&](Call& k, bool twin) {
+      const int32_t* ids = k.ints(idx);
+      DPT_OP(k, twin, embedding_forward, ids, k.in(wte), k.in(wpe), k.out(rows * c), s.b, s.t, s.c,
+             s.vocab);
+      DPT_OP(k, twin, embedding_backward, ids, k.in(dout), k.f32(dwte0, true), k.f32(dwpe0, true),
+             s.b, s.t, s.c, s.vocab);
+      return Outs{};
+    });
+  }
+}
+
+TEST_F(CudaBf16Ops, SoftmaxCrossEntropyEqualsTheTwin) {
+  struct Shape {
+    int rows, classes;
+  };
+  for (const Shape s : {Shape{5, 10}, Shape{3, 1}, Shape{64, 50257}}) {
+    const size_t n = static_cast<size_t>(s.rows) * s.classes;
+    const auto logits = rnd(n, 51, -8, 8);
+    std::vector<int32_t> targets = CudaParity::random_labels(s.rows, s.classes, 52);
+    targets[0] = -100;                       // ignored
+    if (s.rows > 2) targets[2] = s.classes;  // invalid
+    check("softmax_cross_entropy " + std::to_string(s.rows) + "x" + std::to_string(s.classes),
+          [&](Call& k, bool twin) {
+            const int32_t* t = k.ints(targets);
+            const LossResult r = DPT_OP(k, twin, softmax_cross_entropy, k.in(logits), t, s.rows,
+                                        s.classes, -100, 0.25f, k.out(n));
+            // Without a gradient the loss is the same.
+            const LossResult r2 = DPT_OP(k, twin, softmax_cross_entropy, k.in(logits), t, s.rows,
+                                         s.classes, -100, 0.25f, nullptr);
+            EXPECT_EQ(r.loss_sum, r2.loss_sum);
+            EXPECT_EQ(r.count, s.rows - (s.rows > 2 ? 2 : 1));
+            EXPECT_EQ(r.invalid, s.rows > 2 ? 1 : 0);
+            Outs o;
+            o.loss = r.loss_sum;
+            return o;
+          });
+  }
+}
+
+// Native attention sums on tensor cores: close to the twins, not equal.
+TEST_F(CudaBf16Ops, AttentionIsCloseToTheTwin) {
+  struct Shape {
+    int64_t b, t, c, n_head;
+  };
+  for (const Shape s :
+       {Shape{2, 16, 32, 4}, Shape{1, 7, 12, 3}, Shape{2, 128, 96, 3}, Shape{1, 1024, 768, 12}}) {
+    const auto qkv_n = static_cast<size_t>(s.b * s.t * 3 * s.c),
+               out_n = static_cast<size_t>(s.b * s.t * s.c),
+               att_n = static_cast<size_t>(s.b * s.n_head * s.t * s.t);
+    const auto qkv = rnd(qkv_n, 61, -1, 1), dout = rnd(out_n, 62, -1, 1);
+    check(
+        "attention t=" + std::to_string(s.t) + " c=" + std::to_string(s.c),
+        [&](Call& k, bool twin) {
+          const TensorRef q = k.in(qkv), att = k.out(att_n);
+          DPT_OP(k, twin, attention_forward, q, k.out(out_n), att, s.b, s.t, s.c, s.n_head);
+          DPT_OP(k, twin, attention_backward, q, att, k.in(dout), k.out(qkv_n), s.b, s.t, s.c,
+                 s.n_head);
+          return Outs{};
+        },
+        false);
+  }
+}
+
+#undef DPT_OP
+
+}  // namespace
+}  // namespace dpt::gputest
