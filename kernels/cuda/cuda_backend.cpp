@@ -10,6 +10,7 @@
 #include "kernels/cuda/conv2d_cudnn.hpp"
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
+#include "kernels/cuda/linear_lt.hpp"
 #include "kernels/cuda/maxpool2d_cudnn.hpp"
 
 namespace dpt {
@@ -32,6 +33,7 @@ class CudaBackendImpl final : public CudaBackend {
       DPT_CUDNN_CHECK(cudnnCreate(&cudnn_));
       DPT_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
       DPT_CUDA_CHECK(cudaMallocHost(&pinned_, kPinnedBytes));
+      linear_lt_ = std::make_unique<gpu::LinearLt>();
       conv_ = std::make_unique<gpu::CudnnConv2d>(cudnn_, stream_);
       pool_ = std::make_unique<gpu::CudnnMaxPool2d>(cudnn_, stream_);
     } catch (...) {
@@ -114,6 +116,17 @@ class CudaBackendImpl final : public CudaBackend {
   // once, where the bf16 twin rounds, without its float32 copies. The twin, Backend's
   // implementation, keeps what a native kernel does not take: all-float32 calls, and operands of
   // mixed types other than a bf16 gradient times a float32 dropout mask.
+  // A bf16 Linear: with a bias, one cuBLASLt GEMM whose epilogue adds it to the float sums
+  // before y is rounded; without one, GemmEx straight into bf16 (also one rounding).
+  void linear_forward(ConstTensorRef x, ConstTensorRef w, ConstTensorRef bias, TensorRef y, int m,
+                      int in, int out) override {
+    if (!all_bf16({x, w, y}) || (bias && bias.dtype() != DataType::BF16))
+      return Backend::linear_forward(x, w, bias, y, m, in, out);
+    if (!bias) return gemm_ex(false, true, m, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+    make_current();
+    if (!linear_lt_->run(bf(x), bf(w), bf(bias), bf(y), m, in, out, stream_))
+      Backend::linear_forward(x, w, bias, y, m, in, out);
+  }
   void add_bias(TensorRef y, ConstTensorRef bias, int outer, int channels, int inner) override {
     if (!all_bf16({y, bias})) return Backend::add_bias(y, bias, outer, channels, inner);
     make_current();
@@ -402,6 +415,7 @@ class CudaBackendImpl final : public CudaBackend {
     release_twin_scratch();
     pool_.reset();
     conv_.reset();
+    linear_lt_.reset();
     if (pinned_) cudaFreeHost(pinned_);
     if (cudnn_) cudnnDestroy(cudnn_);
     if (cublas_) cublasDestroy(cublas_);
@@ -414,6 +428,7 @@ class CudaBackendImpl final : public CudaBackend {
   cublasHandle_t cublas_ = nullptr;
   cudnnHandle_t cudnn_ = nullptr;
   void* pinned_ = nullptr;  // page-locked landing place for results read back by the host
+  std::unique_ptr<gpu::LinearLt> linear_lt_;  // bf16 Linears with their bias, on cuBLASLt
   std::unique_ptr<gpu::CudnnConv2d> conv_;
   std::unique_ptr<gpu::CudnnMaxPool2d> pool_;
 };

@@ -129,20 +129,28 @@ void expect_same(const Outs& a, const Outs& b, const std::string& what) {
   EXPECT_EQ(a.loss, b.loss) << what;
 }
 
-void expect_near(const Outs& gpu, const Outs& cpu, const std::string& what) {
+// min_same: the share of bf16 outputs that must be the CPU twin's bits.
+void expect_near(const Outs& gpu, const Outs& cpu, const std::string& what, double min_same) {
   ASSERT_EQ(gpu.bf16.size(), cpu.bf16.size());
-  for (size_t k = 0; k < gpu.bf16.size(); ++k)
+  for (size_t k = 0; k < gpu.bf16.size(); ++k) {
     expect_close(widen(gpu.bf16[k]), widen(cpu.bf16[k]), kBf16Tol,
                  what + ": bf16 output " + std::to_string(k));
+    size_t same = 0;
+    for (size_t i = 0; i < gpu.bf16[k].size(); ++i) same += gpu.bf16[k][i] == cpu.bf16[k][i];
+    const double share = static_cast<double>(same) / static_cast<double>(gpu.bf16[k].size());
+    EXPECT_GE(share, min_same) << what << ": bf16 output " << k << " is the CPU twin's bits in "
+                               << same << " of " << gpu.bf16[k].size() << " elements";
+  }
   for (size_t k = 0; k < gpu.f32.size(); ++k)
     expect_close(gpu.f32[k], cpu.f32[k], kTol, what + ": float32 output " + std::to_string(k));
   EXPECT_NEAR(gpu.loss, cpu.loss, 1e-6 * std::fabs(cpu.loss)) << what;
 }
 
 // Runs op(call, twin) natively on the GPU, through the twin on the GPU and on the CPU, at both
-// offsets, and compares. `exact`: native and GPU twin must agree bit for bit.
+// offsets, and compares. `exact`: native and GPU twin must agree bit for bit. min_same: see
+// expect_near.
 template <class Op>
-void check(const std::string& what, Op op, bool exact = true) {
+void check(const std::string& what, Op op, bool exact = true, double min_same = 0.0) {
   for (const size_t offset : {0, 1}) {
     const std::string at = what + " at offset " + std::to_string(offset);
     Call native(CudaParity::gpu(), offset), twin(CudaParity::gpu(), offset),
@@ -153,8 +161,8 @@ void check(const std::string& what, Op op, bool exact = true) {
     rb.loss = b.loss;
     rc.loss = c.loss;
     if (exact) expect_same(ra, rb, at + ", native against the GPU twin");
-    expect_near(ra, rc, at + ", native against the CPU twin");
-    expect_near(rb, rc, at + ", GPU twin against the CPU twin");
+    expect_near(ra, rc, at + ", native against the CPU twin", min_same);
+    expect_near(rb, rc, at + ", GPU twin against the CPU twin", min_same);
   }
 }
 
@@ -297,6 +305,36 @@ TEST_F(CudaBf16Ops, SoftmaxCrossEntropyEqualsTheTwin) {
             o.loss = r.loss_sum;
             return o;
           });
+  }
+}
+
+// A Linear's forward: cuBLASLt with the bias in its epilogue (or GemmEx without a bias), where
+// the twin runs GemmEx into float32, adds the bias and rounds. The float sums differ only in
+// their order (a few float32 ulp), so the bf16 results are the same bits except where such a sum
+// lies within that distance of a rounding midpoint: at least 98% of them. A second rounding (the
+// product rounded to bf16 before the bias is added) would miss on some 28% of the elements
+// (tests/unit/test_bf16_ops.cpp measures that on the CPU). At offset 1 the pointers are 2-byte
+// aligned, where cuBLASLt may have no algorithm and the backend falls back to the twin's way.
+TEST_F(CudaBf16Ops, LinearRoundsOnceAfterTheBias) {
+  struct Shape {
+    int m, in, out;
+  };
+  for (const Shape s :
+       {Shape{37, 5, 7}, Shape{256, 768, 2304}, Shape{64, 3072, 768}, Shape{33, 100, 130}}) {
+    const size_t nx = static_cast<size_t>(s.m) * s.in, nw = static_cast<size_t>(s.out) * s.in,
+                 ny = static_cast<size_t>(s.m) * s.out;
+    const auto x = rnd(nx, 71, -1, 1), w = rnd(nw, 72, -0.1f, 0.1f),
+               bias = rnd(static_cast<size_t>(s.out), 73, -1, 1);
+    for (const bool with_bias : {true, false})
+      check(
+          "linear " + std::to_string(s.m) + "x" + std::to_string(s.in) + "->" +
+              std::to_string(s.out) + (with_bias ? " with bias" : " without bias"),
+          [&](Call& k, bool twin) {
+            const TensorRef b = with_bias ? k.in(bias) : TensorRef();
+            DPT_OP(k, twin, linear_forward, k.in(x), k.in(w), b, k.out(ny), s.m, s.in, s.out);
+            return Outs{};
+          },
+          false, 0.98);
   }
 }
 
