@@ -5,6 +5,10 @@
 #
 #   experiments/gpu/check.sh DATA_DIR OUT_DIR
 #
+# PARTS (environment) chooses what runs after the build, from "tests speed gpt2 traces" (all by
+# default): a GPU machine's 10-minute limit per command may need the check in two calls, the
+# second finding the first one's build in place.
+#
 # DATA_DIR holds the four Fashion-MNIST IDX files (.gz or not); OUT_DIR receives check.log
 # (everything), results.tsv (the table) and the runs' metrics. What the machine lacks (MPI,
 # CLI11 and JSON headers, GoogleTest) comes from .carry/, filled beforehand on a Debian machine
@@ -41,6 +45,14 @@ for r in rows:
 ' "$table"
 }
 say() { echo "== $*" | tee -a "$log"; }
+parts=" ${PARTS:-tests speed gpt2 traces} "
+part() { [[ $parts == *" $1 "* ]]; }
+for p in $parts; do
+  case $p in
+    tests | speed | gpt2 | traces) ;;
+    *) echo "check.sh: error: PARTS: unknown part '$p' (tests, speed, gpt2, traces)" >&2; exit 2 ;;
+  esac
+done
 row() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$table"; }
 # run NAME CMD...: runs CMD with its output in the log, records pass/fail.
 run() {
@@ -135,24 +147,26 @@ run info "$build/dptrain" info
 
 # GoogleTest parity of every CUDA op with its CPU twin, and the GPU end-to-end cases (among
 # them gpt on both backends: CudaModel.GptTrainsAlike, and the transformer ops).
-say "GPU tests"
-timeout 240 ctest --test-dir "$build" -L gpu --output-on-failure -j4 --timeout 180 \
-  >"$out/ctest_gpu.log" 2>&1
-cat "$out/ctest_gpu.log" >>"$log"
-summary=$(grep -E 'tests passed|tests failed' "$out/ctest_gpu.log" | tail -1)
-skipped=$(grep -cE '\(Skipped\)|Not Run' "$out/ctest_gpu.log")
-if grep -q '100% tests passed' "$out/ctest_gpu.log" && [ "$skipped" -gt 0 ]; then
-  # On a GPU machine nothing should skip: a skip here means the GPU or mpirun was not seen.
-  row gpu_tests FAIL "$summary, but $skipped skipped (see ctest_gpu.log)"
-elif grep -q '100% tests passed' "$out/ctest_gpu.log"; then
-  row gpu_tests pass "$summary"
-else
-  row gpu_tests FAIL "$summary; $(grep -E '\*\*\*Failed|Not Run' "$out/ctest_gpu.log" | awk '{print $4}' | tr '\n' ' ')"
+if part tests; then
+  say "GPU tests"
+  timeout 240 ctest --test-dir "$build" -L gpu --output-on-failure -j4 --timeout 180 \
+    >"$out/ctest_gpu.log" 2>&1
+  cat "$out/ctest_gpu.log" >>"$log"
+  summary=$(grep -E 'tests passed|tests failed' "$out/ctest_gpu.log" | tail -1)
+  skipped=$(grep -cE '\(Skipped\)|Not Run' "$out/ctest_gpu.log")
+  if grep -q '100% tests passed' "$out/ctest_gpu.log" && [ "$skipped" -gt 0 ]; then
+    # On a GPU machine nothing should skip: a skip here means the GPU or mpirun was not seen.
+    row gpu_tests FAIL "$summary, but $skipped skipped (see ctest_gpu.log)"
+  elif grep -q '100% tests passed' "$out/ctest_gpu.log"; then
+    row gpu_tests pass "$summary"
+  else
+    row gpu_tests FAIL "$summary; $(grep -E '\*\*\*Failed|Not Run' "$out/ctest_gpu.log" | awk '{print $4}' | tr '\n' ' ')"
+  fi
+  run unit_tests timeout 120 ctest --test-dir "$build" -L unit -j8 --timeout 60
+  # NCCL's allreduce on GPU buffers, every element checked (one rank: the wiring, not the wire).
+  run nccl_allreduce timeout 60 "$build/dptrain" bench allreduce --comm nccl -b 8 -e 64M -f 8
+  grep -E '^ +[0-9]' "$log" | tail -3
 fi
-run unit_tests timeout 120 ctest --test-dir "$build" -L unit -j8 --timeout 60
-# NCCL's allreduce on GPU buffers, every element checked (one rank: the wiring, not the wire).
-run nccl_allreduce timeout 60 "$build/dptrain" bench allreduce --comm nccl -b 8 -e 64M -f 8
-grep -E '^ +[0-9]' "$log" | tail -3
 
 # Speed: dptrain and PyTorch eager, one GPU, same model, batch, data and number of steps.
 # samples/s = batch / median step time for both (every step waits for its loss in both).
@@ -185,8 +199,10 @@ print("%.2fx%s\tdptrain %.0f samples/s (%s), PyTorch eager %.0f (%s); target >= 
 ' "${ours[*]}" "${theirs[*]}" "$target")
   row "$name" "${verdict%%$'\t'*}" "${verdict#*$'\t'}"
 }
-speed mlp 64 937 1.5  # one epoch: 60000 // 64 steps
-speed cnn 256 234 1.0  # one epoch
+if part speed; then
+  speed mlp 64 937 1.5  # one epoch: 60000 // 64 steps
+  speed cnn 256 234 1.0  # one epoch
+fi
 
 # gpt2 (124M) at block 1024, tokens/s beside PyTorch (nanoGPT's model with fused attention,
 # experiments/gpu/peer_gpt_cuda.py): the same windows of byte tokens (this checkout's own text),
@@ -264,8 +280,10 @@ print("%.2fx%s\t%s; target >= 1.2x eager and MFU >= 35%% of %g TFLOP/s" % (
 ' "$precision" "${ours[*]}" "${theirs[*]}" "${compiled[*]}" "$compile_note")
   row "$name" "${verdict%%$'\t'*}" "${verdict#*$'\t'}"
 }
-speed_gpt2 8 20
-speed_gpt2 8 20 bf16
+if part gpt2; then
+  speed_gpt2 8 20
+  speed_gpt2 8 20 bf16
+fi
 
 # Per-layer timelines on this GPU, for the performance model's forecasts (experiments/model):
 # batch 64 like the CPU sweeps, steps 50 to 69 traced (the trace waits for each layer). "wide" is
@@ -276,9 +294,11 @@ trace() {
     --model "$model" --batch-size "$batch" --lr 0.05 --momentum 0.9 --max-steps 80 \
     --trace "$out/trace_${name}_b$batch.json" --trace-steps 50:70 --out "$out/trace_run_${name}_b$batch"
 }
-trace mlp mlp 64
-trace cnn cnn 64
-trace wide "flatten linear(4096) relu linear(4096) relu linear(4096) relu linear(10)" 64
+if part traces; then
+  trace mlp mlp 64
+  trace cnn cnn 64
+  trace wide "flatten linear(4096) relu linear(4096) relu linear(4096) relu linear(10)" 64
+fi
 
 say "done in $(($(date +%s) - start)) s"
 echo
