@@ -89,3 +89,25 @@ endif()
 set(DPT_HAVE_CUDA ON)
 message(STATUS "dptrain: building the CUDA backend for architectures ${CMAKE_CUDA_ARCHITECTURES} "
                "(CUDA ${CUDAToolkit_VERSION}; cuDNN ${CUDNN_LIBRARY}; NCCL ${NCCL_LIBRARY})")
+
+# cuDNN's flash attention, for bf16 gpt, goes through the header-only cudnn_frontend (the
+# nvidia-cudnn-frontend wheel's include folder, which launch/setup.sh unpacks into
+# build-deps/cudnn-frontend): in CUDNN_FRONTEND_ROOT (variable or environment) or there. Without
+# it the build is complete, and attention runs unfused (cuBLAS GEMMs and the softmax kernels).
+find_path(CUDNN_FRONTEND_INCLUDE_DIR cudnn_frontend.h
+          HINTS ${CUDNN_FRONTEND_ROOT} $ENV{CUDNN_FRONTEND_ROOT}
+                ${PROJECT_SOURCE_DIR}/build-deps/cudnn-frontend
+          PATH_SUFFIXES include NO_DEFAULT_PATH)
+if(CUDNN_FRONTEND_INCLUDE_DIR AND NOT TARGET CUDA::nvrtc)
+  set(DPT_HAVE_CUDNN_FRONTEND OFF)
+  message(STATUS "dptrain: cudnn_frontend found, but not NVRTC, which it links: bf16 attention "
+                 "runs unfused")
+elseif(CUDNN_FRONTEND_INCLUDE_DIR)
+  set(DPT_HAVE_CUDNN_FRONTEND ON)
+  message(STATUS "dptrain: cuDNN flash attention through cudnn_frontend in "
+                 "${CUDNN_FRONTEND_INCLUDE_DIR}")
+else()
+  set(DPT_HAVE_CUDNN_FRONTEND OFF)
+  message(STATUS "dptrain: no cudnn_frontend headers (launch/setup.sh fetches them): "
+                 "bf16 attention runs unfused")
+endif()

@@ -247,6 +247,16 @@ void Backend::attention_backward(ConstTensorRef qkv, ConstTensorRef att, ConstTe
   twin.finish();
 }
 
+void Backend::attention_fused_forward(ConstTensorRef, TensorRef, float*, int64_t, int64_t, int64_t,
+                                      int64_t) {
+  throw SystemError(name() + " backend: no fused attention");
+}
+
+void Backend::attention_fused_backward(ConstTensorRef, ConstTensorRef, const float*, ConstTensorRef,
+                                       TensorRef, int64_t, int64_t, int64_t, int64_t) {
+  throw SystemError(name() + " backend: no fused attention");
+}
+
 void Backend::embedding_forward(const int32_t* idx, ConstTensorRef wte, ConstTensorRef wpe,
                                 TensorRef out, int64_t b, int64_t t, int64_t c, int64_t vocab) {
   if (is_f32(wte) && is_f32(wpe) && is_f32(out))

@@ -159,6 +159,22 @@ class Backend : public virtual Device {
   // Writes dqkv [b, t, 3c] (every element) from dout [b, t, c].
   virtual void attention_backward(ConstTensorRef qkv, ConstTensorRef att, ConstTensorRef dout,
                                   TensorRef dqkv, int64_t b, int64_t t, int64_t c, int64_t n_head);
+  // Fused (flash) attention: the same attention without the t x t probabilities, which it
+  // recomputes in backward from each row's log-sum-exp of the scaled scores (lse, float32
+  // [b, n_head, t]), kept instead. fused_attention says whether this backend computes it for
+  // operands of type `dtype` at this size; the layer asks before each forward and takes one way
+  // for both passes. The CPU backend never does: its probabilities are the reference that the
+  // twin rounds. A fused kernel rounds where its own blocks round (the probabilities before they
+  // multiply v, as the twin does, but unnormalised), so it matches the twin closely, not in bits.
+  virtual bool fused_attention(DataType dtype, int64_t b, int64_t t, int64_t c, int64_t n_head) {
+    return false;
+  }
+  virtual void attention_fused_forward(ConstTensorRef qkv, TensorRef out, float* lse, int64_t b,
+                                       int64_t t, int64_t c, int64_t n_head);
+  // Writes dqkv from dout, with qkv, out and lse of the forward pass.
+  virtual void attention_fused_backward(ConstTensorRef qkv, ConstTensorRef out, const float* lse,
+                                        ConstTensorRef dout, TensorRef dqkv, int64_t b, int64_t t,
+                                        int64_t c, int64_t n_head);
   // out[i, j, :] = wte[idx[i, j], :] + wpe[j, :] for i < b, j < t; every idx must be in
   // [0, vocab) (the token readers check it).
   virtual void embedding_forward(const int32_t* idx, ConstTensorRef wte, ConstTensorRef wpe,

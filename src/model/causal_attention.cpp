@@ -21,14 +21,24 @@ Shape CausalAttention::setup(const Shape& input) {
 
 void CausalAttention::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                               const ForwardContext&) {
+  fused_ = be.fused_attention(x.dtype(), batch, t_, c_, n_head_);
+  if (fused_) {
+    att_.resize(be, DataType::F32, static_cast<size_t>(batch * n_head_ * t_));
+    be.attention_fused_forward(x, y, att_.data(), batch, t_, c_, n_head_);
+    return;
+  }
   att_.resize(be, x.dtype(), static_cast<size_t>(batch * n_head_ * t_ * t_));
   be.attention_forward(x, y, att_.ref(), batch, t_, c_, n_head_);
 }
 
-void CausalAttention::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
+void CausalAttention::backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy,
                                TensorRef dx, int batch) {
   // No parameters: with no one to take the input gradient there is nothing to do.
-  if (dx) be.attention_backward(x, att_.ref(), dy, dx, batch, t_, c_, n_head_);
+  if (!dx) return;
+  if (fused_)
+    be.attention_fused_backward(x, y, att_.data(), dy, dx, batch, t_, c_, n_head_);
+  else
+    be.attention_backward(x, att_.ref(), dy, dx, batch, t_, c_, n_head_);
 }
 
 }  // namespace dpt

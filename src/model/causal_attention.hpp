@@ -16,18 +16,23 @@ class CausalAttention final : public Layer {
   // Throws InputError unless the input is [T, 3C] with C a multiple of n_head.
   Shape setup(const Shape& input) override;
   std::vector<Op> ops() const override { return {Op::Attention}; }
-  size_t activation_bytes(int batch, size_t) const override {  // the probabilities
-    return static_cast<size_t>(batch * n_head_ * t_ * t_) * sizeof(float);
+  // The probabilities; a backend with fused attention keeps far less (a float per row).
+  size_t activation_bytes(int batch, size_t act_bytes) const override {
+    return static_cast<size_t>(batch * n_head_ * t_ * t_) * act_bytes;
   }
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
-  // Uses the attention probabilities of the last forward.
+  // Uses the attention probabilities of the last forward (or, fused, its output and the rows'
+  // log-sum-exp).
   void backward(Backend& be, ConstTensorRef x, ConstTensorRef y, ConstTensorRef dy, TensorRef dx,
                 int batch) override;
 
  private:
   int64_t n_head_, t_ = 0, c_ = 0;
-  DeviceBuffer att_;  // [batch, n_head, T, T]: the probabilities, kept for backward
+  // [batch, n_head, T, T]: the probabilities, kept for backward; fused, [batch, n_head, T] float:
+  // each row's log-sum-exp.
+  DeviceBuffer att_;
+  bool fused_ = false;  // the way the last forward took
 };
 
 }  // namespace dpt

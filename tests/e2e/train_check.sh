@@ -211,6 +211,17 @@ assert 0 <= r['overlap_fraction'] <= 1 and r['exposed_comm_seconds'] <= r['comm_
     cat "$tmp/err"
     [ "$(wc -l < "$tmp/err")" -eq 1 ] && grep -q "DPT_CPU_GEMM: 'fast' is not one of auto, blas" "$tmp/err" ||
       fail "DPT_CPU_GEMM=fast: not one clear line"
+    # The switch of the CUDA backend's flash attention, read where the CUDA libraries are named.
+    if "$build/dptrain" info | grep -q "flash attention"; then
+      rc=0
+      DPT_CUDNN_ATTENTION=yes "$build/dptrain" info > "$tmp/out" 2> "$tmp/err" || rc=$?
+      [ "$rc" -eq 2 ] || fail "DPT_CUDNN_ATTENTION=yes: exit $rc, not 2"
+      [ "$(wc -l < "$tmp/err")" -eq 1 ] &&
+        grep -q "DPT_CUDNN_ATTENTION: 'yes' is neither 0 nor 1" "$tmp/err" ||
+        fail "DPT_CUDNN_ATTENTION=yes: not one clear line"
+      DPT_CUDNN_ATTENTION=0 "$build/dptrain" info | grep -q "flash attention off" ||
+        fail "DPT_CUDNN_ATTENTION=0: info does not say the flash attention is off"
+    fi
     ;;
   bench_reduce_scatter|bench_allgather)
     collective=${case_name#bench_}

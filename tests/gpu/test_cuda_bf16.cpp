@@ -21,13 +21,16 @@
 // Outputs are poisoned with NaN bits first.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "kernels/cuda/attention_cudnn.hpp"
 #include "src/core/bf16.hpp"
 #include "tests/gpu/cuda_parity.hpp"
 
@@ -359,6 +362,84 @@ TEST_F(CudaBf16Ops, AttentionIsCloseToTheTwin) {
           return Outs{};
         },
         false);
+  }
+}
+
+// Fused attention (cuDNN's flash attention, bf16) against the CPU twin's unfused attention on
+// the same bf16 operands: out, each row's log-sum-exp and dqkv. The fused kernel rounds its
+// unnormalised probabilities to bf16 block by block where the twin rounds the normalised ones,
+// and adds in its own order, so the two are close (kBf16Tol), not equal. The log-sum-exp against
+// one computed here in double from the same bf16 q and k: within 1e-3 (float32 sums of up to
+// 1024 terms, and exp2-based exponentials). Run twice for the same bits: backward is cuDNN's
+// deterministic algorithm. The GPT-2 size must be supported wherever this build has the
+// cudnn_frontend headers and DPT_CUDNN_ATTENTION does not turn them off.
+TEST_F(CudaBf16Ops, FusedAttentionIsCloseToTheTwin) {
+  struct Shape {
+    int64_t b, t, c, n_head;
+  };
+  const bool expected = gpu::CudnnAttention::enabled();
+  for (const Shape s : {Shape{2, 16, 32, 4}, Shape{2, 128, 128, 2}, Shape{2, 1024, 768, 12}}) {
+    const std::string what = "fused attention t=" + std::to_string(s.t) +
+                             " c=" + std::to_string(s.c) + " heads=" + std::to_string(s.n_head);
+    const bool fused = gpu().fused_attention(DataType::BF16, s.b, s.t, s.c, s.n_head);
+    if (s.c == 768) {
+      EXPECT_EQ(fused, expected) << what << ": GPT-2's size";
+    }
+    if (!fused) {
+      std::printf("%s: not supported here; the unfused path serves it\n", what.c_str());
+      continue;
+    }
+    const auto qkv_n = static_cast<size_t>(s.b * s.t * 3 * s.c),
+               out_n = static_cast<size_t>(s.b * s.t * s.c),
+               att_n = static_cast<size_t>(s.b * s.n_head * s.t * s.t),
+               rows = static_cast<size_t>(s.b * s.n_head * s.t);
+    const auto qkv = rnd(qkv_n, 81, -1, 1), dout = rnd(out_n, 82, -1, 1);
+    const auto run_fused = [&]() {
+      Call k(gpu(), 0);
+      const TensorRef q = k.in(qkv), out = k.out(out_n), dq = k.out(qkv_n);
+      float* lse = k.f32(std::vector<float>(rows, std::nanf("")), true);
+      gpu().attention_fused_forward(q, out, lse, s.b, s.t, s.c, s.n_head);
+      gpu().attention_fused_backward(q, out, lse, k.in(dout), dq, s.b, s.t, s.c, s.n_head);
+      return k.result();
+    };
+    const Outs a = run_fused(), again = run_fused();
+    expect_same(a, again, what + ", run twice");
+    Call k(cpu(), 0);
+    const TensorRef q = k.in(qkv), out = k.out(out_n), probs = k.out(att_n);
+    cpu().attention_forward(q, out, probs, s.b, s.t, s.c, s.n_head);
+    cpu().attention_backward(q, probs, k.in(dout), k.out(qkv_n), s.b, s.t, s.c, s.n_head);
+    const Outs ref = k.result();  // out, probabilities, dqkv
+    expect_close(widen(a.bf16[0]), widen(ref.bf16[0]), kBf16Tol, what + ": out");
+    expect_close(widen(a.bf16[1]), widen(ref.bf16[2]), kBf16Tol, what + ": dqkv");
+    // The log-sum-exp of row (bi, h, i): log sum_{j <= i} exp(scale q_i . k_j), from the bf16
+    // values in double.
+    const int64_t hs = s.c / s.n_head;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(hs));
+    double worst = 0;
+    for (int64_t bi = 0; bi < s.b; ++bi)
+      for (int64_t h = 0; h < s.n_head; ++h)
+        for (int64_t i = 0; i < s.t; ++i) {
+          std::vector<double> z(static_cast<size_t>(i + 1));
+          double mx = -INFINITY;
+          for (int64_t j = 0; j <= i; ++j) {
+            double dot = 0;
+            for (int64_t e = 0; e < hs; ++e) {
+              const auto at = [&](int64_t pos, int64_t part) {
+                return static_cast<double>(bf16_to_float(float_to_bf16(qkv[static_cast<size_t>(
+                    (bi * s.t + pos) * 3 * s.c + part * s.c + h * hs + e)])));
+              };
+              dot += at(i, 0) * at(j, 1);
+            }
+            z[static_cast<size_t>(j)] = scale * dot;
+            mx = std::max(mx, scale * dot);
+          }
+          double sum = 0;
+          for (const double v : z) sum += std::exp(v - mx);
+          const double want = mx + std::log(sum);
+          const double got = a.f32[0][static_cast<size_t>((bi * s.n_head + h) * s.t + i)];
+          worst = std::max(worst, std::isfinite(got) ? std::fabs(got - want) : HUGE_VAL);
+        }
+    EXPECT_LE(worst, 1e-3) << what << ": the log-sum-exp of the rows";
   }
 }
 
