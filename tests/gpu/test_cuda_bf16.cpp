@@ -413,28 +413,26 @@ TEST_F(CudaBf16Ops, FusedAttentionIsCloseToTheTwin) {
     expect_close(widen(a.bf16[1]), widen(ref.bf16[2]), kBf16Tol, what + ": dqkv");
     // The log-sum-exp of row (bi, h, i): log sum_{j <= i} exp(scale q_i . k_j), from the bf16
     // values in double.
+    std::vector<double> qd(qkv_n);
+    for (size_t i = 0; i < qkv_n; ++i) qd[i] = bf16_to_float(float_to_bf16(qkv[i]));
     const int64_t hs = s.c / s.n_head;
     const double scale = 1.0 / std::sqrt(static_cast<double>(hs));
     double worst = 0;
+    std::vector<double> z(static_cast<size_t>(s.t));
     for (int64_t bi = 0; bi < s.b; ++bi)
       for (int64_t h = 0; h < s.n_head; ++h)
         for (int64_t i = 0; i < s.t; ++i) {
-          std::vector<double> z(static_cast<size_t>(i + 1));
+          const double* qi = qd.data() + (bi * s.t + i) * 3 * s.c + h * hs;
           double mx = -INFINITY;
           for (int64_t j = 0; j <= i; ++j) {
+            const double* kj = qd.data() + (bi * s.t + j) * 3 * s.c + s.c + h * hs;
             double dot = 0;
-            for (int64_t e = 0; e < hs; ++e) {
-              const auto at = [&](int64_t pos, int64_t part) {
-                return static_cast<double>(bf16_to_float(float_to_bf16(qkv[static_cast<size_t>(
-                    (bi * s.t + pos) * 3 * s.c + part * s.c + h * hs + e)])));
-              };
-              dot += at(i, 0) * at(j, 1);
-            }
+            for (int64_t e = 0; e < hs; ++e) dot += qi[e] * kj[e];
             z[static_cast<size_t>(j)] = scale * dot;
             mx = std::max(mx, scale * dot);
           }
           double sum = 0;
-          for (const double v : z) sum += std::exp(v - mx);
+          for (int64_t j = 0; j <= i; ++j) sum += std::exp(z[static_cast<size_t>(j)] - mx);
           const double want = mx + std::log(sum);
           const double got = a.f32[0][static_cast<size_t>((bi * s.n_head + h) * s.t + i)];
           worst = std::max(worst, std::isfinite(got) ? std::fabs(got - want) : HUGE_VAL);

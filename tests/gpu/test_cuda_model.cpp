@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -183,46 +184,61 @@ TEST_F(CudaModel, GptTrainsAlike) {
 }
 
 // The same gpt computing in bf16 (--precision bf16) on both backends, one step: bf16
-// activations and working weights, the bf16 twin of every op but the GEMMs (cuBLAS's GemmEx on
-// the GPU, widen-and-sgemm on the CPU), fp32 gradients. The two round the same float results, so
-// they differ where the float32 sums (added in other orders) fall on either side of a bf16
-// rounding boundary: one bf16 step (2^-8 relative) on those elements, carried through two
-// blocks. Hence 2e-2 norm-wise; a broken conversion or a missing rounding is off by far more.
+// activations and working weights, fp32 gradients. On the GPU, the native bf16 kernels, cuBLAS's
+// bf16 GEMMs and, where cuDNN runs it at the size (the second model, whose heads are 64 wide, as
+// GPT-2's), its flash attention; on the CPU, the bf16 twin. The two round float results at the
+// same points but for attention's blocks, so they differ where float32 sums (added in other
+// orders) fall on either side of a bf16 rounding boundary: one bf16 step (2^-8 relative) on
+// those elements, carried through two blocks. Hence 2e-2 norm-wise; a broken conversion or a
+// missing rounding is off by far more.
 TEST_F(CudaModel, GptInBf16ComputesAlike) {
-  const std::string spec = "gpt(n_layer=2, n_head=4, n_embd=32, block_size=16, vocab_size=50)";
-  const int batch = 3, t = 16, v = 50;
+  struct Case {
+    std::string spec;
+    int t, c, n_head;
+  };
+  const int batch = 3, v = 50;
   constexpr double kBf16Tol = 2e-2;
-  const std::vector<int32_t> tokens = CudaParity::random_labels(batch * t, v, 2500);
-  const std::vector<int32_t> targets = CudaParity::random_labels(batch * t, v, 2501);
-  struct Run {
-    std::vector<float> logits, grads;
-    double loss = 0;
-  };
-  const auto run = [&](Backend& be) {
-    Sequential net(parse_model_spec(spec), be, {t}, DataType::BF16);
-    net.init_params(43);
-    DeviceBuffer x = CudaParity::upload(be, tokens), y = CudaParity::upload(be, targets);
-    const size_t n = static_cast<size_t>(batch) * t * v;
-    DeviceBuffer dlogits(be, DataType::BF16, n), wide(be, DataType::F32, n);
-    net.zero_grad();
-    const ConstTensorRef logits = net.forward(ConstTensorRef(x.as<int32_t>()), batch, true, 0);
-    EXPECT_EQ(logits.dtype(), DataType::BF16);
-    const LossResult loss =
-        SoftmaxCrossEntropy().compute(be, logits, y.as<int32_t>(), batch * t, v,
-                                      1.0f / static_cast<float>(batch * t), dlogits.ref());
-    net.backward(dlogits.ref(), batch);
-    be.convert(logits.data(), DataType::BF16, wide.data(), DataType::F32, n);
-    Run r;
-    r.logits = CudaParity::download(be, wide.data(), n);
-    r.loss = loss.loss_sum;
-    r.grads = CudaParity::download(be, net.grads(), net.flat_size());
-    return r;
-  };
-  const Run cpu = run(CudaParity::cpu());
-  const Run gpu = run(CudaParity::gpu());
-  expect_close(gpu.logits, cpu.logits, kBf16Tol, "bf16 logits");
-  EXPECT_NEAR(gpu.loss, cpu.loss, kBf16Tol * cpu.loss) << "loss";
-  expect_close(gpu.grads, cpu.grads, kBf16Tol, "float32 gradients of a bf16 step");
+  for (const Case& k :
+       {Case{"gpt(n_layer=2, n_head=4, n_embd=32, block_size=16, vocab_size=50)", 16, 32, 4},
+        Case{"gpt(n_layer=2, n_head=2, n_embd=128, block_size=64, vocab_size=50)", 64, 128, 2}}) {
+    const int t = k.t;
+    const std::vector<int32_t> tokens = CudaParity::random_labels(batch * t, v, 2500);
+    const std::vector<int32_t> targets = CudaParity::random_labels(batch * t, v, 2501);
+    struct Run {
+      std::vector<float> logits, grads;
+      double loss = 0;
+    };
+    const auto run = [&](Backend& be) {
+      Sequential net(parse_model_spec(k.spec), be, {t}, DataType::BF16);
+      net.init_params(43);
+      DeviceBuffer x = CudaParity::upload(be, tokens), y = CudaParity::upload(be, targets);
+      const size_t n = static_cast<size_t>(batch) * t * v;
+      DeviceBuffer dlogits(be, DataType::BF16, n), wide(be, DataType::F32, n);
+      net.zero_grad();
+      const ConstTensorRef logits = net.forward(ConstTensorRef(x.as<int32_t>()), batch, true, 0);
+      EXPECT_EQ(logits.dtype(), DataType::BF16);
+      const LossResult loss =
+          SoftmaxCrossEntropy().compute(be, logits, y.as<int32_t>(), batch * t, v,
+                                        1.0f / static_cast<float>(batch * t), dlogits.ref());
+      net.backward(dlogits.ref(), batch);
+      be.convert(logits.data(), DataType::BF16, wide.data(), DataType::F32, n);
+      Run r;
+      r.logits = CudaParity::download(be, wide.data(), n);
+      r.loss = loss.loss_sum;
+      r.grads = CudaParity::download(be, net.grads(), net.flat_size());
+      return r;
+    };
+    const std::string what =
+        k.spec + (CudaParity::gpu().fused_attention(DataType::BF16, batch, t, k.c, k.n_head)
+                      ? " (flash attention on the GPU)"
+                      : " (unfused attention on the GPU)");
+    std::printf("%s\n", what.c_str());
+    const Run cpu = run(CudaParity::cpu());
+    const Run gpu = run(CudaParity::gpu());
+    expect_close(gpu.logits, cpu.logits, kBf16Tol, what + ": bf16 logits");
+    EXPECT_NEAR(gpu.loss, cpu.loss, kBf16Tol * cpu.loss) << what << ": loss";
+    expect_close(gpu.grads, cpu.grads, kBf16Tol, what + ": float32 gradients of a bf16 step");
+  }
 }
 
 }  // namespace
