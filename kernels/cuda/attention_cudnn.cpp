@@ -27,7 +27,10 @@ bool read_enabled() {
 }  // namespace
 
 bool CudnnAttention::built_in() { return DPT_HAVE_CUDNN_FRONTEND != 0; }
-bool CudnnAttention::enabled() { return built_in() && read_enabled(); }
+bool CudnnAttention::enabled() {
+  const bool on = read_enabled();  // a bad value is an error in every build
+  return built_in() && on;
+}
 
 #if DPT_HAVE_CUDNN_FRONTEND
 

@@ -212,7 +212,7 @@ assert 0 <= r['overlap_fraction'] <= 1 and r['exposed_comm_seconds'] <= r['comm_
     [ "$(wc -l < "$tmp/err")" -eq 1 ] && grep -q "DPT_CPU_GEMM: 'fast' is not one of auto, blas" "$tmp/err" ||
       fail "DPT_CPU_GEMM=fast: not one clear line"
     # The switch of the CUDA backend's flash attention, read where the CUDA libraries are named.
-    if "$build/dptrain" info | grep -q "flash attention"; then
+    if "$build/dptrain" info | grep -q "flash attention on"; then
       rc=0
       DPT_CUDNN_ATTENTION=yes "$build/dptrain" info > "$tmp/out" 2> "$tmp/err" || rc=$?
       [ "$rc" -eq 2 ] || fail "DPT_CUDNN_ATTENTION=yes: exit $rc, not 2"
