@@ -47,7 +47,8 @@ class Flatten final : public Layer {
 class Dropout final : public Layer {
  public:
   explicit Dropout(float p) : p_(p) {}
-  size_t activation_bytes(int batch, size_t) const override {  // the mask, when it drops
+  size_t activation_bytes(int batch,
+                          const ActivationType&) const override {  // the mask, when it drops
     return p_ > 0 ? static_cast<size_t>(batch) * shape_numel(in_) * sizeof(float) : 0;
   }
   std::string describe() const override;

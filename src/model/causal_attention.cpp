@@ -19,6 +19,12 @@ Shape CausalAttention::setup(const Shape& input) {
   return out_;
 }
 
+size_t CausalAttention::activation_bytes(int batch, const ActivationType& a) const {
+  if (a.backend.fused_attention(a.dtype, batch, t_, c_, n_head_))
+    return static_cast<size_t>(batch * n_head_ * t_) * sizeof(float);
+  return static_cast<size_t>(batch * n_head_ * t_ * t_) * a.elem;
+}
+
 void CausalAttention::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                               const ForwardContext&) {
   fused_ = be.fused_attention(x.dtype(), batch, t_, c_, n_head_);

@@ -16,10 +16,8 @@ class CausalAttention final : public Layer {
   // Throws InputError unless the input is [T, 3C] with C a multiple of n_head.
   Shape setup(const Shape& input) override;
   std::vector<Op> ops() const override { return {Op::Attention}; }
-  // The probabilities; a backend with fused attention keeps far less (a float per row).
-  size_t activation_bytes(int batch, size_t act_bytes) const override {
-    return static_cast<size_t>(batch * n_head_ * t_ * t_) * act_bytes;
-  }
+  // The probabilities, or, where the backend has fused attention at this size, a float per row.
+  size_t activation_bytes(int batch, const ActivationType& a) const override;
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                const ForwardContext& ctx) override;
   // Uses the attention probabilities of the last forward (or, fused, its output and the rows'

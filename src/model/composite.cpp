@@ -120,17 +120,17 @@ void Composite::backward_chain(Backend& be, ConstTensorRef x, ConstTensorRef dy,
   }
 }
 
-size_t Composite::activation_bytes(int batch, size_t act_bytes) const {
+size_t Composite::activation_bytes(int batch, const ActivationType& a) const {
   // As reshape() allocates them for a chain whose last child writes into the caller's output
   // when chain_writes_output().
   size_t bytes = 0;
   const size_t n = children_.size();
   for (size_t i = 0; i < n; ++i) {
-    bytes += children_[i].layer->activation_bytes(batch, act_bytes);
+    bytes += children_[i].layer->activation_bytes(batch, a);
     const size_t count = static_cast<size_t>(batch) * shape_numel(shapes_[i + 1]);
     const bool into_caller = chain_writes_output() && i + 1 == n;
-    if (!into_caller && !children_[i].layer->aliases_input()) bytes += count * act_bytes;
-    if (i + 1 < n && !children_[i + 1].layer->aliases_input()) bytes += count * act_bytes;
+    if (!into_caller && !children_[i].layer->aliases_input()) bytes += count * a.elem;
+    if (i + 1 < n && !children_[i + 1].layer->aliases_input()) bytes += count * a.elem;
   }
   return bytes;
 }

@@ -39,7 +39,7 @@ class Composite : public Layer {
   // Every op of its children, once each.
   std::vector<Op> ops() const override;
   // Its children's, and the chain's outputs and gradients between them (forward_chain's).
-  size_t activation_bytes(int batch, size_t act_bytes) const override;
+  size_t activation_bytes(int batch, const ActivationType& a) const override;
 
   size_t num_children() const { return children_.size(); }
   const Layer& child(size_t i) const { return *children_[i].layer; }

@@ -45,6 +45,14 @@ struct ParamSpec {
   std::string tied_to;
 };
 
+// The activations' element type, and the backend that holds them (which may keep less for some
+// layers: fused attention).
+struct ActivationType {
+  Backend& backend;
+  DataType dtype;
+  size_t elem;  // dtype_size(dtype)
+};
+
 struct ForwardContext {
   bool training = true;
   uint64_t seed = 0;  // random stream for this layer and step (dropout)
@@ -67,11 +75,11 @@ class Layer {
   virtual bool gives_rows() const { return false; }
   // Output is the input itself (Flatten): no buffer, no work.
   virtual bool aliases_input() const { return false; }
-  // Bytes of the buffers the layer keeps for a training batch of `batch` samples, with
-  // activations of `act_bytes` bytes per element: what forward saves for backward and the
-  // gradients between its parts. Its output and the gradient at its input, which the model
-  // holds, are not counted, nor is the backend's scratch. For the memory report at start.
-  virtual size_t activation_bytes(int batch, size_t act_bytes) const { return 0; }
+  // Bytes of the buffers the layer keeps for a training batch of `batch` samples on `a.backend`,
+  // with activations of type `a.dtype` (`a.elem` bytes each): what forward saves for backward
+  // and the gradients between its parts. Its output and the gradient at its input, which the
+  // model holds, are not counted, nor is the backend's scratch. For the memory report at start.
+  virtual size_t activation_bytes(int batch, const ActivationType& a) const { return 0; }
 
   // The backend ops forward and backward call on the activations. The model asks the backend,
   // when it is built, whether each takes the activations' element type (Backend::require), so

@@ -17,7 +17,8 @@ class LayerNorm final : public Layer {
   // weight [C] starting at 1, bias [C] at 0, as PyTorch starts them.
   std::vector<ParamSpec> param_specs() const override;
   std::vector<Op> ops() const override { return {Op::LayerNorm}; }
-  size_t activation_bytes(int batch, size_t) const override {  // mean and 1/std per row
+  size_t activation_bytes(int batch,
+                          const ActivationType&) const override {  // mean and 1/std per row
     return 2 * static_cast<size_t>(batch * rows_) * sizeof(float);
   }
   void forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,

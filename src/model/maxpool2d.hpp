@@ -12,7 +12,8 @@ class MaxPool2d final : public Layer {
   std::string describe() const override;
   Shape setup(const Shape& input) override;
   std::vector<Op> ops() const override { return {Op::MaxPool2d}; }
-  size_t activation_bytes(int batch, size_t) const override {  // the winners' indices
+  size_t activation_bytes(int batch,
+                          const ActivationType&) const override {  // the winners' indices
     const PoolShape s = shape(batch);
     return static_cast<size_t>(s.n) * s.c * s.out_h() * s.out_w() * sizeof(int32_t);
   }

@@ -172,7 +172,7 @@ size_t Sequential::activation_bytes(int batch) const {
     const size_t count = static_cast<size_t>(batch) * shape_numel(shapes_[i]);
     bytes += count * elem;                                        // the gradient there
     if (!layers_[i - 1]->aliases_input()) bytes += count * elem;  // the output
-    bytes += layers_[i - 1]->activation_bytes(batch, elem);
+    bytes += layers_[i - 1]->activation_bytes(batch, {backend_, act_dtype_, elem});
   }
   return bytes;
 }

@@ -116,9 +116,9 @@ std::vector<Op> TransformerBlock::ops() const {
   return ops;
 }
 
-size_t TransformerBlock::activation_bytes(int batch, size_t act_bytes) const {
-  size_t bytes = 7 * static_cast<size_t>(batch) * shape_numel(in_) * act_bytes;
-  for (size_t i = 0; i < num_children(); ++i) bytes += child(i).activation_bytes(batch, act_bytes);
+size_t TransformerBlock::activation_bytes(int batch, const ActivationType& a) const {
+  size_t bytes = 7 * static_cast<size_t>(batch) * shape_numel(in_) * a.elem;
+  for (size_t i = 0; i < num_children(); ++i) bytes += child(i).activation_bytes(batch, a);
   return bytes;
 }
 

@@ -50,7 +50,7 @@ class TransformerBlock final : public Composite {
   TransformerBlock(int64_t n_embd, int64_t n_head, int64_t n_layer, float dropout = 0);
   std::string kind() const override { return "Block"; }
   // Its seven [batch, T, C] buffers (below) and its children's.
-  size_t activation_bytes(int batch, size_t act_bytes) const override;
+  size_t activation_bytes(int batch, const ActivationType& a) const override;
   // Throws InputError unless the input is [T, n_embd].
   Shape setup(const Shape& input) override;
   // The children's ops and the add of the two residual connections.
