@@ -247,6 +247,23 @@ void Backend::attention_backward(ConstTensorRef qkv, ConstTensorRef att, ConstTe
   twin.finish();
 }
 
+void Backend::softmax_cross_entropy_deferred(ConstTensorRef logits, const int32_t* targets,
+                                             int rows, int classes, int32_t ignore_index,
+                                             float grad_scale, TensorRef dlogits) {
+  const LossResult r =
+      softmax_cross_entropy(logits, targets, rows, classes, ignore_index, grad_scale, dlogits);
+  deferred_loss_.loss_sum += r.loss_sum;
+  deferred_loss_.count += r.count;
+  deferred_loss_.correct += r.correct;
+  deferred_loss_.invalid += r.invalid;
+}
+
+LossResult Backend::take_loss_totals() {
+  const LossResult r = deferred_loss_;
+  deferred_loss_ = LossResult();
+  return r;
+}
+
 void Backend::attention_fused_forward(ConstTensorRef, TensorRef, float*, int64_t, int64_t, int64_t,
                                       int64_t) {
   throw SystemError(name() + " backend: no fused attention");

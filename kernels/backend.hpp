@@ -193,6 +193,16 @@ class Backend : public virtual Device {
                                            int classes, int32_t ignore_index, float grad_scale,
                                            TensorRef dlogits);
 
+  // The same loss, deferred: queued without waiting for it, its totals added to a running sum
+  // on the backend, which take_loss_totals() returns (and zeroes) once the queue has reached
+  // them. So a training step need not wait for forward before it queues backward; it reads the
+  // loss where it waits anyway, at the step's end. Here (the CPU's way) the loss is computed at
+  // once; a GPU backend keeps the sum on the device.
+  virtual void softmax_cross_entropy_deferred(ConstTensorRef logits, const int32_t* targets,
+                                              int rows, int classes, int32_t ignore_index,
+                                              float grad_scale, TensorRef dlogits);
+  virtual LossResult take_loss_totals();
+
   virtual void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,
                               float* y) = 0;
   // Accumulates into dw and db; writes dx when it is not null.
@@ -282,6 +292,7 @@ class Backend : public virtual Device {
   // The twin's float32 copies of bf16 operands, grown to the largest op and kept (slot i holds
   // the i-th operand an op widens).
   std::vector<DeviceBuffer> twin_scratch_;
+  LossResult deferred_loss_;  // the running sum of the base softmax_cross_entropy_deferred
 };
 
 // Throws SystemError, naming `backend`, unless gemm_ex takes these operand types: A and B both

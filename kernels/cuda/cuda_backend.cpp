@@ -34,6 +34,8 @@ class CudaBackendImpl final : public CudaBackend {
       DPT_CUDNN_CHECK(cudnnCreate(&cudnn_));
       DPT_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
       DPT_CUDA_CHECK(cudaMallocHost(&pinned_, kPinnedBytes));
+      DPT_CUDA_CHECK(cudaMalloc(&loss_totals_, sizeof(gpu::LossSums)));
+      DPT_CUDA_CHECK(cudaMemsetAsync(loss_totals_, 0, sizeof(gpu::LossSums), stream_));
       linear_lt_ = std::make_unique<gpu::LinearLt>();
       cudnn_attention_ = std::make_unique<gpu::CudnnAttention>(cudnn_);
       conv_ = std::make_unique<gpu::CudnnConv2d>(cudnn_, stream_);
@@ -254,6 +256,34 @@ class CudaBackendImpl final : public CudaBackend {
     void* ws = scratch(cudnn_attention_->workspace_bytes(b, t, c, n_head));
     cudnn_attention_->backward(bf(qkv), bf(out), lse, bf(dout), bf(dqkv), ws, b, t, c, n_head);
   }
+  // The deferred loss: the kernels add the totals into loss_totals_ on the stream; nothing waits.
+  void softmax_cross_entropy_deferred(ConstTensorRef logits, const int32_t* targets, int rows,
+                                      int classes, int32_t ignore_index, float grad_scale,
+                                      TensorRef dlogits) override {
+    if (all_bf16({logits}) && (!dlogits || dlogits.dtype() == DataType::BF16))
+      loss_kernels(bf(logits), targets, rows, classes, ignore_index, grad_scale,
+                   dlogits ? bf(dlogits) : nullptr, loss_totals_, true);
+    else if (logits.dtype() == DataType::F32 && (!dlogits || dlogits.dtype() == DataType::F32))
+      loss_kernels(logits.as<float>(), targets, rows, classes, ignore_index, grad_scale,
+                   dlogits.as<float>(), loss_totals_, true);
+    else  // mixed types: the twin, at once
+      Backend::softmax_cross_entropy_deferred(logits, targets, rows, classes, ignore_index,
+                                              grad_scale, dlogits);
+  }
+  LossResult take_loss_totals() override {
+    make_current();
+    auto* host = static_cast<gpu::LossSums*>(pinned_);
+    DPT_CUDA_CHECK(cudaMemcpyAsync(host, loss_totals_, sizeof(gpu::LossSums),
+                                   cudaMemcpyDeviceToHost, stream_));
+    DPT_CUDA_CHECK(cudaMemsetAsync(loss_totals_, 0, sizeof(gpu::LossSums), stream_));
+    DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    LossResult r = Backend::take_loss_totals();  // what the twin added, if anything
+    r.loss_sum += host->loss_sum;
+    r.count += host->count;
+    r.correct += host->correct;
+    r.invalid += host->invalid;
+    return r;
+  }
   LossResult softmax_cross_entropy(ConstTensorRef logits, const int32_t* targets, int rows,
                                    int classes, int32_t ignore_index, float grad_scale,
                                    TensorRef dlogits) override {
@@ -406,19 +436,29 @@ class CudaBackendImpl final : public CudaBackend {
   static const uint16_t* bf(ConstTensorRef t) { return static_cast<const uint16_t*>(t.data()); }
   static uint16_t* bf(TensorRef t) { return static_cast<uint16_t*>(t.data()); }
 
-  // The softmax cross-entropy kernel over float or bf16 logits; the totals are read back.
+  // The softmax cross-entropy kernels over float or bf16 logits, their totals written to (or,
+  // with `accumulate`, added to) *sums; nothing waits. Per-row scratch after the first
+  // sizeof(LossSums) bytes of the device scratch, which loss_on_device uses for the totals.
+  template <class T>
+  void loss_kernels(const T* logits, const int32_t* targets, int rows, int classes,
+                    int32_t ignore_index, float grad_scale, T* dlogits, gpu::LossSums* sums,
+                    bool accumulate) {
+    make_current();
+    const size_t n = static_cast<size_t>(rows > 0 ? rows : 0);
+    // Scratch: room for the totals, then one double loss and one int32 status per row.
+    char* base = static_cast<char*>(scratch(sizeof(gpu::LossSums) + n * 12));
+    auto* row_loss = reinterpret_cast<double*>(base + sizeof(gpu::LossSums));
+    auto* row_status = reinterpret_cast<int32_t*>(base + sizeof(gpu::LossSums) + n * 8);
+    gpu::launch_softmax_cross_entropy(
+        logits, targets, rows, classes, ignore_index, grad_scale, dlogits, row_loss, row_status,
+        sums ? sums : reinterpret_cast<gpu::LossSums*>(base), accumulate, stream_);
+  }
+  // The same, with the totals read back at once.
   template <class T>
   LossResult loss_on_device(const T* logits, const int32_t* targets, int rows, int classes,
                             int32_t ignore_index, float grad_scale, T* dlogits) {
-    make_current();
-    const size_t n = static_cast<size_t>(rows > 0 ? rows : 0);
-    // Scratch: the totals, then one double loss and one int32 status per row.
-    char* base = static_cast<char*>(scratch(sizeof(gpu::LossSums) + n * 12));
-    auto* sums = reinterpret_cast<gpu::LossSums*>(base);
-    auto* row_loss = reinterpret_cast<double*>(base + sizeof(gpu::LossSums));
-    auto* row_status = reinterpret_cast<int32_t*>(base + sizeof(gpu::LossSums) + n * 8);
-    gpu::launch_softmax_cross_entropy(logits, targets, rows, classes, ignore_index, grad_scale,
-                                      dlogits, row_loss, row_status, sums, stream_);
+    loss_kernels(logits, targets, rows, classes, ignore_index, grad_scale, dlogits, nullptr, false);
+    const auto* sums = static_cast<gpu::LossSums*>(scratch(sizeof(gpu::LossSums)));
     auto* host = static_cast<gpu::LossSums*>(pinned_);
     DPT_CUDA_CHECK(
         cudaMemcpyAsync(host, sums, sizeof(gpu::LossSums), cudaMemcpyDeviceToHost, stream_));
@@ -443,6 +483,8 @@ class CudaBackendImpl final : public CudaBackend {
     linear_lt_.reset();
     cudnn_attention_.reset();
     if (pinned_) cudaFreeHost(pinned_);
+    if (loss_totals_) cudaFree(loss_totals_);
+    loss_totals_ = nullptr;
     if (cudnn_) cudnnDestroy(cudnn_);
     if (cublas_) cublasDestroy(cublas_);
     pinned_ = nullptr;
@@ -454,6 +496,7 @@ class CudaBackendImpl final : public CudaBackend {
   cublasHandle_t cublas_ = nullptr;
   cudnnHandle_t cudnn_ = nullptr;
   void* pinned_ = nullptr;  // page-locked landing place for results read back by the host
+  gpu::LossSums* loss_totals_ = nullptr;      // the running sum of the deferred losses
   std::unique_ptr<gpu::LinearLt> linear_lt_;  // bf16 Linears with their bias, on cuBLASLt
   std::unique_ptr<gpu::CudnnAttention> cudnn_attention_;  // bf16 flash attention
   std::unique_ptr<gpu::CudnnConv2d> conv_;

@@ -93,7 +93,8 @@ void launch_dropout_forward(const T* x, T* y, float* mask, size_t n, float p, ui
                             cudaStream_t stream);
 
 // softmax_cross_entropy.cu: Backend::softmax_cross_entropy. The totals (LossResult's fields)
-// land in *sums (device memory); row_loss and row_status are scratch of `rows` entries each.
+// land in *sums (device memory), or with `accumulate` are added to it; row_loss and row_status
+// are scratch of `rows` entries each.
 struct LossSums {
   double loss_sum;
   long long count, correct, invalid;
@@ -102,7 +103,7 @@ template <class T>
 void launch_softmax_cross_entropy(const T* logits, const int32_t* targets, int rows, int classes,
                                   int32_t ignore_index, float grad_scale, T* dlogits,
                                   double* row_loss, int32_t* row_status, LossSums* sums,
-                                  cudaStream_t stream);
+                                  bool accumulate, cudaStream_t stream);
 
 // sgd.cu: SgdParams' fields.
 void launch_sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, float lr,

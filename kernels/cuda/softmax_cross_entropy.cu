@@ -113,8 +113,9 @@ __global__ void softmax_cross_entropy_rows_kernel(const T* logits, const int32_t
 
 // One block sums the per-row results in a fixed order: the same totals on every run, where
 // atomics on doubles would add in whatever order the rows finish.
+// accumulate: add the totals to *sums (a deferred loss's running sum) instead of writing them.
 __global__ void softmax_cross_entropy_sum_kernel(const double* row_loss, const int32_t* row_status,
-                                                 int rows, LossSums* sums) {
+                                                 int rows, LossSums* sums, bool accumulate) {
   double loss = 0.0;
   long long count = 0, correct = 0, invalid = 0;
   for (unsigned i = threadIdx.x; i < static_cast<unsigned>(rows); i += blockDim.x) {
@@ -129,10 +130,17 @@ __global__ void softmax_cross_entropy_sum_kernel(const double* row_loss, const i
   correct = block_sum(correct);
   invalid = block_sum(invalid);
   if (threadIdx.x == 0) {
-    sums->loss_sum = loss;
-    sums->count = count;
-    sums->correct = correct;
-    sums->invalid = invalid;
+    if (accumulate) {
+      sums->loss_sum += loss;
+      sums->count += count;
+      sums->correct += correct;
+      sums->invalid += invalid;
+    } else {
+      sums->loss_sum = loss;
+      sums->count = count;
+      sums->correct = correct;
+      sums->invalid = invalid;
+    }
   }
 }
 
@@ -140,23 +148,25 @@ template <class T>
 void launch_softmax_cross_entropy(const T* logits, const int32_t* targets, int rows, int classes,
                                   int32_t ignore_index, float grad_scale, T* dlogits,
                                   double* row_loss, int32_t* row_status, LossSums* sums,
-                                  cudaStream_t stream) {
+                                  bool accumulate, cudaStream_t stream) {
   if (rows <= 0 || classes <= 0) {
-    DPT_CUDA_CHECK(cudaMemsetAsync(sums, 0, sizeof(*sums), stream));
+    if (!accumulate) DPT_CUDA_CHECK(cudaMemsetAsync(sums, 0, sizeof(*sums), stream));
     return;
   }
   softmax_cross_entropy_rows_kernel<<<static_cast<unsigned>(rows), threads_per_row(classes), 0,
                                       stream>>>(logits, targets, classes, ignore_index, grad_scale,
                                                 dlogits, row_loss, row_status);
   DPT_CUDA_CHECK_LAUNCH();
-  softmax_cross_entropy_sum_kernel<<<1, 1024, 0, stream>>>(row_loss, row_status, rows, sums);
+  softmax_cross_entropy_sum_kernel<<<1, 1024, 0, stream>>>(row_loss, row_status, rows, sums,
+                                                           accumulate);
   DPT_CUDA_CHECK_LAUNCH();
 }
 
 template void launch_softmax_cross_entropy(const float*, const int32_t*, int, int, int32_t, float,
-                                           float*, double*, int32_t*, LossSums*, cudaStream_t);
+                                           float*, double*, int32_t*, LossSums*, bool,
+                                           cudaStream_t);
 template void launch_softmax_cross_entropy(const bf16_bits*, const int32_t*, int, int, int32_t,
-                                           float, bf16_bits*, double*, int32_t*, LossSums*,
+                                           float, bf16_bits*, double*, int32_t*, LossSums*, bool,
                                            cudaStream_t);
 
 }  // namespace dpt::gpu

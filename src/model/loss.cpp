@@ -6,12 +6,33 @@
 
 namespace dpt {
 
-LossResult SoftmaxCrossEntropy::compute(Backend& be, ConstTensorRef logits, const int32_t* targets,
-                                        int rows, int classes, float grad_scale,
-                                        TensorRef dlogits) const {
+void SoftmaxCrossEntropy::check_sizes(int rows, int classes) const {
   if (rows < 0 || classes < 1)
     throw InputError(name() + ": needs rows >= 0 and classes >= 1, got " + std::to_string(rows) +
                      " rows of " + std::to_string(classes) + " classes");
+}
+
+void SoftmaxCrossEntropy::compute_deferred(Backend& be, ConstTensorRef logits,
+                                           const int32_t* targets, int rows, int classes,
+                                           float grad_scale, TensorRef dlogits) const {
+  check_sizes(rows, classes);
+  be.softmax_cross_entropy_deferred(logits, targets, rows, classes, ignore_index_, grad_scale,
+                                    dlogits);
+}
+
+LossResult SoftmaxCrossEntropy::take(Backend& be) const {
+  const LossResult r = be.take_loss_totals();
+  if (r.invalid != 0)
+    throw InputError(name() + ": " + std::to_string(r.invalid) +
+                     " targets were neither a class nor the ignore index " +
+                     std::to_string(ignore_index_));
+  return r;
+}
+
+LossResult SoftmaxCrossEntropy::compute(Backend& be, ConstTensorRef logits, const int32_t* targets,
+                                        int rows, int classes, float grad_scale,
+                                        TensorRef dlogits) const {
+  check_sizes(rows, classes);
   const LossResult r =
       be.softmax_cross_entropy(logits, targets, rows, classes, ignore_index_, grad_scale, dlogits);
   if (r.invalid == 0) return r;

@@ -35,6 +35,16 @@ class Loss {
   // The logits and dlogits are float32 or bf16 (the loss itself is summed in double either way).
   virtual LossResult compute(Backend& be, ConstTensorRef logits, const int32_t* targets, int rows,
                              int classes, float grad_scale, TensorRef dlogits) const = 0;
+
+  // The same, deferred (Backend::softmax_cross_entropy_deferred): queued without waiting, and
+  // take() returns the totals of every deferred call since the last take(). A training step
+  // defers its loss so as not to wait for forward before it queues backward. A bad target shows
+  // in take(), as an InputError that counts such rows but cannot name one: the batch it was in
+  // may be gone. (The data readers check every target before that.)
+  virtual void compute_deferred(Backend& be, ConstTensorRef logits, const int32_t* targets,
+                                int rows, int classes, float grad_scale,
+                                TensorRef dlogits) const = 0;
+  virtual LossResult take(Backend& be) const = 0;
 };
 
 // -log softmax(logits)[target] per row (PyTorch's CrossEntropyLoss with reduction "sum").
@@ -47,8 +57,12 @@ class SoftmaxCrossEntropy : public Loss {
 
   LossResult compute(Backend& be, ConstTensorRef logits, const int32_t* targets, int rows,
                      int classes, float grad_scale, TensorRef dlogits) const override;
+  void compute_deferred(Backend& be, ConstTensorRef logits, const int32_t* targets, int rows,
+                        int classes, float grad_scale, TensorRef dlogits) const override;
+  LossResult take(Backend& be) const override;
 
  private:
+  void check_sizes(int rows, int classes) const;
   int32_t ignore_index_;
 };
 

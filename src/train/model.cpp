@@ -269,6 +269,7 @@ std::vector<EpochMetrics> Model::fit(const BatchSource& train, const FitOptions&
   const TrainPosition from = o.checkpoint.resume.value_or(TrainPosition{steps_done_, 0, 0, 0.0});
   steps_done_ = from.step;
   set_weight_rounding(o);
+  env_.backend.take_loss_totals();  // nothing left over from a fit that stopped mid-step
   for (int epoch = from.epoch; epoch < o.schedule.epochs; ++epoch) {
     const std::vector<int64_t> perm = run.sampler.permutation(epoch);
     const double epoch_start = steady_seconds();
@@ -350,11 +351,10 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
       logits =
           net_->forward(run.stager.inputs(), b, true, dropout_seed(o, steps_done_, m, env_.comm));
     }
-    // The loss over the micro-batch, and its gradient (scaled by grad_scale) into dlogits.
-    r.loss += loss_
-                  ->compute(be, logits, run.stager.targets(), rows, classes, run.grad_scale,
-                            run.dlogits.ref())
-                  .loss_sum;
+    // The loss over the micro-batch, and its gradient (scaled by grad_scale) into dlogits. The
+    // loss is deferred: it is read at the end of the step, where the host waits anyway.
+    loss_->compute_deferred(be, logits, run.stager.targets(), rows, classes, run.grad_scale,
+                            run.dlogits.ref());
     ScopedRange range(be, "backward");
     if (m + 1 < o.accumulate) {
       net_->backward(run.dlogits.ref(), b);  // accumulate locally, no communication
@@ -398,6 +398,7 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
     run.stager.prefetch(perm, s + 1, steps_done_ + 1);
   be.synchronize();
   r.seconds = steady_seconds() - step_start;
+  r.loss = loss_->take(be).loss_sum;
   r.comm = run.reducer.step_end();
   run.trace.step_end(step_start, r.seconds, r.comm, run.reducer.buckets());
   be.clear_markers();

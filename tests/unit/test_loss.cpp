@@ -291,6 +291,48 @@ TEST(SoftmaxCrossEntropyLoss, TargetOutsideTheClasses) {
       "softmax_cross_entropy: ", "classes >= 1");
 }
 
+// The deferred loss of a training step: the totals of every deferred call since the last take,
+// the same sums in the same order as the immediate calls', and the same gradients.
+TEST(SoftmaxCrossEntropyLoss, DeferredLossesAddUpUntilTaken) {
+  const int rows = 6, classes = 11;
+  const SoftmaxCrossEntropy loss;
+  loss.take(cpu());  // nothing from another test
+  LossResult want;
+  std::vector<float> d_now(rows * classes), d_later(rows * classes, kNaN);
+  for (uint64_t seed : {71, 72, 73}) {
+    const std::vector<float> logits = make_logits(rows, classes, 3.0f, seed);
+    std::vector<int32_t> targets(rows);
+    for (int i = 0; i < rows; ++i) targets[i] = static_cast<int32_t>(random_u64(seed, i) % 11);
+    targets[1] = kIgnoreIndex;
+    const LossResult r =
+        loss.compute(cpu(), logits.data(), targets.data(), rows, classes, 0.5f, d_now.data());
+    want.loss_sum += r.loss_sum;
+    want.count += r.count;
+    want.correct += r.correct;
+    loss.compute_deferred(cpu(), logits.data(), targets.data(), rows, classes, 0.5f,
+                          d_later.data());
+    EXPECT_EQ(std::memcmp(d_now.data(), d_later.data(), sizeof(float) * d_now.size()), 0);
+  }
+  const LossResult got = loss.take(cpu());
+  EXPECT_EQ(std::memcmp(&got.loss_sum, &want.loss_sum, sizeof(double)), 0);
+  EXPECT_EQ(got.count, want.count);
+  EXPECT_EQ(got.count, 3 * (rows - 1));
+  EXPECT_EQ(got.correct, want.correct);
+  EXPECT_EQ(got.invalid, 0);
+  const LossResult none = loss.take(cpu());  // taken: zero again
+  EXPECT_EQ(none.loss_sum, 0.0);
+  EXPECT_EQ(none.count, 0);
+
+  // A bad target shows when the totals are taken, counted, and the sum is gone with it.
+  const std::vector<float> logits = make_logits(rows, classes, 3.0f, 74);
+  const std::vector<int32_t> bad = {0, 1, 2, 11, 4, 12};
+  loss.compute_deferred(cpu(), logits.data(), bad.data(), rows, classes, 1.0f, nullptr);
+  testing::expect_input_error([&] { loss.take(cpu()); },
+                              "softmax_cross_entropy: 2 targets were neither a class ",
+                              "nor the ignore index -100");
+  EXPECT_EQ(loss.take(cpu()).count, 0);
+}
+
 TEST(SoftmaxCrossEntropyLoss, MadeByName) {
   const std::unique_ptr<Loss> loss = make_loss("softmax_cross_entropy");
   EXPECT_EQ(loss->name(), "softmax_cross_entropy");
