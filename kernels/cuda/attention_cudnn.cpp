@@ -72,12 +72,20 @@ Tensor input(fe::graph::Graph& g, const char* name, Uid uid, const std::vector<i
       fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dim).set_stride(stride));
 }
 
-// Validates the graph and builds cuDNN's first heuristic plan for it; false when cuDNN has none.
-bool build(fe::graph::Graph& g, cudnnHandle_t handle, int64_t& workspace) {
-  return g.validate().is_good() && g.build_operation_graph(handle).is_good() &&
-         g.create_execution_plans({fe::HeurMode_t::A}).is_good() &&
-         g.check_support(handle).is_good() && g.build_plans(handle).is_good() &&
-         g.get_workspace_size(workspace).is_good();
+// Validates the graph and builds cuDNN's first heuristic plan for it; when cuDNN has none, the
+// step that failed and cuDNN's message, else an empty string.
+std::string build(fe::graph::Graph& g, cudnnHandle_t handle, int64_t& workspace) {
+  const auto failed = [](const char* step, const fe::error_t& e) {
+    return e.is_good() ? std::string() : std::string(step) + ": " + e.err_msg;
+  };
+  std::string why = failed("validate", g.validate());
+  if (why.empty()) why = failed("build_operation_graph", g.build_operation_graph(handle));
+  if (why.empty())
+    why = failed("create_execution_plans", g.create_execution_plans({fe::HeurMode_t::A}));
+  if (why.empty()) why = failed("check_support", g.check_support(handle));
+  if (why.empty()) why = failed("build_plans", g.build_plans(handle));
+  if (why.empty()) why = failed("get_workspace_size", g.get_workspace_size(workspace));
+  return why;
 }
 
 void check(const fe::error_t& e, const char* what) {
@@ -103,7 +111,14 @@ CudnnAttention::Graphs* CudnnAttention::graphs(int64_t b, int64_t t, int64_t c, 
   const auto found = cache_.find(key);
   if (found != cache_.end()) return found->second.get();
   std::unique_ptr<Graphs>& slot = cache_[key];
-  if (!enabled_ || b <= 0 || t <= 0 || n_head <= 0 || c % n_head != 0) return nullptr;
+  if (!enabled_) {
+    why_not_[key] = "DPT_CUDNN_ATTENTION=0";
+    return nullptr;
+  }
+  if (b <= 0 || t <= 0 || n_head <= 0 || c % n_head != 0) {
+    why_not_[key] = "no such attention";
+    return nullptr;
+  }
   const Layout l(b, t, c, n_head);
   const float scale = scale_of(c, n_head);
   auto gs = std::make_unique<Graphs>();
@@ -128,7 +143,10 @@ CudnnAttention::Graphs* CudnnAttention::graphs(int64_t b, int64_t t, int64_t c, 
         .set_stride(l.lse_stride);
   }
   int64_t forward_ws = 0;
-  if (!build(*gs->forward, handle_, forward_ws)) return nullptr;
+  if (std::string why = build(*gs->forward, handle_, forward_ws); !why.empty()) {
+    why_not_[key] = "forward: " + why;
+    return nullptr;
+  }
 
   gs->backward = new_graph();
   {
@@ -155,7 +173,10 @@ CudnnAttention::Graphs* CudnnAttention::graphs(int64_t b, int64_t t, int64_t c, 
     dv->set_output(true).set_uid(kDV).set_dim(l.dim).set_stride(l.qkv_stride);
   }
   int64_t backward_ws = 0;
-  if (!build(*gs->backward, handle_, backward_ws)) return nullptr;
+  if (std::string why = build(*gs->backward, handle_, backward_ws); !why.empty()) {
+    why_not_[key] = "backward: " + why;
+    return nullptr;
+  }
   gs->workspace = std::max(forward_ws, backward_ws);
   slot = std::move(gs);
   return slot.get();
@@ -163,6 +184,11 @@ CudnnAttention::Graphs* CudnnAttention::graphs(int64_t b, int64_t t, int64_t c, 
 
 bool CudnnAttention::supported(int64_t b, int64_t t, int64_t c, int64_t n_head) {
   return graphs(b, t, c, n_head) != nullptr;
+}
+
+std::string CudnnAttention::why_not(int64_t b, int64_t t, int64_t c, int64_t n_head) const {
+  const auto found = why_not_.find({b, t, c, n_head});
+  return found == why_not_.end() ? std::string() : found->second;
 }
 
 size_t CudnnAttention::workspace_bytes(int64_t b, int64_t t, int64_t c, int64_t n_head) {
@@ -210,6 +236,9 @@ CudnnAttention::Graphs* CudnnAttention::graphs(int64_t, int64_t, int64_t, int64_
   return nullptr;
 }
 bool CudnnAttention::supported(int64_t, int64_t, int64_t, int64_t) { return false; }
+std::string CudnnAttention::why_not(int64_t, int64_t, int64_t, int64_t) const {
+  return "this build has no cudnn_frontend";
+}
 size_t CudnnAttention::workspace_bytes(int64_t, int64_t, int64_t, int64_t) { return 0; }
 void CudnnAttention::forward(const uint16_t*, uint16_t*, float*, void*, int64_t, int64_t, int64_t,
                              int64_t) {

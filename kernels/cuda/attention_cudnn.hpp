@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
 
 namespace dpt::gpu {
@@ -35,6 +36,9 @@ class CudnnAttention {
   // Whether cuDNN runs both passes at this size (building their graphs the first time it is
   // asked). False, too, when DPT_CUDNN_ATTENTION=0 turned it off.
   bool supported(int64_t b, int64_t t, int64_t c, int64_t n_head);
+  // Why supported() said no at this size: cuDNN's message, or what turned it off; empty when it
+  // said yes or was not asked.
+  std::string why_not(int64_t b, int64_t t, int64_t c, int64_t n_head) const;
   // Bytes of device workspace forward and backward need at this size (after supported()).
   size_t workspace_bytes(int64_t b, int64_t t, int64_t c, int64_t n_head);
   // Pointers are device memory: bf16 (as uint16_t) but lse. Queued on the handle's stream.
@@ -57,6 +61,7 @@ class CudnnAttention {
   cudnnHandle_t handle_;
   bool enabled_;
   std::map<Key, std::unique_ptr<Graphs>> cache_;  // null: not supported at that size
+  std::map<Key, std::string> why_not_;
 };
 
 }  // namespace dpt::gpu

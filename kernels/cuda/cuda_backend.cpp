@@ -240,6 +240,10 @@ class CudaBackendImpl final : public CudaBackend {
     make_current();
     return cudnn_attention_->supported(b, t, c, n_head);
   }
+  std::string why_attention_unfused(int64_t b, int64_t t, int64_t c,
+                                    int64_t n_head) const override {
+    return cudnn_attention_->why_not(b, t, c, n_head);
+  }
   void attention_fused_forward(ConstTensorRef qkv, TensorRef out, float* lse, int64_t b, int64_t t,
                                int64_t c, int64_t n_head) override {
     if (!all_bf16({qkv, out})) throw SystemError("cuda backend: fused attention takes bf16");

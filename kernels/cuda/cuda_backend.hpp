@@ -21,6 +21,12 @@ std::string cuda_library_versions();
 
 // Its memory, copies, stream and markers are the CudaDevice's.
 class CudaBackend : public Backend, public CudaDevice {
+ public:
+  // Why fused_attention() said no for bf16 at this size (cuDNN's message, or the switch that
+  // turned it off); empty when it said yes or was not asked. For tests and reports.
+  virtual std::string why_attention_unfused(int64_t b, int64_t t, int64_t c,
+                                            int64_t n_head) const = 0;
+
  protected:
   explicit CudaBackend(int device) : CudaDevice(device) {}
 };
