@@ -283,6 +283,13 @@ print("%.2fx%s\t%s; target >= 1.2x eager and MFU >= 35%% of %g TFLOP/s" % (
 if part gpt2; then
   speed_gpt2 8 20
   speed_gpt2 8 20 bf16
+  # Where gpt2's bf16 step goes, layer kind by kind (steps 10 to 14, device-timed), for NOTES.md.
+  if run trace_gpt2_bf16_b8 timeout 180 "$build/dptrain" train --device cuda --model gpt2 \
+       --precision bf16 --train-tokens "$out/speed_gpt2_bf16_b8/tokens/train_*.bin" \
+       --no-shuffle --batch-size 8 --optimizer adamw --lr 6e-4 --max-steps 15 \
+       --trace "$out/trace_gpt2_bf16_b8.json" --trace-steps 10:15 --out "$out/trace_run_gpt2_bf16"; then
+    python3 experiments/gpu/trace_summary.py "$out/trace_gpt2_bf16_b8.json" | tee -a "$log"
+  fi
 fi
 
 # Per-layer timelines on this GPU, for the performance model's forecasts (experiments/model):

@@ -7,7 +7,7 @@ endforeach()
 if(NOT DPT_HAVE_MPI)
   return()  # the rest run dptrain under mpirun
 endif()
-foreach(case scaling_smoke scaling_bad_options perf_model_smoke perf_model_synthetic)
+foreach(case scaling_smoke scaling_bad_options perf_model_smoke perf_model_synthetic trace_summary)
   add_test(NAME experiments.${case}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/experiments_check.sh ${case} ${CMAKE_BINARY_DIR})
   set_tests_properties(experiments.${case} PROPERTIES LABELS e2e TIMEOUT 300

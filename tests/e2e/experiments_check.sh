@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The experiments' scripts, run small: the scaling sweep writes its CSV and its plots.
+# The experiments' scripts, run small: the scaling sweep writes its CSV and its plots; the
+# performance model predicts from a trace; the GPU check's trace summary adds up.
 #   experiments_check.sh CASE BUILD_DIR
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -66,6 +67,27 @@ assert float(rows[0]["efficiency"]) == 1.0 and float(rows[0]["comm_seconds"]) ==
 assert all(float(r["comm_seconds"]) > 0 and float(r["efficiency"]) > 0 for r in rows[1:]), rows
 print("zero prediction ok:", [round(float(r["efficiency"]), 4) for r in rows])
 PY
+    ;;
+  trace_summary)
+    # experiments/gpu/trace_summary.py on a gpt trace: every pass of every kind of layer, the
+    # optimizer and the rest, adding up to the step.
+    "$build/dptrain" prepare-text --out "$tmp/tokens" "$root_dir/README.md" > /dev/null
+    "$build/dptrain" train --model "gpt(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=256)" \
+      --train-tokens "$tmp/tokens/train_*.bin" --no-shuffle --batch-size 2 --optimizer adamw \
+      --max-steps 5 --trace "$tmp/t.json" --trace-steps 2:5 --out "$tmp/run" > /dev/null
+    python3 "$root_dir/experiments/gpu/trace_summary.py" "$tmp/t.json" | tee "$tmp/summary"
+    grep -q "^3 traced steps, " "$tmp/summary" || fail "not 3 traced steps"
+    for k in "forward Block" "backward Block" "forward Embedding" "backward Linear" optimizer \
+             "rest of the step"; do
+      grep -q "^  $k " "$tmp/summary" || fail "no line for $k"
+    done
+    awk '/%$/ { s += $(NF) } END { if (s < 99.8 || s > 100.2) exit 1 }' "$tmp/summary" ||
+      fail "the shares do not add up to the step"
+    rc=0
+    echo '{"traceEvents": []}' > "$tmp/empty.json"
+    python3 "$root_dir/experiments/gpu/trace_summary.py" "$tmp/empty.json" 2> "$tmp/err" || rc=$?
+    [ "$rc" -eq 2 ] && grep -q "^trace_summary.py: error: no step span" "$tmp/err" ||
+      fail "a trace without steps: exit $rc, $(cat "$tmp/err")"
     ;;
   perf_model_synthetic)
     # No trace: gpt2 timed from its FLOPs, on 8 to 1,024 H100s, bf16 gradients.
