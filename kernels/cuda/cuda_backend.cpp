@@ -120,6 +120,7 @@ class CudaBackendImpl final : public CudaBackend {
   // once, where the bf16 twin rounds, without its float32 copies. The twin, Backend's
   // implementation, keeps what a native kernel does not take: all-float32 calls, and operands of
   // mixed types other than a bf16 gradient times a float32 dropout mask.
+  //
   // A bf16 Linear: with a bias, one cuBLASLt GEMM whose epilogue adds it to the float sums
   // before y is rounded; without one, GemmEx straight into bf16 (also one rounding).
   void linear_forward(ConstTensorRef x, ConstTensorRef w, ConstTensorRef bias, TensorRef y, int m,
