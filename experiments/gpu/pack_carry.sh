@@ -84,4 +84,5 @@ echo "pack_carry: Fashion-MNIST (${#data_files[@]} .gz files, $data_src) -> .car
 
 mib=$(( $(du -sk "$carry" | cut -f1) / 1024 ))
 echo "pack_carry: .carry/ holds $mib MiB in all"
-[ "$mib" -le 40 ] || echo "pack_carry: warning: more than the 40 MiB that may travel with a run"
+# A run takes 64 MiB in all: the tracked tree (about 5 MiB) and what is carried.
+[ "$mib" -le 56 ] || echo "pack_carry: warning: more than the 56 MiB that may travel with a run"
