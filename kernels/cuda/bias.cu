@@ -68,8 +68,9 @@ __global__ void bias_grad_planes_kernel(const T* dy, float* dbias, int outer, in
   if (threadIdx.x == 0) dbias[c] += sum;
 }
 
-// inner == 1 (a Linear layer's [batch, features]): one thread per feature sums its column, the
-// loads of a warp side by side in memory.
+// inner == 1 (a Linear layer's [rows, features]) without scratch: one thread per feature sums
+// its column, the loads of a warp side by side in memory. Few threads for many rows (a
+// transformer's B*T = 8192): each walks its whole column, one load after another.
 template <class T>
 __global__ void bias_grad_columns_kernel(const T* dy, float* dbias, int outer, int channels) {
   const int c = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
@@ -79,22 +80,74 @@ __global__ void bias_grad_columns_kernel(const T* dy, float* dbias, int outer, i
   dbias[c] += sum;
 }
 
+// inner == 1 with scratch, in two passes, as LayerNorm's dw and db: blocks of 32 columns x 8 row
+// lanes sum splits of kRowsPerSplit rows into a partial per split (each lane its rows in
+// increasing order, then the 8 lanes in order); then one thread per column adds the splits'
+// partials in order into dbias. The splits depend on the row count alone: the same sums on
+// every run.
+constexpr int kColumns = 32, kRowLanes = 8, kRowsPerSplit = 128;
+
+int column_splits(int outer) { return (outer + kRowsPerSplit - 1) / kRowsPerSplit; }
+
+template <class T>
+__global__ void bias_grad_partials_kernel(const T* dy, float* partials, int outer, int channels) {
+  __shared__ float tile[kRowLanes][kColumns];
+  const int col = static_cast<int>(blockIdx.x) * kColumns + static_cast<int>(threadIdx.x);
+  const int split = static_cast<int>(blockIdx.y);
+  float sum = 0.0f;
+  if (col < channels) {
+    const int end = min((split + 1) * kRowsPerSplit, outer);
+    for (int r = split * kRowsPerSplit + static_cast<int>(threadIdx.y); r < end; r += kRowLanes)
+      sum += to_float(dy[static_cast<size_t>(r) * channels + col]);
+  }
+  tile[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < channels) {
+    for (int k = 1; k < kRowLanes; ++k) sum += tile[k][threadIdx.x];
+    partials[static_cast<size_t>(split) * channels + col] = sum;
+  }
+}
+
+__global__ void bias_grad_sum_kernel(const float* partials, float* dbias, int channels,
+                                     int splits) {
+  const int col = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (col >= channels) return;
+  float sum = 0.0f;
+  for (int s = 0; s < splits; ++s) sum += partials[static_cast<size_t>(s) * channels + col];
+  dbias[col] += sum;
+}
+
+size_t bias_grad_partials(int outer, int channels, int inner) {
+  if (outer <= 0 || channels <= 0 || inner != 1) return 0;
+  return static_cast<size_t>(column_splits(outer)) * static_cast<size_t>(channels);
+}
+
 template <class T>
 void launch_bias_grad(const T* dy, float* dbias, int outer, int channels, int inner,
-                      cudaStream_t stream) {
+                      float* partials, cudaStream_t stream) {
   if (outer <= 0 || channels <= 0 || inner <= 0) return;
-  if (inner == 1)
+  if (inner == 1 && partials) {
+    const int splits = column_splits(outer);
+    const dim3 grid(static_cast<unsigned>((channels + kColumns - 1) / kColumns),
+                    static_cast<unsigned>(splits));
+    bias_grad_partials_kernel<<<grid, dim3(kColumns, kRowLanes), 0, stream>>>(dy, partials, outer,
+                                                                              channels);
+    DPT_CUDA_CHECK_LAUNCH();
+    bias_grad_sum_kernel<<<(static_cast<unsigned>(channels) + kBlock - 1) / kBlock, kBlock, 0,
+                           stream>>>(partials, dbias, channels, splits);
+  } else if (inner == 1) {
     bias_grad_columns_kernel<<<(static_cast<unsigned>(channels) + kBlock - 1) / kBlock, kBlock, 0,
                                stream>>>(dy, dbias, outer, channels);
-  else
+  } else {
     bias_grad_planes_kernel<<<static_cast<unsigned>(channels), 512, 0, stream>>>(dy, dbias, outer,
                                                                                  channels, inner);
+  }
   DPT_CUDA_CHECK_LAUNCH();
 }
 
 template void launch_add_bias(float*, const float*, int, int, int, cudaStream_t);
 template void launch_add_bias(bf16_bits*, const bf16_bits*, int, int, int, cudaStream_t);
-template void launch_bias_grad(const float*, float*, int, int, int, cudaStream_t);
-template void launch_bias_grad(const bf16_bits*, float*, int, int, int, cudaStream_t);
+template void launch_bias_grad(const float*, float*, int, int, int, float*, cudaStream_t);
+template void launch_bias_grad(const bf16_bits*, float*, int, int, int, float*, cudaStream_t);
 
 }  // namespace dpt::gpu

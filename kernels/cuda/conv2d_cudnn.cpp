@@ -364,7 +364,8 @@ void CudnnConv2d::backward(const ConvShape& s, const float* x, const float* w, c
                                                           algo, workspace(bytes), bytes, &one, p.w,
                                                           dw);
                   });
-  if (db) launch_bias_grad(dy, db, s.n, s.out_c, oh * ow, stream_);
+  // A convolution's planes: no scratch needed but for a 1 x 1 output, rare and small.
+  if (db) launch_bias_grad(dy, db, s.n, s.out_c, oh * ow, nullptr, stream_);
 }
 
 }  // namespace dpt::gpu

@@ -86,7 +86,8 @@ class CudaBackendImpl final : public CudaBackend {
   }
   void bias_grad_f32(const float* dy, float* dbias, int outer, int channels, int inner) override {
     make_current();
-    gpu::launch_bias_grad(dy, dbias, outer, channels, inner, stream_);
+    gpu::launch_bias_grad(dy, dbias, outer, channels, inner, bias_partials(outer, channels, inner),
+                          stream_);
   }
 
   void relu_forward_f32(const float* x, float* y, size_t n) override {
@@ -140,7 +141,8 @@ class CudaBackendImpl final : public CudaBackend {
   void bias_grad(ConstTensorRef dy, float* dbias, int outer, int channels, int inner) override {
     if (!all_bf16({dy})) return Backend::bias_grad(dy, dbias, outer, channels, inner);
     make_current();
-    gpu::launch_bias_grad(bf(dy), dbias, outer, channels, inner, stream_);
+    gpu::launch_bias_grad(bf(dy), dbias, outer, channels, inner,
+                          bias_partials(outer, channels, inner), stream_);
   }
   void relu_forward(ConstTensorRef x, TensorRef y, size_t n) override {
     if (!all_bf16({x, y})) return Backend::relu_forward(x, y, n);
@@ -431,6 +433,11 @@ class CudaBackendImpl final : public CudaBackend {
  private:
   static constexpr size_t kPinnedBytes = 64;  // holds one LossSums, one count or one sum
 
+  // Scratch for bias_grad's two-pass column sums (null where none is needed).
+  float* bias_partials(int outer, int channels, int inner) {
+    const size_t n = gpu::bias_grad_partials(outer, channels, inner);
+    return n ? static_cast<float*>(scratch(sizeof(float) * n)) : nullptr;
+  }
   // Whether every operand is bf16 (the native kernels' case); a null operand counts as float32.
   static bool all_bf16(std::initializer_list<ConstTensorRef> ts) {
     for (const ConstTensorRef& t : ts)

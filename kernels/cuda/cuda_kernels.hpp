@@ -74,9 +74,12 @@ void launch_embedding_backward(const int32_t* idx, const T* dout, float* dwte, f
 // bias.cu: y[o, c, i] += bias[c]; dbias[c] += sum over o, i of dy[o, c, i].
 template <class T>
 void launch_add_bias(T* y, const T* bias, int outer, int channels, int inner, cudaStream_t stream);
+// partials: scratch of bias_grad_partials() floats for a Linear's (inner == 1) two-pass sum;
+// null takes one pass, a thread per column (slow for many rows).
+size_t bias_grad_partials(int outer, int channels, int inner);
 template <class T>
 void launch_bias_grad(const T* dy, float* dbias, int outer, int channels, int inner,
-                      cudaStream_t stream);
+                      float* partials, cudaStream_t stream);
 
 // relu.cu
 template <class T>

@@ -370,8 +370,11 @@ TEST_F(CudaOps, BiasGradAccumulates) {
     int outer, channels, inner;
   };
   uint64_t seed = 900;
+  // Linears' (inner 1) at transformer sizes too (B*T = 8192 rows of 768 and of 3072), and row and
+  // column counts off the two-pass sum's blocks (128 rows, 32 columns).
   for (const Dims d : {Dims{4, 3, 5}, Dims{64, 10, 1}, Dims{2, 16, 49}, Dims{1, 1, 1},
-                       Dims{8, 32, 196}, Dims{3, 1000, 1}}) {
+                       Dims{8, 32, 196}, Dims{3, 1000, 1}, Dims{129, 33, 1}, Dims{300, 130, 1},
+                       Dims{8192, 768, 1}, Dims{8192, 3072, 1}}) {
     const size_t n = static_cast<size_t>(d.outer) * d.channels * d.inner;
     Mirror dy = mirror(random_floats(n, ++seed));
     Mirror db = mirror(random_floats(d.channels, ++seed));  // accumulated into, not overwritten
