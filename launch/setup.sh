@@ -41,7 +41,7 @@ if { command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; } &&
   fe_tmp=$(mktemp -d)
   if python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$fe_tmp" \
        "nvidia-cudnn-frontend==$fe_version" > "$fe_tmp/pip.log" 2>&1; then
-    python3 - "$fe_tmp" "$fe_dir" <<'PY'
+    if python3 - "$fe_tmp" "$fe_dir" <<'PY'
 import glob, os, shutil, sys, zipfile
 tmp, dest = sys.argv[1], sys.argv[2]
 wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
@@ -52,7 +52,11 @@ with zipfile.ZipFile(wheel) as z:
 shutil.rmtree(dest, ignore_errors=True)
 os.replace(staging, dest)
 PY
-    echo "setup: cudnn_frontend $fe_version headers -> build-deps/cudnn-frontend"
+    then
+      echo "setup: cudnn_frontend $fe_version headers -> build-deps/cudnn-frontend"
+    else
+      echo "setup: could not unpack nvidia-cudnn-frontend; bf16 attention will run unfused"
+    fi
   else
     echo "setup: could not download nvidia-cudnn-frontend==$fe_version (see below); bf16" \
          "attention will run unfused"
