@@ -250,12 +250,8 @@ void Backend::attention_backward(ConstTensorRef qkv, ConstTensorRef att, ConstTe
 void Backend::softmax_cross_entropy_deferred(ConstTensorRef logits, const int32_t* targets,
                                              int rows, int classes, int32_t ignore_index,
                                              float grad_scale, TensorRef dlogits) {
-  const LossResult r =
+  deferred_loss_ +=
       softmax_cross_entropy(logits, targets, rows, classes, ignore_index, grad_scale, dlogits);
-  deferred_loss_.loss_sum += r.loss_sum;
-  deferred_loss_.count += r.count;
-  deferred_loss_.correct += r.correct;
-  deferred_loss_.invalid += r.invalid;
 }
 
 LossResult Backend::take_loss_totals() {

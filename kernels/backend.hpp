@@ -44,6 +44,15 @@ struct LossResult {
   int64_t count = 0;    // counted rows
   int64_t correct = 0;  // counted rows whose arg-max logit equals the target
   int64_t invalid = 0;  // rows whose target is neither the ignore index nor in [0, classes)
+
+  // Adds another call's totals (deferred losses add up until taken).
+  LossResult& operator+=(const LossResult& o) {
+    loss_sum += o.loss_sum;
+    count += o.count;
+    correct += o.correct;
+    invalid += o.invalid;
+    return *this;
+  }
 };
 
 struct SgdParams {

@@ -214,10 +214,8 @@ fi
 #   the row still comes out, against eager, saying so). Issue 15's targets: at least 1.2x eager,
 #   and dptrain's MFU at least 35% of the dense bf16 peak, 989 TFLOP/s on an H100 or H200 SXM,
 #   FLOPs per token counted as nanoGPT's estimate_mfu counts them (peer_gpt_cuda.py's mfu()).
-#   Expected, batch 8 and 20 steps: some 10 to 20 s for each dptrain and eager run (start-up
-#   dominates), 40 to 90 s for the first compiled run (the compilation; it lands in its first
-#   step, which the median leaves out) and less for the next two (Inductor's caches): 2 to 4
-#   minutes for the row.
+#   Not yet timed on a GPU: each run has 180 s; a compiled run's first step includes compiling
+#   (the median over the steps leaves it out).
 speed_gpt2() {
   local batch=$1 steps=$2 precision=${3:-fp32}
   local name=speed_gpt2_b$batch limit=240

@@ -279,16 +279,8 @@ class CudaBackendImpl final : public CudaBackend {
   }
   LossResult take_loss_totals() override {
     make_current();
-    auto* host = static_cast<gpu::LossSums*>(pinned_);
-    DPT_CUDA_CHECK(cudaMemcpyAsync(host, loss_totals_, sizeof(gpu::LossSums),
-                                   cudaMemcpyDeviceToHost, stream_));
-    DPT_CUDA_CHECK(cudaMemsetAsync(loss_totals_, 0, sizeof(gpu::LossSums), stream_));
-    DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    LossResult r = Backend::take_loss_totals();  // what the twin added, if anything
-    r.loss_sum += host->loss_sum;
-    r.count += host->count;
-    r.correct += host->correct;
-    r.invalid += host->invalid;
+    LossResult r = read_totals(loss_totals_, true);
+    r += Backend::take_loss_totals();  // what the twin added, if anything
     return r;
   }
   LossResult softmax_cross_entropy(ConstTensorRef logits, const int32_t* targets, int rows,
@@ -470,10 +462,14 @@ class CudaBackendImpl final : public CudaBackend {
   LossResult loss_on_device(const T* logits, const int32_t* targets, int rows, int classes,
                             int32_t ignore_index, float grad_scale, T* dlogits) {
     loss_kernels(logits, targets, rows, classes, ignore_index, grad_scale, dlogits, nullptr, false);
-    const auto* sums = static_cast<gpu::LossSums*>(scratch(sizeof(gpu::LossSums)));
+    return read_totals(static_cast<gpu::LossSums*>(scratch(sizeof(gpu::LossSums))), false);
+  }
+  // Totals on the device, read once the queue has reached them; `reset` zeroes them after.
+  LossResult read_totals(gpu::LossSums* sums, bool reset) {
     auto* host = static_cast<gpu::LossSums*>(pinned_);
     DPT_CUDA_CHECK(
         cudaMemcpyAsync(host, sums, sizeof(gpu::LossSums), cudaMemcpyDeviceToHost, stream_));
+    if (reset) DPT_CUDA_CHECK(cudaMemsetAsync(sums, 0, sizeof(gpu::LossSums), stream_));
     DPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
     LossResult r;
     r.loss_sum = host->loss_sum;
