@@ -84,20 +84,29 @@ __global__ void bias_grad_columns_kernel(const T* dy, float* dbias, int outer, i
 // lanes sum splits of kRowsPerSplit rows into a partial per split (each lane its rows in
 // increasing order, then the 8 lanes in order); then one thread per column adds the splits'
 // partials in order into dbias. The splits depend on the row count alone: the same sums on
-// every run.
-constexpr int kColumns = 32, kRowLanes = 8, kRowsPerSplit = 128;
+// every run. At most kMaxSplits of them (the grid's y extent stops at 65,535): past 512k rows
+// each split takes more rows instead.
+constexpr int kColumns = 32, kRowLanes = 8, kRowsPerSplit = 128, kMaxSplits = 4096;
 
-int column_splits(int outer) { return (outer + kRowsPerSplit - 1) / kRowsPerSplit; }
+int rows_per_split(int outer) {
+  return std::max(kRowsPerSplit, static_cast<int>((static_cast<int64_t>(outer) + kMaxSplits - 1) /
+                                                  kMaxSplits));
+}
+int column_splits(int outer) {
+  const int per = rows_per_split(outer);
+  return static_cast<int>((static_cast<int64_t>(outer) + per - 1) / per);
+}
 
 template <class T>
-__global__ void bias_grad_partials_kernel(const T* dy, float* partials, int outer, int channels) {
+__global__ void bias_grad_partials_kernel(const T* dy, float* partials, int outer, int channels,
+                                          int per_split) {
   __shared__ float tile[kRowLanes][kColumns];
   const int col = static_cast<int>(blockIdx.x) * kColumns + static_cast<int>(threadIdx.x);
-  const int split = static_cast<int>(blockIdx.y);
+  const int64_t split = blockIdx.y;
   float sum = 0.0f;
   if (col < channels) {
-    const int end = min((split + 1) * kRowsPerSplit, outer);
-    for (int r = split * kRowsPerSplit + static_cast<int>(threadIdx.y); r < end; r += kRowLanes)
+    const int64_t stop = (split + 1) * per_split, end = stop < outer ? stop : outer;
+    for (int64_t r = split * per_split + threadIdx.y; r < end; r += kRowLanes)
       sum += to_float(dy[static_cast<size_t>(r) * channels + col]);
   }
   tile[threadIdx.y][threadIdx.x] = sum;
@@ -130,8 +139,8 @@ void launch_bias_grad(const T* dy, float* dbias, int outer, int channels, int in
     const int splits = column_splits(outer);
     const dim3 grid(static_cast<unsigned>((channels + kColumns - 1) / kColumns),
                     static_cast<unsigned>(splits));
-    bias_grad_partials_kernel<<<grid, dim3(kColumns, kRowLanes), 0, stream>>>(dy, partials, outer,
-                                                                              channels);
+    bias_grad_partials_kernel<<<grid, dim3(kColumns, kRowLanes), 0, stream>>>(
+        dy, partials, outer, channels, rows_per_split(outer));
     DPT_CUDA_CHECK_LAUNCH();
     bias_grad_sum_kernel<<<(static_cast<unsigned>(channels) + kBlock - 1) / kBlock, kBlock, 0,
                            stream>>>(partials, dbias, channels, splits);
