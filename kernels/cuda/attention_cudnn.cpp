@@ -119,6 +119,21 @@ CudnnAttention::Graphs* CudnnAttention::graphs(int64_t b, int64_t t, int64_t c, 
     why_not_[key] = "no such attention";
     return nullptr;
   }
+  // The frontend reports most failures as a status, which build() turns into a reason, but
+  // some of its calls throw (sdpa() when no implementation suits the attributes): either way
+  // the size runs unfused, with the reason kept for why_not.
+  try {
+    slot = make_graphs(b, t, c, n_head, key);
+  } catch (const std::exception& e) {
+    why_not_[key] = std::string("cuDNN frontend: ") + e.what();
+    slot.reset();
+  }
+  return slot.get();
+}
+
+std::unique_ptr<CudnnAttention::Graphs> CudnnAttention::make_graphs(int64_t b, int64_t t,
+                                                                    int64_t c, int64_t n_head,
+                                                                    const Key& key) {
   const Layout l(b, t, c, n_head);
   const float scale = scale_of(c, n_head);
   auto gs = std::make_unique<Graphs>();
@@ -178,8 +193,7 @@ CudnnAttention::Graphs* CudnnAttention::graphs(int64_t b, int64_t t, int64_t c, 
     return nullptr;
   }
   gs->workspace = std::max(forward_ws, backward_ws);
-  slot = std::move(gs);
-  return slot.get();
+  return gs;
 }
 
 bool CudnnAttention::supported(int64_t b, int64_t t, int64_t c, int64_t n_head) {

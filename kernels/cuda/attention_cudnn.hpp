@@ -57,6 +57,9 @@ class CudnnAttention {
   struct Graphs;  // the size's forward and backward graphs and their workspace
   using Key = std::tuple<int64_t, int64_t, int64_t, int64_t>;
   Graphs* graphs(int64_t b, int64_t t, int64_t c, int64_t n_head);
+  // Builds both graphs; null (with the reason in why_not_) where cuDNN has no plan. May throw.
+  std::unique_ptr<Graphs> make_graphs(int64_t b, int64_t t, int64_t c, int64_t n_head,
+                                      const Key& key);
 
   cudnnHandle_t handle_;
   bool enabled_;

@@ -29,8 +29,11 @@ class CudaBackendImpl final : public CudaBackend {
       // CUBLAS_FP32_EMULATED_BF16X9_MATH or a FAST/EMULATED compute type, none used here, and
       // NVIDIA_TF32_OVERRIDE can only switch TF32 off, never on. So CUBLAS_PEDANTIC_MATH, which
       // may be slower, is not needed for the 1e-5 parity with the CPU. Set explicitly in case
-      // cuBLAS's default ever changes.
-      DPT_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+      // cuBLAS's default ever changes. A bf16 GEMM's split-K partial sums are added in float,
+      // not in its bf16 output type, so that its result is rounded once, as the twin's.
+      DPT_CUBLAS_CHECK(cublasSetMathMode(
+          cublas_, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
+                                             CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
       DPT_CUDNN_CHECK(cudnnCreate(&cudnn_));
       DPT_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
       DPT_CUDA_CHECK(cudaMallocHost(&pinned_, kPinnedBytes));
@@ -72,6 +75,28 @@ class CudaBackendImpl final : public CudaBackend {
     const DataType in = a.dtype();
     if (m <= 0 || n <= 0) return;
     make_current();
+    if (in == DataType::F32 && c.dtype() == DataType::BF16) {
+      // cuBLAS has no float32 x float32 -> bf16 GEMM: sum into packed float32 scratch (C's rows
+      // widened first where beta reads them), then round once, as the twin does.
+      auto* wide = static_cast<float*>(scratch(sizeof(float) * static_cast<size_t>(m) * n));
+      auto* cp = static_cast<uint16_t*>(c.data());
+      const auto each_row = [&](auto&& f) {
+        if (ldc == n) return f(0, static_cast<size_t>(m) * n);
+        for (int r = 0; r < m; ++r) f(r, static_cast<size_t>(n));
+      };
+      if (beta != 0)
+        each_row([&](int r, size_t len) {
+          convert(cp + static_cast<size_t>(r) * ldc, DataType::BF16,
+                  wide + static_cast<size_t>(r) * n, DataType::F32, len);
+        });
+      gemm(trans_a, trans_b, m, n, k, alpha, a.as<float>(), lda, b.as<float>(), ldb, beta, wide,
+           n);
+      each_row([&](int r, size_t len) {
+        convert(wide + static_cast<size_t>(r) * n, DataType::F32, cp + static_cast<size_t>(r) * ldc,
+                DataType::BF16, len);
+      });
+      return;
+    }
     const auto type = [](DataType t) { return t == DataType::BF16 ? CUDA_R_16BF : CUDA_R_32F; };
     // Column-major, as gemm(): C^T = op(B)^T op(A)^T. Float32 operands keep CUBLAS_COMPUTE_32F
     // without tensor-core shortcuts (as gemm); bf16 ones run on tensor cores, summing in float.

@@ -74,6 +74,9 @@ LinearLt::Plan& LinearLt::plan(const Key& key, const void* bias) {
   DPT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   const uint64_t workspace = kWorkspaceBytes;
   const uint32_t a32 = static_cast<uint32_t>(align);
+  // Split-K partial sums kept in float (or no split at all): the output-type schemes would add
+  // them in bf16, rounding the result more than once, where the twin rounds once.
+  const uint32_t reduction = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
   cublasLtMatmulHeuristicResult_t result{};
   int returned = 0;
   const cublasStatus_t rc = [&] {
@@ -84,6 +87,9 @@ LinearLt::Plan& LinearLt::plan(const Key& key, const void* bias) {
           CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
       if (s == CUBLAS_STATUS_SUCCESS)
         s = cublasLtMatmulPreferenceSetAttribute(pref, attr, &a32, sizeof(a32));
+    if (s == CUBLAS_STATUS_SUCCESS)
+      s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                               &reduction, sizeof(reduction));
     if (s == CUBLAS_STATUS_SUCCESS)
       s = cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.d, p.d, pref, 1, &result,
                                          &returned);
@@ -104,6 +110,11 @@ bool LinearLt::run(const uint16_t* x, const uint16_t* w, const uint16_t* bias, u
   for (const void* ptr :
        {static_cast<const void*>(x), static_cast<const void*>(w), static_cast<const void*>(y)})
     align = std::min(align, alignment_of(ptr));
+  // Only 16-byte aligned operands and bias: the heuristic takes no alignment for the bias, and
+  // kernels that assume an aligned one have faulted on others (a sticky error that ends the
+  // process's use of the GPU). A model's tensors start on 64-element boundaries; anything else
+  // takes the caller's other way.
+  if (align < 16 || alignment_of(bias) < 16) return false;
   Plan& p = plan({m, in, out, align, alignment_of(bias)}, bias);
   if (!p.found) return false;
   // The bias pointer is the call's; the rest of the plan is the shape's.

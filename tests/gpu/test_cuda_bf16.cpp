@@ -317,7 +317,7 @@ TEST_F(CudaBf16Ops, SoftmaxCrossEntropyEqualsTheTwin) {
 // lies within that distance of a rounding midpoint: at least 98% of them. A second rounding (the
 // product rounded to bf16 before the bias is added) would miss on some 28% of the elements
 // (tests/unit/test_bf16_ops.cpp measures that on the CPU). At offset 1 the pointers are 2-byte
-// aligned, where cuBLASLt may have no algorithm and the backend falls back to the twin's way.
+// aligned, and the backend takes the twin's way (cuBLASLt only sees 16-byte aligned operands).
 TEST_F(CudaBf16Ops, LinearRoundsOnceAfterTheBias) {
   struct Shape {
     int m, in, out;

@@ -348,6 +348,41 @@ TEST_F(CudaOps, GemmExBf16AgainstTheCpuTwin) {
       }
 }
 
+// Float32 operands into a bf16 C, which cuBLAS has no GEMM for: float sums rounded once, as the
+// twin; C's rows strided, and the elements between them left as they were.
+TEST_F(CudaOps, GemmExFloatIntoBf16) {
+  const int m = 33, n = 20, k = 70, ldc = n + 3;
+  const std::vector<float> a = random_floats(static_cast<size_t>(m) * k, 950);
+  const std::vector<float> b = random_floats(static_cast<size_t>(k) * n, 951);
+  const std::vector<float> c_init = random_floats(static_cast<size_t>(m) * ldc, 952);
+  std::vector<uint16_t> c0(c_init.size());
+  for (size_t i = 0; i < c0.size(); ++i) c0[i] = float_to_bf16(c_init[i]);
+  std::vector<std::vector<uint16_t>> results;
+  for (Backend* be : {&cpu(), &gpu()}) {
+    DeviceBuffer ad = upload(*be, a), bd = upload(*be, b);
+    DeviceBuffer c(*be, DataType::BF16, c0.size());
+    be->copy_from_host(c.ref().data(), c0.data(), c0.size() * sizeof(uint16_t));
+    be->gemm_ex(false, false, m, n, k, 0.75f, ConstTensorRef(ad.data()), k,
+                ConstTensorRef(bd.data()), n, 0.5f, c.ref(), ldc);
+    results.push_back(download(*be, static_cast<const uint16_t*>(c.ref().data()), c0.size()));
+  }
+  size_t same = 0, near = 0;
+  for (int r = 0; r < m; ++r)
+    for (int j = 0; j < ldc; ++j) {
+      const size_t i = static_cast<size_t>(r) * ldc + j;
+      if (j >= n) {
+        ASSERT_EQ(results[1][i], c0[i]) << "the gap at row " << r << ", column " << j;
+        continue;
+      }
+      const float g = bf16_to_float(results[1][i]), w = bf16_to_float(results[0][i]);
+      same += results[1][i] == results[0][i];
+      near += std::fabs(g - w) <= std::ldexp(std::max(std::fabs(g), std::fabs(w)), -7);
+    }
+  const size_t total = static_cast<size_t>(m) * n;
+  EXPECT_EQ(near, total) << "elements within one bf16 step of the twin";
+  EXPECT_GE(same, total * 95 / 100) << "elements with the twin's bits (one rounding each)";
+}
+
 TEST_F(CudaOps, AddBias) {
   struct Dims {
     int outer, channels, inner;
@@ -578,6 +613,46 @@ TEST_F(CudaOps, SoftmaxCrossEntropy) {
   }
 }
 
+// The deferred loss, as a training step uses it: the totals add up on the device, call after
+// call, and are read (and zeroed) when taken. The same double additions as the immediate calls'
+// results added on the host, so the same bits; within 1e-9 of the CPU's deferred totals; the same
+// gradient as the immediate call; and nothing left once taken.
+TEST_F(CudaOps, SoftmaxCrossEntropyDeferredAddsUpOnTheDevice) {
+  const int rows = 37, classes = 1000;
+  gpu().take_loss_totals();  // nothing from another test
+  cpu().take_loss_totals();
+  LossResult want;
+  for (const uint64_t seed : {1450, 1451, 1452}) {
+    const std::vector<float> logits =
+        random_floats(static_cast<size_t>(rows) * classes, seed, -6.0f, 6.0f);
+    std::vector<int32_t> labels = random_labels(rows, classes, seed + 10);
+    labels[3] = kIgnoreIndex;
+    Mirror lg = mirror(logits), now = poisoned(logits.size()), later = poisoned(logits.size());
+    DeviceBuffer lab_cpu = upload(cpu(), labels), lab_gpu = upload(gpu(), labels);
+    want += gpu().softmax_cross_entropy(lg.g(), lab_gpu.as<int32_t>(), rows, classes, kIgnoreIndex,
+                                        0.25f, now.g());
+    gpu().softmax_cross_entropy_deferred(lg.g(), lab_gpu.as<int32_t>(), rows, classes,
+                                         kIgnoreIndex, 0.25f, later.g());
+    cpu().softmax_cross_entropy_deferred(lg.c(), lab_cpu.as<int32_t>(), rows, classes,
+                                         kIgnoreIndex, 0.25f, later.c());
+    expect_identical(from_gpu(later), from_gpu(now), "deferred dlogits, seed " +
+                                                         std::to_string(seed));
+  }
+  const LossResult got = gpu().take_loss_totals(), on_cpu = cpu().take_loss_totals();
+  EXPECT_EQ(std::memcmp(&got.loss_sum, &want.loss_sum, sizeof(double)), 0)
+      << got.loss_sum << " against " << want.loss_sum;
+  EXPECT_EQ(got.count, 3 * (rows - 1));
+  EXPECT_EQ(got.count, want.count);
+  EXPECT_EQ(got.correct, want.correct);
+  EXPECT_EQ(got.invalid, 0);
+  EXPECT_NEAR(got.loss_sum, on_cpu.loss_sum, 1e-9 * std::fabs(on_cpu.loss_sum));
+  EXPECT_EQ(got.count, on_cpu.count);
+  EXPECT_EQ(got.correct, on_cpu.correct);
+  const LossResult none = gpu().take_loss_totals();
+  EXPECT_EQ(none.loss_sum, 0.0);
+  EXPECT_EQ(none.count, 0);
+}
+
 // Ignored rows (the ignore index) and invalid ones (no class): no loss, not counted, a zero
 // gradient, written in full on the GPU; the others as without them. At 10 classes (one warp per
 // row) and at GPT-2's 50,257 (a block of 512 threads per row, each over about 98 classes).
@@ -632,11 +707,12 @@ TEST_F(CudaOps, SoftmaxCrossEntropyIgnoredRows) {
 // More than 2^31 logits in all: rows past that mark are read and written at 64-bit offsets.
 // All rows but a few are ignored, so that the CPU needs to compute only those few.
 TEST_F(CudaOps, SoftmaxCrossEntropyPast2To31Elements) {
-  const int classes = 50257, rows = 42800;  // 2,150,999,600 logits; row 42730 starts past 2^31
+  const int classes = 50257, rows = 42800;  // 2,150,999,600 logits; row 42731 starts past 2^31
   const size_t n = static_cast<size_t>(rows) * classes;
   if (cuda_device_info(gpu_->ordinal()).total_memory < (size_t{24} << 30))
     GTEST_SKIP() << "needs 24 GiB of GPU memory for two buffers of " << n << " floats";
-  const std::vector<int> counted = {0, 42729, 42730, 42799};  // 42729 straddles 2^31
+  // Row 42730 straddles 2^31; the last row stays ignored, so its last element must be zero.
+  const std::vector<int> counted = {0, 42729, 42730, 42798};
   DeviceBuffer logits(gpu(), DataType::F32, n), dlogits(gpu(), DataType::F32, n);
   gpu().fill_uniform(logits.data(), n, 8.0f, 1480);
   gpu().fill(dlogits.data(), n, std::nanf(""));
@@ -674,7 +750,8 @@ TEST_F(CudaOps, SoftmaxCrossEntropyPast2To31Elements) {
                                     d_cpu.begin() + static_cast<std::ptrdiff_t>(i + 1) * classes),
                  kTol, name + " dlogits");
   }
-  // Ignored rows past 2^31 and the very last element: zeros, written over the NaN.
+  // Ignored rows past 2^31 and the very last element (of ignored row 42799): zeros, written
+  // over the NaN.
   expect_identical(download(gpu(), dlogits.data() + size_t{42731} * classes, classes),
                    std::vector<float>(classes, 0.0f), "dlogits of ignored row 42731");
   expect_identical(download(gpu(), dlogits.data() + n - 1, 1), {0.0f}, "the last dlogit");
