@@ -83,17 +83,23 @@ def main():
     if args.attention == "sdpa" and not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
         raise SystemExit("peer_gpt_cuda.py: error: this PyTorch has no scaled_dot_product_attention")
     # float32 as dptrain computes it: no TF32 in matrix products (under bf16 autocast the matrix
-    # products are bf16, so this changes nothing there).
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    # products are bf16, so bf16 runs leave PyTorch's settings alone).
+    if args.precision == "fp32":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     CausalSelfAttention.use_sdpa = args.attention == "sdpa"
     dev = torch.device(args.device)
     windows = Windows(load_shards(args.train_tokens), cfg.block_size)
     if len(windows) < args.batch_size:
         raise SystemExit(f"peer_gpt_cuda.py: error: {args.train_tokens}: fewer windows than a batch")
     torch.manual_seed(args.seed)
-    model = GPT(cfg)
-    init_nanogpt(model, cfg)
+    if dev.type == "cuda":  # built and initialised on the GPU: seconds less than on the CPU
+        with dev:
+            model = GPT(cfg)
+            init_nanogpt(model, cfg)
+    else:
+        model = GPT(cfg)
+        init_nanogpt(model, cfg)
     model.to(dev)
     params = list(model.parameters())
     run = torch.compile(model) if args.compile else model
@@ -101,7 +107,9 @@ def main():
                 if args.precision == "bf16" else contextlib.nullcontext)
     groups = [{"params": [q for q in params if q.dim() >= 2], "weight_decay": 0.1},
               {"params": [q for q in params if q.dim() < 2], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
+    # nanoGPT's choice: the fused AdamW (one kernel for all tensors) on a GPU.
+    fused = {"fused": True} if dev.type == "cuda" else {}
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8, **fused)
     steps_per_epoch = len(windows) // args.batch_size
     times, losses = [], []
     for step in range(args.max_steps):

@@ -27,7 +27,9 @@ def kind(name):
 
 
 def summarize(events):
-    spans = [e for e in events if e.get("ph") == "X" and e.get("pid", 0) == 0]
+    # Rank 0's compute lane (lane 1 holds the allreduce buckets).
+    spans = [e for e in events
+             if e.get("ph") == "X" and e.get("pid", 0) == 0 and e.get("tid", 0) == 0]
     steps = [e for e in spans if e["name"] == "step"]
     if not steps:
         fail("no step span in the trace")

@@ -3,6 +3,6 @@
 foreach(case mlp_accuracy cnn_accuracy mpi_parity zero_bf16_grads nccl_shared_gpu trace)
   add_test(NAME e2e.gpu.${case}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/gpu_check.sh ${case} ${CMAKE_BINARY_DIR})
-  set_tests_properties(e2e.gpu.${case} PROPERTIES LABELS "e2e;gpu" TIMEOUT 600
+  set_tests_properties(e2e.gpu.${case} PROPERTIES LABELS "e2e;gpu" TIMEOUT 180
                        SKIP_RETURN_CODE 77 ENVIRONMENT "${DPT_MPI_ENV}")
 endforeach()
