@@ -8,6 +8,12 @@ together, say), then the optimizer, and the rest of the step (the loss, waiting 
 collectives, the host's own work), each as microseconds per traced step and as a share of the
 step. The spans are the trainer's own markers (forward and backward of each top-level layer,
 the optimizer, the step); on a GPU they are timed by device events, so they are the GPU's time.
+
+Then, from the ops lane, the step's named ranges as a tree: its phases (forward, loss, backward,
+the optimizer, ...), the layers in each, and the parts of each composite layer (a transformer
+block's ln_1, attn with c_attn, attention and c_proj, residual, ...), layers of one kind added
+up (transformer.h.0 to transformer.h.11 as transformer.h.*), per traced step and as a share of
+the step. A range's time includes its parts'.
 """
 import collections
 import json
@@ -45,7 +51,34 @@ def summarize(events):
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         lines.append(f"  {k:<{width}}  {v:10.0f} us  {100 * v / step_us:5.1f}%")
+    lines += op_tree(events, n, step_us)
     return "\n".join(lines)
+
+
+def op_tree(events, n, step_us):
+    """The ops lane (tid 2) as an indented tree, numbered layers folded together."""
+    ops = [e for e in events
+           if e.get("ph") == "X" and e.get("pid", 0) == 0 and e.get("tid", 0) == 2]
+    if not ops:
+        return []
+    total = collections.defaultdict(float)
+    first = {}
+    for e in sorted(ops, key=lambda e: e["ts"]):
+        path = tuple(re.sub(r"\.\d+$", ".*", part) for part in e["name"].split("/"))
+        total[path] += e["dur"]
+        first.setdefault(path, len(first))
+    # Depth first, each level in the order it first ran.
+    def key(path):
+        return tuple(first[path[:i + 1]] if path[:i + 1] in first else -1
+                     for i in range(len(path)))
+    paths = sorted(total, key=key)
+    labels = ["  " * (len(p) - 1) + p[-1] for p in paths]
+    width = max(len(label) for label in labels)
+    lines = ["named ranges (ops lane), per step; each includes the ranges under it:"]
+    for label, p in zip(labels, paths):
+        v = total[p] / n
+        lines.append(f"  {label:<{width}}  {v:10.0f} us  {100 * v / step_us:5.1f}%")
+    return lines
 
 
 def main():

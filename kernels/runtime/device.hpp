@@ -57,15 +57,70 @@ class Device {
   virtual void push_range(const char* name) {}
   virtual void pop_range() {}
 
+  // Named ranges, nested (ScopedRange opens and closes them): passed on to push_range and
+  // pop_range, and while recording, kept with markers at both ends, for timelines.
+  void begin_range(const char* name) {
+    push_range(name);
+    if (recording_ranges_) {
+      const std::string parent = open_.empty() ? "" : ranges_[open_.back()].path + "/";
+      open_.push_back(ranges_.size());
+      ranges_.push_back({parent + name, depth_, record_marker(), -1});
+    }
+    ++depth_;
+  }
+  void end_range() {
+    --depth_;
+    // Only a range that opened while recording closes one (recording may start inside another).
+    if (!open_.empty() && ranges_[open_.back()].depth == depth_) {
+      ranges_[open_.back()].end_marker = record_marker();
+      open_.pop_back();
+    }
+    pop_range();
+  }
+  // Starts or stops keeping ranges (stopping drops those not taken).
+  void record_ranges(bool on) {
+    recording_ranges_ = on;
+    if (!on) {
+      ranges_.clear();
+      open_.clear();
+    }
+  }
+  struct TimedRange {
+    std::string path;  // the names of the ranges it is in and its own, joined by "/"
+    int depth;         // how many ranges were open when it opened
+    double start, end;  // steady_seconds()
+  };
+  // The ranges recorded and closed since the last take, in the order they opened, with their
+  // times: after synchronize() and before clear_markers(), as marker_time(). Ranges still open
+  // are dropped (their markers end with the next clear_markers()).
+  std::vector<TimedRange> take_ranges() {
+    std::vector<TimedRange> done;
+    for (const Range& r : ranges_)
+      if (r.end_marker >= 0)
+        done.push_back({r.path, r.depth, marker_time(r.start_marker), marker_time(r.end_marker)});
+    ranges_.clear();
+    open_.clear();
+    return done;
+  }
+
  private:
   std::vector<double> markers_;
+  struct Range {
+    std::string path;
+    int depth;
+    int start_marker, end_marker;  // end -1: still open
+  };
+  bool recording_ranges_ = false;
+  int depth_ = 0;              // ranges open now, recorded or not
+  std::vector<Range> ranges_;  // recorded, not taken yet
+  std::vector<size_t> open_;   // indices into ranges_ of the recorded ranges still open
 };
 
-// Marks a profiler range for the life of the object.
+// Marks a named range (Device::begin_range) for the life of the object.
 class ScopedRange {
  public:
-  ScopedRange(Device& device, const char* name) : device_(device) { device_.push_range(name); }
-  ~ScopedRange() { device_.pop_range(); }
+  ScopedRange(Device& device, const char* name) : device_(device) { device_.begin_range(name); }
+  ~ScopedRange() { device_.end_range(); }
   ScopedRange(const ScopedRange&) = delete;
   ScopedRange& operator=(const ScopedRange&) = delete;
 

@@ -87,6 +87,7 @@ ConstTensorRef Composite::forward_chain(Backend& be, ConstTensorRef x, int batch
       const ForwardContext child_ctx{ctx.training,
                                      mix64(ctx.seed ^ (0x9e3779b97f4a7c15ULL * (i + 1)))};
       const TensorRef out = y && i + 1 == children_.size() ? y : out_store_[i].ref();
+      ScopedRange range(be, children_[i].name.c_str());
       c.forward(be, in, out, batch, child_ctx);
       acts_[i] = out;
     }
@@ -115,6 +116,7 @@ void Composite::backward_chain(Backend& be, ConstTensorRef x, ConstTensorRef dy,
       continue;
     }
     const TensorRef gin = i == 0 ? dx : grad_store_[i - 1].ref();
+    ScopedRange range(be, children_[i].name.c_str());
     c.backward(be, i == 0 ? x : acts_[i - 1], acts_[i], g, gin, batch);
     g = gin;
   }

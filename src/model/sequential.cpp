@@ -50,6 +50,7 @@ Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& back
   if (align_ == 0) throw SystemError("Sequential: alignment of 0 elements");
   shapes_.push_back(input);
   tied_.resize(layers_.size());
+  for (size_t i = 0; i < layers_.size(); ++i) range_names_.push_back(top_name(*layers_[i], i));
   if (!layers_.empty()) input_dtype_ = layers_[0]->input_dtype(act_dtype_);
   // Features come as float32 whatever the model computes in: forward converts them.
   if (input_dtype_ == act_dtype_ && act_dtype_ != DataType::F32) {
@@ -230,7 +231,10 @@ ConstTensorRef Sequential::forward(ConstTensorRef x, int batch, bool training,
     ForwardContext ctx{training, mix64(dropout_seed ^ (0x2545f4914f6cdd1dULL * (i + 1)))};
     double start = 0;
     const int marker = observer_ ? time_begin(&start) : -1;
-    layers_[i]->forward(backend_, act_[i], act_[i + 1], batch, ctx);
+    {
+      ScopedRange range(backend_, range_names_[i].c_str());
+      layers_[i]->forward(backend_, act_[i], act_[i + 1], batch, ctx);
+    }
     if (observer_) time_end(static_cast<int>(i), false, marker, start);
   }
   return act_.back();
@@ -255,7 +259,10 @@ void Sequential::backward(ConstTensorRef doutput, int batch,
     } else {
       double start = 0;
       const int marker = observer_ ? time_begin(&start) : -1;
-      layers_[i]->backward(backend_, act_[i], act_[i + 1], dy, dx, batch);
+      {
+        ScopedRange range(backend_, range_names_[i].c_str());
+        layers_[i]->backward(backend_, act_[i], act_[i + 1], dy, dx, batch);
+      }
       if (observer_) time_end(static_cast<int>(i), true, marker, start);
     }
     if (on_layer_done) on_layer_done(static_cast<int>(i));

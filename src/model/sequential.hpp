@@ -181,6 +181,7 @@ class Sequential {
   size_t align_ = kDefaultAlignElems;
   std::vector<TensorRef> act_, grad_;
   LayerObserver observer_;
+  std::vector<std::string> range_names_;  // each layer's, for Device::begin_range
   struct PendingSpan {
     int layer;
     bool backward;

@@ -136,12 +136,19 @@ void TransformerBlock::forward(Backend& be, ConstTensorRef x, TensorRef y, int b
                                const ForwardContext& ctx) {
   reshape(be, batch, x.dtype());
   const size_t n = static_cast<size_t>(batch) * shape_numel(in_);
-  ln_1().forward(be, x, ln1_out_.ref(), batch, child_context(ctx, 0));
-  attn().forward(be, ln1_out_.ref(), attn_out_.ref(), batch, child_context(ctx, 1));
-  be.add(x, attn_out_.ref(), h_.ref(), n);
-  ln_2().forward(be, h_.ref(), ln2_out_.ref(), batch, child_context(ctx, 2));
-  mlp().forward(be, ln2_out_.ref(), mlp_out_.ref(), batch, child_context(ctx, 3));
-  be.add(h_.ref(), mlp_out_.ref(), y, n);
+  // Each step a named range, for profilers and traces (Device::begin_range).
+  const auto step = [&](const char* name, auto&& f) {
+    ScopedRange range(be, name);
+    f();
+  };
+  step("ln_1", [&] { ln_1().forward(be, x, ln1_out_.ref(), batch, child_context(ctx, 0)); });
+  step("attn",
+       [&] { attn().forward(be, ln1_out_.ref(), attn_out_.ref(), batch, child_context(ctx, 1)); });
+  step("residual", [&] { be.add(x, attn_out_.ref(), h_.ref(), n); });
+  step("ln_2", [&] { ln_2().forward(be, h_.ref(), ln2_out_.ref(), batch, child_context(ctx, 2)); });
+  step("mlp",
+       [&] { mlp().forward(be, ln2_out_.ref(), mlp_out_.ref(), batch, child_context(ctx, 3)); });
+  step("residual", [&] { be.add(h_.ref(), mlp_out_.ref(), y, n); });
 }
 
 void TransformerBlock::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
@@ -149,14 +156,21 @@ void TransformerBlock::backward(Backend& be, ConstTensorRef x, ConstTensorRef, C
   if (batch != buffers_batch_)
     throw SystemError("TransformerBlock::backward: batch differs from forward");
   const size_t n = static_cast<size_t>(batch) * shape_numel(in_);
+  const auto step = [&](const char* name, auto&& f) {
+    ScopedRange range(be, name);
+    f();
+  };
   // y = h + mlp(ln_2(h)): dh = dy + the MLP path's gradient.
-  mlp().backward(be, ln2_out_.ref(), mlp_out_.ref(), dy, d_norm_.ref(), batch);
-  ln_2().backward(be, h_.ref(), ln2_out_.ref(), d_norm_.ref(), d_h_.ref(), batch);
-  be.add(d_h_.ref(), dy, d_h_.ref(), n);
+  step("mlp", [&] { mlp().backward(be, ln2_out_.ref(), mlp_out_.ref(), dy, d_norm_.ref(), batch); });
+  step("ln_2",
+       [&] { ln_2().backward(be, h_.ref(), ln2_out_.ref(), d_norm_.ref(), d_h_.ref(), batch); });
+  step("residual", [&] { be.add(d_h_.ref(), dy, d_h_.ref(), n); });
   // h = x + attn(ln_1(x)): dx = dh + the attention path's gradient.
-  attn().backward(be, ln1_out_.ref(), attn_out_.ref(), d_h_.ref(), d_norm_.ref(), batch);
-  ln_1().backward(be, x, ln1_out_.ref(), d_norm_.ref(), dx, batch);
-  if (dx) be.add(dx, d_h_.ref(), dx, n);
+  step("attn", [&] {
+    attn().backward(be, ln1_out_.ref(), attn_out_.ref(), d_h_.ref(), d_norm_.ref(), batch);
+  });
+  step("ln_1", [&] { ln_1().backward(be, x, ln1_out_.ref(), d_norm_.ref(), dx, batch); });
+  if (dx) step("residual", [&] { be.add(dx, d_h_.ref(), dx, n); });
 }
 
 }  // namespace dpt

@@ -353,8 +353,11 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
     }
     // The loss over the micro-batch, and its gradient (scaled by grad_scale) into dlogits. The
     // loss is deferred: it is read at the end of the step, where the host waits anyway.
-    loss_->compute_deferred(be, logits, run.stager.targets(), rows, classes, run.grad_scale,
-                            run.dlogits.ref());
+    {
+      ScopedRange range(be, "loss");
+      loss_->compute_deferred(be, logits, run.stager.targets(), rows, classes, run.grad_scale,
+                              run.dlogits.ref());
+    }
     ScopedRange range(be, "backward");
     if (m + 1 < o.accumulate) {
       net_->backward(run.dlogits.ref(), b);  // accumulate locally, no communication

@@ -20,6 +20,7 @@ StepTrace::StepTrace(Sequential& net, const FitOptions::Trace& options, double o
 
 void StepTrace::step_begin(int64_t step) {
   recording_ = tracer_ && tracer_->records(step);
+  if (tracer_) be_.record_ranges(recording_);  // (off also drops what a failed step left)
   if (!recording_) return;
   step_ = step;
   net_.set_layer_observer([this](int layer, bool backward, double start, double end) {
@@ -57,6 +58,10 @@ void StepTrace::step_end(double start, double seconds, const StepCommStats& comm
   for (size_t i = 0; i < comm.buckets.size(); ++i)
     tracer_->span(Lane::Comm, "allreduce bucket " + std::to_string(i), comm.buckets[i].start,
                   comm.buckets[i].end, step_, static_cast<int64_t>(buckets[i].bytes));
+  // The step's named ranges (its phases, layers and their parts), on the ops lane.
+  for (const Device::TimedRange& r : be_.take_ranges())
+    tracer_->span(Lane::Ops, r.path, r.start, r.end, step_);
+  be_.record_ranges(false);
   net_.set_layer_observer(nullptr);
   recording_ = false;
 }

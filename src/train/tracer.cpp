@@ -32,12 +32,13 @@ void Tracer::write(Communicator& comm, const std::string& path) const {
                   {"pid", rank},
                   {"name", "process_sort_index"},
                   {"args", {{"sort_index", rank}}}});
-  for (int lane = 0; lane < 2; ++lane)
+  const char* lanes[] = {"compute", "communication", "ops"};
+  for (int lane = 0; lane < 3; ++lane)
     mine.push_back({{"ph", "M"},
                     {"pid", rank},
                     {"tid", lane},
                     {"name", "thread_name"},
-                    {"args", {{"name", lane == 0 ? "compute" : "communication"}}}});
+                    {"args", {{"name", lanes[lane]}}}});
   for (const Event& e : events_) {
     nlohmann::json args = {{"step", e.step}};
     if (e.bytes >= 0) args["bytes"] = e.bytes;

@@ -1,6 +1,8 @@
 // Tracer: a timeline of a window of training steps as Chrome trace-event JSON (opens in
-// Perfetto and chrome://tracing). Each rank is one process with two lanes: compute (forward and
-// backward of each layer, the optimizer) and communication (each bucket's allreduce).
+// Perfetto and chrome://tracing). Each rank is one process with three lanes: compute (forward
+// and backward of each layer, the optimizer), communication (each bucket's allreduce) and ops
+// (the named ranges of the step, nested: its phases, each layer, and inside a composite layer
+// each of its parts, named by their path, as "forward/transformer.h.0/attn/c_attn").
 #pragma once
 
 #include <cstdint>
@@ -11,7 +13,7 @@
 
 namespace dpt {
 
-enum class Lane { Compute = 0, Comm = 1 };
+enum class Lane { Compute = 0, Comm = 1, Ops = 2 };
 
 class Tracer {
  public:

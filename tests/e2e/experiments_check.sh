@@ -81,8 +81,14 @@ PY
              "rest of the step"; do
       grep -q "^  $k " "$tmp/summary" || fail "no line for $k"
     done
-    awk '/%$/ { s += $(NF) } END { if (s < 99.8 || s > 100.2) exit 1 }' "$tmp/summary" ||
-      fail "the shares do not add up to the step"
+    awk '/^named ranges/ { exit } /%$/ { s += $(NF) } END { if (s < 99.8 || s > 100.2) exit 1 }' \
+      "$tmp/summary" || fail "the shares do not add up to the step"
+    # The ops lane as a tree: the phases, the blocks folded together, and their parts.
+    for k in "^named ranges (ops lane)" "^  forward " "^    transformer.h.\* " "^      attn " \
+             "^        attention " "^      residual " "^  loss " "^  backward " "^        c_fc " \
+             "^  optimizer "; do
+      grep -q "$k" "$tmp/summary" || fail "no line matching '$k' in the ranges' tree"
+    done
     rc=0
     echo '{"traceEvents": []}' > "$tmp/empty.json"
     python3 "$root_dir/experiments/gpu/trace_summary.py" "$tmp/empty.json" 2> "$tmp/err" || rc=$?

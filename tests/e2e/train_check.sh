@@ -139,7 +139,8 @@ assert r['lr'] == 0.25 and r['grad_norm'] is None, r" || fail "lr or grad_norm w
     done
     ;;
   trace)
-    # A timeline of steps 2..4 from both ranks: valid JSON, both lanes, a span per bucket.
+    # A timeline of steps 2..4 from both ranks: valid JSON, all three lanes, a span per bucket,
+    # and the named ranges nested: each inside the one its path names.
     mpirun -np 2 "$build/dptrain" train --model cnn --max-steps 6 --batch-size 16 \
       --trace "$tmp/t.json" --trace-steps 2:5 --out "$tmp/run" > "$tmp/out"
     python3 - "$tmp/t.json" <<'PY'
@@ -157,9 +158,18 @@ for rank in (0, 1):
         buckets = sorted(e["name"] for e in comm if e["args"]["step"] == step)
         # cnn with the default caps has two buckets (the 1 MiB first one, then the rest).
         assert buckets == ["allreduce bucket 0", "allreduce bucket 1"], buckets
+        ops = {e["name"]: e for e in mine if e["tid"] == 2 and e["args"]["step"] == step}
+        for phase in ("forward", "loss", "backward", "allreduce wait", "optimizer",
+                      "forward/0", "backward/0"):
+            assert phase in ops, (phase, sorted(ops))
+        for name, e in ops.items():
+            if "/" in name:
+                parent = ops[name.rsplit("/", 1)[0]]
+                assert parent["ts"] <= e["ts"] + 0.5 and \
+                    e["ts"] + e["dur"] <= parent["ts"] + parent["dur"] + 0.5, (name, e, parent)
     assert all(e["dur"] >= 0 and e["ts"] >= 0 for e in mine)
 names = {(e["pid"], e["args"]["name"]) for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
-assert names == {(0, "compute"), (0, "communication"), (1, "compute"), (1, "communication")}, names
+assert names == {(r, lane) for r in (0, 1) for lane in ("compute", "communication", "ops")}, names
 print("trace ok:", len(spans), "spans")
 PY
     grep -q "^comm   mpi allreduce in 2 buckets" "$tmp/out" || fail "bucket line missing"
