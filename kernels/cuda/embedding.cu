@@ -8,9 +8,11 @@
 // Backward, dwpe: one thread per element (ti, i) adds dout[bi, ti, i] for bi = 0, 1, ... in turn.
 // dwte: the positions are sorted by token id with CUB's radix sort, which is stable, so each
 // token's positions stay in increasing order (batch row outer, position inner, as on the CPU);
-// then one block per token adds that token's rows in that order, a thread per column. A token
-// that occurs often makes its block long (a run of all one token is b * t rows in one block); a
-// batch of text spreads its positions over many tokens.
+// then one block per token adds that token's rows in that order, a thread per column (or group
+// of four). The block reads its token's positions a block-wide chunk at a time into shared
+// memory, so that each thread's loads of dout are independent of one another and overlap:
+// only the additions run one after another, as the CPU's order requires. A frequent token (a
+// space in byte-level text, a sixth of all positions) makes its block long, but not slow per row.
 //
 // wte, wpe, out and dout are float or bf16 (typed.cuh), all of one type; dwte and dwpe are float.
 #include <cmath>
@@ -27,7 +29,14 @@ namespace dpt::gpu {
 
 namespace {
 
-constexpr int kThreads = 128;  // per row of c columns
+constexpr int kThreads = 128;  // per row of c columns (forward)
+
+// Threads of a token's block in backward: one per column (group of four with kVec), in whole
+// warps, at most 1024 (wider rows take several passes).
+int token_grad_threads(int64_t width) {
+  const int64_t warps = (width + 31) / 32;
+  return static_cast<int>(warps < 1 ? 32 : warps > 32 ? 1024 : warps * 32);
+}
 
 // Bits of a sort key: ids 0 .. vocab - 1, and vocab itself for an id outside the vocabulary.
 int key_bits(int64_t vocab) {
@@ -85,34 +94,61 @@ __global__ void embedding_sort_keys_kernel(const int32_t* idx, uint32_t* keys, u
 }
 
 // Block j of the sorted positions: when j starts a token's run, its threads add the run's rows
-// of dout to that token's row of dwte, column by column, in the run's order.
+// of dout to that token's row of dwte, column by column, in the run's order. The run is read a
+// chunk of blockDim.x positions at a time into shared memory (sorted keys: the chunk's positions
+// of this token come first, and __syncthreads_count tells how many, the same count in every
+// thread); a chunk that is not full ends the run. Control flow is the same in every thread of
+// the block, so that all reach each barrier.
 template <bool kVec, class T>
 __global__ void embedding_token_grad_kernel(const uint32_t* keys, const uint32_t* positions,
                                             const T* dout, float* dwte, int64_t n, int64_t c,
                                             int64_t vocab) {
+  extern __shared__ uint32_t run_positions[];  // blockDim.x of them
   const int64_t j = blockIdx.x;
   const uint32_t token = keys[j];
   if (token == static_cast<uint32_t>(vocab) || (j > 0 && keys[j - 1] == token)) return;
   float* te = dwte + static_cast<int64_t>(token) * c;
-  if constexpr (kVec) {
-    float4* te4 = reinterpret_cast<float4*>(te);
-    for (int64_t g = threadIdx.x; g < c / 4; g += blockDim.x) {
-      float4 acc = te4[g];
-      for (int64_t r = j; r < n && keys[r] == token; ++r) {
-        const float4 d = load4<true>(dout + static_cast<int64_t>(positions[r]) * c, g);
-        acc.x += d.x;
-        acc.y += d.y;
-        acc.z += d.z;
-        acc.w += d.w;
-      }
-      te4[g] = acc;
+  const int64_t width = kVec ? c / 4 : c;
+  const int chunk = static_cast<int>(blockDim.x);
+  for (int64_t g0 = 0; g0 < width; g0 += chunk) {
+    const int64_t g = g0 + threadIdx.x;
+    const bool column = g < width;
+    float4 acc4 = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    float acc = 0.0f;
+    if (column) {
+      if constexpr (kVec)
+        acc4 = reinterpret_cast<const float4*>(te)[g];
+      else
+        acc = te[g];
     }
-  } else {
-    for (int64_t i = threadIdx.x; i < c; i += blockDim.x) {
-      float acc = te[i];
-      for (int64_t r = j; r < n && keys[r] == token; ++r)
-        acc += to_float(dout[static_cast<int64_t>(positions[r]) * c + i]);
-      te[i] = acc;
+    for (int64_t base = j;; base += chunk) {
+      const int64_t r = base + threadIdx.x;
+      const bool in_run = r < n && keys[r] == token;
+      if (in_run) run_positions[threadIdx.x] = positions[r];
+      const int count = __syncthreads_count(in_run);
+      if (column) {
+#pragma unroll 4
+        for (int k = 0; k < count; ++k) {
+          const T* row = dout + static_cast<int64_t>(run_positions[k]) * c;
+          if constexpr (kVec) {
+            const float4 d = load4<true>(row, g);
+            acc4.x += d.x;
+            acc4.y += d.y;
+            acc4.z += d.z;
+            acc4.w += d.w;
+          } else {
+            acc += to_float(row[g]);
+          }
+        }
+      }
+      __syncthreads();  // every thread is done with this chunk before the next overwrites it
+      if (count < chunk) break;
+    }
+    if (column) {
+      if constexpr (kVec)
+        reinterpret_cast<float4*>(te)[g] = acc4;
+      else
+        te[g] = acc;
     }
   }
 }
@@ -211,12 +247,17 @@ void launch_embedding_backward(const int32_t* idx, const T* dout, float* dwte, f
   DPT_CUDA_CHECK_LAUNCH();
   DPT_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(sort_scratch, sort_bytes, keys_in, keys, values_in,
                                                  values, n, 0, key_bits(vocab), stream));
-  if (vec && aligned_to(dwte, 16))
+  if (vec && aligned_to(dwte, 16)) {
+    const int threads = token_grad_threads(c / 4);
     embedding_token_grad_kernel<true>
-        <<<static_cast<unsigned>(n), kThreads, 0, stream>>>(keys, values, dout, dwte, n, c, vocab);
-  else
+        <<<static_cast<unsigned>(n), threads, sizeof(uint32_t) * threads, stream>>>(
+            keys, values, dout, dwte, n, c, vocab);
+  } else {
+    const int threads = token_grad_threads(c);
     embedding_token_grad_kernel<false>
-        <<<static_cast<unsigned>(n), kThreads, 0, stream>>>(keys, values, dout, dwte, n, c, vocab);
+        <<<static_cast<unsigned>(n), threads, sizeof(uint32_t) * threads, stream>>>(
+            keys, values, dout, dwte, n, c, vocab);
+  }
   DPT_CUDA_CHECK_LAUNCH();
 }
 
