@@ -131,8 +131,8 @@ CudnnAttention::Graphs* CudnnAttention::graphs(int64_t b, int64_t t, int64_t c, 
   return slot.get();
 }
 
-std::unique_ptr<CudnnAttention::Graphs> CudnnAttention::make_graphs(int64_t b, int64_t t,
-                                                                    int64_t c, int64_t n_head,
+std::unique_ptr<CudnnAttention::Graphs> CudnnAttention::make_graphs(int64_t b, int64_t t, int64_t c,
+                                                                    int64_t n_head,
                                                                     const Key& key) {
   const Layout l(b, t, c, n_head);
   const float scale = scale_of(c, n_head);

@@ -89,8 +89,8 @@ __global__ void bias_grad_columns_kernel(const T* dy, float* dbias, int outer, i
 constexpr int kColumns = 32, kRowLanes = 8, kRowsPerSplit = 128, kMaxSplits = 4096;
 
 int rows_per_split(int outer) {
-  return std::max(kRowsPerSplit, static_cast<int>((static_cast<int64_t>(outer) + kMaxSplits - 1) /
-                                                  kMaxSplits));
+  return std::max(kRowsPerSplit,
+                  static_cast<int>((static_cast<int64_t>(outer) + kMaxSplits - 1) / kMaxSplits));
 }
 int column_splits(int outer) {
   const int per = rows_per_split(outer);

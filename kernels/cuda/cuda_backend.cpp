@@ -89,8 +89,7 @@ class CudaBackendImpl final : public CudaBackend {
           convert(cp + static_cast<size_t>(r) * ldc, DataType::BF16,
                   wide + static_cast<size_t>(r) * n, DataType::F32, len);
         });
-      gemm(trans_a, trans_b, m, n, k, alpha, a.as<float>(), lda, b.as<float>(), ldb, beta, wide,
-           n);
+      gemm(trans_a, trans_b, m, n, k, alpha, a.as<float>(), lda, b.as<float>(), ldb, beta, wide, n);
       each_row([&](int r, size_t len) {
         convert(wide + static_cast<size_t>(r) * n, DataType::F32, cp + static_cast<size_t>(r) * ldc,
                 DataType::BF16, len);

@@ -86,8 +86,8 @@ class Device {
     }
   }
   struct TimedRange {
-    std::string path;  // the names of the ranges it is in and its own, joined by "/"
-    int depth;         // how many ranges were open when it opened
+    std::string path;   // the names of the ranges it is in and its own, joined by "/"
+    int depth;          // how many ranges were open when it opened
     double start, end;  // steady_seconds()
   };
   // The ranges recorded and closed since the last take, in the order they opened, with their

@@ -161,7 +161,8 @@ void TransformerBlock::backward(Backend& be, ConstTensorRef x, ConstTensorRef, C
     f();
   };
   // y = h + mlp(ln_2(h)): dh = dy + the MLP path's gradient.
-  step("mlp", [&] { mlp().backward(be, ln2_out_.ref(), mlp_out_.ref(), dy, d_norm_.ref(), batch); });
+  step("mlp",
+       [&] { mlp().backward(be, ln2_out_.ref(), mlp_out_.ref(), dy, d_norm_.ref(), batch); });
   step("ln_2",
        [&] { ln_2().backward(be, h_.ref(), ln2_out_.ref(), d_norm_.ref(), d_h_.ref(), batch); });
   step("residual", [&] { be.add(d_h_.ref(), dy, d_h_.ref(), n); });
