@@ -2,12 +2,15 @@
 //
 // Each micro-batch is gathered into pinned host memory and copied without waiting. The first
 // micro-batch of the next step can be staged ahead (prefetch), while the device runs this step's
-// optimizer update. One host buffer suffices: every step waits for its loss, so the copy out of
-// it is done by the time the next gather writes it.
+// optimizer update. Each micro-batch of a step has a host buffer of its own, and the prefetch
+// one more: the host queues a step's micro-batches, and the next step's first, without waiting
+// for the device, so a copy out of one buffer may still be pending when the next is gathered.
+// Across steps the buffers are reused: every step waits for the device at its end.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -41,7 +44,8 @@ class BatchStager {
   void set_host_hook(HostHook hook) { host_hook_ = std::move(hook); }
 
  private:
-  void send(const int64_t* indices, int64_t step, int micro);
+  // Gathers into host buffer `slot` (micro-batch `micro`'s, or the prefetch's) and copies.
+  void send(const int64_t* indices, int64_t step, int micro, size_t slot);
 
   Device& device_;
   const BatchSource& data_;
@@ -49,9 +53,12 @@ class BatchStager {
   const int batch_;
   const size_t x_count_, y_count_;  // elements of a micro-batch's inputs and targets
   std::vector<int64_t> indices_;    // the step's samples, every micro-batch's
-  PinnedBuffer x_pinned_, y_pinned_;
-  void* x_host_;
-  int32_t* y_host_;
+  // One micro-batch's pinned inputs and targets.
+  struct HostSlot {
+    explicit HostSlot(Device& device) : x(device), y(device) {}
+    PinnedBuffer x, y;
+  };
+  std::vector<std::unique_ptr<HostSlot>> host_;  // one per micro-batch, then the prefetch's
   DeviceBuffer x_dev_, y_dev_;
   int64_t staged_step_ = -1;  // the global step whose first micro-batch is on the device
   HostHook host_hook_;

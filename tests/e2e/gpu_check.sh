@@ -44,6 +44,19 @@ case $case_name in
     python3 "$(dirname "${BASH_SOURCE[0]}")/compare_safetensors.py" \
       "$tmp/cuda/model.safetensors" "$tmp/cpu/model.safetensors" 1e-4
     ;;
+  accumulate_parity)
+    # --accumulate 3 on the GPU against the CPU with the same seed: the same samples in each
+    # micro-batch, so the same parameters up to float rounding. The host queues a step's
+    # micro-batches without waiting, so a host buffer rewritten while its copy is still queued
+    # would train on another micro-batch's samples, far beyond the bound.
+    for dev in cuda cpu; do
+      "$build/dptrain" train --device $dev --dataset "$data" --model mlp --batch-size 16 \
+        --accumulate 3 --lr 0.05 --momentum 0.9 --max-steps 30 --seed 11 --out "$tmp/$dev" \
+        > "$tmp/$dev.out" || { cat "$tmp/$dev.out"; fail "the $dev run failed"; }
+    done
+    python3 "$(dirname "${BASH_SOURCE[0]}")/compare_safetensors.py" \
+      "$tmp/cuda/model.safetensors" "$tmp/cpu/model.safetensors" 1e-4
+    ;;
   zero_bf16_grads)
     # ZeRO-1 and bf16 gradients on a GPU. One rank with NCCL: the sharded optimizer and the
     # conversions on the device (no collective crosses ranks). Two ranks sharing the GPU
