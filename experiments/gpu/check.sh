@@ -359,6 +359,20 @@ if part gpt2 && time_for gpt2_tokens; then
         tee "$out/trace_gpt2_bf16_b8.txt" | tee -a "$log"
     fi
     gpt2_unfused 8 20
+    # What the tied head's unaligned row stride (50,257 bf16 elements) costs its three GEMMs,
+    # against rows padded to 50,304 (experiments/gpu/head_gemm_bench.py, PyTorch's cuBLAS).
+    if time_for head_gemm_stride; then
+      rc=0
+      timeout "$(limit 60)" python3 experiments/gpu/head_gemm_bench.py >"$out/head_gemm.json" \
+        2>>"$log" || rc=$?
+      cat "$out/head_gemm.json" >>"$log"
+      if [ $rc -eq 0 ]; then
+        row head_gemm_stride "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.2fx" % r["ratio"])' "$out/head_gemm.json")" \
+          "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); u, p = r["unaligned"], r["padded"]; f = lambda d: "%.2f+%.2f+%.2f ms" % (d["forward_ms"], d["backward_dx_ms"], d["backward_dw_ms"]); print("head GEMMs (forward+dX+dW) at ld 50257: %s, %.0f TFLOP/s; at ld 50304: %s, %.0f TFLOP/s" % (f(u), r["tflops"]["unaligned"], f(p), r["tflops"]["padded"]))' "$out/head_gemm.json")"
+      else
+        row head_gemm_stride FAIL "$(what $rc) (see check.log)"
+      fi
+    fi
     speed_gpt2 8 20 fp32 1
   else
     row gpt2_tokens FAIL "prepare-text failed (see check.log)"
