@@ -116,8 +116,11 @@ __global__ void layer_norm_backward_dx_kernel(const T* x, const T* w, const floa
   const float m = mean[row], s = rstd[row];
 
   float sum_g = 0.0f, sum_gx = 0.0f;
+  // g = dy * w rounded on its own (__fmul_rn: never contracted into the subtraction below), as
+  // on the CPU: where a row's g - mean(g) is exactly 0 (one column), an FMA would leave the
+  // product's rounding error there, times rstd.
   auto add = [&](float xv, float dyv, float wv) {
-    const float g = dyv * wv;
+    const float g = __fmul_rn(dyv, wv);
     sum_g += g;
     sum_gx += g * ((xv - m) * s);
   };
@@ -133,7 +136,7 @@ __global__ void layer_norm_backward_dx_kernel(const T* x, const T* w, const floa
   const float mean_gx = warp_sum(sum_gx) * inv_c;
 
   auto grad = [&](float xv, float dyv, float wv) {
-    return s * (dyv * wv - mean_g - (xv - m) * s * mean_gx);
+    return s * (__fmul_rn(dyv, wv) - mean_g - (xv - m) * s * mean_gx);
   };
   for (int64_t g = lane; g < groups; g += 32) {
     const float4 v = load4<kVec>(xr, g), d = load4<kVec>(dyr, g), wv = load4<kVec>(w, g);

@@ -146,7 +146,7 @@ void expect_near(const Outs& gpu, const Outs& cpu, const std::string& what, doub
   }
   for (size_t k = 0; k < gpu.f32.size(); ++k)
     expect_close(gpu.f32[k], cpu.f32[k], kTol, what + ": float32 output " + std::to_string(k));
-  EXPECT_NEAR(gpu.loss, cpu.loss, 1e-6 * std::fabs(cpu.loss)) << what;
+  EXPECT_NEAR(gpu.loss, cpu.loss, 1e-6 * std::max(1.0, std::fabs(cpu.loss))) << what;
 }
 
 // Runs op(call, twin) natively on the GPU, through the twin on the GPU and on the CPU, at both

@@ -203,8 +203,9 @@ std::vector<float> gelu_inputs(size_t n, uint64_t seed) {
 // u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2), in double.
 double gelu_du(double x) { return 0.7978845608028654 * (1 + 3 * 0.044715 * x * x); }
 
-// Both backends compute each element with the same operations in the same order; only tanh
-// differs (CUDA's tanhf and glibc's are each within 2 ulp, so 2.4e-7 apart at most). Forward:
+// Both backends compute each element from the same formula; tanh differs (CUDA's tanhf within
+// 2 ulp; the CPU's exp-based tanh within about 2e-7 absolute, and its AVX2 build contracts
+// multiply-adds), so the two are a few 1e-7 apart at most. Forward:
 // 0.5 x (1 + tanh u) moves by 0.5 |x| 2.4e-7, plus a rounding or two of y (|y| <= |x|):
 // within 1e-6 (1 + |x|). Backward: the factor 0.5 (1 + th) + 0.5 x (1 - th^2) u' moves by
 // 2.4e-7 (0.5 + |x| u'), plus roundings of terms of that size: within 1e-6 |dy| (1 + |x| u').
@@ -307,7 +308,7 @@ void expect_causal(const std::vector<float>& att, int64_t rows, int64_t t,
       }
 }
 
-// Forward: scores are dot products of hs terms (cuBLAS and OpenBLAS each off by about
+// Forward: scores are dot products of hs terms (cuBLAS and the CPU's GEMM each off by about
 // sqrt(hs) * 6e-8 relative), exp and the normaliser add a few 6e-8, out sums t products: both a
 // few 1e-7 from exact (CPU measured 1.1e-7): out and att within 1e-5 norm-wise. Backward: the
 // same sums and three more GEMMs (CPU measured 2.3e-7 against double at t = 64; sums over
