@@ -120,6 +120,39 @@ TEST_F(CudaOps, MarkersAreOrderedInSteadyTime) {
   gpu().clear_markers();
 }
 
+// Named ranges on the GPU (the trace's ops lane): nested paths, device-timed by markers, each
+// inside its parent and the second after the first (an order, not a duration).
+TEST_F(CudaOps, RecordedRangesAreNestedInDeviceTime) {
+  gpu().clear_markers();
+  const size_t n = 1 << 22;
+  DeviceBuffer b(gpu(), DataType::F32, n);
+  gpu().record_ranges(true);
+  {
+    ScopedRange outer(gpu(), "step");
+    {
+      ScopedRange few(gpu(), "few");
+      gpu().fill(b.data(), n, 1.0f);
+    }
+    {
+      ScopedRange many(gpu(), "many");
+      for (int i = 0; i < 5; ++i) gpu().fill(b.data(), n, 2.0f);
+    }
+  }
+  gpu().synchronize();
+  const std::vector<Device::TimedRange> r = gpu().take_ranges();
+  gpu().record_ranges(false);
+  gpu().clear_markers();
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].path, "step");
+  EXPECT_EQ(r[1].path, "step/few");
+  EXPECT_EQ(r[2].path, "step/many");
+  for (size_t i = 1; i < 3; ++i) {
+    EXPECT_LE(r[0].start, r[i].start) << r[i].path;
+    EXPECT_LE(r[i].end, r[0].end) << r[i].path;
+  }
+  EXPECT_LE(r[1].end, r[2].start);
+}
+
 // ---------------------------------------------------------------- element-wise
 
 TEST_F(CudaOps, Fill) {
