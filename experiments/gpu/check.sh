@@ -5,8 +5,8 @@
 #
 #   experiments/gpu/check.sh DATA_DIR OUT_DIR
 #
-# PARTS (environment) chooses what runs after the build, from "tests unit speed gpt2 traces";
-# "tests gpt2" by default. CHECK_BUDGET (seconds, 560 by default) bounds the whole check: each
+# PARTS (environment) chooses what runs after the build, from "tests unit sanitize speed gpt2
+# traces"; "tests gpt2" by default. CHECK_BUDGET (seconds, 560 by default) bounds the check: each
 # phase's time limit is cut to what is left of it, a phase that would start with under 30 s left
 # is recorded as skipped, and the table still comes out, inside a GPU machine's 10-minute limit
 # per command. A second call with the skipped parts finds the first one's build in place.
@@ -55,8 +55,8 @@ parts=" ${PARTS:-tests gpt2} "
 part() { [[ $parts == *" $1 "* ]]; }
 for p in $parts; do
   case $p in
-    tests | unit | speed | gpt2 | traces) ;;
-    *) echo "check.sh: error: PARTS: unknown part '$p' (tests, unit, speed, gpt2, traces)" >&2
+    tests | unit | sanitize | speed | gpt2 | traces) ;;
+    *) echo "check.sh: error: PARTS: unknown part '$p' (tests, unit, sanitize, speed, gpt2, traces)" >&2
        exit 2 ;;
   esac
 done
@@ -203,6 +203,35 @@ fi
 # The CPU backend's unit tests (CI runs them; here only when asked for).
 if part unit && time_for unit_tests 60; then
   run unit_tests timeout "$(limit 240)" ctest --test-dir "$build" -L unit -j8 --timeout 60
+fi
+# compute-sanitizer over the GPU tests, where the machine has it and it may reach the GPU (the
+# device notes: yes on Firecracker machines, not on gVisor ones): memcheck for out-of-bounds and
+# misaligned accesses in every kernel, racecheck for races in shared memory in the kernels that
+# share it. memcheck slows kernels many times over: the cases at gpt2's full size and the whole
+# models are left out.
+sanitize() {
+  local name=$1 tool=$2 filter=$3 rc=0 summary
+  time_for "$name" 60 || return
+  say "$name: compute-sanitizer --tool $tool, tests $filter"
+  timeout "$(limit 300)" "$sanitizer" --tool "$tool" --error-exitcode 3 --print-limit 20 \
+    "$build/tests/gpu/dptrain_gpu_tests" --gtest_filter="$filter" >"$out/$name.log" 2>&1 || rc=$?
+  cat "$out/$name.log" >>"$log"
+  summary=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$name.log" | tail -1 | sed 's/^=* *//')
+  if [ $rc -eq 0 ]; then
+    row "$name" pass "$summary"
+  else
+    row "$name" FAIL "$(what $rc): ${summary:-no summary} (see check.log)"
+  fi
+}
+if part sanitize; then
+  sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  if [ -x "$sanitizer" ]; then
+    sanitize sanitize_memcheck memcheck '-*Past2To31*:*AtGpt2Size*:CudaModel.*'
+    sanitize sanitize_racecheck racecheck \
+      '*Embedding*:*LayerNorm*:*SoftmaxCrossEntropy*:*Bias*:*SumSquares*-*Past2To31*:*AtGpt2Size*'
+  else
+    row sanitize SKIP "no compute-sanitizer on this machine"
+  fi
 fi
 
 # Speed: dptrain and PyTorch eager, one GPU, same model, batch, data and number of steps.
