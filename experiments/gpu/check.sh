@@ -159,13 +159,17 @@ arch=${CUDA_ARCH:-90}
 # Only what the GPU phases run, unless the CPU unit tests are asked for too.
 targets=(--target dptrain dptrain_gpu_tests)
 part unit && targets=()
+rc=0
 # shellcheck disable=SC2086
-if cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDPT_CUDA=ON \
-     -DCMAKE_CUDA_ARCHITECTURES="$arch" $DPT_CMAKE_ARGS >>"$log" 2>&1 &&
-   timeout "$(limit 400)" cmake --build "$build" -j"$(nproc)" "${targets[@]}" >>"$log" 2>&1; then
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDPT_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="$arch" $DPT_CMAKE_ARGS >>"$log" 2>&1 || rc=$?
+[ $rc -eq 0 ] &&
+  { timeout "$(limit 400)" cmake --build "$build" -j"$(nproc)" "${targets[@]}" >>"$log" 2>&1 ||
+    rc=$?; }
+if [ $rc -eq 0 ]; then
   row build pass "sm_$arch, $(($(date +%s) - start)) s in; $(grep -o 'dptrain: [^(]*MPI[^;]*' "$log" | tail -1)"
 else
-  row build FAIL "see check.log"
+  row build FAIL "$(what $rc) (see check.log)"
   show_table
   exit 1
 fi
