@@ -54,6 +54,13 @@ std::vector<Composite::Child> block_children(int64_t n_embd, int64_t n_head, int
   return c;
 }
 
+// Runs f inside a named range, for profilers and traces (Device::begin_range).
+template <class F>
+void step(Backend& be, const char* name, F&& f) {
+  ScopedRange range(be, name);
+  f();
+}
+
 ForwardContext child_context(const ForwardContext& ctx, size_t i) {
   return {ctx.training, mix64(ctx.seed ^ (0x9e3779b97f4a7c15ULL * (i + 1)))};
 }
@@ -136,19 +143,15 @@ void TransformerBlock::forward(Backend& be, ConstTensorRef x, TensorRef y, int b
                                const ForwardContext& ctx) {
   reshape(be, batch, x.dtype());
   const size_t n = static_cast<size_t>(batch) * shape_numel(in_);
-  // Each step a named range, for profilers and traces (Device::begin_range).
-  const auto step = [&](const char* name, auto&& f) {
-    ScopedRange range(be, name);
-    f();
-  };
-  step("ln_1", [&] { ln_1().forward(be, x, ln1_out_.ref(), batch, child_context(ctx, 0)); });
-  step("attn",
+  step(be, "ln_1", [&] { ln_1().forward(be, x, ln1_out_.ref(), batch, child_context(ctx, 0)); });
+  step(be, "attn",
        [&] { attn().forward(be, ln1_out_.ref(), attn_out_.ref(), batch, child_context(ctx, 1)); });
-  step("residual", [&] { be.add(x, attn_out_.ref(), h_.ref(), n); });
-  step("ln_2", [&] { ln_2().forward(be, h_.ref(), ln2_out_.ref(), batch, child_context(ctx, 2)); });
-  step("mlp",
+  step(be, "residual", [&] { be.add(x, attn_out_.ref(), h_.ref(), n); });
+  step(be, "ln_2",
+       [&] { ln_2().forward(be, h_.ref(), ln2_out_.ref(), batch, child_context(ctx, 2)); });
+  step(be, "mlp",
        [&] { mlp().forward(be, ln2_out_.ref(), mlp_out_.ref(), batch, child_context(ctx, 3)); });
-  step("residual", [&] { be.add(h_.ref(), mlp_out_.ref(), y, n); });
+  step(be, "residual", [&] { be.add(h_.ref(), mlp_out_.ref(), y, n); });
 }
 
 void TransformerBlock::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
@@ -156,22 +159,18 @@ void TransformerBlock::backward(Backend& be, ConstTensorRef x, ConstTensorRef, C
   if (batch != buffers_batch_)
     throw SystemError("TransformerBlock::backward: batch differs from forward");
   const size_t n = static_cast<size_t>(batch) * shape_numel(in_);
-  const auto step = [&](const char* name, auto&& f) {
-    ScopedRange range(be, name);
-    f();
-  };
   // y = h + mlp(ln_2(h)): dh = dy + the MLP path's gradient.
-  step("mlp",
+  step(be, "mlp",
        [&] { mlp().backward(be, ln2_out_.ref(), mlp_out_.ref(), dy, d_norm_.ref(), batch); });
-  step("ln_2",
+  step(be, "ln_2",
        [&] { ln_2().backward(be, h_.ref(), ln2_out_.ref(), d_norm_.ref(), d_h_.ref(), batch); });
-  step("residual", [&] { be.add(d_h_.ref(), dy, d_h_.ref(), n); });
+  step(be, "residual", [&] { be.add(d_h_.ref(), dy, d_h_.ref(), n); });
   // h = x + attn(ln_1(x)): dx = dh + the attention path's gradient.
-  step("attn", [&] {
+  step(be, "attn", [&] {
     attn().backward(be, ln1_out_.ref(), attn_out_.ref(), d_h_.ref(), d_norm_.ref(), batch);
   });
-  step("ln_1", [&] { ln_1().backward(be, x, ln1_out_.ref(), d_norm_.ref(), dx, batch); });
-  if (dx) step("residual", [&] { be.add(dx, d_h_.ref(), dx, n); });
+  step(be, "ln_1", [&] { ln_1().backward(be, x, ln1_out_.ref(), d_norm_.ref(), dx, batch); });
+  if (dx) step(be, "residual", [&] { be.add(dx, d_h_.ref(), dx, n); });
 }
 
 }  // namespace dpt
