@@ -248,10 +248,10 @@ void Backend::attention_backward(ConstTensorRef qkv, ConstTensorRef att, ConstTe
 }
 
 void Backend::softmax_cross_entropy_deferred(ConstTensorRef logits, const int32_t* targets,
-                                             int rows, int classes, int32_t ignore_index,
+                                             int rows, int classes, int ld, int32_t ignore_index,
                                              float grad_scale, TensorRef dlogits) {
   deferred_loss_ +=
-      softmax_cross_entropy(logits, targets, rows, classes, ignore_index, grad_scale, dlogits);
+      softmax_cross_entropy(logits, targets, rows, classes, ld, ignore_index, grad_scale, dlogits);
 }
 
 LossResult Backend::take_loss_totals() {
@@ -293,17 +293,20 @@ void Backend::embedding_backward(const int32_t* idx, ConstTensorRef dout, float*
 }
 
 LossResult Backend::softmax_cross_entropy(ConstTensorRef logits, const int32_t* targets, int rows,
-                                          int classes, int32_t ignore_index, float grad_scale,
-                                          TensorRef dlogits) {
+                                          int classes, int ld, int32_t ignore_index,
+                                          float grad_scale, TensorRef dlogits) {
+  if (ld < classes)
+    throw SystemError(name() + " backend: softmax_cross_entropy's rows are " + std::to_string(ld) +
+                      " elements apart, fewer than their " + std::to_string(classes) + " classes");
   if (is_f32(logits) && is_f32(dlogits))
-    return softmax_cross_entropy_f32(logits.as<float>(), targets, rows, classes, ignore_index,
+    return softmax_cross_entropy_f32(logits.as<float>(), targets, rows, classes, ld, ignore_index,
                                      grad_scale, dlogits.as<float>());
   Bf16Twin twin(*this, "softmax_cross_entropy");
-  const size_t n =
-      static_cast<size_t>(std::max(rows, 0)) * static_cast<size_t>(std::max(classes, 0));
+  // Through the last row's last class: the elements between rows go along, unread.
+  const size_t n = rows > 0 && classes > 0 ? static_cast<size_t>(rows - 1) * ld + classes : 0;
   const float* lf = twin.in(logits, n);
-  const LossResult r = softmax_cross_entropy_f32(lf, targets, rows, classes, ignore_index,
-                                                 grad_scale, twin.out(dlogits, n));
+  const LossResult r = softmax_cross_entropy_f32(lf, targets, rows, classes, ld, ignore_index,
+                                                 grad_scale, twin.out(dlogits, n, ld > classes));
   twin.finish();
   return r;
 }

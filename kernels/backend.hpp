@@ -193,14 +193,17 @@ class Backend : public virtual Device {
   virtual void embedding_backward(const int32_t* idx, ConstTensorRef dout, float* dwte, float* dwpe,
                                   int64_t b, int64_t t, int64_t c, int64_t vocab);
 
-  // Softmax cross-entropy over the rows of logits [rows, classes], one target per row. The arg-max
-  // is the first maximum (a NaN wins only as the first logit). When dlogits is not null it is
-  // written in full: (softmax - onehot) * grad_scale on counted rows, zero on the others (rows
-  // whose target is ignore_index, and invalid ones). Deterministic: the same inputs give the
-  // same bits on every call. The loss sums in double whatever the logits' type.
+  // Softmax cross-entropy over the rows of logits [rows, classes], one target per row, each row
+  // `ld` (>= classes) elements after the one before it, in logits and dlogits alike. The arg-max
+  // is the first maximum (a NaN wins only as the first logit). When dlogits is not null, the
+  // first `classes` elements of each of its rows are written: (softmax - onehot) * grad_scale
+  // on counted rows, zero on the others (rows whose target is ignore_index, and invalid ones);
+  // the elements between rows are not read, and are left alone or given any value.
+  // Deterministic: the same inputs give the same bits on every call. The loss sums in double
+  // whatever the logits' type.
   virtual LossResult softmax_cross_entropy(ConstTensorRef logits, const int32_t* targets, int rows,
-                                           int classes, int32_t ignore_index, float grad_scale,
-                                           TensorRef dlogits);
+                                           int classes, int ld, int32_t ignore_index,
+                                           float grad_scale, TensorRef dlogits);
 
   // The same loss, deferred: queued without waiting for it, its totals added to a running sum
   // on the backend, which take_loss_totals() returns (and zeroes) once the queue has reached
@@ -208,7 +211,7 @@ class Backend : public virtual Device {
   // loss where it waits anyway, at the step's end. Here (the CPU's way) the loss is computed at
   // once; a GPU backend keeps the sum on the device.
   virtual void softmax_cross_entropy_deferred(ConstTensorRef logits, const int32_t* targets,
-                                              int rows, int classes, int32_t ignore_index,
+                                              int rows, int classes, int ld, int32_t ignore_index,
                                               float grad_scale, TensorRef dlogits);
   virtual LossResult take_loss_totals();
 
@@ -293,7 +296,7 @@ class Backend : public virtual Device {
                                       float* dwpe, int64_t b, int64_t t, int64_t c,
                                       int64_t vocab) = 0;
   virtual LossResult softmax_cross_entropy_f32(const float* logits, const int32_t* targets,
-                                               int rows, int classes, int32_t ignore_index,
+                                               int rows, int classes, int ld, int32_t ignore_index,
                                                float grad_scale, float* dlogits) = 0;
 
  private:

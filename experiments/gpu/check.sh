@@ -392,8 +392,9 @@ if part gpt2 && time_for gpt2_tokens; then
         tee "$out/trace_gpt2_bf16_b8.txt" | tee -a "$log"
     fi
     gpt2_unfused 8 20
-    # What the tied head's unaligned row stride (50,257 bf16 elements) costs its three GEMMs,
-    # against rows padded to 50,304 (experiments/gpu/head_gemm_bench.py, PyTorch's cuBLAS).
+    # What an unaligned row stride for the logits (50,257 bf16 elements, as PyTorch's peer lays
+    # them out) costs the tied head's three GEMMs, against the 50,304 that dptrain's head uses
+    # (experiments/gpu/head_gemm_bench.py, PyTorch's cuBLAS).
     if time_for head_gemm_stride; then
       rc=0
       timeout "$(limit 60)" python3 experiments/gpu/head_gemm_bench.py >"$out/head_gemm.json" \

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """What the tied head's row stride costs: the three GEMMs of gpt2's head in bf16 (forward
 logits = x W^T, backward dX = dlogits W and dW = dlogits^T x), timed with the logits' rows
-50,257 elements apart, as dptrain lays them out today (100,514 bytes: not 16-byte aligned), and
-50,304 apart (padded to a multiple of 64, as llm.c pads its vocabulary), on the same device.
+50,257 elements apart, as PyTorch's peer lays them out (100,514 bytes: not 16-byte aligned), and
+50,304 apart (padded to a multiple of 64, as dptrain's tied head and llm.c lay them out), on the
+same device.
 
     head_gemm_bench.py [--rows 8192] [--vocab 50257] [--embd 768] [--device cuda] [--repeats 20]
 

@@ -312,17 +312,17 @@ class CpuBackend final : public Backend, public CpuDevice {
   }
 
   LossResult softmax_cross_entropy_f32(const float* logits, const int32_t* targets, int rows,
-                                       int classes, int32_t ignore_index, float grad_scale,
+                                       int classes, int ld, int32_t ignore_index, float grad_scale,
                                        float* dlogits) override {
     LossResult r;
     for (int i = 0; i < rows; ++i) {
       const int label = targets[i];
       if (label == ignore_index || label < 0 || label >= classes) {
         r.invalid += (label != ignore_index);
-        if (dlogits) std::fill_n(dlogits + static_cast<size_t>(i) * classes, classes, 0.0f);
+        if (dlogits) std::fill_n(dlogits + static_cast<size_t>(i) * ld, classes, 0.0f);
         continue;
       }
-      const float* row = logits + static_cast<size_t>(i) * classes;
+      const float* row = logits + static_cast<size_t>(i) * ld;
       int arg = 0;
       for (int c = 1; c < classes; ++c)
         if (row[c] > row[arg]) arg = c;
@@ -338,7 +338,7 @@ class CpuBackend final : public Backend, public CpuDevice {
       r.correct += (arg == label);
       ++r.count;
       if (dlogits) {
-        float* drow = dlogits + static_cast<size_t>(i) * classes;
+        float* drow = dlogits + static_cast<size_t>(i) * ld;
         const double inv = 1.0 / sum;
         for (int c = 0; c < classes; ++c) {
           const float prob = static_cast<float>(e[c] * inv);

@@ -289,16 +289,16 @@ class CudaBackendImpl final : public CudaBackend {
   }
   // The deferred loss: the kernels add the totals into loss_totals_ on the stream; nothing waits.
   void softmax_cross_entropy_deferred(ConstTensorRef logits, const int32_t* targets, int rows,
-                                      int classes, int32_t ignore_index, float grad_scale,
+                                      int classes, int ld, int32_t ignore_index, float grad_scale,
                                       TensorRef dlogits) override {
     if (all_bf16({logits}) && (!dlogits || dlogits.dtype() == DataType::BF16))
-      loss_kernels(bf(logits), targets, rows, classes, ignore_index, grad_scale,
+      loss_kernels(bf(logits), targets, rows, classes, ld, ignore_index, grad_scale,
                    dlogits ? bf(dlogits) : nullptr, loss_totals_, true);
     else if (logits.dtype() == DataType::F32 && (!dlogits || dlogits.dtype() == DataType::F32))
-      loss_kernels(logits.as<float>(), targets, rows, classes, ignore_index, grad_scale,
+      loss_kernels(logits.as<float>(), targets, rows, classes, ld, ignore_index, grad_scale,
                    dlogits.as<float>(), loss_totals_, true);
     else  // mixed types: the twin, at once
-      Backend::softmax_cross_entropy_deferred(logits, targets, rows, classes, ignore_index,
+      Backend::softmax_cross_entropy_deferred(logits, targets, rows, classes, ld, ignore_index,
                                               grad_scale, dlogits);
   }
   LossResult take_loss_totals() override {
@@ -308,13 +308,13 @@ class CudaBackendImpl final : public CudaBackend {
     return r;
   }
   LossResult softmax_cross_entropy(ConstTensorRef logits, const int32_t* targets, int rows,
-                                   int classes, int32_t ignore_index, float grad_scale,
+                                   int classes, int ld, int32_t ignore_index, float grad_scale,
                                    TensorRef dlogits) override {
     // dlogits may be null (no gradient wanted).
     if (!all_bf16({logits}) || (dlogits && dlogits.dtype() != DataType::BF16))
-      return Backend::softmax_cross_entropy(logits, targets, rows, classes, ignore_index,
+      return Backend::softmax_cross_entropy(logits, targets, rows, classes, ld, ignore_index,
                                             grad_scale, dlogits);
-    return loss_on_device(bf(logits), targets, rows, classes, ignore_index, grad_scale,
+    return loss_on_device(bf(logits), targets, rows, classes, ld, ignore_index, grad_scale,
                           dlogits ? bf(dlogits) : nullptr);
   }
 
@@ -388,9 +388,9 @@ class CudaBackendImpl final : public CudaBackend {
   }
 
   LossResult softmax_cross_entropy_f32(const float* logits, const int32_t* targets, int rows,
-                                       int classes, int32_t ignore_index, float grad_scale,
+                                       int classes, int ld, int32_t ignore_index, float grad_scale,
                                        float* dlogits) override {
-    return loss_on_device(logits, targets, rows, classes, ignore_index, grad_scale, dlogits);
+    return loss_on_device(logits, targets, rows, classes, ld, ignore_index, grad_scale, dlogits);
   }
 
   void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n,
@@ -468,9 +468,13 @@ class CudaBackendImpl final : public CudaBackend {
   // with `accumulate`, added to) *sums; nothing waits. Per-row scratch after the first
   // sizeof(LossSums) bytes of the device scratch, which loss_on_device uses for the totals.
   template <class T>
-  void loss_kernels(const T* logits, const int32_t* targets, int rows, int classes,
+  void loss_kernels(const T* logits, const int32_t* targets, int rows, int classes, int ld,
                     int32_t ignore_index, float grad_scale, T* dlogits, gpu::LossSums* sums,
                     bool accumulate) {
+    if (ld < classes)
+      throw SystemError("cuda backend: softmax_cross_entropy's rows are " + std::to_string(ld) +
+                        " elements apart, fewer than their " + std::to_string(classes) +
+                        " classes");
     make_current();
     const size_t n = static_cast<size_t>(rows > 0 ? rows : 0);
     // Scratch: room for the totals, then one double loss and one int32 status per row.
@@ -478,14 +482,15 @@ class CudaBackendImpl final : public CudaBackend {
     auto* row_loss = reinterpret_cast<double*>(base + sizeof(gpu::LossSums));
     auto* row_status = reinterpret_cast<int32_t*>(base + sizeof(gpu::LossSums) + n * 8);
     gpu::launch_softmax_cross_entropy(
-        logits, targets, rows, classes, ignore_index, grad_scale, dlogits, row_loss, row_status,
+        logits, targets, rows, classes, ld, ignore_index, grad_scale, dlogits, row_loss, row_status,
         sums ? sums : reinterpret_cast<gpu::LossSums*>(base), accumulate, stream_);
   }
   // The same, with the totals read back at once.
   template <class T>
-  LossResult loss_on_device(const T* logits, const int32_t* targets, int rows, int classes,
+  LossResult loss_on_device(const T* logits, const int32_t* targets, int rows, int classes, int ld,
                             int32_t ignore_index, float grad_scale, T* dlogits) {
-    loss_kernels(logits, targets, rows, classes, ignore_index, grad_scale, dlogits, nullptr, false);
+    loss_kernels(logits, targets, rows, classes, ld, ignore_index, grad_scale, dlogits, nullptr,
+                 false);
     return read_totals(static_cast<gpu::LossSums*>(scratch(sizeof(gpu::LossSums))), false);
   }
   // Totals on the device, read once the queue has reached them; `reset` zeroes them after.

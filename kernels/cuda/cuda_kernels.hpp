@@ -95,16 +95,16 @@ template <class T>
 void launch_dropout_forward(const T* x, T* y, float* mask, size_t n, float p, uint64_t seed,
                             cudaStream_t stream);
 
-// softmax_cross_entropy.cu: Backend::softmax_cross_entropy. The totals (LossResult's fields)
-// land in *sums (device memory), or with `accumulate` are added to it; row_loss and row_status
-// are scratch of `rows` entries each.
+// softmax_cross_entropy.cu: Backend::softmax_cross_entropy (rows `ld` elements apart). The totals
+// (LossResult's fields) land in *sums (device memory), or with `accumulate` are added to it;
+// row_loss and row_status are scratch of `rows` entries each.
 struct LossSums {
   double loss_sum;
   long long count, correct, invalid;
 };
 template <class T>
 void launch_softmax_cross_entropy(const T* logits, const int32_t* targets, int rows, int classes,
-                                  int32_t ignore_index, float grad_scale, T* dlogits,
+                                  int ld, int32_t ignore_index, float grad_scale, T* dlogits,
                                   double* row_loss, int32_t* row_status, LossSums* sums,
                                   bool accumulate, cudaStream_t stream);
 

@@ -1,4 +1,5 @@
-// Softmax cross-entropy over the rows of [rows, classes] logits: one block per row computes the
+// Softmax cross-entropy over the rows of [rows, classes] logits, each row `ld` elements after the
+// one before (a gpt's head pads them to a multiple of 64): one block per row computes the
 // row's loss, arg-max hit and (optionally) gradient; then one block sums the per-row results in a
 // fixed order. Rows may be as long as a language model's vocabulary (50,257 classes for GPT-2).
 // logits and dlogits are float or bf16 (typed.cuh), both of one type: a bf16 row is read as
@@ -60,11 +61,11 @@ __device__ void block_argmax(float& best, int& best_i) {
 // Class loops run over unsigned ints: classes + blockDim.x cannot overflow them.
 template <class T>
 __global__ void softmax_cross_entropy_rows_kernel(const T* logits, const int32_t* targets,
-                                                  int classes, int32_t ignore_index,
+                                                  int classes, int ld, int32_t ignore_index,
                                                   float grad_scale, T* dlogits, double* row_loss,
                                                   int32_t* row_status) {
   const unsigned r = blockIdx.x, n = static_cast<unsigned>(classes);
-  const size_t offset = static_cast<size_t>(r) * n;  // 64 bits: rows * classes may pass 2^31
+  const size_t offset = static_cast<size_t>(r) * ld;  // 64 bits: rows * ld may pass 2^31
   const int target = targets[r];
   // The whole block takes the same branch, so leaving early skips no __syncthreads.
   if (target == ignore_index || target < 0 || target >= classes) {
@@ -144,7 +145,7 @@ __global__ void softmax_cross_entropy_sum_kernel(const double* row_loss, const i
 
 template <class T>
 void launch_softmax_cross_entropy(const T* logits, const int32_t* targets, int rows, int classes,
-                                  int32_t ignore_index, float grad_scale, T* dlogits,
+                                  int ld, int32_t ignore_index, float grad_scale, T* dlogits,
                                   double* row_loss, int32_t* row_status, LossSums* sums,
                                   bool accumulate, cudaStream_t stream) {
   if (rows <= 0 || classes <= 0) {
@@ -152,18 +153,18 @@ void launch_softmax_cross_entropy(const T* logits, const int32_t* targets, int r
     return;
   }
   softmax_cross_entropy_rows_kernel<<<static_cast<unsigned>(rows), threads_per_row(classes), 0,
-                                      stream>>>(logits, targets, classes, ignore_index, grad_scale,
-                                                dlogits, row_loss, row_status);
+                                      stream>>>(logits, targets, classes, ld, ignore_index,
+                                                grad_scale, dlogits, row_loss, row_status);
   DPT_CUDA_CHECK_LAUNCH();
   softmax_cross_entropy_sum_kernel<<<1, 1024, 0, stream>>>(row_loss, row_status, rows, sums,
                                                            accumulate);
   DPT_CUDA_CHECK_LAUNCH();
 }
 
-template void launch_softmax_cross_entropy(const float*, const int32_t*, int, int, int32_t, float,
-                                           float*, double*, int32_t*, LossSums*, bool,
+template void launch_softmax_cross_entropy(const float*, const int32_t*, int, int, int, int32_t,
+                                           float, float*, double*, int32_t*, LossSums*, bool,
                                            cudaStream_t);
-template void launch_softmax_cross_entropy(const bf16_bits*, const int32_t*, int, int, int32_t,
+template void launch_softmax_cross_entropy(const bf16_bits*, const int32_t*, int, int, int, int32_t,
                                            float, bf16_bits*, double*, int32_t*, LossSums*, bool,
                                            cudaStream_t);
 

@@ -73,6 +73,11 @@ class Layer {
   // Whether its output per sample, [rows, classes], is one row of logits per position (a
   // language model's head over [T, V]) rather than features that still need flattening.
   virtual bool gives_rows() const { return false; }
+  // For a layer that gives rows: the elements from one row of its output to the next, at least
+  // the row's width. Wider rows (a tied head pads its vocabulary's rows to a multiple of 64
+  // elements) keep every row aligned for the GEMMs that write and read them; the elements
+  // between the rows are never read as logits.
+  virtual int64_t row_stride() const { return out_.empty() ? 0 : out_.back(); }
   // Output is the input itself (Flatten): no buffer, no work.
   virtual bool aliases_input() const { return false; }
   // Bytes of the buffers the layer keeps for a training batch of `batch` samples on `a.backend`,

@@ -6,17 +6,20 @@
 
 namespace dpt {
 
-void SoftmaxCrossEntropy::check_sizes(int rows, int classes) const {
+void SoftmaxCrossEntropy::check_sizes(int rows, int classes, int ld) const {
   if (rows < 0 || classes < 1)
     throw InputError(name() + ": needs rows >= 0 and classes >= 1, got " + std::to_string(rows) +
                      " rows of " + std::to_string(classes) + " classes");
+  if (ld < classes)
+    throw InputError(name() + ": rows of " + std::to_string(classes) + " classes cannot lie " +
+                     std::to_string(ld) + " elements apart");
 }
 
 void SoftmaxCrossEntropy::compute_deferred(Backend& be, ConstTensorRef logits,
-                                           const int32_t* targets, int rows, int classes,
+                                           const int32_t* targets, int rows, int classes, int ld,
                                            float grad_scale, TensorRef dlogits) const {
-  check_sizes(rows, classes);
-  be.softmax_cross_entropy_deferred(logits, targets, rows, classes, ignore_index_, grad_scale,
+  check_sizes(rows, classes, ld);
+  be.softmax_cross_entropy_deferred(logits, targets, rows, classes, ld, ignore_index_, grad_scale,
                                     dlogits);
 }
 
@@ -30,11 +33,11 @@ LossResult SoftmaxCrossEntropy::take(Backend& be) const {
 }
 
 LossResult SoftmaxCrossEntropy::compute(Backend& be, ConstTensorRef logits, const int32_t* targets,
-                                        int rows, int classes, float grad_scale,
+                                        int rows, int classes, int ld, float grad_scale,
                                         TensorRef dlogits) const {
-  check_sizes(rows, classes);
-  const LossResult r =
-      be.softmax_cross_entropy(logits, targets, rows, classes, ignore_index_, grad_scale, dlogits);
+  check_sizes(rows, classes, ld);
+  const LossResult r = be.softmax_cross_entropy(logits, targets, rows, classes, ld, ignore_index_,
+                                                grad_scale, dlogits);
   if (r.invalid == 0) return r;
   // The backend only counts bad targets; find the first for the message (a rare path, so
   // reading all targets back costs nothing that matters).

@@ -19,10 +19,12 @@ class Loss {
   virtual ~Loss() = default;
   virtual std::string name() const = 0;
 
-  // Over `rows` rows of logits [rows, classes] with one target per row (backend memory):
-  // the loss summed over the counted rows, the counted rows and the correct ones among them.
-  // A row whose target is the ignore index does not count: no loss, no count, zero gradient.
-  // Writes dlogits (every element) when it is not null: the gradient of grad_scale * loss_sum.
+  // Over `rows` rows of logits [rows, classes] with one target per row (backend memory), each
+  // row `ld` elements after the one before in logits and dlogits (Sequential::
+  // output_row_stride): the loss summed over the counted rows, the counted rows and the correct
+  // ones among them. A row whose target is the ignore index does not count: no loss, no count,
+  // zero gradient. Writes dlogits (the first `classes` elements of every row) when it is not
+  // null: the gradient of grad_scale * loss_sum.
   //
   // The caller picks grad_scale, and with it the divisor of the mean. Data parallelism folds
   // the average into it, 1 / (rows over all ranks), so that the sum over ranks is the gradient
@@ -34,7 +36,7 @@ class Loss {
   // the row and the target; dlogits is then unspecified.
   // The logits and dlogits are float32 or bf16 (the loss itself is summed in double either way).
   virtual LossResult compute(Backend& be, ConstTensorRef logits, const int32_t* targets, int rows,
-                             int classes, float grad_scale, TensorRef dlogits) const = 0;
+                             int classes, int ld, float grad_scale, TensorRef dlogits) const = 0;
 
   // The same, deferred (Backend::softmax_cross_entropy_deferred): queued without waiting, and
   // take() returns the totals of every deferred call since the last take(). A training step
@@ -42,7 +44,7 @@ class Loss {
   // in take(), as an InputError that counts such rows but cannot name one: the batch it was in
   // may be gone. (The data readers check every target before that.)
   virtual void compute_deferred(Backend& be, ConstTensorRef logits, const int32_t* targets,
-                                int rows, int classes, float grad_scale,
+                                int rows, int classes, int ld, float grad_scale,
                                 TensorRef dlogits) const = 0;
   virtual LossResult take(Backend& be) const = 0;
 };
@@ -56,13 +58,13 @@ class SoftmaxCrossEntropy : public Loss {
   int32_t ignore_index() const { return ignore_index_; }
 
   LossResult compute(Backend& be, ConstTensorRef logits, const int32_t* targets, int rows,
-                     int classes, float grad_scale, TensorRef dlogits) const override;
+                     int classes, int ld, float grad_scale, TensorRef dlogits) const override;
   void compute_deferred(Backend& be, ConstTensorRef logits, const int32_t* targets, int rows,
-                        int classes, float grad_scale, TensorRef dlogits) const override;
+                        int classes, int ld, float grad_scale, TensorRef dlogits) const override;
   LossResult take(Backend& be) const override;
 
  private:
-  void check_sizes(int rows, int classes) const;
+  void check_sizes(int rows, int classes, int ld) const;
   int32_t ignore_index_;
 };
 

@@ -107,6 +107,11 @@ Sequential::Sequential(std::vector<std::unique_ptr<Layer>> layers, Backend& back
     throw InputError("model: the last layer must give flat outputs, got " + shape_str(out) +
                      " (add flatten and linear)");
   rows_per_sample_ = rows ? out[0] : 1;
+  row_stride_ = rows ? layers_.back()->row_stride() : out.back();
+  if (row_stride_ < out.back())
+    throw SystemError("model: the last layer's rows are " + std::to_string(row_stride_) +
+                      " elements apart, narrower than its " + std::to_string(out.back()) +
+                      " outputs");
   params_.resize(backend_, DataType::F32, std::max<size_t>(flat_size_, 1));
   grads_.resize(backend_, DataType::F32, std::max<size_t>(flat_size_, 1));
   const bool working = act_dtype_ != DataType::F32;
@@ -165,13 +170,18 @@ void Sequential::init_params(uint64_t seed) {
   working_stale_ = true;
 }
 
+size_t Sequential::buffer_elems(size_t i) const {
+  if (i == layers_.size() && i > 0) return static_cast<size_t>(output_elems());
+  return static_cast<size_t>(shape_numel(shapes_[i]));
+}
+
 size_t Sequential::activation_bytes(int batch) const {
   // As reshape() allocates them.
   const size_t elem = dtype_size(act_dtype_);
   size_t bytes = cast_input_ ? static_cast<size_t>(batch) * shape_numel(shapes_[0]) * elem : 0;
   for (size_t i = 1; i <= layers_.size(); ++i) {
-    const size_t count = static_cast<size_t>(batch) * shape_numel(shapes_[i]);
-    bytes += count * elem;                                        // the gradient there
+    const size_t count = static_cast<size_t>(batch) * buffer_elems(i);
+    if (i < layers_.size()) bytes += count * elem;                // the gradient there
     if (!layers_[i - 1]->aliases_input()) bytes += count * elem;  // the output
     bytes += layers_[i - 1]->activation_bytes(batch, {backend_, act_dtype_, elem});
   }
@@ -186,10 +196,14 @@ void Sequential::reshape(int batch) {
   grad_store_.resize(n + 1);
   act_.assign(n + 1, nullptr);
   grad_.assign(n + 1, nullptr);
+  // The output's gradient is the caller's (backward's doutput): no buffer for it here. A gpt's
+  // logits are the largest activation there is (B x T x 50,304), so that saves their size again.
   for (size_t i = 1; i <= n; ++i) {
-    const size_t count = static_cast<size_t>(batch) * shape_numel(shapes_[i]);
-    grad_store_[i].resize(backend_, act_dtype_, count);
-    grad_[i] = grad_store_[i].ref();
+    const size_t count = static_cast<size_t>(batch) * buffer_elems(i);
+    if (i < n) {
+      grad_store_[i].resize(backend_, act_dtype_, count);
+      grad_[i] = grad_store_[i].ref();
+    }
     if (layers_[i - 1]->aliases_input()) continue;
     act_store_[i].resize(backend_, act_dtype_, count);
     act_[i] = act_store_[i].ref();
@@ -254,8 +268,7 @@ void Sequential::backward(ConstTensorRef doutput, int batch,
     if (layers_[i]->aliases_input()) {
       // The input's gradient buffer must hold dy: copy unless they are one buffer already.
       if (dx && dx.data() != dy.data())
-        backend_.copy(dx.data(), dy.data(),
-                      dtype_size(act_dtype_) * batch * shape_numel(shapes_[i]));
+        backend_.copy(dx.data(), dy.data(), dtype_size(act_dtype_) * batch * buffer_elems(i));
     } else {
       double start = 0;
       const int marker = observer_ ? time_begin(&start) : -1;

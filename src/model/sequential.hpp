@@ -68,7 +68,8 @@ class Sequential {
   void init_params(uint64_t seed);
 
   // Runs the layers on a batch (x in this backend's memory, of input_dtype(): float32 features
-  // or int32 token ids); returns the output [batch, num_outputs()], of activation_dtype().
+  // or int32 token ids); returns the output [batch, num_outputs()], of activation_dtype(), its
+  // rows output_row_stride() elements apart.
   // Throws SystemError when x has another element type.
   ConstTensorRef forward(ConstTensorRef x, int batch, bool training, uint64_t dropout_seed);
   ConstTensorRef forward(const float* x, int batch, bool training, uint64_t dropout_seed) {
@@ -120,7 +121,8 @@ class Sequential {
   // Elements (float32) in each flat buffer, padding included.
   size_t flat_size() const { return flat_size_; }
   // Bytes of activations a training batch of `batch` samples allocates: each layer's output and
-  // the gradient there, and what the layers keep (Layer::activation_bytes).
+  // the gradient there (but for the model's output, whose gradient the caller holds), and what
+  // the layers keep (Layer::activation_bytes).
   size_t activation_bytes(int batch) const;
   size_t align_elems() const { return align_; }
   DataType activation_dtype() const { return act_dtype_; }
@@ -134,6 +136,13 @@ class Sequential {
   // num_classes(): the loss runs over batch * rows_per_sample() rows.
   int64_t rows_per_sample() const { return rows_per_sample_; }
   int64_t num_classes() const { return shapes_.back().back(); }
+  // Elements from one row of the output to the next (Layer::row_stride): num_classes(), or
+  // more when the last layer pads its rows (a gpt's tied head). forward's output, and the
+  // gradient backward takes there, hold batch * rows_per_sample() rows of this many elements;
+  // the elements past num_classes() in each row mean nothing.
+  int64_t output_row_stride() const { return row_stride_; }
+  // Elements per sample of forward's output buffer: rows_per_sample() * output_row_stride().
+  int64_t output_elems() const { return rows_per_sample_ * row_stride_; }
   // Indices into param_info() of the tensors layer i uses but another layer holds (ParamSpec::
   // tied_to). Each counts one use of its ParamInfo::uses: a trainer reports it to the gradient
   // Reducer (Reducer::param_done) when layer i's backward is done.
@@ -165,6 +174,9 @@ class Sequential {
   std::vector<std::pair<std::string, size_t>> aliases_;
   DataType input_dtype_ = DataType::F32;
   int64_t rows_per_sample_ = 1;
+  int64_t row_stride_ = 0;
+  // Elements per sample of the buffer after layer i - 1 (i = 0: the input).
+  size_t buffer_elems(size_t i) const;
   size_t flat_size_ = 0;
   DeviceBuffer params_, grads_;
   DeviceBuffer work_;        // the bf16 working copy (empty in float32)

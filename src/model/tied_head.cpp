@@ -25,17 +25,17 @@ std::vector<ParamSpec> TiedHead::param_specs() const {
 void TiedHead::forward(Backend& be, ConstTensorRef x, TensorRef y, int batch,
                        const ForwardContext&) {
   const int m = batch * static_cast<int>(t_), v = static_cast<int>(vocab_),
-            c = static_cast<int>(c_);
-  be.gemm_ex(false, true, m, v, c, 1.0f, x, c, params_[0], c, 0.0f, y, v);
+            c = static_cast<int>(c_), ld = static_cast<int>(row_stride());
+  be.gemm_ex(false, true, m, v, c, 1.0f, x, c, params_[0], c, 0.0f, y, ld);
 }
 
 void TiedHead::backward(Backend& be, ConstTensorRef x, ConstTensorRef, ConstTensorRef dy,
                         TensorRef dx, int batch) {
   const int m = batch * static_cast<int>(t_), v = static_cast<int>(vocab_),
-            c = static_cast<int>(c_);
+            c = static_cast<int>(c_), ld = static_cast<int>(row_stride());
   // beta 1: the embedding's gradient gathers both uses.
-  be.gemm_ex(true, false, v, c, m, 1.0f, dy, v, x, c, 1.0f, grads_[0], c);
-  if (dx) be.gemm_ex(false, false, m, c, v, 1.0f, dy, v, params_[0], c, 0.0f, dx, c);
+  be.gemm_ex(true, false, v, c, m, 1.0f, dy, ld, x, c, 1.0f, grads_[0], c);
+  if (dx) be.gemm_ex(false, false, m, c, v, 1.0f, dy, ld, params_[0], c, 0.0f, dx, c);
 }
 
 }  // namespace dpt

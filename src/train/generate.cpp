@@ -17,9 +17,9 @@ std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt,
     throw InputError("generate: the model does not take windows of tokens (input " +
                      shape_str(net.input_shape()) + ")");
   const int64_t t = net.input_shape()[0];
-  if (net.num_outputs() % t != 0)
+  if (net.rows_per_sample() != t)
     throw InputError("generate: the model's outputs are not rows of logits per position");
-  const int64_t vocab = net.num_outputs() / t;
+  const int64_t vocab = net.num_classes(), stride = net.output_row_stride();
   if (prompt.empty()) throw InputError("option --prompt: empty (give at least one token)");
   if (max_new_tokens < 0) throw InputError("option --max-new-tokens: must be at least 0");
   for (size_t i = 0; i < prompt.size(); ++i)
@@ -37,7 +37,7 @@ std::vector<int32_t> generate(Model& model, const std::vector<int32_t>& prompt,
     std::copy(tokens.end() - static_cast<std::ptrdiff_t>(len), tokens.end(), window.begin());
     be.copy_from_host(x.as<int32_t>(), window.data(), sizeof(int32_t) * window.size());
     const float* logits = net.forward(x.ref(), 1, false, 0).as<float>();
-    be.copy_to_host(row.data(), logits + (len - 1) * vocab, sizeof(float) * row.size());
+    be.copy_to_host(row.data(), logits + (len - 1) * stride, sizeof(float) * row.size());
     const int32_t next = sample_token(row.data(), vocab, sampling, static_cast<uint64_t>(n));
     tokens.push_back(next);
     out.push_back(next);

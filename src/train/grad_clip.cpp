@@ -21,28 +21,35 @@ GradClipper::GradClipper(Backend& backend, const std::vector<ParamInfo>& params,
   }
 }
 
-GradClipResult GradClipper::clip(float* grads) const {
-  GradClipResult r;
-  // The stretches of the buffer this rank measures and scales: the whole span, or its blocks.
-  std::vector<std::pair<size_t, size_t>> spans;
+std::vector<std::pair<size_t, size_t>> GradClipper::spans() const {
+  std::vector<std::pair<size_t, size_t>> out;
   if (shard_.empty()) {
-    spans.emplace_back(begin_, end_);
+    out.emplace_back(begin_, end_);
   } else {
     for (const ShardBlock& b : shard_) {
       const size_t a = std::max(begin_, b.elem_offset);
       const size_t z = std::min(end_, b.elem_offset + b.numel);
-      if (a < z) spans.emplace_back(a, z);
+      if (a < z) out.emplace_back(a, z);
     }
   }
+  return out;
+}
+
+double GradClipper::sum_of_squares(const float* grads) const {
   double sum = 0;
-  for (const auto& [a, z] : spans) sum += backend_.sum_squares(grads + a, z - a);
+  for (const auto& [a, z] : spans()) sum += backend_.sum_squares(grads + a, z - a);
   if (comm_) sum = comm_->allreduce_sum(sum);
-  r.norm = std::sqrt(sum);
+  return sum;
+}
+
+GradClipResult GradClipper::apply(float* grads, double sum_of_squares) const {
+  GradClipResult r;
+  r.norm = std::sqrt(sum_of_squares);
   const double coef = max_norm_ / (r.norm + 1e-6);
   if (coef < 1) {
     r.coef = static_cast<float>(coef);
     r.clipped = true;
-    for (const auto& [a, z] : spans) backend_.scale(grads + a, z - a, static_cast<float>(coef));
+    for (const auto& [a, z] : spans()) backend_.scale(grads + a, z - a, static_cast<float>(coef));
   }
   return r;
 }

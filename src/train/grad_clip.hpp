@@ -28,8 +28,15 @@ class GradClipper {
   // InputError when max_norm is not a positive number or the backend cannot clip.
   GradClipper(Backend& backend, const std::vector<ParamInfo>& params, double max_norm);
   // Measures and, when needed, scales the gradients in place (every rank holds the same ones, so
-  // every rank clips alike).
-  GradClipResult clip(float* grads) const;
+  // every rank clips alike): apply(grads, sum_of_squares(grads)).
+  GradClipResult clip(float* grads) const { return apply(grads, sum_of_squares(grads)); }
+  // The squared global norm, summed in double (allreduced under ZeRO-1). The square of a float
+  // is finite in double and so is any sum of them here, so it is finite exactly when every
+  // gradient is: the trainer's non-finite check reads it instead of passing over the gradients
+  // once more.
+  double sum_of_squares(const float* grads) const;
+  // Scales the gradients when sqrt(sum_of_squares) is above the bound.
+  GradClipResult apply(float* grads, double sum_of_squares) const;
   // Under ZeRO-1 each rank holds the summed gradients of its own blocks only: the norm is then
   // the square root of the allreduced sum of the blocks' sums of squares, and each rank scales
   // its blocks.
@@ -45,6 +52,8 @@ class GradClipper {
   double max_norm_;
   Communicator* comm_ = nullptr;
   std::vector<ShardBlock> shard_;
+  // The stretches of the buffer this rank measures and scales: the whole span, or its blocks.
+  std::vector<std::pair<size_t, size_t>> spans() const;
 };
 
 }  // namespace dpt

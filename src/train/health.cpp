@@ -1,6 +1,7 @@
 #include "src/train/health.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -29,10 +30,15 @@ size_t HealthChecks::nonfinite_here(int64_t t) const {
   return n;
 }
 
-bool HealthChecks::gradients_usable(int64_t step) const {
-  int64_t bad = static_cast<int64_t>(nonfinite_here(-1));
-  if (!shard_.empty()) bad = env_.comm.allreduce_sum(bad);
-  const bool finite = bad == 0;
+bool HealthChecks::gradients_usable(int64_t step, const double* sum_of_squares) const {
+  bool finite = false;
+  if (sum_of_squares) {
+    finite = std::isfinite(*sum_of_squares);
+  } else {
+    int64_t bad = static_cast<int64_t>(nonfinite_here(-1));
+    if (!shard_.empty()) bad = env_.comm.allreduce_sum(bad);
+    finite = bad == 0;
+  }
   if (!finite && !options_.skip_nonfinite) throw_nonfinite(step);
   return finite;
 }

@@ -23,7 +23,10 @@ class HealthChecks {
   // After the gradients of step `step` are averaged: whether the optimizer may take them. Every
   // rank holds the same gradients then, so every rank decides alike. Non-finite ones end the job
   // (naming the step and the first layer in backward that went bad) unless skipping.
-  bool gradients_usable(int64_t step) const;
+  // `sum_of_squares`, when given, is the gradients' squared global norm in double, summed over
+  // every element this check would look at (GradClipper::sum_of_squares, the same on every
+  // rank): it is finite exactly when they all are, so no pass over the gradients is needed.
+  bool gradients_usable(int64_t step, const double* sum_of_squares = nullptr) const;
   // After optimizer step `steps_done`: every check_replicas_every steps, ends the job when a
   // rank's parameters differ from rank 0's.
   void after_step(int64_t steps_done) const;

@@ -36,7 +36,7 @@ MemoryEstimate estimate_memory(const Sequential& net, const OptimizerConfig& opt
   }
   const size_t batch = static_cast<size_t>(fit.schedule.batch_size);
   m.activations = net.activation_bytes(fit.schedule.batch_size) +
-                  batch * static_cast<size_t>(net.num_outputs()) *
+                  batch * static_cast<size_t>(net.output_elems()) *
                       dtype_size(net.activation_dtype()) +  // dlogits
                   batch * static_cast<size_t>(shape_numel(net.input_shape())) *
                       dtype_size(net.input_dtype()) +  // the staged inputs

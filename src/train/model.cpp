@@ -179,10 +179,11 @@ struct Model::FitRun {
       : options(o),
         rows_per_sample(train.targets_per_sample()),
         classes(model.net_->num_classes()),
+        row_stride(model.net_->output_row_stride()),
         sampler(shard_sampler(train, model.env_.comm, o.schedule)),
         stager(model.env_.backend, train, sampler, o.schedule.batch_size, o.schedule.accumulate),
         dlogits(model.env_.backend, model.net_->activation_dtype(),
-                static_cast<size_t>(o.schedule.batch_size) * model.net_->num_outputs()),
+                static_cast<size_t>(o.schedule.batch_size) * model.net_->output_elems()),
         grad_scale(1.0f / static_cast<float>(sampler.global_batch() * rows_per_sample)),
         buckets(model.buckets(o.comm)),
         shard(o.comm.zero == 1
@@ -213,6 +214,7 @@ struct Model::FitRun {
   const FitOptions& options;
   const int64_t rows_per_sample;  // loss rows (targets) per sample: 1, or T tokens
   const int64_t classes;          // outputs per row
+  const int64_t row_stride;       // elements from one row of the outputs to the next
   DistributedSampler sampler;
   BatchStager stager;
   DeviceBuffer dlogits;
@@ -355,8 +357,8 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
     // loss is deferred: it is read at the end of the step, where the host waits anyway.
     {
       ScopedRange range(be, "loss");
-      loss_->compute_deferred(be, logits, run.stager.targets(), rows, classes, run.grad_scale,
-                              run.dlogits.ref());
+      loss_->compute_deferred(be, logits, run.stager.targets(), rows, classes,
+                              static_cast<int>(run.row_stride), run.grad_scale, run.dlogits.ref());
     }
     ScopedRange range(be, "backward");
     if (m + 1 < o.accumulate) {
@@ -378,14 +380,21 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
     ScopedRange range(be, "allreduce wait");
     run.reducer.finish();
   }
-  r.applied = run.health.gradients_usable(steps_done_);
+  // With clipping, the squared norm also tells whether every gradient is finite: one pass over
+  // them and one wait for the device, not two.
+  std::optional<double> sum_of_squares;
+  if (run.clipper) {
+    ScopedRange range(be, "gradient norm");
+    sum_of_squares = run.clipper->sum_of_squares(net_->grads());
+  }
+  r.applied = run.health.gradients_usable(steps_done_, sum_of_squares ? &*sum_of_squares : nullptr);
   if (const auto& schedule = run.options.optim.lr_schedule)
     optimizer_->set_lr(static_cast<float>(schedule->at(steps_done_)));
   r.lr = optimizer_->lr();
   run.trace.optimizer_begin();
   if (r.applied && run.clipper) {
     ScopedRange range(be, "clip gradients");
-    r.grad_norm = run.clipper->clip(net_->grads()).norm;
+    r.grad_norm = run.clipper->apply(net_->grads(), *sum_of_squares).norm;
   }
   if (r.applied) {
     ScopedRange range(be, "optimizer");
@@ -441,8 +450,8 @@ EvalResult Model::evaluate(const BatchSource& data, int batch_size, int64_t max_
     be.copy_from_host(x_dev.ref().data(), x_host.data(), n * x_per_sample * x_bytes);
     be.copy_from_host(y_dev.as<int32_t>(), y_host.data(), sizeof(int32_t) * rows);
     const ConstTensorRef logits = net_->forward(x_dev.ref(), n, false, 0);
-    const LossResult r =
-        loss_->compute(be, logits, y_dev.as<int32_t>(), rows, classes, 0.0f, nullptr);
+    const LossResult r = loss_->compute(be, logits, y_dev.as<int32_t>(), rows, classes,
+                                        static_cast<int>(net_->output_row_stride()), 0.0f, nullptr);
     loss_sum += r.loss_sum;
     correct += r.correct;
     counted += r.count;

@@ -22,6 +22,18 @@ inline std::vector<float> packed_params(const Sequential& net) {
   return out;
 }
 
+// A model's output rows without the elements between them (Sequential::output_row_stride):
+// `rows` rows of `width` values, each `ld` elements after the one before in `strided`.
+inline std::vector<float> packed_rows(const std::vector<float>& strided, size_t rows, size_t width,
+                                      size_t ld) {
+  std::vector<float> out;
+  out.reserve(rows * width);
+  for (size_t r = 0; r < rows; ++r)
+    out.insert(out.end(), strided.begin() + static_cast<std::ptrdiff_t>(r * ld),
+               strided.begin() + static_cast<std::ptrdiff_t>(r * ld + width));
+  return out;
+}
+
 // The largest difference between two models' parameters (the same tensors, any layout), per
 // tensor relative to that tensor's largest magnitude in `want` (float sums in another order
 // differ in the last bits, and an element near zero would turn that into a large ratio of its

@@ -297,10 +297,10 @@ TEST_F(CudaBf16Ops, SoftmaxCrossEntropyEqualsTheTwin) {
           [&](Call& k, bool twin) {
             const int32_t* t = k.ints(targets);
             const LossResult r = DPT_OP(k, twin, softmax_cross_entropy, k.in(logits), t, s.rows,
-                                        s.classes, -100, 0.25f, k.out(n));
+                                        s.classes, s.classes, -100, 0.25f, k.out(n));
             // Without a gradient the loss is the same.
             const LossResult r2 = DPT_OP(k, twin, softmax_cross_entropy, k.in(logits), t, s.rows,
-                                         s.classes, -100, 0.25f, nullptr);
+                                         s.classes, s.classes, -100, 0.25f, nullptr);
             EXPECT_EQ(r.loss_sum, r2.loss_sum);
             EXPECT_EQ(r.count, s.rows - (s.rows > 2 ? 2 : 1));
             EXPECT_EQ(r.invalid, s.rows > 2 ? 1 : 0);

@@ -18,6 +18,7 @@
 #include "src/model/loss.hpp"
 #include "src/model/model_spec.hpp"
 #include "src/model/sequential.hpp"
+#include "tests/common/compare_params.hpp"
 #include "tests/gpu/cuda_parity.hpp"
 
 namespace dpt::gputest {
@@ -55,7 +56,7 @@ ModelRun train(Backend& be, const std::string& spec, const Shape& input, int bat
     net.zero_grad();
     const float* logits = net.forward(x_dev.data(), batch, true, 1000 + step).as<float>();
     const LossResult loss =
-        SoftmaxCrossEntropy().compute(be, logits, y_dev.as<int32_t>(), batch, classes,
+        SoftmaxCrossEntropy().compute(be, logits, y_dev.as<int32_t>(), batch, classes, classes,
                                       1.0f / static_cast<float>(batch), dlogits.data());
     net.backward(dlogits.data(), batch);
     run.logits.push_back(CudaParity::download(be, logits, static_cast<size_t>(batch) * classes));
@@ -141,7 +142,9 @@ TEST_F(CudaModel, GptTrainsAlike) {
     Sequential net(parse_model_spec(spec), be, {t});
     net.init_params(42);
     DeviceBuffer x = CudaParity::upload(be, tokens), y = CudaParity::upload(be, targets);
-    DeviceBuffer dlogits(be, DataType::F32, static_cast<size_t>(batch) * t * v);
+    const int ld = static_cast<int>(net.output_row_stride());
+    const size_t rows = static_cast<size_t>(batch) * t;
+    DeviceBuffer dlogits(be, DataType::F32, rows * ld);
     DeviceBuffer m(be, DataType::F32, net.flat_size()), s2(be, DataType::F32, net.flat_size());
     Run r;
     r.info = net.param_info();
@@ -150,10 +153,11 @@ TEST_F(CudaModel, GptTrainsAlike) {
       const float* logits =
           net.forward(ConstTensorRef(x.as<int32_t>()), batch, true, 500 + step).as<float>();
       const LossResult loss =
-          SoftmaxCrossEntropy().compute(be, logits, y.as<int32_t>(), batch * t, v,
+          SoftmaxCrossEntropy().compute(be, logits, y.as<int32_t>(), batch * t, v, ld,
                                         1.0f / static_cast<float>(batch * t), dlogits.data());
       net.backward(dlogits.data(), batch);
-      r.logits.push_back(CudaParity::download(be, logits, static_cast<size_t>(batch) * t * v));
+      r.logits.push_back(testing::packed_rows(CudaParity::download(be, logits, rows * ld), rows,
+                                              static_cast<size_t>(v), static_cast<size_t>(ld)));
       r.loss.push_back(loss.loss_sum);
       r.grads.push_back(CudaParity::download(be, net.grads(), net.flat_size()));
       AdamWParams p;
@@ -212,18 +216,20 @@ TEST_F(CudaModel, GptInBf16ComputesAlike) {
       Sequential net(parse_model_spec(k.spec), be, {t}, DataType::BF16);
       net.init_params(43);
       DeviceBuffer x = CudaParity::upload(be, tokens), y = CudaParity::upload(be, targets);
-      const size_t n = static_cast<size_t>(batch) * t * v;
+      const int ld = static_cast<int>(net.output_row_stride());
+      const size_t rows = static_cast<size_t>(batch) * t, n = rows * ld;
       DeviceBuffer dlogits(be, DataType::BF16, n), wide(be, DataType::F32, n);
       net.zero_grad();
       const ConstTensorRef logits = net.forward(ConstTensorRef(x.as<int32_t>()), batch, true, 0);
       EXPECT_EQ(logits.dtype(), DataType::BF16);
       const LossResult loss =
-          SoftmaxCrossEntropy().compute(be, logits, y.as<int32_t>(), batch * t, v,
+          SoftmaxCrossEntropy().compute(be, logits, y.as<int32_t>(), batch * t, v, ld,
                                         1.0f / static_cast<float>(batch * t), dlogits.ref());
       net.backward(dlogits.ref(), batch);
       be.convert(logits.data(), DataType::BF16, wide.data(), DataType::F32, n);
       Run r;
-      r.logits = CudaParity::download(be, wide.data(), n);
+      r.logits = testing::packed_rows(CudaParity::download(be, wide.data(), n), rows,
+                                      static_cast<size_t>(v), static_cast<size_t>(ld));
       r.loss = loss.loss_sum;
       r.grads = CudaParity::download(be, net.grads(), net.flat_size());
       return r;

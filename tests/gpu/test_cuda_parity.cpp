@@ -15,6 +15,7 @@
 #include "src/core/bf16.hpp"
 #include "src/core/clock.hpp"
 #include "src/model/loss.hpp"
+#include "tests/common/compare_params.hpp"
 #include "tests/gpu/cuda_parity.hpp"
 
 namespace dpt::gputest {
@@ -605,9 +606,11 @@ LossRun run_loss(const std::vector<float>& logits, const std::vector<int32_t>& l
   const float scale = 1.0f / static_cast<float>(batch);
   LossRun r;
   r.cpu = CudaParity::cpu().softmax_cross_entropy(lg.c(), lab_cpu.as<int32_t>(), batch, classes,
-                                                  ignore_index, scale, with_grad ? d.c() : nullptr);
+                                                  classes, ignore_index, scale,
+                                                  with_grad ? d.c() : nullptr);
   r.gpu = CudaParity::gpu().softmax_cross_entropy(lg.g(), lab_gpu.as<int32_t>(), batch, classes,
-                                                  ignore_index, scale, with_grad ? d.g() : nullptr);
+                                                  classes, ignore_index, scale,
+                                                  with_grad ? d.g() : nullptr);
   if (with_grad) {
     r.dlogits_cpu = CudaParity::from_cpu(d);
     r.dlogits_gpu = CudaParity::from_gpu(d);
@@ -654,6 +657,77 @@ TEST_F(CudaOps, SoftmaxCrossEntropy) {
   }
 }
 
+// Rows `ld` elements apart, as a gpt's tied head lays its logits out (GPT-2's 50,257 classes in
+// rows of 50,304): in float32 against the CPU twin on the same layout; in bf16 (the native
+// kernel) the same bits as the rows packed; and the elements between the rows, a marker value
+// before the call, left alone on the GPU in both types.
+TEST_F(CudaOps, SoftmaxCrossEntropyRowsApart) {
+  struct Dims {
+    int rows, classes, ld;
+  };
+  uint64_t seed = 1470;
+  for (const Dims d : {Dims{9, 50, 64}, Dims{33, 1000, 1024}, Dims{4, 50257, 50304}}) {
+    const std::string name = "softmax_cross_entropy " + std::to_string(d.rows) + "x" +
+                             std::to_string(d.classes) + " ld " + std::to_string(d.ld);
+    const size_t n = static_cast<size_t>(d.rows) * d.ld;
+    const float between = -3.25f;
+    std::vector<float> logits = random_floats(n, ++seed, -6.0f, 6.0f);
+    std::vector<float> start(n, std::nanf(""));  // dlogits before the call
+    for (size_t i = 0; i < n; ++i)
+      if (static_cast<int>(i % d.ld) >= d.classes) start[i] = between;
+    std::vector<int32_t> labels = random_labels(d.rows, d.classes, ++seed);
+    labels[1] = kIgnoreIndex;
+    Mirror lg = mirror(logits), dl = mirror(start);
+    DeviceBuffer lab_cpu = upload(cpu(), labels), lab_gpu = upload(gpu(), labels);
+    LossRun r;
+    r.cpu = cpu().softmax_cross_entropy(lg.c(), lab_cpu.as<int32_t>(), d.rows, d.classes, d.ld,
+                                        kIgnoreIndex, 0.5f, dl.c());
+    r.gpu = gpu().softmax_cross_entropy(lg.g(), lab_gpu.as<int32_t>(), d.rows, d.classes, d.ld,
+                                        kIgnoreIndex, 0.5f, dl.g());
+    expect_same_totals(r, name);
+    EXPECT_EQ(r.gpu.count, d.rows - 1) << name;
+    const std::vector<float> got = from_gpu(dl), want = from_cpu(dl);
+    expect_close(testing::packed_rows(got, d.rows, d.classes, d.ld),
+                 testing::packed_rows(want, d.rows, d.classes, d.ld), kTol, name + " dlogits");
+    size_t moved = 0;
+    for (size_t i = 0; i < n; ++i)
+      moved += static_cast<int>(i % d.ld) >= d.classes && got[i] != between;
+    EXPECT_EQ(moved, 0u) << name << ": float32 elements between the rows written";
+
+    // bf16: the strided call against the packed one, on the GPU.
+    const std::vector<float> packed = testing::packed_rows(logits, d.rows, d.classes, d.ld);
+    DeviceBuffer packed_f = upload(gpu(), packed);
+    DeviceBuffer lb(gpu(), DataType::BF16, n), pb(gpu(), DataType::BF16, packed.size());
+    DeviceBuffer db(gpu(), DataType::BF16, n), dpb(gpu(), DataType::BF16, packed.size());
+    gpu().convert(lg.g(), DataType::F32, lb.ref().data(), DataType::BF16, n);
+    gpu().convert(packed_f.data(), DataType::F32, pb.ref().data(), DataType::BF16, packed.size());
+    DeviceBuffer start_g = upload(gpu(), start);
+    gpu().convert(start_g.data(), DataType::F32, db.ref().data(), DataType::BF16, n);
+    const LossResult apart = gpu().softmax_cross_entropy(
+        lb.ref(), lab_gpu.as<int32_t>(), d.rows, d.classes, d.ld, kIgnoreIndex, 0.5f, db.ref());
+    const LossResult close =
+        gpu().softmax_cross_entropy(pb.ref(), lab_gpu.as<int32_t>(), d.rows, d.classes, d.classes,
+                                    kIgnoreIndex, 0.5f, dpb.ref());
+    EXPECT_EQ(std::memcmp(&apart.loss_sum, &close.loss_sum, sizeof(double)), 0) << name;
+    EXPECT_EQ(apart.count, close.count) << name;
+    EXPECT_EQ(apart.correct, close.correct) << name;
+    const std::vector<uint16_t> da =
+        download(gpu(), static_cast<const uint16_t*>(db.ref().data()), n);
+    const std::vector<uint16_t> dp =
+        download(gpu(), static_cast<const uint16_t*>(dpb.ref().data()), packed.size());
+    size_t differ = 0, written = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const size_t row = i / d.ld, c = i % d.ld;
+      if (static_cast<int>(c) < d.classes)
+        differ += da[i] != dp[row * d.classes + c];
+      else
+        written += da[i] != float_to_bf16(between);
+    }
+    EXPECT_EQ(differ, 0u) << name << ": bf16 gradients differ from the packed rows'";
+    EXPECT_EQ(written, 0u) << name << ": bf16 elements between the rows written";
+  }
+}
+
 // The deferred loss, as a training step uses it: the totals add up on the device, call after
 // call, and are read (and zeroed) when taken. The same double additions as the immediate calls'
 // results added on the host, so the same bits; within loss_bound of the CPU's totals; the same
@@ -670,12 +744,12 @@ TEST_F(CudaOps, SoftmaxCrossEntropyDeferredAddsUpOnTheDevice) {
     labels[3] = kIgnoreIndex;
     Mirror lg = mirror(logits), now = poisoned(logits.size()), later = poisoned(logits.size());
     DeviceBuffer lab_cpu = upload(cpu(), labels), lab_gpu = upload(gpu(), labels);
-    want += gpu().softmax_cross_entropy(lg.g(), lab_gpu.as<int32_t>(), rows, classes, kIgnoreIndex,
-                                        0.25f, now.g());
-    gpu().softmax_cross_entropy_deferred(lg.g(), lab_gpu.as<int32_t>(), rows, classes, kIgnoreIndex,
-                                         0.25f, later.g());
-    cpu().softmax_cross_entropy_deferred(lg.c(), lab_cpu.as<int32_t>(), rows, classes, kIgnoreIndex,
-                                         0.25f, later.c());
+    want += gpu().softmax_cross_entropy(lg.g(), lab_gpu.as<int32_t>(), rows, classes, classes,
+                                        kIgnoreIndex, 0.25f, now.g());
+    gpu().softmax_cross_entropy_deferred(lg.g(), lab_gpu.as<int32_t>(), rows, classes, classes,
+                                         kIgnoreIndex, 0.25f, later.g());
+    cpu().softmax_cross_entropy_deferred(lg.c(), lab_cpu.as<int32_t>(), rows, classes, classes,
+                                         kIgnoreIndex, 0.25f, later.c());
     expect_identical(from_gpu(later), from_gpu(now),
                      "deferred dlogits, seed " + std::to_string(seed));
   }
@@ -769,15 +843,16 @@ TEST_F(CudaOps, SoftmaxCrossEntropyPast2To31Elements) {
   }
   DeviceBuffer labels_gpu = upload(gpu(), labels);
   const float scale = 1.0f / 1024.0f;
-  const LossResult g = gpu().softmax_cross_entropy(logits.data(), labels_gpu.as<int32_t>(), rows,
-                                                   classes, kIgnoreIndex, scale, dlogits.data());
+  const LossResult g =
+      gpu().softmax_cross_entropy(logits.data(), labels_gpu.as<int32_t>(), rows, classes, classes,
+                                  kIgnoreIndex, scale, dlogits.data());
 
   const int packed_rows = static_cast<int>(counted.size());
   Mirror packed = mirror(packed_logits), d = zeros(packed_logits.size());
   DeviceBuffer packed_labels_cpu = upload(cpu(), packed_labels);
   const LossResult c =
       cpu().softmax_cross_entropy(packed.c(), packed_labels_cpu.as<int32_t>(), packed_rows, classes,
-                                  kIgnoreIndex, scale, d.c());
+                                  classes, kIgnoreIndex, scale, d.c());
   EXPECT_EQ(g.count, packed_rows);
   EXPECT_EQ(g.correct, c.correct);
   EXPECT_EQ(g.invalid, 0);

@@ -38,10 +38,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <memory>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -627,7 +627,7 @@ TEST(Bf16Ops, SoftmaxCrossEntropy) {
 
   Bits dlogits(ld.size(), 0xffff);
   const LossResult r = be->softmax_cross_entropy(bf16(logits), targets.data(), rows, classes,
-                                                 ignore, grad_scale, bf16(dlogits));
+                                                 classes, ignore, grad_scale, bf16(dlogits));
   EXPECT_EQ(r.count, count);
   EXPECT_EQ(r.correct, correct);
   EXPECT_EQ(r.invalid, invalid);
@@ -644,8 +644,8 @@ TEST(Bf16Ops, SoftmaxCrossEntropy) {
 
   const std::vector<float> lf = to_float(logits);
   std::vector<float> dlf(ld.size(), -1.0f);
-  const LossResult rf = be->softmax_cross_entropy(lf.data(), targets.data(), rows, classes, ignore,
-                                                  grad_scale, dlf.data());
+  const LossResult rf = be->softmax_cross_entropy(lf.data(), targets.data(), rows, classes, classes,
+                                                  ignore, grad_scale, dlf.data());
   EXPECT_EQ(rf.count, count);
   EXPECT_EQ(rf.correct, correct);
   EXPECT_LE(std::fabs(rf.loss_sum - loss_ref) / loss_ref, 1e-6);

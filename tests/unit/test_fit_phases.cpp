@@ -14,6 +14,7 @@
 #include "src/train/batch_stager.hpp"
 #include "src/train/epoch_metrics.hpp"
 #include "src/train/faults.hpp"
+#include "src/train/grad_clip.hpp"
 #include "src/train/health.hpp"
 #include "tests/common/one_rank_communicator.hpp"
 #include "tests/common/synthetic.hpp"
@@ -136,6 +137,29 @@ TEST_F(FitPhases, HealthChecksPassFiniteGradientsAndStopOrSkipNonFiniteOnes) {
                      net.layer(3).describe() + " (3.bias)"),
             std::string::npos)
       << err;
+
+  // With clipping the trainer passes the squared norm instead, and no count is taken: a
+  // non-finite sum decides (and the error still names the layer), a finite one passes.
+  const GradClipper clipper(*backend, net.param_info(), 1.0);
+  const double bad_sum = clipper.sum_of_squares(net.grads());
+  EXPECT_FALSE(std::isfinite(bad_sum));
+  EXPECT_FALSE(skip.gradients_usable(3, &bad_sum));
+  ::testing::internal::CaptureStderr();
+  EXPECT_THROW(stop.gradients_usable(3, &bad_sum), JobError);
+  EXPECT_NE(::testing::internal::GetCapturedStderr().find("(3.bias)"), std::string::npos);
+  const double finite_sum = 4.0;  // says finite, whatever the buffer holds
+  EXPECT_TRUE(stop.gradients_usable(3, &finite_sum));
+  // Only an inf among the gradients, or the largest finite floats: their squares in double.
+  net.zero_grad();
+  const float big = 3.4e38f;
+  backend->copy_from_host(net.grads(), &big, sizeof(float));
+  backend->copy_from_host(net.grads() + last_bias.elem_offset, &big, sizeof(float));
+  const double big_sum = clipper.sum_of_squares(net.grads());
+  EXPECT_TRUE(std::isfinite(big_sum)) << "finite gradients, finite sum";
+  EXPECT_TRUE(stop.gradients_usable(3, &big_sum));
+  backend->copy_from_host(net.grads() + last_bias.elem_offset, &inf, sizeof(float));
+  const double inf_sum = clipper.sum_of_squares(net.grads());
+  EXPECT_FALSE(skip.gradients_usable(3, &inf_sum));
 }
 
 // Rank 0 of two, whose peer holds the same parameters until `drifted` is set; counts the

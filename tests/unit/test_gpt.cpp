@@ -20,6 +20,7 @@
 #include "src/model/sequential.hpp"
 #include "src/model/tied_head.hpp"
 #include "src/train/buckets.hpp"
+#include "tests/common/compare_params.hpp"
 #include "tests/common/expect_input_error.hpp"
 
 namespace dpt {
@@ -81,6 +82,17 @@ TEST(Gpt, NamesAndShapesAreNanoGptsStateDict) {
   EXPECT_EQ(net->rows_per_sample(), 5);
   EXPECT_EQ(net->num_classes(), 11);
   EXPECT_EQ(net->num_outputs(), 55);
+  // The rows of logits lie 64 elements apart (the vocabulary rounded up to a multiple of 64),
+  // in forward's output and in the gradient backward takes.
+  EXPECT_EQ(net->output_row_stride(), 64);
+  EXPECT_EQ(net->output_elems(), 5 * 64);
+  EXPECT_EQ(build("gpt(n_layer=1, n_head=2, n_embd=8, block_size=4, vocab_size=128)", {4})
+                ->output_row_stride(),
+            128);
+  EXPECT_EQ(build("gpt(n_layer=1, n_head=2, n_embd=8, block_size=4, vocab_size=129)", {4})
+                ->output_row_stride(),
+            192);
+  EXPECT_EQ(build("mlp", {784})->output_row_stride(), 10);
 
   // The tree, as PyTorch prints nested modules; the head shows whose weight it uses.
   const std::string summary = net->summary();
@@ -373,14 +385,15 @@ TEST(Gpt, TiedWeightCountsTwoUsesAndIsFinalAfterTheEmbedding) {
     tokens[i] = static_cast<int32_t>(random_u64(5, i) % v);
     targets[i] = static_cast<int32_t>(random_u64(6, i) % v);
   }
-  std::vector<float> dlogits(tokens.size() * v);
+  const int ld = static_cast<int>(net->output_row_stride());
+  std::vector<float> dlogits(tokens.size() * ld);
   for (int step = 0; step < 2; ++step) {  // the counts start again each step
     SCOPED_TRACE(step);
     comm.calls.clear();
     net->zero_grad();
     const float* logits = net->forward(tokens.data(), batch, true, 0).as<float>();
-    SoftmaxCrossEntropy().compute(cpu(), logits, targets.data(), batch * t, v, 1.0f / (batch * t),
-                                  dlogits.data());
+    SoftmaxCrossEntropy().compute(cpu(), logits, targets.data(), batch * t, v, ld,
+                                  1.0f / (batch * t), dlogits.data());
     reducer.begin(net->grads());
     // What the trainer's backward does at each stage (src/train/model.cpp, train_step).
     net->backward(dlogits.data(), batch, [&](int layer) {
@@ -431,7 +444,9 @@ TEST(Gpt, DropoutActsInTrainingOnly) {
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(random_u64(5, i) % v);
   const auto logits = [&](Sequential& net, bool training, uint64_t seed) {
     const float* y = net.forward(tokens.data(), batch, training, seed).as<float>();
-    return std::vector<float>(y, y + tokens.size() * v);
+    const size_t ld = static_cast<size_t>(net.output_row_stride());
+    return testing::packed_rows(std::vector<float>(y, y + tokens.size() * ld), tokens.size(),
+                                static_cast<size_t>(v), ld);
   };
   const std::vector<float> reference = logits(*plain, false, 0);
   EXPECT_EQ(logits(*dropped, false, 0), reference) << "evaluation drops nothing";

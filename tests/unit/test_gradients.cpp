@@ -214,18 +214,20 @@ TEST(Gradients, SoftmaxCrossEntropy) {
   std::vector<float> dlogits(logits.size());
   const float scale = 1.0f / batch;  // the gradient of the batch mean
   const SoftmaxCrossEntropy loss;
-  loss.compute(*be, logits.data(), labels.data(), batch, classes, scale, dlogits.data());
+  loss.compute(*be, logits.data(), labels.data(), batch, classes, classes, scale, dlogits.data());
   CheckResult r;
   const float eps = 1e-2f;  // smooth function: a small step, second-order error ~eps^2
   for (size_t i = 0; i < logits.size(); ++i) {
     const float saved = logits[i];
     logits[i] = saved + eps;
     const double up =
-        loss.compute(*be, logits.data(), labels.data(), batch, classes, 0, nullptr).loss_sum /
+        loss.compute(*be, logits.data(), labels.data(), batch, classes, classes, 0, nullptr)
+            .loss_sum /
         batch;
     logits[i] = saved - eps;
     const double down =
-        loss.compute(*be, logits.data(), labels.data(), batch, classes, 0, nullptr).loss_sum /
+        loss.compute(*be, logits.data(), labels.data(), batch, classes, classes, 0, nullptr)
+            .loss_sum /
         batch;
     logits[i] = saved;
     compare(dlogits[i], (up - down) / (2.0 * eps), r);
@@ -241,7 +243,7 @@ TEST(SoftmaxCrossEntropy, KnownValues) {
   const std::vector<int32_t> labels = {2, 2};
   std::vector<float> d(8);
   const SoftmaxCrossEntropy loss;
-  const LossResult r = loss.compute(*be, logits.data(), labels.data(), 2, 4, 1.0f, d.data());
+  const LossResult r = loss.compute(*be, logits.data(), labels.data(), 2, 4, 4, 1.0f, d.data());
   const double second = std::log(3.0 + std::exp(10.0)) - 10.0;
   EXPECT_NEAR(r.loss_sum, std::log(4.0) + second, 1e-6);
   EXPECT_EQ(r.correct, 1);  // row 0 ties: arg-max is the first class, not the label
@@ -250,7 +252,8 @@ TEST(SoftmaxCrossEntropy, KnownValues) {
   // Huge logits stay finite.
   const std::vector<float> big = {1e30f, -1e30f};
   const std::vector<int32_t> lab = {1};
-  EXPECT_TRUE(std::isfinite(loss.compute(*be, big.data(), lab.data(), 1, 2, 1, d.data()).loss_sum));
+  EXPECT_TRUE(
+      std::isfinite(loss.compute(*be, big.data(), lab.data(), 1, 2, 2, 1, d.data()).loss_sum));
 }
 
 // The whole stack, through Sequential's buffers (aliasing included), on the real loss: every
@@ -270,7 +273,7 @@ void check_model(const std::string& spec, const Shape& input, const std::vector<
   const SoftmaxCrossEntropy cross_entropy;
   const auto loss = [&](bool with_grad) {
     const float* logits = net.forward(x.data(), batch, true, 0).as<float>();
-    const LossResult r = cross_entropy.compute(*be, logits, labels.data(), batch, classes,
+    const LossResult r = cross_entropy.compute(*be, logits, labels.data(), batch, classes, classes,
                                                1.0f / batch, with_grad ? dlogits.data() : nullptr);
     return r.loss_sum / batch;
   };

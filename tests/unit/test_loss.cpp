@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/backend.hpp"
+#include "src/core/bf16.hpp"
 #include "src/core/error.hpp"
 #include "src/core/random.hpp"
 #include "src/model/loss.hpp"
@@ -98,7 +99,7 @@ void expect_matches_reference(const std::vector<float>& logits, const std::vecto
   std::vector<float> d(logits.size(), kNaN);                // NaN: an element left out shows
   const SoftmaxCrossEntropy loss(ignore_index);
   const LossResult got =
-      loss.compute(cpu(), logits.data(), targets.data(), rows, classes, scale, d.data());
+      loss.compute(cpu(), logits.data(), targets.data(), rows, classes, classes, scale, d.data());
   const Reference ref = reference(logits, targets, classes, ignore_index, scale);
 
   EXPECT_EQ(got.count, ref.count);
@@ -109,7 +110,7 @@ void expect_matches_reference(const std::vector<float>& logits, const std::vecto
 
   // Without the gradient: the same totals, bit for bit.
   const LossResult plain =
-      loss.compute(cpu(), logits.data(), targets.data(), rows, classes, 0.0f, nullptr);
+      loss.compute(cpu(), logits.data(), targets.data(), rows, classes, classes, 0.0f, nullptr);
   EXPECT_EQ(std::memcmp(&plain.loss_sum, &got.loss_sum, sizeof(double)), 0);
   EXPECT_EQ(plain.count, got.count);
   EXPECT_EQ(plain.correct, got.correct);
@@ -187,7 +188,7 @@ TEST(SoftmaxCrossEntropyLoss, IgnoreIndexMayBeAClass) {
   ASSERT_GT(threes, 0);
   expect_matches_reference(logits, targets, classes, 4.0f, 3, "ignore index 3");
   const LossResult r = SoftmaxCrossEntropy(3).compute(cpu(), logits.data(), targets.data(), rows,
-                                                      classes, 0.0f, nullptr);
+                                                      classes, classes, 0.0f, nullptr);
   EXPECT_EQ(r.count, rows - threes);
 }
 
@@ -209,11 +210,11 @@ TEST(SoftmaxCrossEntropyLoss, IgnoredRowsLeaveTheOthersBitForBit) {
   const SoftmaxCrossEntropy loss;
   const float scale = 0.1f;
   std::vector<float> d_all(logits.size()), d_kept(kept_logits.size());
-  const LossResult all =
-      loss.compute(cpu(), logits.data(), targets.data(), rows, classes, scale, d_all.data());
+  const LossResult all = loss.compute(cpu(), logits.data(), targets.data(), rows, classes, classes,
+                                      scale, d_all.data());
   const LossResult kept =
       loss.compute(cpu(), kept_logits.data(), kept_targets.data(),
-                   static_cast<int>(kept_targets.size()), classes, scale, d_kept.data());
+                   static_cast<int>(kept_targets.size()), classes, classes, scale, d_kept.data());
   EXPECT_EQ(std::memcmp(&all.loss_sum, &kept.loss_sum, sizeof(double)), 0);
   EXPECT_EQ(all.count, 8);
   EXPECT_EQ(kept.count, 8);
@@ -234,14 +235,14 @@ TEST(SoftmaxCrossEntropyLoss, EveryRowIgnored) {
   const std::vector<int32_t> targets(rows, kIgnoreIndex);
   std::vector<float> d(logits.size(), kNaN);
   const LossResult r = SoftmaxCrossEntropy().compute(cpu(), logits.data(), targets.data(), rows,
-                                                     classes, 1.0f, d.data());
+                                                     classes, classes, 1.0f, d.data());
   EXPECT_EQ(r.loss_sum, 0.0);
   EXPECT_EQ(r.count, 0);
   EXPECT_EQ(r.correct, 0);
   EXPECT_EQ(std::count(d.begin(), d.end(), 0.0f), static_cast<std::ptrdiff_t>(d.size()));
   // And no rows at all.
   const LossResult none = SoftmaxCrossEntropy().compute(cpu(), logits.data(), targets.data(), 0,
-                                                        classes, 1.0f, nullptr);
+                                                        classes, classes, 1.0f, nullptr);
   EXPECT_EQ(none.count, 0);
   EXPECT_EQ(none.loss_sum, 0.0);
 }
@@ -257,21 +258,21 @@ TEST(SoftmaxCrossEntropyLoss, TargetOutsideTheClasses) {
     const std::vector<int32_t> targets = {4, kIgnoreIndex, bad, 7};
     std::vector<float> d(logits.size(), kNaN);
     const LossResult r = cpu().softmax_cross_entropy(logits.data(), targets.data(), rows, classes,
-                                                     kIgnoreIndex, 1.0f, d.data());
+                                                     classes, kIgnoreIndex, 1.0f, d.data());
     EXPECT_EQ(r.invalid, 1);
     EXPECT_EQ(r.count, 2);
     EXPECT_EQ(std::count(d.begin() + 2 * classes, d.begin() + 3 * classes, 0.0f), classes);
     // Otherwise as if the row were ignored, to the bit.
     const std::vector<int32_t> as_ignored = {4, kIgnoreIndex, kIgnoreIndex, 7};
-    const LossResult ignored = cpu().softmax_cross_entropy(logits.data(), as_ignored.data(), rows,
-                                                           classes, kIgnoreIndex, 1.0f, nullptr);
+    const LossResult ignored = cpu().softmax_cross_entropy(
+        logits.data(), as_ignored.data(), rows, classes, classes, kIgnoreIndex, 1.0f, nullptr);
     EXPECT_EQ(std::memcmp(&r.loss_sum, &ignored.loss_sum, sizeof(double)), 0);
     EXPECT_EQ(r.correct, ignored.correct);
 
     testing::expect_input_error(
         [&] {
-          SoftmaxCrossEntropy().compute(cpu(), logits.data(), targets.data(), rows, classes, 1.0f,
-                                        d.data());
+          SoftmaxCrossEntropy().compute(cpu(), logits.data(), targets.data(), rows, classes,
+                                        classes, 1.0f, d.data());
         },
         "softmax_cross_entropy: target " + std::to_string(bad) + " of row 2 ",
         "is not a class of 10 (0 to 9) nor the ignore index -100");
@@ -280,13 +281,14 @@ TEST(SoftmaxCrossEntropyLoss, TargetOutsideTheClasses) {
   const std::vector<int32_t> targets = {1, 2, kIgnoreIndex, 3};
   testing::expect_input_error(
       [&] {
-        SoftmaxCrossEntropy(-1).compute(cpu(), logits.data(), targets.data(), rows, classes, 1.0f,
-                                        nullptr);
+        SoftmaxCrossEntropy(-1).compute(cpu(), logits.data(), targets.data(), rows, classes,
+                                        classes, 1.0f, nullptr);
       },
       "softmax_cross_entropy: target -100 of row 2 ", "nor the ignore index -1");
   testing::expect_input_error(
       [&] {
-        SoftmaxCrossEntropy().compute(cpu(), logits.data(), targets.data(), rows, 0, 1.0f, nullptr);
+        SoftmaxCrossEntropy().compute(cpu(), logits.data(), targets.data(), rows, 0, 0, 1.0f,
+                                      nullptr);
       },
       "softmax_cross_entropy: ", "classes >= 1");
 }
@@ -304,12 +306,12 @@ TEST(SoftmaxCrossEntropyLoss, DeferredLossesAddUpUntilTaken) {
     std::vector<int32_t> targets(rows);
     for (int i = 0; i < rows; ++i) targets[i] = static_cast<int32_t>(random_u64(seed, i) % 11);
     targets[1] = kIgnoreIndex;
-    const LossResult r =
-        loss.compute(cpu(), logits.data(), targets.data(), rows, classes, 0.5f, d_now.data());
+    const LossResult r = loss.compute(cpu(), logits.data(), targets.data(), rows, classes, classes,
+                                      0.5f, d_now.data());
     want.loss_sum += r.loss_sum;
     want.count += r.count;
     want.correct += r.correct;
-    loss.compute_deferred(cpu(), logits.data(), targets.data(), rows, classes, 0.5f,
+    loss.compute_deferred(cpu(), logits.data(), targets.data(), rows, classes, classes, 0.5f,
                           d_later.data());
     EXPECT_EQ(std::memcmp(d_now.data(), d_later.data(), sizeof(float) * d_now.size()), 0);
   }
@@ -326,11 +328,84 @@ TEST(SoftmaxCrossEntropyLoss, DeferredLossesAddUpUntilTaken) {
   // A bad target shows when the totals are taken, counted, and the sum is gone with it.
   const std::vector<float> logits = make_logits(rows, classes, 3.0f, 74);
   const std::vector<int32_t> bad = {0, 1, 2, 11, 4, 12};
-  loss.compute_deferred(cpu(), logits.data(), bad.data(), rows, classes, 1.0f, nullptr);
+  loss.compute_deferred(cpu(), logits.data(), bad.data(), rows, classes, classes, 1.0f, nullptr);
   testing::expect_input_error([&] { loss.take(cpu()); },
                               "softmax_cross_entropy: 2 targets were neither a class ",
                               "nor the ignore index -100");
   EXPECT_EQ(loss.take(cpu()).count, 0);
+}
+
+// Rows `ld` elements apart (a gpt's head pads its rows to a multiple of 64): the same totals and
+// gradients, bit for bit, as the rows packed, and the elements between the rows neither read
+// (NaN there changes nothing) nor written; in float32 and through the bf16 twin.
+TEST(SoftmaxCrossEntropyLoss, RowsApartGiveWhatPackedRowsGive) {
+  const int rows = 7, classes = 50, ld = 64;
+  const std::vector<float> packed = make_logits(rows, classes, 3.0f, 81);
+  std::vector<int32_t> targets(rows);
+  for (int i = 0; i < rows; ++i) targets[i] = static_cast<int32_t>(random_u64(82, i) % classes);
+  targets[2] = kIgnoreIndex;
+  std::vector<float> apart(static_cast<size_t>(rows) * ld, kNaN);
+  for (int r = 0; r < rows; ++r)
+    std::copy_n(packed.begin() + r * classes, classes, apart.begin() + r * ld);
+  const float between = -7.5f;  // what dlogits holds between the rows before the call
+  const auto pad_dlogits = [&] {
+    std::vector<float> d(apart.size(), kNaN);
+    for (int r = 0; r < rows; ++r) std::fill_n(d.begin() + r * ld + classes, ld - classes, between);
+    return d;
+  };
+  const SoftmaxCrossEntropy loss;
+
+  std::vector<float> d_packed(packed.size(), kNaN), d_apart = pad_dlogits();
+  const LossResult want = loss.compute(cpu(), packed.data(), targets.data(), rows, classes, classes,
+                                       0.3f, d_packed.data());
+  const LossResult got =
+      loss.compute(cpu(), apart.data(), targets.data(), rows, classes, ld, 0.3f, d_apart.data());
+  EXPECT_EQ(std::memcmp(&got.loss_sum, &want.loss_sum, sizeof(double)), 0);
+  EXPECT_EQ(got.count, rows - 1);
+  EXPECT_EQ(got.correct, want.correct);
+  for (int r = 0; r < rows; ++r) {
+    EXPECT_EQ(std::memcmp(d_apart.data() + r * ld, d_packed.data() + r * classes,
+                          sizeof(float) * classes),
+              0)
+        << "row " << r;
+    EXPECT_EQ(
+        std::count(d_apart.begin() + r * ld + classes, d_apart.begin() + (r + 1) * ld, between),
+        ld - classes)
+        << "between rows " << r << " and " << r + 1;
+  }
+
+  // bf16 logits and gradients, through the twin: the gradient rows as the packed call's, and
+  // the elements between the rows as they were.
+  std::vector<uint16_t> b_packed(packed.size()), b_apart(apart.size());
+  for (size_t i = 0; i < packed.size(); ++i) b_packed[i] = float_to_bf16(packed[i]);
+  for (size_t i = 0; i < apart.size(); ++i) b_apart[i] = float_to_bf16(apart[i]);
+  std::vector<uint16_t> db_packed(packed.size()), db_apart(apart.size());
+  for (size_t i = 0; i < db_apart.size(); ++i)
+    db_apart[i] = float_to_bf16(static_cast<int>(i % ld) < classes ? kNaN : between);
+  const LossResult want_b =
+      loss.compute(cpu(), ConstTensorRef(b_packed.data(), DataType::BF16), targets.data(), rows,
+                   classes, classes, 0.3f, TensorRef(db_packed.data(), DataType::BF16));
+  const LossResult got_b =
+      loss.compute(cpu(), ConstTensorRef(b_apart.data(), DataType::BF16), targets.data(), rows,
+                   classes, ld, 0.3f, TensorRef(db_apart.data(), DataType::BF16));
+  EXPECT_EQ(std::memcmp(&got_b.loss_sum, &want_b.loss_sum, sizeof(double)), 0);
+  EXPECT_EQ(got_b.count, rows - 1);
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < ld; ++c) {
+      const uint16_t g = db_apart[static_cast<size_t>(r) * ld + c];
+      if (c < classes)
+        ASSERT_EQ(g, db_packed[static_cast<size_t>(r) * classes + c]) << r << ", " << c;
+      else
+        ASSERT_EQ(g, float_to_bf16(between)) << r << ", " << c;
+    }
+
+  // Rows closer together than their width: refused.
+  testing::expect_input_error(
+      [&] {
+        loss.compute(cpu(), apart.data(), targets.data(), rows, classes, classes - 1, 0.3f,
+                     nullptr);
+      },
+      "softmax_cross_entropy: rows of 50 classes ", "cannot lie 49 elements apart");
 }
 
 TEST(SoftmaxCrossEntropyLoss, MadeByName) {

@@ -41,9 +41,9 @@ TEST(MemoryReport, CountsEachKindOfASmallMlpByHand) {
   EXPECT_EQ(m.optimizer, 2 * 512u * 4);  // exp_avg and exp_avg_sq
   EXPECT_EQ(m.comm, 0u);
   // Batch 5: flatten's gradient (it aliases its input: no output) 180 floats; linear(8) and
-  // relu 40 out + 40 gradient each; linear(4) 20 + 20; the loss gradient 20; the staged inputs
-  // 180 floats and 5 int32 labels.
-  EXPECT_EQ(m.activations, (180 + 80 + 80 + 40 + 20 + 180 + 5) * 4u);
+  // relu 40 out + 40 gradient each; linear(4) 20 out (the gradient there is the loss's); the
+  // loss gradient 20; the staged inputs 180 floats and 5 int32 labels.
+  EXPECT_EQ(m.activations, (180 + 80 + 80 + 20 + 20 + 180 + 5) * 4u);
   EXPECT_EQ(m.total(), m.params + m.grads + m.optimizer + m.activations);
 
   OptimizerConfig sgd;  // no momentum: no state

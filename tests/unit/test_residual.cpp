@@ -189,8 +189,8 @@ TEST(Residual, MatchesPyTorchWithItsParameterNames) {
   std::vector<float> dlogits(static_cast<size_t>(batch) * classes);
   net.zero_grad();
   const float* logits = net.forward(x.data.data(), batch, true, 0).as<float>();
-  const LossResult loss = SoftmaxCrossEntropy().compute(cpu(), logits, labels.data(), batch,
-                                                        classes, 1.0f / batch, dlogits.data());
+  const LossResult loss = SoftmaxCrossEntropy().compute(
+      cpu(), logits, labels.data(), batch, classes, classes, 1.0f / batch, dlogits.data());
   net.backward(dlogits.data(), batch);
 
   // Values here are of order 1; float32 rounding through these few layers stays near 1e-6,
