@@ -58,11 +58,15 @@ struct LossResult {
 struct SgdParams {
   float lr = 0.01f, momentum = 0, weight_decay = 0;
   bool nesterov = false;
+  // Backend memory, read when the update runs: *skip != 0 leaves the parameters and the state
+  // alone (a step whose gradients are not finite, Backend::update_gate). Null: never skip.
+  const int32_t* skip = nullptr;
 };
 
 struct AdamWParams {
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.01f;
-  int64_t step = 1;  // 1-based count of updates including this one (bias correction)
+  int64_t step = 1;               // 1-based count of updates including this one (bias correction)
+  const int32_t* skip = nullptr;  // as SgdParams::skip
 };
 
 // Scalars of one AdamW update shared by every backend, so that all compute them alike.
@@ -240,6 +244,20 @@ class Backend : public virtual Device {
   virtual double sum_squares(const float* p, size_t n) = 0;
   // p[i] *= alpha (clipping the gradients by their norm).
   virtual void scale(float* p, size_t n, float alpha) = 0;
+
+  // The gate between backward and the optimizer, decided where the gradients are, so that a GPU
+  // needs no wait for the host in the middle of a step. Each op is queued like any other; the
+  // pointers are backend memory.
+  // *sum = sum_squares(p, n): the same additions in the same order.
+  virtual void sum_squares_into(const float* p, size_t n, double* sum) = 0;
+  // From the gradients' sum of squares: *skip = 1 when it is not finite (it is not exactly when
+  // some gradient is not: a float's square, and any sum of them here, is finite in double), else
+  // 0; and *coef, what clipping to max_norm multiplies the gradients by, as GradClipper does:
+  // max_norm / (sqrt(*sum) + 1e-6) in double, rounded to float, where that is below 1, else 1
+  // (and 1 when skipping, or when max_norm is 0: no clipping).
+  virtual void update_gate(const double* sum, double max_norm, float* coef, int32_t* skip) = 0;
+  // p[i] *= *coef when *coef is below 1; p is left alone otherwise.
+  virtual void scale_by(float* p, size_t n, const float* coef) = 0;
   // dst[i] = src[i] converted, for float32 to bfloat16 (rounded to nearest even,
   // src/core/bf16.hpp) and back (exact). Throws SystemError for other pairs.
   virtual void convert(const void* src, DataType from, void* dst, DataType to, size_t n) = 0;

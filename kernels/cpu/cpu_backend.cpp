@@ -20,6 +20,7 @@
 #include "kernels/cpu/im2col.hpp"
 #include "kernels/cpu/layer_norm.hpp"
 #include "kernels/cpu/vector_math.hpp"
+#include "kernels/gate_coefficient.hpp"
 #include "kernels/runtime/cpu_device.hpp"
 #include "src/core/bf16.hpp"
 #include "src/core/error.hpp"
@@ -351,6 +352,7 @@ class CpuBackend final : public Backend, public CpuDevice {
 
   void sgd_update(float* param, const float* grad, float* buf, size_t n,
                   const SgdParams& p) override {
+    if (p.skip && *p.skip != 0) return;
     // One loop per case, each over restrict pointers with the scalars in locals: otherwise the
     // stores through param could change p's fields as far as the compiler knows, so it would
     // reload them and test the cases on every element, and not vectorize.
@@ -384,6 +386,7 @@ class CpuBackend final : public Backend, public CpuDevice {
 
   void adamw_update(float* param, const float* grad, float* m, float* v, size_t n,
                     const AdamWParams& p) override {
+    if (p.skip && *p.skip != 0) return;
     (cpu_has_avx2_fma() ? adamw_avx2 : adamw_f32)(param, grad, m, v, n, adamw_scalars(p), p.beta1,
                                                   p.beta2, p.eps);
   }
@@ -429,6 +432,15 @@ class CpuBackend final : public Backend, public CpuDevice {
 
   void scale(float* p, size_t n, float alpha) override {
     for (size_t i = 0; i < n; ++i) p[i] *= alpha;
+  }
+  void sum_squares_into(const float* p, size_t n, double* sum) override {
+    *sum = sum_squares(p, n);
+  }
+  void update_gate(const double* sum, double max_norm, float* coef, int32_t* skip) override {
+    *coef = gate_coefficient(*sum, max_norm, skip);
+  }
+  void scale_by(float* p, size_t n, const float* coef) override {
+    if (*coef < 1.0f) scale(p, n, *coef);
   }
 
   void convert_stochastic(const float* src, void* dst, size_t n, uint64_t seed) override {

@@ -12,7 +12,9 @@ namespace dpt::gpu {
 // the parity test compares within a tolerance, not bit for bit.
 __global__ void adamw_update_kernel(float* param, const float* grad, float* m, float* v, size_t n,
                                     float decay, float step_size, float bias2_sqrt, float beta2,
-                                    float one_minus_beta1, float one_minus_beta2, float eps) {
+                                    float one_minus_beta1, float one_minus_beta2, float eps,
+                                    const int32_t* skip) {
+  if (skip && *skip != 0) return;
   for (size_t i = grid_start(); i < n; i += grid_stride()) {
     const float g = grad[i];
     float w = __fmul_rn(param[i], decay);
@@ -31,13 +33,13 @@ __global__ void adamw_update_kernel(float* param, const float* grad, float* m, f
 
 void launch_adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float decay,
                          float step_size, float bias2_sqrt, float beta1, float beta2, float eps,
-                         cudaStream_t stream) {
+                         const int32_t* skip, cudaStream_t stream) {
   if (n == 0) return;
   // 1 - beta in float, as the CPU loop computes them.
   const float one_minus_beta1 = 1.0f - beta1, one_minus_beta2 = 1.0f - beta2;
   adamw_update_kernel<<<grid_for(n), kBlock, 0, stream>>>(param, grad, m, v, n, decay, step_size,
                                                           bias2_sqrt, beta2, one_minus_beta1,
-                                                          one_minus_beta2, eps);
+                                                          one_minus_beta2, eps, skip);
   DPT_CUDA_CHECK_LAUNCH();
 }
 

@@ -397,14 +397,14 @@ class CudaBackendImpl final : public CudaBackend {
                   const SgdParams& p) override {
     make_current();
     gpu::launch_sgd_update(param, grad, momentum_buf, n, p.lr, p.momentum, p.weight_decay,
-                           p.nesterov, stream_);
+                           p.nesterov, p.skip, stream_);
   }
   void adamw_update(float* param, const float* grad, float* m, float* v, size_t n,
                     const AdamWParams& p) override {
     make_current();
     const AdamWScalars k = adamw_scalars(p);
     gpu::launch_adamw_update(param, grad, m, v, n, k.decay, k.step_size, k.bias2_sqrt, p.beta1,
-                             p.beta2, p.eps, stream_);
+                             p.beta2, p.eps, p.skip, stream_);
   }
   size_t count_nonfinite(const float* p, size_t n) override {
     make_current();
@@ -428,6 +428,20 @@ class CudaBackendImpl final : public CudaBackend {
   void scale(float* p, size_t n, float alpha) override {
     make_current();
     gpu::launch_scale(p, n, alpha, stream_);
+  }
+  // Nothing waits: the sum stays in *sum, for update_gate.
+  void sum_squares_into(const float* p, size_t n, double* sum) override {
+    make_current();
+    auto* partials = static_cast<double*>(scratch(sizeof(double) * gpu::sum_squares_partials(n)));
+    gpu::launch_sum_squares(p, n, partials, sum, stream_);
+  }
+  void update_gate(const double* sum, double max_norm, float* coef, int32_t* skip) override {
+    make_current();
+    gpu::launch_update_gate(sum, max_norm, coef, skip, stream_);
+  }
+  void scale_by(float* p, size_t n, const float* coef) override {
+    make_current();
+    gpu::launch_scale_by(p, n, coef, stream_);
   }
   void convert_stochastic(const float* src, void* dst, size_t n, uint64_t seed) override {
     make_current();

@@ -27,6 +27,8 @@ void launch_count_nonfinite(const float* p, size_t n, unsigned long long* count,
                             cudaStream_t stream);
 // p[i] *= alpha.
 void launch_scale(float* p, size_t n, float alpha, cudaStream_t stream);
+// p[i] *= *coef (device memory) when *coef < 1; nothing otherwise.
+void launch_scale_by(float* p, size_t n, const float* coef, cudaStream_t stream);
 
 // convert.cu: float32 to bfloat16, rounded to nearest even (src/core/bf16.hpp), and back.
 void launch_f32_to_bf16(const float* src, uint16_t* dst, size_t n, cudaStream_t stream);
@@ -39,6 +41,9 @@ void launch_f32_to_bf16_stochastic(const float* src, uint16_t* dst, size_t n, ui
 // alone. partials is scratch of sum_squares_partials(n) doubles.
 size_t sum_squares_partials(size_t n);
 void launch_sum_squares(const float* p, size_t n, double* partials, double* result,
+                        cudaStream_t stream);
+// Backend::update_gate, in one thread.
+void launch_update_gate(const double* sum, double max_norm, float* coef, int32_t* skip,
                         cudaStream_t stream);
 
 // layer_norm.cu: Backend::layer_norm_forward and layer_norm_backward. Backward's partials is
@@ -109,11 +114,13 @@ void launch_softmax_cross_entropy(const T* logits, const int32_t* targets, int r
                                   bool accumulate, cudaStream_t stream);
 
 // sgd.cu: SgdParams' fields.
+// skip: null, or device memory whose non-zero value leaves everything alone (both updates).
 void launch_sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, float lr,
-                       float momentum, float weight_decay, bool nesterov, cudaStream_t stream);
+                       float momentum, float weight_decay, bool nesterov, const int32_t* skip,
+                       cudaStream_t stream);
 // adamw.cu: decay, step_size and bias2_sqrt from adamw_scalars(), the rest AdamWParams' fields.
 void launch_adamw_update(float* param, const float* grad, float* m, float* v, size_t n, float decay,
                          float step_size, float bias2_sqrt, float beta1, float beta2, float eps,
-                         cudaStream_t stream);
+                         const int32_t* skip, cudaStream_t stream);
 
 }  // namespace dpt::gpu

@@ -82,6 +82,19 @@ void launch_scale(float* p, size_t n, float alpha, cudaStream_t stream) {
   DPT_CUDA_CHECK_LAUNCH();
 }
 
+// As scale_kernel, by *coef (device memory) when it is below 1.
+__global__ void scale_by_kernel(float* p, size_t n, const float* coef) {
+  const float alpha = *coef;
+  if (!(alpha < 1.0f)) return;
+  for (size_t i = grid_start(); i < n; i += grid_stride()) p[i] *= alpha;
+}
+
+void launch_scale_by(float* p, size_t n, const float* coef, cudaStream_t stream) {
+  if (n == 0) return;
+  scale_by_kernel<<<grid_for(n), kBlock, 0, stream>>>(p, n, coef);
+  DPT_CUDA_CHECK_LAUNCH();
+}
+
 // Each block counts its share, then adds it to *count once: integer atomics are exact, so the
 // total does not depend on the order the blocks finish in.
 __global__ void count_nonfinite_kernel(const float* p, size_t n, unsigned long long* count) {

@@ -9,7 +9,9 @@ namespace dpt::gpu {
 // multiply and an add into one FMA (which rounds once instead of twice), so the result is the
 // CPU's bit for bit wherever the host compiler does not contract either (x86-64 without -mfma).
 __global__ void sgd_update_kernel(float* param, const float* grad, float* buf, size_t n, float lr,
-                                  float momentum, float weight_decay, bool nesterov) {
+                                  float momentum, float weight_decay, bool nesterov,
+                                  const int32_t* skip) {
+  if (skip && *skip != 0) return;
   for (size_t i = grid_start(); i < n; i += grid_stride()) {
     float g = grad[i];
     if (weight_decay != 0.0f) g = __fadd_rn(g, __fmul_rn(weight_decay, param[i]));
@@ -23,10 +25,11 @@ __global__ void sgd_update_kernel(float* param, const float* grad, float* buf, s
 }
 
 void launch_sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, float lr,
-                       float momentum, float weight_decay, bool nesterov, cudaStream_t stream) {
+                       float momentum, float weight_decay, bool nesterov, const int32_t* skip,
+                       cudaStream_t stream) {
   if (n == 0) return;
   sgd_update_kernel<<<grid_for(n), kBlock, 0, stream>>>(param, grad, momentum_buf, n, lr, momentum,
-                                                        weight_decay, nesterov);
+                                                        weight_decay, nesterov, skip);
   DPT_CUDA_CHECK_LAUNCH();
 }
 

@@ -7,6 +7,7 @@
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/cuda_kernels.hpp"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/gate_coefficient.hpp"
 
 namespace dpt::gpu {
 
@@ -46,6 +47,17 @@ void launch_sum_squares(const float* p, size_t n, double* partials, double* resu
   sum_squares_partials_kernel<<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(p, n, partials);
   DPT_CUDA_CHECK_LAUNCH();
   sum_squares_total_kernel<<<1, 1024, 0, stream>>>(partials, blocks, result);
+  DPT_CUDA_CHECK_LAUNCH();
+}
+
+// One thread: Backend::update_gate from the sum the kernels above left in *sum.
+__global__ void update_gate_kernel(const double* sum, double max_norm, float* coef, int32_t* skip) {
+  *coef = gate_coefficient(*sum, max_norm, skip);
+}
+
+void launch_update_gate(const double* sum, double max_norm, float* coef, int32_t* skip,
+                        cudaStream_t stream) {
+  update_gate_kernel<<<1, 1, 0, stream>>>(sum, max_norm, coef, skip);
   DPT_CUDA_CHECK_LAUNCH();
 }
 

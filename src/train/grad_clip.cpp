@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/gate_coefficient.hpp"
 #include "src/core/error.hpp"
 
 namespace dpt {
@@ -13,12 +14,19 @@ GradClipper::GradClipper(Backend& backend, const std::vector<ParamInfo>& params,
     throw InputError("option --grad-clip: must be a positive number");
   backend.require(Op::SumSquares, DataType::F32, "--grad-clip");
   backend.require(Op::Scale, DataType::F32, "--grad-clip");
-  if (params.empty()) return;
-  begin_ = params.front().elem_offset;
+  const auto [begin, end] = gradient_span(params);
+  begin_ = begin;
+  end_ = end;
+}
+
+std::pair<size_t, size_t> gradient_span(const std::vector<ParamInfo>& params) {
+  if (params.empty()) return {0, 0};
+  size_t begin = params.front().elem_offset, end = 0;
   for (const ParamInfo& p : params) {
-    begin_ = std::min(begin_, p.elem_offset);
-    end_ = std::max(end_, p.elem_offset + p.numel);
+    begin = std::min(begin, p.elem_offset);
+    end = std::max(end, p.elem_offset + p.numel);
   }
+  return {begin, end};
 }
 
 std::vector<std::pair<size_t, size_t>> GradClipper::spans() const {
@@ -45,11 +53,12 @@ double GradClipper::sum_of_squares(const float* grads) const {
 GradClipResult GradClipper::apply(float* grads, double sum_of_squares) const {
   GradClipResult r;
   r.norm = std::sqrt(sum_of_squares);
-  const double coef = max_norm_ / (r.norm + 1e-6);
-  if (coef < 1) {
-    r.coef = static_cast<float>(coef);
+  int32_t skip = 0;  // the caller has checked the gradients
+  const float coef = gate_coefficient(sum_of_squares, max_norm_, &skip);
+  if (coef < 1.0f) {
+    r.coef = coef;
     r.clipped = true;
-    for (const auto& [a, z] : spans()) backend_.scale(grads + a, z - a, static_cast<float>(coef));
+    for (const auto& [a, z] : spans()) backend_.scale(grads + a, z - a, coef);
   }
   return r;
 }

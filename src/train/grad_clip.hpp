@@ -15,6 +15,11 @@
 
 namespace dpt {
 
+// [first, last) elements of the flat gradient buffer that `params` cover, from the first
+// tensor's start to the last one's end (the alignment padding between them is zero); (0, 0) for
+// none.
+std::pair<size_t, size_t> gradient_span(const std::vector<ParamInfo>& params);
+
 struct GradClipResult {
   double norm = 0;  // before clipping
   double coef = 1;  // what the gradients were multiplied by (1: left alone)

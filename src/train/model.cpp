@@ -19,6 +19,7 @@
 #include "src/train/faults.hpp"
 #include "src/train/grad_clip.hpp"
 #include "src/train/health.hpp"
+#include "src/train/step_gate.hpp"
 #include "src/train/step_trace.hpp"
 
 namespace dpt {
@@ -199,6 +200,10 @@ struct Model::FitRun {
                     ? std::make_unique<GradClipper>(model.env_.backend, model.net_->param_info(),
                                                     o.optim.grad_clip)
                     : nullptr),
+        gate(o.comm.zero == 1
+                 ? nullptr
+                 : std::make_unique<StepGate>(model.env_.backend, model.net_->param_info(),
+                                              std::max(0.0, o.optim.grad_clip))),
         faults(FaultInjector::make(o.faults, model.env_.comm.rank())),
         start(common_origin(model.env_.comm)),
         trace(*model.net_, o.trace, start) {
@@ -228,6 +233,7 @@ struct Model::FitRun {
   Reducer reducer;
   HealthChecks health;
   std::unique_ptr<GradClipper> clipper;   // none without --grad-clip
+  std::unique_ptr<StepGate> gate;         // none under ZeRO-1 (the host decides there)
   std::unique_ptr<FaultInjector> faults;  // none unless the tests plan a fault
   double start;                           // of training, the same moment on every rank
   StepTrace trace;
@@ -380,25 +386,35 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
     ScopedRange range(be, "allreduce wait");
     run.reducer.finish();
   }
-  // With clipping, the squared norm also tells whether every gradient is finite: one pass over
-  // them and one wait for the device, not two.
+  // Every rank holds every averaged gradient: the gate checks and clips them where they are,
+  // and the update reads its flag, so nothing waits until the step's end. Under ZeRO-1 the
+  // blocks' sums need an allreduce first, on the host: there the squared norm, with clipping,
+  // also tells whether every gradient is finite (one pass over them and one wait, not two).
   std::optional<double> sum_of_squares;
-  if (run.clipper) {
-    ScopedRange range(be, "gradient norm");
-    sum_of_squares = run.clipper->sum_of_squares(net_->grads());
+  if (!run.gate) {
+    if (run.clipper) {
+      ScopedRange range(be, "gradient norm");
+      sum_of_squares = run.clipper->sum_of_squares(net_->grads());
+    }
+    r.applied =
+        run.health.gradients_usable(steps_done_, sum_of_squares ? &*sum_of_squares : nullptr);
+  } else {
+    r.applied = true;  // unless the gate says otherwise, read below
   }
-  r.applied = run.health.gradients_usable(steps_done_, sum_of_squares ? &*sum_of_squares : nullptr);
   if (const auto& schedule = run.options.optim.lr_schedule)
     optimizer_->set_lr(static_cast<float>(schedule->at(steps_done_)));
   r.lr = optimizer_->lr();
   run.trace.optimizer_begin();
-  if (r.applied && run.clipper) {
+  if (run.gate) {
+    ScopedRange range(be, run.clipper ? "clip gradients" : "check gradients");
+    run.gate->queue(net_->grads());
+  } else if (r.applied && run.clipper) {
     ScopedRange range(be, "clip gradients");
     r.grad_norm = run.clipper->apply(net_->grads(), *sum_of_squares).norm;
   }
   if (r.applied) {
     ScopedRange range(be, "optimizer");
-    optimizer_->step(net_->params(), net_->grads());
+    optimizer_->step(net_->params(), net_->grads(), run.gate ? run.gate->skip() : nullptr);
   }
   if (r.applied && !run.shard.empty()) {
     ScopedRange range(be, "allgather parameters");
@@ -409,6 +425,14 @@ Model::StepResult Model::train_step(FitRun& run, const std::vector<int64_t>& per
   if (s + 1 < run.sampler.steps_per_epoch() && !max_steps_reached(o, steps_done_ + 1))
     run.stager.prefetch(perm, s + 1, steps_done_ + 1);
   be.synchronize();
+  if (run.gate) {
+    const StepGate::Outcome gate = run.gate->read();
+    // Not finite: the update left everything alone; stop here (naming the layer), or count the
+    // step as skipped and take back its optimizer count.
+    r.applied = run.health.gradients_usable(steps_done_, &gate.sum_of_squares);
+    if (!r.applied) optimizer_->undo_step();
+    if (r.applied && run.clipper) r.grad_norm = std::sqrt(gate.sum_of_squares);
+  }
   r.seconds = steady_seconds() - step_start;
   r.loss = loss_->take(be).loss_sum;
   r.comm = run.reducer.step_end();

@@ -149,7 +149,7 @@ void Optimizer::set_lr(float lr) {
   lr_ = lr;
 }
 
-void Optimizer::step(float* params, const float* grads) {
+void Optimizer::step(float* params, const float* grads, const int32_t* skip) {
   ++steps_;
   // A state buffer the optimizer does not use stays null, and so does its offset.
   const auto at = [](float* base, size_t offset) { return base ? base + offset : nullptr; };
@@ -158,10 +158,10 @@ void Optimizer::step(float* params, const float* grads) {
     float* p = params + r.elem_offset;
     const float* g = grads + r.elem_offset;
     if (config_.name == "sgd") {
-      SgdParams sp{lr_, config_.momentum, wd, config_.nesterov};
+      SgdParams sp{lr_, config_.momentum, wd, config_.nesterov, skip};
       backend_.sgd_update(p, g, at(state1_.data(), r.state_offset), r.numel, sp);
     } else {
-      AdamWParams ap{lr_, config_.beta1, config_.beta2, config_.eps, wd, steps_};
+      AdamWParams ap{lr_, config_.beta1, config_.beta2, config_.eps, wd, steps_, skip};
       backend_.adamw_update(p, g, at(state1_.data(), r.state_offset),
                             at(state2_.data(), r.state_offset), r.numel, ap);
     }

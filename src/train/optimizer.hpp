@@ -50,8 +50,11 @@ class Optimizer {
   Optimizer(Backend& backend, const OptimizerConfig& config, size_t n,
             std::vector<DecayRange> ranges = {});
   // Updates, from the gradients, the parameters it holds state for: all of them, or this rank's
-  // blocks once sharded.
-  void step(float* params, const float* grads);
+  // blocks once sharded. `skip` (backend memory, or null) is read by the update as it runs:
+  // non-zero leaves everything alone (StepGate), and the caller then takes the step back with
+  // undo_step() once it has read the flag.
+  void step(float* params, const float* grads, const int32_t* skip = nullptr);
+  void undo_step() { --steps_; }
   const OptimizerConfig& config() const { return config_; }
   float weight_decay() const;
   // The learning rate of the next step: config().lr until set_lr (a schedule) changes it.

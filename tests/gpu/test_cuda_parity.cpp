@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/gate_coefficient.hpp"
 #include "src/core/bf16.hpp"
 #include "src/core/clock.hpp"
 #include "src/model/loss.hpp"
@@ -975,6 +976,81 @@ TEST_F(CudaOps, AdamWSeveralSteps) {
     expect_close(from_gpu(param), from_cpu(param), kTol, name + " param");
     expect_close(from_gpu(m), from_cpu(m), kTol, name + " m");
     expect_close(from_gpu(v), from_cpu(v), kTol, name + " v");
+  }
+}
+
+// The step's gate on the device (Backend::sum_squares_into, update_gate, scale_by and the
+// updates' skip flag; src/train/step_gate.hpp): the sum the same bits as sum_squares, the flag
+// and the coefficient those of gate_coefficient on the host, scaling as scale() does only below
+// 1, and an update that leaves everything alone while the flag is set.
+TEST_F(CudaOps, TheStepGateDecidesOnTheDevice) {
+  const size_t n = 1000003;
+  Mirror x = mirror(random_floats(n, 1800, -2.0f, 2.0f));
+  DeviceBuffer state(gpu(), DataType::F32, 4);  // a double, a float, an int32
+  auto* sum = reinterpret_cast<double*>(state.data());
+  float* coef = state.data() + 2;
+  auto* skip = reinterpret_cast<int32_t*>(state.data() + 3);
+  gpu().sum_squares_into(x.g(), n, sum);
+  const double want_sum = gpu().sum_squares(x.g(), n);
+  const double got_sum = download(gpu(), sum, 1)[0];
+  EXPECT_EQ(std::memcmp(&got_sum, &want_sum, sizeof(double)), 0) << got_sum << " " << want_sum;
+
+  const double big = 1e300, inf = std::numeric_limits<double>::infinity();
+  for (const double s : {want_sum, 0.0, 0.24, big, inf, std::nan("")}) {
+    for (const double max_norm : {0.0, 0.5, 1e10}) {
+      const std::string name = "sum " + std::to_string(s) + " max_norm " + std::to_string(max_norm);
+      gpu().copy_from_host(sum, &s, sizeof(double));
+      gpu().update_gate(sum, max_norm, coef, skip);
+      int32_t want_skip = 0;
+      const float want_coef = gate_coefficient(s, max_norm, &want_skip);
+      EXPECT_EQ(download(gpu(), skip, 1)[0], want_skip) << name;
+      const float got_coef = download(gpu(), coef, 1)[0];
+      EXPECT_EQ(std::memcmp(&got_coef, &want_coef, sizeof(float)), 0)
+          << name << ": " << got_coef << " against " << want_coef;
+    }
+  }
+
+  // scale_by: below 1 as scale(), otherwise nothing.
+  for (const float c : {0.3f, 1.0f, 2.0f}) {
+    Mirror y = mirror(random_floats(n, 1801, -2.0f, 2.0f));
+    gpu().copy_from_host(coef, &c, sizeof(float));
+    gpu().scale_by(y.g(), n, coef);
+    if (c < 1.0f) cpu().scale(y.c(), n, c);
+    expect_identical(from_gpu(y), from_cpu(y), "scale_by " + std::to_string(c));
+  }
+
+  // The updates: with the flag set nothing moves; with it clear, the same bits as without it.
+  for (const int32_t flag : {1, 0}) {
+    gpu().copy_from_host(skip, &flag, sizeof(int32_t));
+    const std::vector<float> p0 = random_floats(n, 1802), m0 = random_floats(n, 1803, 0.0f, 0.1f);
+    const std::vector<float> v0 = random_floats(n, 1804, 0.0f, 0.1f);
+    const std::vector<float> g = random_floats(n, 1805, -0.5f, 0.5f);
+    DeviceBuffer gd = upload(gpu(), g);
+    DeviceBuffer pa = upload(gpu(), p0), ma = upload(gpu(), m0), va = upload(gpu(), v0);
+    DeviceBuffer pb = upload(gpu(), p0), mb = upload(gpu(), m0), vb = upload(gpu(), v0);
+    AdamWParams a;
+    a.lr = 1e-2f;
+    a.step = 3;
+    gpu().adamw_update(pb.data(), gd.data(), mb.data(), vb.data(), n, a);  // no flag
+    a.skip = skip;
+    gpu().adamw_update(pa.data(), gd.data(), ma.data(), va.data(), n, a);
+    const std::string name = std::string("adamw, skip flag ") + std::to_string(flag);
+    expect_identical(download(gpu(), pa.data(), n), flag ? p0 : download(gpu(), pb.data(), n),
+                     name + " param");
+    expect_identical(download(gpu(), ma.data(), n), flag ? m0 : download(gpu(), mb.data(), n),
+                     name + " m");
+    expect_identical(download(gpu(), va.data(), n), flag ? v0 : download(gpu(), vb.data(), n),
+                     name + " v");
+    DeviceBuffer ps = upload(gpu(), p0), bs = upload(gpu(), m0);
+    DeviceBuffer pt = upload(gpu(), p0), bt = upload(gpu(), m0);
+    SgdParams sp{0.05f, 0.9f, 1e-4f, true};
+    gpu().sgd_update(pt.data(), gd.data(), bt.data(), n, sp);  // no flag
+    sp.skip = skip;
+    gpu().sgd_update(ps.data(), gd.data(), bs.data(), n, sp);
+    expect_identical(download(gpu(), ps.data(), n), flag ? p0 : download(gpu(), pt.data(), n),
+                     std::string("sgd, skip flag ") + std::to_string(flag) + " param");
+    expect_identical(download(gpu(), bs.data(), n), flag ? m0 : download(gpu(), bt.data(), n),
+                     std::string("sgd, skip flag ") + std::to_string(flag) + " momentum");
   }
 }
 

@@ -1,9 +1,12 @@
 // Clipping gradients by their global norm against torch.nn.utils.clip_grad_norm_'s rule worked
 // out in plain double arithmetic: the norm, the coefficient, the clipped values, and no change
-// when the norm is below the limit.
+// when the norm is below the limit. And the step's gate (src/train/step_gate.hpp), which checks
+// and clips the same way where the gradients are: the same bits as GradClipper, the skip flag
+// for gradients that are not finite, and an optimizer update that the flag stops.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -12,6 +15,8 @@
 #include "kernels/backend.hpp"
 #include "src/core/error.hpp"
 #include "src/train/grad_clip.hpp"
+#include "src/train/optimizer.hpp"
+#include "src/train/step_gate.hpp"
 
 namespace dpt {
 namespace {
@@ -90,6 +95,73 @@ TEST_F(GradClip, RefusesALimitThatIsNotAPositiveNumber) {
       ADD_FAILURE() << "no InputError for " << bad;
     } catch (const InputError& e) {
       EXPECT_EQ(std::string(e.what()).rfind("option --grad-clip: ", 0), 0u) << e.what();
+    }
+  }
+}
+
+TEST_F(GradClip, TheGateClipsAsGradClipperDoes) {
+  const double norm = reference_norm();
+  for (const double max_norm : {0.5, norm * 1.5, 0.0}) {
+    SCOPED_TRACE(max_norm);
+    std::vector<float> by_clipper = grads, by_gate = grads;
+    GradClipResult want;
+    if (max_norm > 0) want = GradClipper(*backend, params(), max_norm).clip(by_clipper.data());
+    StepGate gate(*backend, params(), max_norm);
+    gate.queue(by_gate.data());
+    const StepGate::Outcome got = gate.read();
+    EXPECT_FALSE(got.skipped);
+    EXPECT_NEAR(std::sqrt(got.sum_of_squares), norm, 1e-12 * norm);
+    if (max_norm > 0) {
+      EXPECT_EQ(std::sqrt(got.sum_of_squares), want.norm);
+    }
+    EXPECT_EQ(by_gate, by_clipper) << "the same bits";
+    EXPECT_EQ(by_gate == grads, !want.clipped) << "scaled exactly when clipping";
+  }
+}
+
+// A NaN or an infinity among the gradients sets the flag, leaves the gradients as they are
+// (clipping does not scale them by 0 for an infinite norm), and the optimizer's update that
+// reads the flag changes neither the parameters nor its state.
+TEST_F(GradClip, TheGateStopsTheUpdateOfGradientsThatAreNotFinite) {
+  for (const float bad : {std::nanf(""), std::numeric_limits<float>::infinity(), -3.4e38f}) {
+    for (const double max_norm : {0.0, 0.5}) {
+      SCOPED_TRACE(std::to_string(bad) + " max_norm " + std::to_string(max_norm));
+      std::vector<float> g = grads;
+      g[66] = bad;
+      const std::vector<float> before = g;
+      StepGate gate(*backend, params(), max_norm);
+      gate.queue(g.data());
+      const StepGate::Outcome out = gate.read();
+      // The largest finite floats square to finite doubles: only NaN and infinities skip.
+      EXPECT_EQ(out.skipped, !std::isfinite(bad));
+      if (!out.skipped) continue;
+      EXPECT_FALSE(std::isfinite(out.sum_of_squares));
+      for (size_t i = 0; i < g.size(); ++i)
+        ASSERT_EQ(std::memcmp(&g[i], &before[i], sizeof(float)), 0) << "gradient " << i;
+
+      for (const char* name : {"adamw", "sgd"}) {
+        OptimizerConfig config;
+        config.name = name;
+        config.lr = 0.1f;
+        config.momentum = 0.9f;
+        Optimizer opt(*backend, config, g.size());
+        std::vector<float> p(g.size(), 1.0f);
+        std::vector<float> ok(g.size(), 0.5f);
+        opt.step(p.data(), ok.data());  // some state to keep
+        const std::vector<float> p_before = p;
+        std::vector<std::vector<float>> state_before;
+        for (const auto& [state_name, buf] : opt.state())
+          state_before.emplace_back(buf, buf + g.size());
+        opt.step(p.data(), g.data(), gate.skip());
+        EXPECT_EQ(p, p_before) << name << ": parameters moved";
+        size_t k = 0;
+        for (const auto& [state_name, buf] : opt.state())
+          EXPECT_EQ(std::vector<float>(buf, buf + g.size()), state_before[k++])
+              << name << ": " << state_name << " moved";
+        EXPECT_EQ(opt.steps(), 2);
+        opt.undo_step();
+        EXPECT_EQ(opt.steps(), 1) << "the skipped step taken back";
+      }
     }
   }
 }
