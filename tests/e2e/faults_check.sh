@@ -15,17 +15,28 @@ one_error_line() {  # file -> the single "dptrain: error:" line, or fail
 
 case $case_name in
   nan_stops)
-    # A NaN in one input at step 7: the job stops there, naming the step and the layer.
-    line=$(failing_run_error mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 20 \
-      --inject-nan-step 7 --out "$tmp/run")
-    echo "$line" | grep -q "non-finite loss or gradients at step 7: first in backward at layer 4 Linear(256, 10)" \
-      || fail "$line"
-    [ ! -e "$tmp/run/model.safetensors" ] || fail "a stopped run wrote its model"
+    # A NaN in one input at step 7: the job stops there, naming the step and the layer. The
+    # check runs on the device (the step gate), with clipping too, and on the host under
+    # --zero 1, where the ranks hold blocks of the gradients.
+    for extra in "" "--grad-clip 1.0" "--zero 1" "--zero 1 --grad-clip 1.0"; do
+      rm -rf "$tmp/run"
+      # shellcheck disable=SC2086  # $extra is options, split on purpose
+      line=$(failing_run_error mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 20 \
+        --inject-nan-step 7 $extra --out "$tmp/run")
+      echo "$line" | grep -q "non-finite loss or gradients at step 7: first in backward at layer 4 Linear(256, 10)" \
+        || fail "[$extra] $line"
+      [ ! -e "$tmp/run/model.safetensors" ] || fail "[$extra] a stopped run wrote its model"
+    done
     ;;
   nan_skips)
-    mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 20 --inject-nan-step 7 \
-      --on-nonfinite skip --out "$tmp/run" > "$tmp/out"
-    python3 - "$tmp/run" <<'PY'
+    for extra in "" "--grad-clip 1.0" "--zero 1" "--zero 1 --grad-clip 1.0"; do
+      rm -rf "$tmp/run"
+      # shellcheck disable=SC2086
+      mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 20 --inject-nan-step 7 \
+        --on-nonfinite skip $extra --out "$tmp/run" > "$tmp/out" || fail "[$extra] exit $?"
+      echo "[$extra]"
+      python3 - "$tmp/run" <<'PY' || fail "[$extra] see above"
+
 import json, math, struct, sys
 r = [json.loads(l) for l in open(sys.argv[1] + "/metrics.jsonl")][-1]
 assert r["nonfinite_skips"] == 1 and r["step"] == 20, r
@@ -38,6 +49,7 @@ values = struct.unpack(f"<{len(data) // 4}f", data)
 assert all(math.isfinite(v) for v in values), "non-finite parameters"
 print("one skip, finite parameters")
 PY
+    done
     ;;
   replica_drift)
     # Rank 2 drifts after step 7; the check every 5 steps catches it at step 10.
