@@ -295,9 +295,7 @@ void Backend::embedding_backward(const int32_t* idx, ConstTensorRef dout, float*
 LossResult Backend::softmax_cross_entropy(ConstTensorRef logits, const int32_t* targets, int rows,
                                           int classes, int ld, int32_t ignore_index,
                                           float grad_scale, TensorRef dlogits) {
-  if (ld < classes)
-    throw SystemError(name() + " backend: softmax_cross_entropy's rows are " + std::to_string(ld) +
-                      " elements apart, fewer than their " + std::to_string(classes) + " classes");
+  check_loss_row_stride(name(), classes, ld);
   if (is_f32(logits) && is_f32(dlogits))
     return softmax_cross_entropy_f32(logits.as<float>(), targets, rows, classes, ld, ignore_index,
                                      grad_scale, dlogits.as<float>());

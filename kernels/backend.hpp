@@ -328,6 +328,9 @@ class Backend : public virtual Device {
 // Throws SystemError, naming `backend`, unless gemm_ex takes these operand types: A and B both
 // float32 or both bfloat16, C float32 or bfloat16.
 void check_gemm_ex_types(const std::string& backend, DataType a, DataType b, DataType c);
+// Throws SystemError, naming `backend`, when softmax_cross_entropy's rows lie fewer than
+// `classes` elements apart.
+void check_loss_row_stride(const std::string& backend, int classes, int ld);
 
 // Whether convert() takes the pair.
 inline bool convertible(DataType from, DataType to) {

@@ -62,6 +62,12 @@ void check_gemm_ex_types(const std::string& backend, DataType a, DataType b, Dat
                       " into " + dtype_name(c));
 }
 
+void check_loss_row_stride(const std::string& backend, int classes, int ld) {
+  if (ld < classes)
+    throw SystemError(backend + " backend: softmax_cross_entropy's rows are " + std::to_string(ld) +
+                      " elements apart, fewer than their " + std::to_string(classes) + " classes");
+}
+
 void Backend::require(Op op, DataType t, const std::string& who) const {
   if (takes(op, t)) return;
   std::string known;

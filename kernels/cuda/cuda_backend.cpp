@@ -485,10 +485,7 @@ class CudaBackendImpl final : public CudaBackend {
   void loss_kernels(const T* logits, const int32_t* targets, int rows, int classes, int ld,
                     int32_t ignore_index, float grad_scale, T* dlogits, gpu::LossSums* sums,
                     bool accumulate) {
-    if (ld < classes)
-      throw SystemError("cuda backend: softmax_cross_entropy's rows are " + std::to_string(ld) +
-                        " elements apart, fewer than their " + std::to_string(classes) +
-                        " classes");
+    check_loss_row_stride(name(), classes, ld);
     make_current();
     const size_t n = static_cast<size_t>(rows > 0 ? rows : 0);
     // Scratch: room for the totals, then one double loss and one int32 status per row.

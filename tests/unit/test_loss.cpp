@@ -406,6 +406,9 @@ TEST(SoftmaxCrossEntropyLoss, RowsApartGiveWhatPackedRowsGive) {
                      nullptr);
       },
       "softmax_cross_entropy: rows of 50 classes ", "cannot lie 49 elements apart");
+  EXPECT_THROW(cpu().softmax_cross_entropy(apart.data(), targets.data(), rows, classes, classes - 1,
+                                           kIgnoreIndex, 0.3f, nullptr),
+               SystemError);
 }
 
 TEST(SoftmaxCrossEntropyLoss, MadeByName) {
