@@ -310,8 +310,8 @@ int run_train(const TrainOptions& o, Communicator& host) {
                 model->net().summary().c_str());
     std::printf(
         "train  %s, batch %d per rank (global %d), %d epoch%s%s, seed %llu%s\n",
-        model->optimizer()->describe().c_str(), o.batch_size, o.batch_size * comm.size(), o.epochs,
-        o.epochs > 1 ? "s" : "",
+        model->optimizer()->describe().c_str(), o.batch_size, o.batch_size * comm.size(),
+        fo.schedule.epochs, fo.schedule.epochs > 1 ? "s" : "",
         o.max_steps >= 0 ? (", at most " + std::to_string(o.max_steps) + " steps").c_str() : "",
         static_cast<unsigned long long>(o.seed), o.no_shuffle ? ", no shuffle" : "");
     char clip[64] = "no gradient clipping";
@@ -331,12 +331,12 @@ int run_train(const TrainOptions& o, Communicator& host) {
         o.accumulate > 1 ? (", " + std::to_string(o.accumulate) + " micro-batches per step").c_str()
                          : "");
     if (model->net().activation_dtype() == DataType::BF16)
-      std::printf("precision bf16 activations and working weights (written from the fp32 masters "
-                  "each step, rounded %s); fp32 master weights, gradients, optimizer state, "
-                  "LayerNorm statistics and loss\n",
-                  fo.precision.weight_rounding == Sequential::WeightRounding::Stochastic
-                      ? "stochastically"
-                      : "to nearest");
+      std::printf(
+          "precision bf16 activations and working weights (written from the fp32 masters "
+          "each step, rounded %s); fp32 master weights, gradients, optimizer state, "
+          "LayerNorm statistics and loss\n",
+          fo.precision.weight_rounding == Sequential::WeightRounding::Stochastic ? "stochastically"
+                                                                                 : "to nearest");
     std::printf("memory per rank, estimated: %s\n", describe(memory).c_str());
     std::printf("out    %s\n", out_dir.c_str());
     std::fflush(stdout);
@@ -481,9 +481,8 @@ int run_bench_gemm(const BenchGemmOptions& b, Communicator& host) {
                 "rank %d  sgemm %dx%dx%d on %s (%s), %d thread(s): %.2f GFLOP/s (best of %d, "
                 "%.4f s)  worst sampled error %.1e  wrong %lld",
                 comm.rank(), r.n, r.n, r.n, compute.backend->name().c_str(),
-                compute.backend->gemm_name().c_str(), b.threads,
-                r.flops_per_second / 1e9, r.repeats, r.best_seconds, r.worst_error,
-                static_cast<long long>(r.wrong));
+                compute.backend->gemm_name().c_str(), b.threads, r.flops_per_second / 1e9,
+                r.repeats, r.best_seconds, r.worst_error, static_cast<long long>(r.wrong));
   std::vector<char> all(sizeof(line) * comm.size());
   comm.allgather(line, all.data(), sizeof(line), DataType::U8);
   if (comm.rank() == 0)

@@ -32,6 +32,11 @@ case $case_name in
     train "$tmp/run" 400 --log-every 100 --eval-every 200 > "$tmp/train.log" 2>&1 ||
       fail "training failed: $(tail -n 5 "$tmp/train.log")"
     grep -q "^model  $gpt, 120576 parameters" "$tmp/train.log" || fail "no parameter count"
+    # The start table counts the passes over the data that 400 steps take, as the epoch lines do.
+    planned=$(sed -n 's/^train  .*, \([0-9]*\) epochs\{0,1\}, at most 400 steps.*/\1/p' "$tmp/train.log")
+    ran=$(sed -n 's/^epoch [0-9]*\/\([0-9]*\) .*/\1/p' "$tmp/train.log" | sort -u)
+    [ -n "$planned" ] && [ "$planned" = "$ran" ] && [ "$planned" -gt 1 ] ||
+      fail "start table plans '$planned' epochs, epoch lines count '$ran'"
     grep -q "^step 400 | train_loss .* | lr .* | .* tokens/s | grad_norm " "$tmp/train.log" ||
       fail "no train line at step 400: $(tail -n 5 "$tmp/train.log")"
     grep -q "^step 400 | val_loss " "$tmp/train.log" || fail "no val line at step 400"
