@@ -13,7 +13,7 @@ set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${1:-/tmp/dptrain-rehearse}
 arch=${CUDA_ARCH:-90}
-cd "$root"
+cd "$root" || exit 2
 [ -d .carry ] || { echo "rehearse: error: no .carry/ (run experiments/gpu/pack_carry.sh)" >&2; exit 2; }
 if ! command -v nvcc > /dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
   export PATH=/usr/local/cuda/bin:$PATH
