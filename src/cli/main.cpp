@@ -113,6 +113,11 @@ FitOptions fit_options(const TrainOptions& o) {
   fo.comm.grad_comm = o.grad_comm == "bf16" ? DataType::BF16 : DataType::F32;
   if (o.stochastic_rounding && o.precision != "bf16")
     throw InputError("option --stochastic-rounding: needs --precision bf16");
+  // No batch would give no loss at all: a mean over nothing is not 0.
+  if (o.val_steps == 0)
+    throw InputError(
+        "option --val-steps: 0 batches would validate nothing (-1: every val window; leave out "
+        "--val-tokens for no validation)");
   fo.precision.weight_rounding = o.stochastic_rounding ? Sequential::WeightRounding::Stochastic
                                                        : Sequential::WeightRounding::Nearest;
   fo.health.skip_nonfinite = o.on_nonfinite == "skip";
@@ -386,10 +391,13 @@ int run_train(const TrainOptions& o, Communicator& host) {
   });
   if (root && !history.empty()) {
     double samples = 0, seconds = 0;
+    int64_t steps = 0;
     for (const EpochMetrics& m : history) {
       samples += m.samples_per_second * m.train_seconds;
       seconds += m.train_seconds;
+      steps += m.epoch_steps;
     }
+    const bool trained = steps > 0 && seconds > 0;
     const EpochMetrics& last = history.back();
     double compute_s = 0, comm_total = 0, exposed = 0;
     for (const EpochMetrics& m : history) {
@@ -402,15 +410,24 @@ int run_train(const TrainOptions& o, Communicator& host) {
         "(overlap %.0f%%)\n",
         compute_s, comm_total, exposed,
         comm_total > 0 ? 100.0 * (comm_total - exposed) / comm_total : 0.0);
+    // "none" for what was not measured: no step (--max-steps 0), no evaluation.
+    const auto number = [](bool known, const char* format, double v) {
+      char text[64] = "none";
+      if (known) std::snprintf(text, sizeof(text), format, v);
+      return std::string(text);
+    };
     if (tokens) {
       const double per_sample = static_cast<double>(train_source->targets_per_sample());
-      std::printf("final train_loss=%.4f val_loss=%s tokens_per_second=%.0f\n", last.train_loss,
-                  last.test ? std::to_string(last.test->loss).c_str() : "none",
-                  seconds > 0 ? samples * per_sample / seconds : 0.0);
+      std::printf("final train_loss=%s val_loss=%s tokens_per_second=%s\n",
+                  number(last.epoch_steps > 0, "%.4f", last.train_loss).c_str(),
+                  number(last.test.has_value(), "%f", last.test ? last.test->loss : 0.0).c_str(),
+                  number(trained, "%.0f", trained ? samples * per_sample / seconds : 0.0).c_str());
     } else {
-      std::printf("final test_accuracy=%.4f test_loss=%.4f samples_per_second=%.0f\n",
-                  last.test ? last.test->accuracy : 0.0, last.test ? last.test->loss : 0.0,
-                  seconds > 0 ? samples / seconds : 0.0);
+      std::printf(
+          "final test_accuracy=%s test_loss=%s samples_per_second=%s\n",
+          number(last.test.has_value(), "%.4f", last.test ? last.test->accuracy : 0.0).c_str(),
+          number(last.test.has_value(), "%.4f", last.test ? last.test->loss : 0.0).c_str(),
+          number(trained, "%.0f", trained ? samples / seconds : 0.0).c_str());
     }
     std::fflush(stdout);
   }

@@ -328,6 +328,8 @@ case $case_name in
       --train-tokens "$tmp/tokens/train_*.bin"
     expect_error "--val-tokens" "needs --train-tokens" --max-steps 1 \
       --val-tokens "$tmp/tokens/val_*.bin"
+    expect_error "--val-steps" "0 batches would validate nothing" --model "$gpt" --max-steps 1 \
+      --train-tokens "$tmp/tokens/train_*.bin" --val-tokens "$tmp/tokens/val_*.bin" --val-steps 0
     ;;
   generate_bad_input)
     gpt="gpt(n_layer=1, n_head=2, n_embd=8, block_size=8, vocab_size=256)"

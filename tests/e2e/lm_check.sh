@@ -51,6 +51,12 @@ case $case_name in
     python3 -c "import sys; v = float(sys.argv[1]); print(f'measure: gpt val loss {v:.4f} < 3.0'); sys.exit(0 if v < 3.0 else 1)" "$val" ||
       fail "val loss $val not below 3.0"
     [ -f "$tmp/run/model.safetensors" ] || fail "no model.safetensors"
+    # No step: the final line gives the val loss of the initial model and no train figures.
+    mpirun -np 2 "$build/dptrain" train --model "$gpt" --threads 1 --max-steps 0 \
+      --train-tokens "$tmp/data/train_*.bin" --val-tokens "$tmp/data/val_*.bin" --val-steps 2 \
+      --out "$tmp/none" > "$tmp/none.log" 2>&1 || fail "--max-steps 0 failed: $(tail -n 3 "$tmp/none.log")"
+    grep -q "^final train_loss=none val_loss=5\.[0-9]* tokens_per_second=none$" "$tmp/none.log" ||
+      fail "final line without a step: $(grep '^final' "$tmp/none.log")"
     gen() { "$build/dptrain" generate --weights "$tmp/run/model.safetensors" --prompt "The " \
       --max-new-tokens 80 "$@"; }
     a=$(gen --seed 3 --temperature 0.8) || fail "generate failed"

@@ -119,6 +119,8 @@ assert r['lr'] == 0.25 and r['grad_norm'] is None, r" || fail "lr or grad_norm w
     mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 30 --out "$tmp/a" > /dev/null
     mpirun -np 2 "$build/dptrain" train --model mlp --max-steps 0 \
       --init-weights "$tmp/a/model.safetensors" --out "$tmp/b" > "$tmp/out"
+    grep -q "^final test_accuracy=0\.[0-9]* test_loss=[0-9.]* samples_per_second=none$" "$tmp/out" ||
+      fail "final line without a step: $(grep '^final' "$tmp/out")"
     first=$(python3 -c "import json; print(json.loads(open('$tmp/a/metrics.jsonl').readline())['test_loss'])")
     second=$(python3 -c "import json; print(json.loads(open('$tmp/b/metrics.jsonl').readline())['test_loss'])")
     [ "$first" = "$second" ] || fail "test loss $second after loading, $first when saved"
