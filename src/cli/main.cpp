@@ -625,6 +625,8 @@ int main(int argc, char** argv) {
   const int world_rank = MpiSession::world_rank();
   const ParsedCommand cmd = parse_command_line(argc, argv, world_rank == 0);
   if (cmd.exit_code >= 0) return cmd.exit_code;
+  // Only train stops at a step's end on a signal; any other command ends on it at once.
+  if (cmd.command != Command::Train) restore_default_signals();
 
   std::unique_ptr<Communicator> comm;
   try {

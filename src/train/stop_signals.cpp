@@ -58,6 +58,11 @@ void install_stop_signals() {
   for (int sig : {SIGUSR1, SIGINT, SIGTERM}) sigaction(sig, &action, nullptr);
 }
 
+void restore_default_signals() {
+  for (int sig : {SIGUSR1, SIGINT, SIGTERM}) signal(sig, SIG_DFL);
+  if (const int sig = requested.load()) raise(sig);
+}
+
 int stop_signal() { return requested.load(); }
 
 int agreed_stop_signal(Communicator& comm) {

@@ -19,6 +19,10 @@ namespace dpt {
 // Installs the handlers (they only note the signal). First thing in main, so that a signal
 // during start-up is not lost.
 void install_stop_signals();
+// Gives the three signals their default action (the process ends) again, for a command that
+// never looks at stop_signal() (generate, bench, prepare-text, info): one noted already is
+// raised now, so that nothing the handlers took in is lost.
+void restore_default_signals();
 // The signal that asked this rank to stop, 0 when none did. When several arrived, SIGTERM ranks
 // above SIGINT, and SIGINT above SIGUSR1: an end asked for outranks a warning.
 int stop_signal();

@@ -80,6 +80,13 @@ want = " ".join(str(b) for b in text[:-1]) + "\n"  # generate ends its output wi
 if ids.decode() != want:
     sys.exit(f"--prompt-tokens printed {ids!r}; --prompt's bytes are {want!r}")
 EOF
+    # A SIGTERM ends a long generation at once (143: killed by it), as any program: only train
+    # waits for the end of a step. Were it ignored, the SIGKILL 20 s later would give 137.
+    rc=0
+    timeout -k 20 --preserve-status -s TERM 2 "$build/dptrain" generate \
+      --weights "$tmp/run/model.safetensors" --prompt "The " --max-new-tokens 100000000 \
+      > /dev/null || rc=$?
+    [ "$rc" -eq 143 ] || fail "generate after a SIGTERM exited with $rc, not 143"
     ;;
   memory_report)
     # The start table's memory estimate: ZeRO-1 halves the optimizer's state at 2 ranks and
