@@ -12,7 +12,8 @@ namespace dpt {
 
 void check_sampling(const SamplingOptions& o) {
   if (!(o.temperature > 0) || !std::isfinite(o.temperature))
-    throw InputError("option --temperature: must be a positive number");
+    throw InputError(
+        "option --temperature: must be a positive number (--top-k 1 takes the likeliest token)");
   if (o.top_k < 0) throw InputError("option --top-k: must be at least 0 (0: no limit)");
 }
 

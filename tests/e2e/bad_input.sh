@@ -363,8 +363,8 @@ case $case_name in
     gen_error "--prompt-tokens" "token 256 is not below the model's vocabulary of 256" \
       --weights "$w" --prompt-tokens "84 256"
     gen_error "--prompt-tokens" "no token ids" --weights "$w" --prompt-tokens " , "
-    gen_error "--temperature" "must be a positive number" --weights "$w" --prompt a \
-      --temperature 0
+    gen_error "--temperature" "must be a positive number (--top-k 1 takes the likeliest token)" \
+      --weights "$w" --prompt a --temperature 0
     ;;
   optimizer_options)
     set_args
